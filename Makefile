@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` runs the product, `make test` the whole suite.
+# Both create and fill .venv themselves, so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit wheel bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nbchat demo
+
+test: $(STAMP) lint typecheck unit wheel
+
+lint: $(STAMP)
+	$(BIN)/ruff check nbchat tests benchmarks
+	$(BIN)/ruff format --check nbchat tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+wheel: $(STAMP)
+	bash .ci/check-wheel
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/client_throughput.py
+
+clean:
+	rm -rf $(VENV) dist build

@@ -1,0 +1,82 @@
+"""ClientConfig: every setting of a ChatClient, validated once, with the defaults in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .exceptions import ConfigError
+from .policy import ReconnectPolicy, should_reconnect
+
+__all__ = ["DEFAULT_URL", "URL_ENV", "ClientConfig", "default_url"]
+
+URL_ENV = "NBCHAT_WS_URL"
+DEFAULT_URL = "ws://localhost:8000/ws"
+
+
+def default_url() -> str:
+    """``$NBCHAT_WS_URL`` if set, else the reference server's default address."""
+    return os.environ.get(URL_ENV) or DEFAULT_URL
+
+
+class ClientConfig(BaseModel):
+    """Settings of a :class:`~nbchat.ChatClient`; the first block mirrors the TypeScript client."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
+
+    url: str = Field(default_factory=default_url)
+    """WebSocket URL of the backend (``ws://`` or ``wss://``)."""
+    reconnect: bool = True
+    """Reconnect after a connection is lost for a reason the policy retries."""
+    reconnect_interval: float = Field(3.0, ge=0)
+    """First reconnection delay, in seconds; later ones grow by ``backoff_factor``."""
+    max_reconnect_attempts: int = Field(5, ge=0)
+    """Consecutive failed attempts after which the client stops and reports it."""
+    on_open: Callable[[], Any] | None = None
+    on_close: Callable[[int | None, str], Any] | None = None
+    on_error: Callable[[BaseException], Any] | None = None
+    on_message: Callable[[Any], Any] | None = None
+
+    # Beyond the TypeScript client.
+    max_reconnect_interval: float = Field(30.0, ge=0)
+    """Cap on any one reconnection delay, in seconds."""
+    backoff_factor: float = Field(2.0, ge=1)
+    jitter: float = Field(1.0, ge=0, le=1)
+    """Fraction of each delay drawn at random (1.0 = full jitter, 0.0 = none)."""
+    stable_after: float = Field(5.0, ge=0)
+    """Seconds a connection must stay up before the attempt count resets."""
+    should_reconnect: ReconnectPolicy = should_reconnect
+    """Predicate deciding, from a :class:`~nbchat.policy.Disconnect`, whether to retry."""
+    max_queue: int = Field(1000, ge=1)
+    """Messages held while disconnected; one more raises :class:`~nbchat.QueueFull`."""
+    ping_interval: float | None = Field(20.0, gt=0)
+    ping_timeout: float | None = Field(20.0, gt=0)
+    open_timeout: float | None = Field(10.0, gt=0)
+    max_size: int | None = Field(2**20, ge=1)
+    """Largest frame accepted from the server, in bytes."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra handshake headers, e.g. ``{"Authorization": "Bearer ..."}``; never recorded."""
+    conversation_id: str | None = None
+    """Conversation to join; a fresh one is made when None."""
+
+    @field_validator("url")
+    @classmethod
+    def _websocket_url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
+        return value
+
+    @classmethod
+    def build(cls, config: ClientConfig | None = None, **overrides: Any) -> ClientConfig:
+        """Merge keyword overrides into a config, turning validation errors into ConfigError."""
+        try:
+            if config is None:
+                return cls(**overrides)
+            return cls(**{**dict(config), **overrides}) if overrides else config
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"invalid client setting {where}: {err['msg']}") from exc

@@ -1,0 +1,119 @@
+"""Every error nbchat raises, in one tree, so callers can catch ``NbchatError``.
+
+::
+
+    NbchatError
+    ├── ConfigError (also ValueError)
+    ├── ConnectionFailed
+    │   ├── HandshakeRejected      the server refused the opening handshake (token, origin)
+    │   └── ReconnectExhausted     max_reconnect_attempts used up
+    ├── ClientClosed               the client was disconnected while work was pending
+    ├── QueueFull                  the outgoing queue is at max_queue
+    ├── ProtocolError              a frame the client or server could not understand
+    ├── ServerError                the server answered a message with an ``error``
+    ├── ReplyTimeout (also TimeoutError)
+    └── TranscriptError            a transcript file could not be read or written
+
+Lower-layer exceptions (websockets, pydantic, OSError) are converted where they
+cross into nbchat, with ``raise ... from exc`` so the cause stays visible.
+Every message is one line that says what happened and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClientClosed",
+    "ConfigError",
+    "ConnectionFailed",
+    "HandshakeRejected",
+    "NbchatError",
+    "ProtocolError",
+    "QueueFull",
+    "ReconnectExhausted",
+    "ReplyTimeout",
+    "ServerError",
+    "TranscriptError",
+]
+
+
+class NbchatError(Exception):
+    """The root of every error nbchat raises."""
+
+
+class ConfigError(NbchatError, ValueError):
+    """A configuration value is invalid."""
+
+
+class ConnectionFailed(NbchatError):
+    """The client could not reach the server, or lost it for good."""
+
+
+class HandshakeRejected(ConnectionFailed):
+    """The server answered the opening handshake with an HTTP error.
+
+    Retrying cannot help (a wrong token stays wrong), so the client does not.
+    """
+
+    def __init__(self, status: int, detail: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        hint = {
+            401: "check the token (Authorization: Bearer ...)",
+            403: "check the token and the Origin allow-list",
+        }.get(status, "check the URL and the server's logs")
+        text = f"server refused the connection with HTTP {status}"
+        if detail:
+            text += f" ({detail})"
+        super().__init__(f"{text}: {hint}")
+
+
+class ReconnectExhausted(ConnectionFailed):
+    """Every reconnection attempt failed; the client has stopped trying."""
+
+    def __init__(self, attempts: int, url: str) -> None:
+        self.attempts = attempts
+        self.url = url
+        super().__init__(
+            f"gave up after {attempts} reconnection attempts to {url}: "
+            "start the server (nbchat serve) or call connect() again"
+        )
+
+
+class ClientClosed(NbchatError):
+    """The client was disconnected while a message or reply was pending."""
+
+
+class QueueFull(NbchatError):
+    """The outgoing queue is full: the message was not accepted (nothing was dropped)."""
+
+    def __init__(self, max_queue: int) -> None:
+        self.max_queue = max_queue
+        super().__init__(
+            f"outgoing queue is full ({max_queue} messages waiting for a connection): "
+            "wait for the connection or raise max_queue"
+        )
+
+
+class ProtocolError(NbchatError):
+    """A frame could not be understood; ``raw`` holds what arrived."""
+
+    def __init__(self, message: str, raw: str | bytes | None = None) -> None:
+        self.raw = raw
+        super().__init__(message)
+
+
+class ServerError(NbchatError):
+    """The server answered with an ``error`` message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"server error {code}: {message}")
+
+
+class ReplyTimeout(NbchatError, TimeoutError):
+    """No complete reply arrived in time."""
+
+
+class TranscriptError(NbchatError):
+    """A transcript file could not be read or written."""

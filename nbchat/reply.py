@@ -1,0 +1,92 @@
+"""Assemble a reply from the server messages that answer one client message (pure).
+
+Tokens are collected in a list and joined once, so a reply of n tokens costs
+O(n) however it is read. Tool calls are merged by id: the ``tool_result`` for a
+call replaces its ``running`` announcement in place, keeping the order the calls
+were announced in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .protocol import (
+    DoneMessage,
+    ErrorInfo,
+    ErrorMessage,
+    ServerMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+)
+
+__all__ = ["Reply", "ReplyBuilder"]
+
+
+@dataclass
+class Reply:
+    """A complete (or failed) answer to one message."""
+
+    message_id: str | None
+    conversation_id: str | None
+    text: str
+    tool_calls: list[ToolCall]
+    messages: list[ServerMessage]
+    error: ErrorInfo | None = None
+    cancelled: bool = False
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class ReplyBuilder:
+    """Feed server messages in arrival order; ``done`` tells when the reply is complete."""
+
+    message_id: str | None = None
+    conversation_id: str | None = None
+    messages: list[ServerMessage] = field(default_factory=list)
+    done: bool = False
+    error: ErrorInfo | None = None
+    _parts: list[str] = field(default_factory=list)
+    _calls: dict[str, ToolCall] = field(default_factory=dict)
+
+    def feed(self, message: ServerMessage) -> bool:
+        """Take one message; return True once the reply is complete (done or error)."""
+        self.messages.append(message)
+        if isinstance(message, TokenMessage):
+            self._parts.append(message.response)
+        elif isinstance(message, ToolCallMessage | ToolResultMessage):
+            for call in message.tool_calls:
+                self._calls[call.id] = call
+        elif isinstance(message, DoneMessage):
+            self.done = True
+        elif isinstance(message, ErrorMessage):
+            self.error = message.error
+            self.done = True
+        return self.done
+
+    @property
+    def text(self) -> str:
+        """The reply text so far."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Each tool call in announcement order, at its latest status."""
+        return list(self._calls.values())
+
+    def build(self, *, cancelled: bool = False) -> Reply:
+        """Freeze what has arrived into a :class:`Reply`."""
+        return Reply(
+            message_id=self.message_id,
+            conversation_id=self.conversation_id,
+            text=self.text,
+            tool_calls=self.tool_calls,
+            messages=list(self.messages),
+            error=self.error,
+            cancelled=cancelled,
+        )
