@@ -95,3 +95,10 @@ def __getattr__(name: str) -> Any:
 
         return ChatWidget
     raise AttributeError(f"module 'nbchat' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbchat``: register ``%chat`` and ``%%chat``."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)

@@ -25,7 +25,9 @@ def default_url() -> str:
 class ClientConfig(BaseModel):
     """Settings of a :class:`~nbchat.ChatClient`; the first block mirrors the TypeScript client."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", validate_assignment=True
+    )
 
     url: str = Field(default_factory=default_url)
     """WebSocket URL of the backend (``ws://`` or ``wss://``)."""

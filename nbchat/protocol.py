@@ -191,8 +191,10 @@ def _infer_server_type(data: dict[str, Any]) -> str:
     """Type a message that has no ``type`` by its fields, as older servers send them."""
     if "tool_calls" in data:
         calls = data["tool_calls"]
-        finished = isinstance(calls, list) and calls and all(
-            isinstance(c, dict) and c.get("status") in ("done", "error") for c in calls
+        finished = (
+            isinstance(calls, list)
+            and calls
+            and all(isinstance(c, dict) and c.get("status") in ("done", "error") for c in calls)
         )
         return "tool_result" if finished else "tool_call"
     if "response" in data:
@@ -233,8 +235,7 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
         return UnknownMessage.model_validate(data)
     except ValidationError as exc:
         raise ProtocolError(
-            f"{kind!r} message does not match protocol v1 "
-            f"({_first_error(exc)}): {_preview(raw)}",
+            f"{kind!r} message does not match protocol v1 ({_first_error(exc)}): {_preview(raw)}",
             raw,
         ) from exc
 

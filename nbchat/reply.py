@@ -49,19 +49,21 @@ class ReplyBuilder:
     messages: list[ServerMessage] = field(default_factory=list)
     done: bool = False
     error: ErrorInfo | None = None
+    cancelled: bool = False
     _parts: list[str] = field(default_factory=list)
     _calls: dict[str, ToolCall] = field(default_factory=dict)
 
     def feed(self, message: ServerMessage) -> bool:
         """Take one message; return True once the reply is complete (done or error)."""
         self.messages.append(message)
-        if isinstance(message, TokenMessage):
+        if type(message) is TokenMessage:  # the hot path: most messages are tokens
             self._parts.append(message.response)
         elif isinstance(message, ToolCallMessage | ToolResultMessage):
             for call in message.tool_calls:
                 self._calls[call.id] = call
         elif isinstance(message, DoneMessage):
             self.done = True
+            self.cancelled = bool((message.model_extra or {}).get("cancelled"))
         elif isinstance(message, ErrorMessage):
             self.error = message.error
             self.done = True
@@ -79,7 +81,7 @@ class ReplyBuilder:
         """Each tool call in announcement order, at its latest status."""
         return list(self._calls.values())
 
-    def build(self, *, cancelled: bool = False) -> Reply:
+    def build(self) -> Reply:
         """Freeze what has arrived into a :class:`Reply`."""
         return Reply(
             message_id=self.message_id,
@@ -88,5 +90,5 @@ class ReplyBuilder:
             tool_calls=self.tool_calls,
             messages=list(self.messages),
             error=self.error,
-            cancelled=cancelled,
+            cancelled=self.cancelled,
         )

@@ -1,0 +1,66 @@
+"""Test helpers: real servers on loopback (port 0), event recorders instead of sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from websockets.asyncio.server import ServerConnection, serve
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@asynccontextmanager
+async def scripted_server(handler: Handler) -> AsyncIterator[str]:
+    """A plain websockets server running ``handler``, for behaviour the demo never shows."""
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
+async def free_port() -> int:
+    """A loopback port that nothing listens on (bound, read, released)."""
+    server = await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    return port
+
+
+class Recorder:
+    """Collects a client's events so tests wait on them instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple[object, ...]]] = []
+        self._changed = asyncio.Condition()
+
+    def callback(self, name: str) -> Callable[..., None]:
+        """A listener that records ``name`` with its arguments."""
+
+        def record(*args: object) -> None:
+            self.events.append((name, args))
+            asyncio.get_running_loop().create_task(self._notify())
+
+        return record
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def of(self, name: str) -> list[tuple[object, ...]]:
+        """Arguments of every recorded ``name`` event, in order."""
+        return [args for event, args in self.events if event == name]
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``name`` has been recorded ``count`` times."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.of(name)) >= count)
+
+
+def attach(client: object, *names: str) -> Recorder:
+    """A Recorder listening to ``names`` on ``client``."""
+    recorder = Recorder()
+    for name in names or ("open", "close", "error", "message", "state"):
+        client.on(name, recorder.callback(name))  # type: ignore[attr-defined]
+    return recorder

@@ -1,0 +1,50 @@
+"""ClientConfig defaults, overrides and validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbchat.config import DEFAULT_URL, ClientConfig
+from nbchat.exceptions import ConfigError
+
+
+def test_defaults_match_the_typescript_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without overrides the config carries the seed's defaults."""
+    monkeypatch.delenv("NBCHAT_WS_URL", raising=False)
+    config = ClientConfig()
+    assert (config.url, config.reconnect, config.reconnect_interval) == (DEFAULT_URL, True, 3.0)
+    assert config.max_reconnect_attempts == 5
+
+
+def test_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NBCHAT_WS_URL`` sets the default URL."""
+    monkeypatch.setenv("NBCHAT_WS_URL", "ws://example.invalid:9/ws")
+    assert ClientConfig().url == "ws://example.invalid:9/ws"
+
+
+def test_overrides_merge_into_a_given_config() -> None:
+    """Keyword overrides win over the given config, which is left unchanged."""
+    base = ClientConfig(url="ws://a/ws", reconnect_interval=1.0)
+    merged = ClientConfig.build(base, reconnect_interval=0.5)
+    assert (merged.url, merged.reconnect_interval, base.reconnect_interval) == (
+        "ws://a/ws",
+        0.5,
+        1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"url": "http://x/ws"},
+        {"reconnect_interval": -1},
+        {"max_queue": 0},
+        {"jitter": 2},
+        {"nope": 1},
+    ],
+)
+def test_invalid_settings_raise_config_error(overrides: dict[str, object]) -> None:
+    """An invalid setting is a one-line ConfigError naming it."""
+    with pytest.raises(ConfigError, match="invalid client setting") as info:
+        ClientConfig.build(**overrides)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,125 @@
+"""Wire protocol v1: strict and lenient parsing, serialisation."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbchat.exceptions import ProtocolError
+from nbchat.protocol import (
+    AckMessage,
+    CancelRequest,
+    DoneMessage,
+    ErrorMessage,
+    TokenMessage,
+    ToolCallMessage,
+    ToolResultMessage,
+    UnknownMessage,
+    UserMessage,
+    dump,
+    parse_client_message,
+    parse_server_message,
+)
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind"),
+    [
+        ('{"type":"ack","id":"m1","conversation_id":"c"}', AckMessage),
+        ('{"type":"token","response":"Hel","reply_to":"m1"}', TokenMessage),
+        ('{"type":"done","reply_to":"m1"}', DoneMessage),
+        ('{"type":"error","error":{"code":"x","message":"y"}}', ErrorMessage),
+        ('{"type":"tool_call","tool_calls":[{"id":"t","name":"calc"}]}', ToolCallMessage),
+        (
+            '{"type":"tool_result","tool_calls":[{"id":"t","name":"c","status":"done","result":4}]}',
+            ToolResultMessage,
+        ),
+    ],
+)
+def test_typed_server_messages_parse_to_their_model(frame: str, kind: type) -> None:
+    """Each protocol v1 server message parses to its own model."""
+    assert isinstance(parse_server_message(frame), kind)
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind"),
+    [
+        ('{"response":"hi"}', TokenMessage),
+        ('{"tool_calls":[{"id":"t","name":"calc"}]}', ToolCallMessage),
+        ('{"tool_calls":[{"id":"t","name":"calc","status":"done","result":1}]}', ToolResultMessage),
+        ('{"done":true}', DoneMessage),
+        ('{"error":"boom"}', ErrorMessage),
+    ],
+)
+def test_typeless_server_messages_are_typed_by_their_fields(frame: str, kind: type) -> None:
+    """A message without ``type`` is typed by the fields it carries."""
+    assert isinstance(parse_server_message(frame), kind)
+
+
+def test_unknown_type_becomes_unknown_message_with_fields_kept() -> None:
+    """An unknown ``type`` is delivered as a generic message, its fields intact."""
+    message = parse_server_message('{"type":"progress","percent":40,"conversation_id":"c"}')
+    assert isinstance(message, UnknownMessage)
+    assert message.type == "progress"
+    assert message.model_extra == {"percent": 40}
+    assert message.conversation_id == "c"
+
+
+def test_unknown_fields_are_kept_on_known_messages() -> None:
+    """Extra fields from a newer server survive parsing."""
+    message = parse_server_message('{"type":"done","reply_to":"m","cancelled":true}')
+    assert (message.model_extra or {})["cancelled"] is True
+
+
+def test_string_arguments_are_decoded_as_json() -> None:
+    """OpenAI-style JSON-string arguments become a dict."""
+    message = parse_server_message(
+        '{"type":"tool_call","tool_calls":[{"id":"t","name":"c","arguments":"{\\"a\\": 1}"}]}'
+    )
+    assert isinstance(message, ToolCallMessage)
+    assert message.tool_calls[0].arguments == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "not an object"),
+        ('"text"', "not an object"),
+        ('{"type":"token"}', "response"),
+        ('{"type":"tool_call","tool_calls":"x"}', "tool_calls"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+def test_bad_frames_raise_protocol_error_with_raw(frame: str | bytes, words: str) -> None:
+    """A frame that cannot be understood raises ProtocolError naming why, with the raw frame."""
+    with pytest.raises(ProtocolError, match=words) as info:
+        parse_server_message(frame)
+    assert info.value.raw == frame
+    assert "\n" not in str(info.value)
+
+
+def test_typescript_shaped_client_message_is_a_user_message() -> None:
+    """``{message, conversation_id}`` without type or id parses as a message with no id."""
+    message = parse_client_message('{"message":"hi","conversation_id":"abc"}')
+    assert isinstance(message, UserMessage)
+    assert (message.message, message.conversation_id, message.id) == ("hi", "abc", None)
+
+
+def test_cancel_request_parses() -> None:
+    """A cancel names its conversation."""
+    message = parse_client_message('{"type":"cancel","conversation_id":"c"}')
+    assert isinstance(message, CancelRequest)
+    assert message.conversation_id == "c"
+
+
+def test_dump_round_trips_and_omits_unset_fields() -> None:
+    """A dumped message parses back to an equal model and carries no nulls."""
+    message = UserMessage(message="hello", conversation_id="c")
+    text = dump(message)
+    assert "null" not in text
+    assert parse_client_message(text) == message
+
+
+def test_user_messages_get_distinct_ids() -> None:
+    """Every new message has its own id."""
+    assert UserMessage(message="a").id != UserMessage(message="a").id

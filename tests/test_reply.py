@@ -1,0 +1,63 @@
+"""Reply assembly from server messages (pure)."""
+
+from __future__ import annotations
+
+import itertools
+
+from nbchat.protocol import (
+    DoneMessage,
+    ErrorInfo,
+    ErrorMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+)
+from nbchat.reply import ReplyBuilder
+
+
+def test_tokens_join_into_text() -> None:
+    """Token deltas concatenate in order."""
+    builder = ReplyBuilder("m", "c")
+    for part in ["Hel", "lo", " world"]:
+        assert not builder.feed(TokenMessage(response=part))
+    assert builder.feed(DoneMessage())
+    assert builder.build().text == "Hello world"
+
+
+def test_tool_result_replaces_its_announcement_in_place() -> None:
+    """A tool call keeps its position and takes its latest status and result."""
+    builder = ReplyBuilder()
+    builder.feed(
+        ToolCallMessage(tool_calls=[ToolCall(id="a", name="x"), ToolCall(id="b", name="y")])
+    )
+    builder.feed(
+        ToolResultMessage(tool_calls=[ToolCall(id="a", name="x", status="done", result=1)])
+    )
+    calls = builder.build().tool_calls
+    assert [(c.id, c.status, c.result) for c in calls] == [("a", "done", 1), ("b", "running", None)]
+
+
+def test_error_completes_the_reply_with_the_error() -> None:
+    """An error message ends the reply and is kept on it."""
+    builder = ReplyBuilder()
+    assert builder.feed(ErrorMessage(error=ErrorInfo(code="busy", message="later")))
+    assert builder.build().error == ErrorInfo(code="busy", message="later")
+
+
+def test_cancelled_done_marks_the_reply_cancelled() -> None:
+    """``done`` with ``cancelled: true`` marks the reply as cancelled."""
+    builder = ReplyBuilder()
+    builder.feed(DoneMessage.model_validate({"cancelled": True}))
+    assert builder.build().cancelled
+
+
+def test_text_read_while_streaming_is_consistent() -> None:
+    """Reading the text mid-stream neither loses nor repeats tokens."""
+    builder = ReplyBuilder()
+    seen = []
+    for i in range(100):
+        builder.feed(TokenMessage(response=f"{i} "))
+        seen.append(builder.text)
+    assert seen[-1] == "".join(f"{i} " for i in range(100))
+    assert all(b.startswith(a) for a, b in itertools.pairwise(seen))
