@@ -12,7 +12,8 @@
     ├── ProtocolError              a frame the client or server could not understand
     ├── ServerError                the server answered a message with an ``error``
     ├── ReplyTimeout (also TimeoutError)
-    └── TranscriptError            a transcript file could not be read or written
+    ├── TranscriptError            a transcript file could not be read or written
+    └── ToolError                  a demo tool refused its input (nbchat.server.tools)
 
 Lower-layer exceptions (websockets, pydantic, OSError) are converted where they
 cross into nbchat, with ``raise ... from exc`` so the cause stays visible.

@@ -99,6 +99,8 @@ class AckMessage(ServerEvent):
 
     type: Literal["ack"] = "ack"
     id: str | None = None
+    duplicate: bool | None = None
+    """True when the id was seen before: the reply is sent again from its start."""
 
 
 class TokenMessage(ServerEvent):
@@ -148,6 +150,8 @@ class DoneMessage(ServerEvent):
     """The reply is complete."""
 
     type: Literal["done"] = "done"
+    cancelled: bool | None = None
+    """True when the reply was cut short by a ``cancel``."""
 
 
 class ErrorInfo(WireModel):
@@ -209,7 +213,7 @@ def _infer_server_type(data: dict[str, Any]) -> str:
 def _decode_object(raw: str | bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(f"frame is not valid JSON ({exc}): {_preview(raw)}", raw) from exc
     if not isinstance(data, dict):
         raise ProtocolError(

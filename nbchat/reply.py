@@ -63,7 +63,7 @@ class ReplyBuilder:
                 self._calls[call.id] = call
         elif isinstance(message, DoneMessage):
             self.done = True
-            self.cancelled = bool((message.model_extra or {}).get("cancelled"))
+            self.cancelled = bool(message.cancelled)
         elif isinstance(message, ErrorMessage):
             self.error = message.error
             self.done = True

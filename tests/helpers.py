@@ -54,8 +54,12 @@ class Recorder:
 
     async def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until ``name`` has been recorded ``count`` times."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self.of(name)) >= count)
+
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.of(name)) >= count)
+
+        await asyncio.wait_for(wait(), timeout)
 
 
 def attach(client: object, *names: str) -> Recorder:

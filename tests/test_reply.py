@@ -48,7 +48,7 @@ def test_error_completes_the_reply_with_the_error() -> None:
 def test_cancelled_done_marks_the_reply_cancelled() -> None:
     """``done`` with ``cancelled: true`` marks the reply as cancelled."""
     builder = ReplyBuilder()
-    builder.feed(DoneMessage.model_validate({"cancelled": True}))
+    builder.feed(DoneMessage(cancelled=True))
     assert builder.build().cancelled
 
 

@@ -1,0 +1,151 @@
+"""The ``nbchat`` command: one argparse subcommand per task.
+
+Each subcommand registers itself with an ``_add_<name>`` function that sets
+``handler`` (a function taking the parsed arguments, returning the exit code), so
+adding ``chat``, ``demo`` or ``transcript`` touches nothing else. ``main`` never
+raises: usage errors and runtime failures are one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+
+from ._version import __version__
+
+__all__ = ["EXIT_ERROR", "build_parser", "main"]
+
+EXIT_ERROR = 2
+"""The exit code of every failure: bad usage, a port in use, a server that stopped."""
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="nbchat", description="Chat with a backend from inside Jupyter."
+    )
+    parser.add_argument("--version", action="version", version=f"nbchat {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(subcommands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nbchat`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        return EXIT_ERROR
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    return handler(args)
+
+
+# nbchat serve
+
+
+def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subcommands.add_parser(
+        "serve",
+        help="run the demo backend (protocol v1 over WebSocket)",
+        description="Run the demo backend until interrupted (Ctrl-C or SIGTERM).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("NBCHAT_TOKEN") or None,
+        help="require 'Authorization: Bearer TOKEN' (default: $NBCHAT_TOKEN)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept browser pages from ORIGIN, e.g. https://example.org (repeatable)",
+    )
+    serve.add_argument(
+        "--delay",
+        type=float,
+        default=0.02,
+        help="seconds between streamed words (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-size",
+        type=int,
+        default=2**20,
+        metavar="BYTES",
+        help="largest incoming frame; larger ones close the connection (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="logging level on stderr (default: %(default)s)",
+    )
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass  # where signal handlers are unavailable (Windows), Ctrl-C lands here
+    except OSError as exc:
+        print(
+            f"nbchat serve: cannot listen on {args.host}:{args.port}: {_reason(exc)}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except Exception as exc:
+        print(f"nbchat serve: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from .server import DemoServer  # imported here: the other subcommands do not need it
+
+    server = DemoServer(
+        delay=args.delay,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        allowed_origins=args.allow_origin,
+        max_size=args.max_size,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    await server.open()
+    try:
+        print(f"nbchat serve: listening on {server.url}", flush=True)
+        await stop.wait()
+    finally:
+        await server.close(grace=2.0)  # a client that does not answer the close must not hang us
+
+
+def _reason(exc: OSError) -> str:
+    """The short cause: ``address already in use``, not asyncio's long bind message."""
+    if exc.errno is not None and exc.errno > 0 and not isinstance(exc, socket.gaierror):
+        text = os.strerror(exc.errno)
+    else:
+        text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]

@@ -1,0 +1,330 @@
+"""The demo agent: a deterministic responder with tools and per-conversation memory.
+
+It stands in for a language model so notebooks, tests and benchmarks have a
+backend whose every reply is predictable (notebooks are compared output to
+output in CI). Rules are tried in order, first match wins, case-insensitively:
+
+1. ``echo <text>``: the reply is ``<text>`` verbatim (rendering and injection tests).
+2. ``count to N`` / ``stream N tokens``: N tokens ``1 2 3 ...`` (benchmarks).
+3. arithmetic such as ``What is 6*7?``: the ``calculator`` tool, then the result.
+4. ``time`` / ``date`` / ``clock``: the ``current_time`` tool.
+5. ``network`` / ``internet`` / ``wifi`` / ``dns`` / ``connection``: ``network_check``.
+6. ``my name is X``: remembered; ``what is my name``: recalled.
+7. ``what did I say`` / ``what did I ask``: the previous message of the conversation.
+8. anything else: a friendly reply naming the turn and what the agent can do.
+
+The explicit commands (1, 2) come first so that ``echo 1+1`` echoes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol import ErrorMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
+from .tools import ToolError, calculator, current_time, network_check
+
+__all__ = ["MAX_COUNT", "DemoAgent", "find_arithmetic", "split_tokens"]
+
+MAX_COUNT = 100_000
+"""The most tokens ``count to N`` streams."""
+
+_ECHO = re.compile(r"\A\s*echo\s(.*)\Z", re.IGNORECASE | re.DOTALL)
+_COUNT = re.compile(r"\b(?:count to\s+(\d+)|stream\s+(\d+)\s+tokens?)\b", re.IGNORECASE)
+_TIME = re.compile(r"\b(?:time|date|clock)\b", re.IGNORECASE)
+_NETWORK = re.compile(
+    r"\b(?:networks?|internet|wi-?fi|dns|connections?|connectivity)\b", re.IGNORECASE
+)
+_SET_NAME = re.compile(r"\bmy name is\s+(.+)", re.IGNORECASE | re.DOTALL)
+_GET_NAME = re.compile(
+    r"\b(?:what(?:'s|\s+is)\s+my\s+name|who\s+am\s+i|do\s+you\s+(?:know|remember)\s+my\s+name)\b",
+    re.IGNORECASE,
+)
+_RECALL = re.compile(r"\bwhat did i (?:just )?(?:say|ask|write)\b", re.IGNORECASE)
+
+_ARITHMETIC_RUN = re.compile(r"[\d\s.+\-*/%()]+")
+_HAS_OPERATION = re.compile(r"[\d.)]\s*(?:\*\*|//|[-+*/%])\s*[-+(\s]*[\d.(]")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+_TOKEN = re.compile(r"\s*\S+\s*")
+
+ResponderMessage = TokenMessage | ToolCallMessage | ToolResultMessage | ErrorMessage
+
+
+def find_arithmetic(text: str) -> str | None:
+    """The longest arithmetic expression in ``text`` (``"What is 6*7?"`` -> ``"6*7"``)."""
+    best: str | None = None
+    for match in _ARITHMETIC_RUN.finditer(text):
+        candidate = _balance(match.group().strip().rstrip("."))
+        if not _HAS_OPERATION.search(candidate) or _DATE.fullmatch(candidate):
+            continue
+        if best is None or len(candidate) > len(best):
+            best = candidate
+    return best
+
+
+def _balance(expression: str) -> str:
+    """Drop parentheses a sentence wrapped around an expression: ``(is 2+2)`` -> ``2+2``."""
+    while expression.count("(") > expression.count(")") and expression.startswith("("):
+        expression = expression[1:].strip()
+    while expression.count(")") > expression.count("(") and expression.endswith(")"):
+        expression = expression[:-1].strip()
+    return expression
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split text into word tokens that join back to exactly ``text``."""
+    tokens = _TOKEN.findall(text)
+    if "".join(tokens) != text:  # only whitespace: keep it as one token
+        return [text] if text else []
+    return tokens
+
+
+@dataclass
+class _Memory:
+    """What the agent remembers of one conversation."""
+
+    turns: int = 0
+    name: str | None = None
+    previous: str | None = None
+    """The user message before the current one."""
+    last: str | None = None
+
+
+class DemoAgent:
+    """A :class:`~nbchat.server.app.Responder` that answers by rules, word by word.
+
+    ``delay`` is the pause in seconds before each token (0 for tests and
+    benchmarks); memory is kept per conversation for the agent's lifetime, for
+    at most ``max_conversations`` conversations (least recently used dropped).
+    """
+
+    def __init__(self, delay: float = 0.0, *, max_conversations: int = 10_000) -> None:
+        self.delay = delay
+        self.max_conversations = max_conversations
+        self._memory: OrderedDict[str, _Memory] = OrderedDict()
+
+    # Public methods
+
+    async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
+        """Stream the reply to ``text``: tool calls and their results, then tokens."""
+        memory = self._remember(conversation_id, text)
+        handler = self._choose(text)
+        async for message in handler(conversation_id, text, memory):
+            yield message
+
+    def memory_of(self, conversation_id: str) -> dict[str, Any]:
+        """What is remembered of a conversation (empty if nothing): for tests and debugging."""
+        memory = self._memory.get(conversation_id)
+        return {} if memory is None else dict(memory.__dict__)
+
+    # Private methods
+
+    def _remember(self, conversation_id: str, text: str) -> _Memory:
+        memory = self._memory.pop(conversation_id, None) or _Memory()
+        self._memory[conversation_id] = memory  # most recently used last
+        while len(self._memory) > self.max_conversations:
+            self._memory.popitem(last=False)
+        memory.turns += 1
+        memory.previous, memory.last = memory.last, text
+        return memory
+
+    def _choose(self, text: str) -> Callable[[str, str, _Memory], AsyncIterator[ResponderMessage]]:
+        if _ECHO.match(text):
+            return self._echo
+        if _COUNT.search(text):
+            return self._count
+        if find_arithmetic(text) is not None:
+            return self._calculate
+        if _TIME.search(text):
+            return self._time
+        if _NETWORK.search(text):
+            return self._network
+        if _SET_NAME.search(text):
+            return self._set_name
+        if _GET_NAME.search(text):
+            return self._get_name
+        if _RECALL.search(text):
+            return self._recall
+        return self._fallback
+
+    async def _say(self, text: str) -> AsyncIterator[ResponderMessage]:
+        for token in split_tokens(text):
+            await asyncio.sleep(self.delay)  # also yields to the loop when delay is 0
+            yield TokenMessage(response=token)
+
+    async def _echo(self, cid: str, text: str, memory: _Memory) -> AsyncIterator[ResponderMessage]:
+        match = _ECHO.match(text)
+        assert match is not None
+        async for message in self._say(match.group(1)):
+            yield message
+
+    async def _count(self, cid: str, text: str, memory: _Memory) -> AsyncIterator[ResponderMessage]:
+        match = _COUNT.search(text)
+        assert match is not None
+        count = int(match.group(1) or match.group(2))
+        if count > MAX_COUNT:
+            async for message in self._say(f"I can count to at most {MAX_COUNT}."):
+                yield message
+            return
+        for number in range(1, count + 1):
+            await asyncio.sleep(self.delay)
+            yield TokenMessage(response=str(number) if number == 1 else f" {number}")
+
+    async def _calculate(
+        self, cid: str, text: str, memory: _Memory
+    ) -> AsyncIterator[ResponderMessage]:
+        expression = find_arithmetic(text)
+        assert expression is not None
+        call = ToolCall(
+            id=_call_id(cid, memory.turns, "calculator"),
+            name="calculator",
+            arguments={"expression": expression},
+        )
+        yield ToolCallMessage(tool_calls=[call])
+        await asyncio.sleep(self.delay)
+        try:
+            result = calculator(expression)
+        except ToolError as exc:
+            yield _finished(call, "error", str(exc))
+            reply = f"I could not compute {expression}: {exc}."
+        else:
+            yield _finished(call, "done", result)
+            reply = f"{expression} = {result}."
+        async for message in self._say(reply):
+            yield message
+
+    async def _time(self, cid: str, text: str, memory: _Memory) -> AsyncIterator[ResponderMessage]:
+        call = ToolCall(id=_call_id(cid, memory.turns, "current_time"), name="current_time")
+        yield ToolCallMessage(tool_calls=[call])
+        await asyncio.sleep(self.delay)
+        now = current_time()
+        yield _finished(call, "done", now)
+        reply = f"It is {now['iso']} ({now['timezone']}, UTC{now['utc_offset']})."
+        async for message in self._say(reply):
+            yield message
+
+    async def _network(
+        self, cid: str, text: str, memory: _Memory
+    ) -> AsyncIterator[ResponderMessage]:
+        call = ToolCall(id=_call_id(cid, memory.turns, "network_check"), name="network_check")
+        yield ToolCallMessage(tool_calls=[call])
+        try:
+            report = await asyncio.to_thread(network_check)  # file reads and getaddrinfo
+        except (ToolError, OSError) as exc:
+            yield _finished(call, "error", str(exc))
+            reply = f"I could not inspect this machine's network: {exc}."
+        else:
+            yield _finished(call, "done", report)
+            reply = _diagnose(report)
+        async for message in self._say(reply):
+            yield message
+
+    async def _set_name(
+        self, cid: str, text: str, memory: _Memory
+    ) -> AsyncIterator[ResponderMessage]:
+        match = _SET_NAME.search(text)
+        assert match is not None
+        name = _first_name(match.group(1))
+        if name:
+            memory.name = name
+            reply = f"Nice to meet you, {name}! I will remember your name in this conversation."
+        else:
+            reply = "I did not catch your name. Tell me with: my name is ..."
+        async for message in self._say(reply):
+            yield message
+
+    async def _get_name(
+        self, cid: str, text: str, memory: _Memory
+    ) -> AsyncIterator[ResponderMessage]:
+        if memory.name is None:
+            reply = "I don't know your name yet. Tell me with: my name is ..."
+        else:
+            reply = f"Your name is {memory.name}."
+        async for message in self._say(reply):
+            yield message
+
+    async def _recall(
+        self, cid: str, text: str, memory: _Memory
+    ) -> AsyncIterator[ResponderMessage]:
+        if memory.previous is None:
+            reply = "This is the first message of our conversation, so nothing yet."
+        else:
+            reply = f"You said: {memory.previous}"
+        async for message in self._say(reply):
+            yield message
+
+    async def _fallback(
+        self, cid: str, text: str, memory: _Memory
+    ) -> AsyncIterator[ResponderMessage]:
+        quoted = " ".join(text.split())
+        if len(quoted) > 200:
+            quoted = quoted[:200] + "..."
+        reply = (
+            f"You said: {quoted}\n\n"
+            f"This is message {memory.turns} of our conversation. I am the nbchat demo agent: "
+            "I can compute arithmetic (What is 6*7?), tell the time, check this machine's "
+            "network, and remember your name (My name is ...)."
+        )
+        async for message in self._say(reply):
+            yield message
+
+
+def _call_id(conversation_id: str, turn: int, tool: str) -> str:
+    """A tool call id that is unique per conversation turn and the same on every run."""
+    digest = hashlib.sha256(conversation_id.encode()).hexdigest()[:8]
+    return f"call-{digest}-{turn}-{tool}"
+
+
+def _finished(call: ToolCall, status: str, result: Any) -> ToolResultMessage:
+    return ToolResultMessage(
+        tool_calls=[call.model_copy(update={"status": status, "result": result})]
+    )
+
+
+def _first_name(text: str) -> str:
+    """The name in ``my name is Ada Lovelace and ...``: the first word and capitalised ones."""
+    words = re.split(r"[\s.,!?;:]+", text.strip())
+    name = [words[0]]
+    for word in words[1:]:
+        if not word[:1].isupper():
+            break
+        name.append(word)
+    return " ".join(name)[:60]
+
+
+def _diagnose(report: dict[str, Any]) -> str:
+    """A short diagnosis of a ``network_check`` report, with concrete steps."""
+    up = report["interfaces_up"]
+    dns = report["dns"]
+    lines = ["Here is what I found on this machine:", ""]
+    lines.append(f"- Interfaces up: {', '.join(up) if up else 'none (besides loopback)'}")
+    servers = ", ".join(dns["nameservers"]) or "none"
+    lines.append(f"- DNS nameservers: {servers} (from {dns['file']})")
+    localhost = ", ".join(report["localhost"]) or "does not resolve"
+    lines.append(f"- localhost: {localhost}")
+    lines.append("")
+    steps: list[str] = []
+    problems = report["problems"]
+    if problems:
+        lines.append("Problems: " + "; ".join(problems) + ".")
+    else:
+        lines.append("The local configuration looks fine, so the problem is probably further out.")
+    if not up:
+        steps.append("Turn Wi-Fi on or plug the cable in, then check the link (`ip link`).")
+    if not dns["nameservers"]:
+        steps.append("Set a DNS server (for example your router's) in the network settings.")
+    if not report["localhost"]:
+        steps.append("Restore the line `127.0.0.1 localhost` in /etc/hosts.")
+    steps.append("Restart the router or modem and wait a minute for it to come back.")
+    steps.append(
+        "Run `ping 1.1.1.1`, then `ping example.com`: if only the second fails, the problem is DNS."
+    )
+    lines.append("")
+    lines.append("To fix it:")
+    lines.extend(f"{number}. {step}" for number, step in enumerate(steps, 1))
+    return "\n".join(lines)
