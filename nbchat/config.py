@@ -63,6 +63,8 @@ class ClientConfig(BaseModel):
     """Extra handshake headers, e.g. ``{"Authorization": "Bearer ..."}``; never recorded."""
     conversation_id: str | None = None
     """Conversation to join; a fresh one is made when None."""
+    record: str | os.PathLike[str] | None = None
+    """Append every event of the session to this JSON Lines transcript (nbchat.transcript)."""
 
     @field_validator("url")
     @classmethod
