@@ -7,6 +7,7 @@ on first use.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -46,6 +47,9 @@ from .server import DemoServer, serve_demo
 
 if TYPE_CHECKING:
     from .widget import ChatWidget
+
+# A library logs; the application decides where it goes (no "last resort" stderr lines).
+logging.getLogger("nbchat").addHandler(logging.NullHandler())
 
 __all__ = [
     "AckMessage",

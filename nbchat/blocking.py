@@ -36,18 +36,36 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return _private().run_until_complete(coro)
-    _make_reentrant(loop)
-    return loop.run_until_complete(coro)
+    if not _make_reentrant(loop):
+        return loop.run_until_complete(coro)
+    # The first nested run happens inside asyncio's own, unpatched _run_once,
+    # which counted the ready handles before calling us and pops that many
+    # after we return. The nested run may consume some of them; pad the queue
+    # with no-ops so the outer loop never pops from an empty deque (seen here:
+    # "IndexError: pop from an empty deque" killing the kernel).
+    ready = getattr(loop, "_ready", None)
+    counted = len(ready) if ready is not None else 0
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        for _ in range(counted - (len(ready) if ready is not None else 0)):
+            loop.call_soon(_noop)
 
 
-def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
+def _noop() -> None:
+    """A handle that does nothing, to keep asyncio's count of ready handles true."""
+
+
+def _make_reentrant(loop: asyncio.AbstractEventLoop) -> bool:
+    """Patch ``loop`` once; True if this call patched it."""
     with _lock:
         if id(loop) in _patched:
-            return
+            return False
         import nest_asyncio2
 
         nest_asyncio2.apply(loop)
         _patched.add(id(loop))
+        return True
 
 
 def _private() -> asyncio.AbstractEventLoop:

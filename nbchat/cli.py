@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nbchat {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(subcommands)
+    _add_chat(subcommands)
+    _add_demo(subcommands)
     return parser
 
 
@@ -149,3 +151,113 @@ def _reason(exc: OSError) -> str:
     else:
         text = exc.strerror or str(exc)
     return text[:1].lower() + text[1:]
+
+
+# nbchat chat
+
+
+def _add_chat(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    chat = subcommands.add_parser(
+        "chat",
+        help="chat from the terminal: one message, or an interactive prompt",
+        description=(
+            "Send MESSAGE and stream the reply with its tool calls, or, without MESSAGE, "
+            "answer each line typed until end of input or /quit. Without --url and "
+            "$NBCHAT_WS_URL a built-in server is started for the session."
+        ),
+    )
+    chat.add_argument("message", nargs="*", help="the message to send (default: interactive)")
+    chat.add_argument("--url", default=os.environ.get("NBCHAT_WS_URL") or None)
+    chat.add_argument(
+        "--token",
+        default=os.environ.get("NBCHAT_TOKEN") or None,
+        help="send 'Authorization: Bearer TOKEN' (default: $NBCHAT_TOKEN)",
+    )
+    chat.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a reply")
+    chat.set_defaults(handler=_run_chat)
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    from .exceptions import NbchatError
+
+    try:
+        asyncio.run(_chat(args))
+    except KeyboardInterrupt:
+        return 130
+    except NbchatError as exc:
+        print(f"nbchat chat: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+async def _chat(args: argparse.Namespace) -> None:
+    from .client import ChatClient
+    from .terminal import chat_once, chat_repl
+
+    server = None
+    url = args.url
+    if url is None:
+        from .server import DemoServer
+
+        server = await DemoServer.start(port=0, delay=0.02)
+        url = server.url
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    # A terminal user wants an answer or an error, not five silent retries.
+    client = ChatClient(url=url, headers=headers, max_reconnect_attempts=2, reconnect_interval=0.5)
+    try:
+        await asyncio.wait_for(client.connect(), args.timeout)
+        if args.message:
+            await asyncio.wait_for(chat_once(client, " ".join(args.message)), args.timeout)
+        else:
+            print(f"nbchat chat: connected to {url} (/quit to leave)", file=sys.stderr)
+            await chat_repl(client)
+    finally:
+        await client.disconnect()
+        if server is not None:
+            await server.close(grace=1.0)
+
+
+# nbchat demo
+
+
+def _add_demo(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = subcommands.add_parser(
+        "demo",
+        help="open JupyterLab on the quickstart notebook (built-in backend)",
+        description=(
+            "Start JupyterLab on loopback with NOTEBOOK open; the notebook's ChatWidget "
+            "starts nbchat's built-in backend, so nothing else needs to run."
+        ),
+    )
+    demo.add_argument("notebook", nargs="?", default="notebooks/quickstart.ipynb")
+    demo.add_argument("--port", type=int, default=8888)
+    demo.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    demo.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    if not os.path.exists(args.notebook):
+        print(
+            f"nbchat demo: no notebook at {args.notebook}: run it from the repository",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    jupyter = shutil.which("jupyter-lab", path=os.path.dirname(sys.executable)) or shutil.which(
+        "jupyter-lab"
+    )
+    if jupyter is None:
+        print(
+            "nbchat demo: JupyterLab is not installed: pip install 'nbchat[lab]'", file=sys.stderr
+        )
+        return EXIT_ERROR
+    command = [jupyter, args.notebook, "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}"]
+    if args.no_browser:
+        command.append("--no-browser")
+    print(f"nbchat demo: starting JupyterLab on {args.notebook} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0

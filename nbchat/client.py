@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import inspect
 import json
 import logging
+import os
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from .exceptions import (
     ReconnectExhausted,
     ReplyTimeout,
     ServerError,
+    TranscriptError,
 )
 from .policy import Disconnect, backoff
 from .protocol import (
@@ -61,6 +64,7 @@ from .protocol import (
     parse_server_message,
 )
 from .reply import Reply, ReplyBuilder
+from .transcript import Recorder
 
 __all__ = [
     "ChatClient",
@@ -139,7 +143,11 @@ class ChatClient:
         self._opened: asyncio.Event | None = None
         self._failure: NbchatError | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._recorder: Recorder | None = None
+        self._record_path: str | os.PathLike[str] | None = None
         self._register_config_callbacks()
+        if self.config.record is not None:
+            self.record(self.config.record)
 
     def __repr__(self) -> str:
         return f"<ChatClient {self.config.url} {self._state.value}>"
@@ -203,6 +211,7 @@ class ChatClient:
         task = self._task
         if task is None or task.done():
             self._fail_pending(ClientClosed("client disconnected before the reply arrived"))
+            self._close_recorder()
             return
         self._set_state(ConnectionState.CLOSING)
         ws = self._ws
@@ -214,6 +223,7 @@ class ChatClient:
             await task
         self._fail_pending(ClientClosed("client disconnected before the reply arrived"))
         self._set_state(ConnectionState.DISCONNECTED)
+        self._close_recorder()
 
     async def aclose(self) -> None:
         """Alias of :meth:`disconnect`, for ``contextlib.aclosing`` and friends."""
@@ -248,6 +258,30 @@ class ChatClient:
             self._listeners[event] = tuple(callbacks)
 
         return unsubscribe
+
+    # Public methods: recording
+
+    def record(self, path: str | os.PathLike[str]) -> Recorder:
+        """Append every event of this session to the transcript at ``path`` (JSON Lines).
+
+        Client and server messages, state changes and errors are written and
+        flushed one line each as they happen; headers (tokens) never are.
+        Recording stops at :meth:`stop_recording`, and pauses while disconnected.
+        """
+        self.stop_recording()
+        self._record_path = path
+        self._recorder = Recorder(path, url=self.url)
+        return self._recorder
+
+    def stop_recording(self) -> None:
+        """Close the transcript file, if one is being written."""
+        self._record_path = None
+        self._close_recorder()
+
+    def _close_recorder(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
 
     # Public methods: messages
 
@@ -321,6 +355,7 @@ class ChatClient:
             return False
         request = CancelRequest(conversation_id=conversation_id or self.conversation_id)
         self._enqueue(dump(request), None)
+        self._emit("send", request)
         return True
 
     def replies(self) -> Iterator[asyncio.Future[Reply]]:
@@ -402,12 +437,20 @@ class ChatClient:
     def _ensure_running(self) -> None:
         if self._task is not None and not self._task.done():
             return
+        if self._recorder is None and self._record_path is not None:
+            self._recorder = Recorder(self._record_path, url=self.url)
         loop = asyncio.get_running_loop()
         self._failure = None
         self._opened = asyncio.Event()
         self._stopped = loop.create_future()
         self._stopped.add_done_callback(_consume_exception)
-        self._task = loop.create_task(self._run(), name=f"nbchat-client {self.url}")
+        # The connection outlives whatever started it (in a notebook: a cell), so it
+        # runs in a fresh context rather than inheriting the caller's. ipykernel 7
+        # keeps the parent request in a context variable; unset, it falls back to
+        # the request running now, so output from events reaches the current cell.
+        self._task = contextvars.Context().run(
+            loop.create_task, self._run(), name=f"nbchat-client {self.url}"
+        )
 
     async def _run(self) -> None:
         assert self._stopped is not None
@@ -592,7 +635,7 @@ class ChatClient:
         if message.type == "ack":
             if pending is not None:
                 pending.acked = True
-                if pending.skip and not (message.model_extra or {}).get("duplicate"):
+                if pending.skip and not getattr(message, "duplicate", None):
                     self._restart(pending)
             self._emit("message", message)
             return
@@ -662,6 +705,8 @@ class ChatClient:
         self._emit("state", state)
 
     def _emit(self, event: str, *args: Any) -> None:
+        if self._recorder is not None:
+            self._record_event(self._recorder, event, args)
         for callback in self._listeners[event]:
             try:
                 result = callback(*args)
@@ -671,6 +716,23 @@ class ChatClient:
                     task.add_done_callback(self._background.discard)
             except Exception:
                 logger.exception("nbchat %s callback %r raised", event, callback)
+
+    def _record_event(self, recorder: Recorder, event: str, args: tuple[Any, ...]) -> None:
+        try:
+            if event == "send":
+                recorder.sent(args[0])
+            elif event == "message":
+                recorder.received(args[0])
+            elif event == "state":
+                detail = self.last_disconnect.reason if self.last_disconnect else ""
+                recorder.state(args[0].value, detail)
+            elif event == "error":
+                recorder.error(str(args[0]), getattr(args[0], "raw", None))
+        except TranscriptError as exc:
+            # A full disk must not take the conversation down with it: stop recording, say so.
+            self._recorder = None
+            logger.error("stopped recording: %s", exc)
+            self._emit("error", exc)
 
     def _register_config_callbacks(self) -> None:
         config = self.config

@@ -135,3 +135,52 @@ async def test_port_in_use_is_one_line_and_exit_2() -> None:
         code, out, err = await finish(process)
     assert code == 2 and out == ""
     assert err == f"nbchat serve: cannot listen on 127.0.0.1:{taken.port}: address already in use\n"
+
+
+# nbchat chat
+
+
+async def test_chat_streams_a_reply_with_its_tool_call_from_the_builtin_server() -> None:
+    """``nbchat chat MESSAGE`` with no URL starts a built-in server and prints tool lines."""
+    async with nbchat("chat", "What is 6*7?", NBCHAT_WS_URL="") as process:
+        code, out, err = await finish(process)
+    assert code == 0, err
+    assert out.splitlines() == [
+        '[calculator running] {"expression": "6*7"}',
+        '[calculator done] {"expression": "6*7"} -> 42',
+        "6*7 = 42.",
+    ]
+
+
+async def test_chat_interactive_prompt_keeps_the_conversation() -> None:
+    """Without MESSAGE each stdin line is answered in one conversation until end of input."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "NBCHAT_WS_URL": ""}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nbchat", "chat",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=environ,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(
+        process.communicate(b"my name is Grace\nwhat is my name\n/quit\n"), TIMEOUT
+    )
+    assert process.returncode == 0
+    assert "Your name is Grace." in out.decode()
+
+
+async def test_chat_to_a_dead_url_is_one_line_and_exit_2() -> None:
+    """A server that is not there gives one clear line on stderr, not a traceback."""
+    async with nbchat("chat", "--url", "ws://127.0.0.1:9/ws", "hi") as process:
+        code, out, err = await finish(process)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("nbchat chat: gave up after")
+
+
+async def test_chat_sends_the_token() -> None:
+    """--token is sent as a bearer token; a wrong one is refused in one line."""
+    async with serve_demo(port=0, token="tok") as server:
+        async with nbchat("chat", "--url", server.url, "--token", "tok", "count to 3") as process:
+            code, out, err = await finish(process)
+        assert (code, out) == (0, "1 2 3\n"), err
+        async with nbchat("chat", "--url", server.url, "--token", "bad", "hi") as process:
+            code, out, err = await finish(process)
+        assert code == 2 and "HTTP 401" in err and err.count("\n") == 1

@@ -1,0 +1,82 @@
+"""``%chat`` and ``%%chat``: send a line or a cell to the backend, stream the reply into the cell.
+
+``%load_ext nbchat`` registers them. They use the notebook's current
+:class:`~nbchat.ChatWidget` (its panel shows the exchange too) or, if there is
+none, start one without displaying it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import display
+
+from . import render
+from .exceptions import NbchatError
+from .protocol import ServerMessage
+from .widget import ChatWidget, TurnView, _Throttle, current_widget
+
+__all__ = ["ChatMagics", "TurnDisplay", "load_ipython_extension"]
+
+
+class TurnDisplay:
+    """A TurnView in a cell's output, with a plain fallback for viewers without widgets."""
+
+    def __init__(self, view: TurnView) -> None:
+        self.view = view
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = dict(self.view.box._repr_mimebundle_(**kwargs) or {})
+        turn = ChatWidget._as_render_turn(self.view)
+        bundle["text/plain"] = render.conversation_text([turn])
+        bundle["text/markdown"] = render.conversation_markdown([turn])
+        return bundle
+
+
+@magics_class
+class ChatMagics(Magics):
+    """The ``chat`` line and cell magic."""
+
+    @line_cell_magic
+    def chat(self, line: str, cell: str | None = None) -> None:
+        """Send the line (``%chat``) or the cell body (``%%chat``); render the reply here."""
+        text = (cell if cell is not None else line).strip()
+        if not text:
+            print("nbchat: nothing to send: write a message after %chat", file=sys.stderr)
+            return
+        widget = current_widget() or ChatWidget()
+        client = widget.client
+        throttle = _Throttle(widget.max_fps)
+        view = TurnView(text, throttle)
+        shown = TurnDisplay(view)
+        handle = display(shown, display_id=True)
+        message_id: list[str] = []
+
+        def follow(message: ServerMessage) -> None:
+            if message_id and message.reply_to == message_id[0] and message.type != "ack":
+                view.feed(message)
+
+        def remember(message: Any) -> None:
+            if not message_id and message.type == "message":
+                message_id.append(message.id)
+
+        unsubscribe = [client.on("send", remember), client.on("message", follow)]
+        try:
+            client.ask_sync(text)
+        except NbchatError as exc:
+            print(f"nbchat: {exc}", file=sys.stderr)
+        finally:
+            for off in unsubscribe:
+                off()
+            if not view.done:
+                view.finish()
+            throttle.flush()
+            if handle is not None:
+                handle.update(shown)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics: ``%load_ext nbchat``."""
+    ipython.register_magics(ChatMagics)

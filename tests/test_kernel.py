@@ -1,0 +1,149 @@
+"""The widget, ask_sync and the magics in a real IPython kernel, driven by nbclient."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.manager import start_new_kernel
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_notebook(*sources: str, env: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    """Execute code cells in a fresh kernel, storing widget state, and return the notebook."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    os.environ.pop("NBCHAT_WS_URL", None) if env is None else None
+    try:
+        NotebookClient(nb, timeout=60, kernel_name="python3", store_widget_state=True).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return nb
+
+
+def text_of(cell: nbformat.NotebookNode, mime: str = "text/plain") -> str:
+    """All stream text and ``mime`` data a cell printed or displayed."""
+    parts: list[str] = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif "data" in output and mime in output.data:
+            parts.append(output.data[mime])
+    return "".join(parts)
+
+
+def widget_states(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """The saved state of every widget model in the notebook's metadata."""
+    saved = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    return [model["state"] for model in saved.values()]
+
+
+def test_widget_ask_sync_and_magic_in_a_kernel() -> None:
+    """ask_sync blocks in the kernel's running loop; %%chat streams into its cell; state saved."""
+    nb = run_notebook(
+        "import nbchat\nchat = nbchat.ChatWidget(delay=0)\nchat",
+        "reply = chat.ask_sync('What is 6*7?')\n"
+        "print(reply.text)\nprint(reply.tool_calls[0].result)",
+        "%load_ext nbchat",
+        "%%chat\nmy name is Ada",
+        "%chat what is my name",  # a trailing ? would ask IPython for help
+        "import asyncio\nr = await chat.ask('count to 3')\nprint(r.text)",
+        "print(sorted(t.done for t in chat.turns))",
+    )
+    cells = nb.cells
+    assert "application/vnd.jupyter.widget-view+json" in cells[0].outputs[0].data
+    printed = text_of(cells[1])
+    assert "42" in printed.splitlines()[0] and printed.splitlines()[1] == "42"
+    assert "Ada" in text_of(cells[3])
+    assert "application/vnd.jupyter.widget-view+json" in cells[3].outputs[0].data
+    assert "Ada" in text_of(cells[4])  # the conversation's memory spans magics and widget
+    assert text_of(cells[5]).strip() == "1 2 3"
+    assert text_of(cells[6]).strip() == "[True, True, True, True]"
+    values = [s.get("value", "") for s in widget_states(nb) if s.get("_model_name") == "HTMLModel"]
+    assert any("calculator" in v and "done" in v for v in values), "no finished tool card saved"
+    assert any("42" in v and "nbchat-assistant" in v for v in values), "no streamed reply saved"
+
+
+def test_plain_fallback_is_saved_for_static_viewers() -> None:
+    """The widget's display is updated with the conversation as text for viewers without widgets."""
+    nb = run_notebook(
+        "import nbchat\nchat = nbchat.ChatWidget(delay=0)\nchat",
+        "chat.ask_sync('What is 6*7?').text",
+    )
+    assert "42" in text_of(nb.cells[0])
+    assert "calculator" in text_of(nb.cells[0], "text/markdown")
+
+
+@pytest.fixture
+def kernel() -> Iterator[Any]:
+    """A bare kernel client, for sending requests the way JupyterLab does."""
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def execute_in_cell(kernel: Any, code: str, cell_id: str) -> str:
+    """Run ``code`` as JupyterLab does for cell ``cell_id`` (metadata cellId); return stdout."""
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    msg = kernel.session.msg("execute_request", content, metadata={"cellId": cell_id})
+    kernel.shell_channel.send(msg)
+    out: list[str] = []
+    while True:
+        reply = kernel.get_iopub_msg(timeout=60)
+        if reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+            continue
+        if reply["msg_type"] == "stream":
+            out.append(reply["content"]["text"])
+        elif reply["msg_type"] == "error":
+            raise AssertionError("\n".join(reply["content"]["traceback"]))
+        elif reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+            return "".join(out)
+
+
+def test_rerunning_a_cell_does_not_pile_up_connections(kernel: Any) -> None:
+    """Running the widget's cell again closes the previous widget's connection and server."""
+    setup = (
+        "import nbchat, asyncio\n"
+        "from nbchat.server import DemoServer\n"
+        "server = DemoServer.start_in_thread(port=0)\n"
+    )
+    execute_in_cell(kernel, setup, "setup")
+    make = "chat = nbchat.ChatWidget(url=server.url)\nchat.ask_sync('hello') and None"
+    for _ in range(3):
+        execute_in_cell(kernel, make, "widget-cell")
+    execute_in_cell(
+        kernel, "other = nbchat.ChatWidget(url=server.url)\nawait other.client.connect()", "other"
+    )
+    count = execute_in_cell(
+        kernel,
+        "for _ in range(500):\n"
+        "    if server.connection_count <= 2: break\n"
+        "    await asyncio.sleep(0.01)\n"
+        "print(server.connection_count)",
+        "count",
+    )
+    assert json.loads(count) == 2  # one per cell, not one per run

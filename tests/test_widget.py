@@ -1,0 +1,182 @@
+"""ChatWidget without a frontend: a recording comm stands in for the browser (see widget_comm)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from nbchat import ChatClient, ConnectionState
+from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
+from nbchat.server import DemoServer
+from nbchat.widget import ChatWidget, TurnView, _Throttle
+from tests.helpers import attach
+from tests.widget_comm import RecordingComm, recording_comms
+
+FAST = {"reconnect_interval": 0.01, "max_reconnect_interval": 0.05}
+
+
+@pytest.fixture
+def comms() -> Iterator[list[RecordingComm]]:
+    """Every widget made in the test records what it sends."""
+    with recording_comms() as log:
+        yield log
+
+
+def html_values(widget: ChatWidget) -> list[str]:
+    """The current value of every HTML view in the panel's log, in order."""
+    values: list[str] = []
+
+    def walk(node: object) -> None:
+        for child in getattr(node, "children", ()):
+            if hasattr(child, "value") and isinstance(child.value, str):
+                values.append(child.value)
+            walk(child)
+
+    walk(widget._log)
+    return values
+
+
+async def test_reply_and_tool_call_render_in_the_panel(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """A question that calls a tool shows the user text, the tool card at done, and the answer."""
+    chat = ChatWidget(url=demo.url)
+    reply = await chat.ask("What is 6*7?")
+    assert "42" in reply.text
+    html = "\n".join(html_values(chat))
+    assert "What is 6*7?" in html
+    assert "calculator" in html and "done" in html
+    assert "6*7 = 42" in html.replace("&#42;", "*").replace("\\*", "*")
+    await chat.aclose()
+
+
+async def test_header_shows_the_connection_state(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """The header says connected once the client is, and disconnected after close."""
+    chat = ChatWidget(url=demo.url)
+    await chat.client.connect()
+    assert "connected" in chat._header.value
+    await chat.aclose()
+    assert chat.closed
+
+
+async def test_streaming_updates_are_coalesced(comms: list[RecordingComm]) -> None:
+    """Five thousand tokens pushed at once cost a handful of updates and one final render."""
+    throttle = _Throttle(30.0)
+    view = TurnView("count", throttle)
+    view.feed(TokenMessage(response="0 "))  # first update goes out at once
+    html_comm = comms[-1]
+    sent_before = len(html_comm.messages)
+    for i in range(1, 5000):
+        view.feed(TokenMessage(response=f"{i} "))
+    view.feed(DoneMessage())
+    updates = len(html_comm.messages) - sent_before
+    assert updates <= 5
+    assert html_comm.values()[-1].count(" ") >= 4999  # the final render holds every token
+    assert "4999" in html_comm.values()[-1]
+
+
+async def test_a_finished_message_is_never_sent_again(comms: list[RecordingComm]) -> None:
+    """After done, later turns send nothing for the earlier turn's views."""
+    throttle = _Throttle(1000.0)
+    first = TurnView("one", throttle)
+    first.feed(TokenMessage(response="first"))
+    first.feed(DoneMessage())
+    frozen = {id(c): len(c.messages) for c in comms}
+    second = TurnView("two", throttle)
+    for i in range(50):
+        second.feed(TokenMessage(response=f"{i} "))
+    second.feed(DoneMessage())
+    assert all(len(c.messages) == frozen[id(c)] for c in comms if id(c) in frozen)
+
+
+async def test_tool_card_moves_from_running_to_done(comms: list[RecordingComm]) -> None:
+    """A tool card shows running first, then done with its result, in the same view."""
+    view = TurnView("calc", _Throttle(30.0))
+    call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
+    view.feed(ToolCallMessage(tool_calls=[call]))
+    card = view._cards["t1"]
+    assert "running" in card.value
+    done = call.model_copy(update={"status": "done", "result": 42})
+    view.feed(ToolResultMessage(tool_calls=[done]))
+    assert view._cards["t1"] is card
+    assert "done" in card.value and "42" in card.value
+
+
+async def test_injection_in_a_reply_stays_inert(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """A reply carrying script and event-handler payloads renders as inert text."""
+    chat = ChatWidget(url=demo.url)
+    await chat.ask('echo <img src=x onerror="alert(1)"><script>alert(2)</script>')
+    html = "\n".join(html_values(chat)).lower()
+    assert "<script" not in html and "<img" not in html
+    assert "onerror=" not in html.replace("&quot;", '"').split("&lt;img")[0]
+    await chat.aclose()
+
+
+async def test_builtin_server_starts_and_close_releases_everything(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no URL the widget starts its own server; close() stops it and the connection."""
+    monkeypatch.delenv("NBCHAT_WS_URL", raising=False)
+    chat = ChatWidget(delay=0)
+    assert chat._server is not None
+    port = chat._server.port
+    assert "built-in server" in chat._header.value
+    reply = await chat.ask("What is 6*7?")
+    assert "42" in reply.text
+    await asyncio.wait_for(chat.aclose(), 10)
+    assert chat.client.state is ConnectionState.DISCONNECTED
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+async def test_lost_connection_shows_then_recovers(comms: list[RecordingComm]) -> None:
+    """A drop mid-stream shows in the header and the message; after reconnect the reply ends."""
+    server = await DemoServer.start(port=0, delay=0.005)
+    chat = ChatWidget(url=server.url, **FAST)
+    events = attach(chat.client, "state", "open", "message")
+    headers: list[str] = []
+    chat._header.observe(lambda change: headers.append(change["new"]), "value")
+    notes: list[str] = []
+    chat.client.on("state", lambda s: notes.extend(v.note for v in chat.turns))
+    ask = asyncio.ensure_future(chat.ask("count to 100"))
+    await events.wait_for("message", 3)  # ack and a couple of tokens
+    await server.drop_connections()
+    reply = await asyncio.wait_for(ask, 10)
+    assert reply.text == " ".join(str(i) for i in range(1, 101))
+    assert any("reconnecting" in h for h in headers)
+    assert any("connection lost" in n for n in notes)
+    assert "connected" in chat._header.value and chat.turns[-1].note == ""
+    await chat.aclose()
+    await server.close()
+
+
+async def test_plain_fallback_shows_the_conversation(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """The mimebundle carries text/plain and text/markdown versions of the conversation."""
+    chat = ChatWidget(url=demo.url)
+    await chat.ask("What is 6*7?")
+    bundle = chat._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "42" in bundle["text/plain"] and "What is 6*7?" in bundle["text/plain"]
+    assert "calculator" in bundle["text/markdown"]
+    await chat.aclose()
+
+
+async def test_widget_exposes_the_client_it_was_given(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """ChatWidget(client) wraps that very client; replies asked on it show in the panel."""
+    client = ChatClient(url=demo.url)
+    chat = ChatWidget(client)
+    assert chat.client is client
+    await client.ask("count to 3")
+    assert any("1 2 3" in v for v in html_values(chat))
+    await chat.aclose()
