@@ -20,6 +20,8 @@ from .widget import ChatWidget, TurnView, _Throttle, current_widget
 
 __all__ = ["ChatMagics", "TurnDisplay", "load_ipython_extension"]
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
 
 class TurnDisplay:
     """A TurnView in a cell's output, with a plain fallback for viewers without widgets."""
@@ -50,8 +52,11 @@ class ChatMagics(Magics):
         client = widget.client
         throttle = _Throttle(widget.max_fps)
         view = TurnView(text, throttle)
-        shown = TurnDisplay(view)
-        handle = display(shown, display_id=True)
+        # The live view goes out with the widget mimetype only; once the reply is
+        # complete it moves to a new output that also carries the text fallback.
+        # So every text output is final when first sent, as nbval requires.
+        live_bundle = {WIDGET_VIEW: view.box._repr_mimebundle_()[WIDGET_VIEW]}
+        live = display(live_bundle, raw=True, display_id=True)
         message_id: list[str] = []
 
         def follow(message: ServerMessage) -> None:
@@ -73,8 +78,9 @@ class ChatMagics(Magics):
             if not view.done:
                 view.finish()
             throttle.flush()
-            if handle is not None:
-                handle.update(shown)
+            if live is not None:
+                live.update({}, raw=True)
+            display(TurnDisplay(view))
 
 
 def load_ipython_extension(ipython: Any) -> None:

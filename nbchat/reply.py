@@ -39,6 +39,20 @@ class Reply:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        # Short and free of ids and times, so a notebook cell showing a Reply
+        # compares equal from run to run (nbval).
+        text = self.text if len(self.text) <= 300 else self.text[:300] + "…"
+        parts = [repr(text)]
+        if self.tool_calls:
+            calls = ", ".join(f"{call.name}: {call.status}" for call in self.tool_calls)
+            parts.append(f"tool_calls=[{calls}]")
+        if self.error is not None:
+            parts.append(f"error={self.error.code!r}")
+        if self.cancelled:
+            parts.append("cancelled")
+        return f"<Reply {' '.join(parts)}>"
+
 
 @dataclass
 class ReplyBuilder:

@@ -47,6 +47,7 @@ from .transcript import Recorder
 __all__ = ["ChatWidget", "TurnView", "current_widget"]
 
 MAX_FPS = 30.0
+EMPTY_TEXT = "nbchat ChatWidget: no messages yet"
 
 
 @dataclass(eq=False)
@@ -255,7 +256,6 @@ class ChatWidget(widgets.VBox):
         self.closed = False
         self._views: dict[str, TurnView] = {}
         self._throttle = _Throttle(self.max_fps)
-        self._handles: list[Any] = []
         self._connect_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
 
@@ -371,26 +371,14 @@ class ChatWidget(widgets.VBox):
     # Display: a plain fallback for viewers without a widget manager
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        # The fallback is the conversation at display time and is never updated
+        # afterwards: nbval compares a cell's outputs as they were first sent, and
+        # a display updated later (as JupyterLab saves it) would never match.
         bundle: dict[str, Any] = dict(super()._repr_mimebundle_(**kwargs) or {})
         turns = [self._as_render_turn(view) for view in self._views.values()]
-        bundle["text/plain"] = render.conversation_text(turns) or repr(self)
-        bundle["text/markdown"] = render.conversation_markdown(turns) or f"*{self!r}*"
+        bundle["text/plain"] = render.conversation_text(turns) or EMPTY_TEXT
+        bundle["text/markdown"] = render.conversation_markdown(turns) or f"*{EMPTY_TEXT}*"
         return bundle
-
-    def _ipython_display_(self) -> None:
-        # Displayed with a display_id, so each finished turn can refresh the plain
-        # fallback that nbconvert and static viewers show.
-        from IPython.display import display
-
-        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
-        if handle is not None:
-            self._handles.append(handle)
-
-    def _refresh_displays(self) -> None:
-        if self._handles:
-            bundle = self._repr_mimebundle_()
-            for handle in self._handles:
-                handle.update(bundle, raw=True)
 
     @staticmethod
     def _as_render_turn(view: TurnView) -> render.Turn:
@@ -423,7 +411,6 @@ class ChatWidget(widgets.VBox):
         view.feed(message)
         if view.done:
             self._throttle.flush()
-            self._refresh_displays()
             if all(v.done for v in self._views.values()):
                 self._stop_button.layout.display = "none"
 

@@ -69,7 +69,7 @@ def test_widget_ask_sync_and_magic_in_a_kernel() -> None:
     printed = text_of(cells[1])
     assert "42" in printed.splitlines()[0] and printed.splitlines()[1] == "42"
     assert "Ada" in text_of(cells[3])
-    assert "application/vnd.jupyter.widget-view+json" in cells[3].outputs[0].data
+    assert "application/vnd.jupyter.widget-view+json" in cells[3].outputs[-1].data
     assert "Ada" in text_of(cells[4])  # the conversation's memory spans magics and widget
     assert text_of(cells[5]).strip() == "1 2 3"
     assert text_of(cells[6]).strip() == "[True, True, True, True]"
@@ -78,14 +78,22 @@ def test_widget_ask_sync_and_magic_in_a_kernel() -> None:
     assert any("42" in v and "nbchat-assistant" in v for v in values), "no streamed reply saved"
 
 
-def test_plain_fallback_is_saved_for_static_viewers() -> None:
-    """The widget's display is updated with the conversation as text for viewers without widgets."""
+def test_text_fallbacks_are_final_when_first_sent() -> None:
+    """Every text output is complete when sent, so nbval compares what JupyterLab saves."""
     nb = run_notebook(
         "import nbchat\nchat = nbchat.ChatWidget(delay=0)\nchat",
-        "chat.ask_sync('What is 6*7?').text",
+        "chat.ask_sync('What is 6*7?')",
+        "%load_ext nbchat",
+        "%%chat\ncount to 3",
+        "chat",
     )
-    assert "42" in text_of(nb.cells[0])
-    assert "calculator" in text_of(nb.cells[0], "text/markdown")
+    assert text_of(nb.cells[0]) == "nbchat ChatWidget: no messages yet"
+    assert text_of(nb.cells[1]) == "<Reply '6*7 = 42.' tool_calls=[calculator: done]>"
+    live, final = nb.cells[3].outputs
+    assert live.data == {}  # the live view was moved into the final output
+    assert "application/vnd.jupyter.widget-view+json" in final.data
+    assert "1 2 3" in final.data["text/plain"]
+    assert "calculator" in nb.cells[4].outputs[0].data["text/markdown"]
 
 
 @pytest.fixture

@@ -61,3 +61,13 @@ def test_text_read_while_streaming_is_consistent() -> None:
         seen.append(builder.text)
     assert seen[-1] == "".join(f"{i} " for i in range(100))
     assert all(b.startswith(a) for a, b in itertools.pairwise(seen))
+
+
+def test_repr_is_short_and_free_of_ids() -> None:
+    """A Reply's repr shows text and tool calls but no ids, so notebook outputs stay stable."""
+    builder = ReplyBuilder("message-id-123", "conversation-456")
+    builder.feed(ToolResultMessage(tool_calls=[ToolCall(id="t", name="calc", status="done")]))
+    builder.feed(TokenMessage(response="42"))
+    builder.feed(DoneMessage())
+    text = repr(builder.build())
+    assert text == "<Reply '42' tool_calls=[calc: done]>"
