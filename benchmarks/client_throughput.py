@@ -36,11 +36,17 @@ def _server_main(port_queue: Any) -> None:
             rid, cid = request["id"], request["conversation_id"]
             tokens = int(request["message"])
             head = {"conversation_id": cid, "reply_to": rid}
-            await ws.send(json.dumps({"type": "ack", "id": rid, **head}))
-            token = json.dumps({"type": "token", "response": "word ", **head})
+            token = json.dumps({"type": "token", "response": "word ", **head}).encode()
+            # Frame the whole reply with websockets' sans-I/O protocol and write it in
+            # one go: the server must outrun both clients, or it is the server that
+            # gets measured.
+            protocol = ws.protocol
+            protocol.send_text(json.dumps({"type": "ack", "id": rid, **head}).encode())
             for _ in range(tokens):
-                await ws.send(token)
-            await ws.send(json.dumps({"type": "done", **head}))
+                protocol.send_text(token)
+            protocol.send_text(json.dumps({"type": "done", **head}).encode())
+            ws.send_data()
+            await ws.drain() if hasattr(ws, "drain") else None
 
     async def main() -> None:
         async with serve(handler, "127.0.0.1", 0, compression=None) as server:

@@ -600,28 +600,30 @@ class ChatClient:
                 self._outbox.popleft()
 
     async def _read(self, ws: ClientConnection) -> None:
-        limit = self.config.max_size
+        # The hot loop: one iteration per server frame, tens of thousands a second.
+        limit = self.config.max_size or float("inf")
+        recv, dispatch = ws.recv, self._dispatch
         while True:
             try:
-                frame = await ws.recv()
+                frame = await recv()
             except ConnectionClosed:
                 return
-            if isinstance(frame, bytes):
+            if type(frame) is str and len(frame) <= limit:
+                try:
+                    message = parse_server_message(frame)
+                except ProtocolError as exc:
+                    self._bad_frame(exc)
+                else:
+                    dispatch(message)
+            elif isinstance(frame, bytes):
                 self._bad_frame(ProtocolError("binary frame refused: protocol v1 uses text", frame))
-            elif limit is not None and len(frame) > limit:
+            else:
                 self._bad_frame(
                     ProtocolError(
                         f"frame of {len(frame)} characters refused (max_size {limit})",
                         frame[:1024],
                     )
                 )
-            else:
-                try:
-                    message = parse_server_message(frame)
-                except ProtocolError as exc:
-                    self._bad_frame(exc)
-                else:
-                    self._dispatch(message)
 
     def _bad_frame(self, exc: ProtocolError) -> None:
         logger.warning("ignored a bad frame from %s: %s", self.url, exc)

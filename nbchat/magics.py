@@ -16,7 +16,7 @@ from IPython.display import display
 from . import render
 from .exceptions import NbchatError
 from .protocol import ServerMessage
-from .widget import ChatWidget, TurnView, _Throttle, current_widget
+from .widget import ChatWidget, Throttle, TurnView, current_widget
 
 __all__ = ["ChatMagics", "TurnDisplay", "load_ipython_extension"]
 
@@ -50,7 +50,7 @@ class ChatMagics(Magics):
             return
         widget = current_widget() or ChatWidget()
         client = widget.client
-        throttle = _Throttle(widget.max_fps)
+        throttle = Throttle(widget.max_fps)
         view = TurnView(text, throttle)
         # The live view goes out with the widget mimetype only; once the reply is
         # complete it moves to a new output that also carries the text fallback.

@@ -44,7 +44,7 @@ from .protocol import (
 from .reply import Reply, ReplyBuilder
 from .transcript import Recorder
 
-__all__ = ["ChatWidget", "TurnView", "current_widget"]
+__all__ = ["ChatWidget", "Throttle", "TurnView", "current_widget"]
 
 MAX_FPS = 30.0
 EMPTY_TEXT = "nbchat ChatWidget: no messages yet"
@@ -136,8 +136,9 @@ class TurnView:
         self._cards.clear()
         self._dirty.clear()
 
-    def flush(self) -> None:
-        """Send the views that changed since the last flush."""
+    def flush(self) -> int:
+        """Send the views that changed since the last flush; return the characters sent."""
+        sent = 0
         for run in self._runs:
             if id(run) in self._dirty:
                 note = self.note if run is self._runs[-1] else ""
@@ -146,7 +147,9 @@ class TurnView:
                     streaming=run.streaming,
                     renderer=run.renderer,
                 )
+                sent += len(run.html.value)
         self._dirty.clear()
+        return sent
 
     @property
     def reply(self) -> Reply:
@@ -178,18 +181,33 @@ class TurnView:
         card.value = render.tool_call_html(call)
 
 
-class _Throttle:
-    """Coalesces view updates to at most ``fps`` per second, with a trailing flush."""
+class Throttle:
+    """Coalesces view updates to at most ``fps`` per second, with a trailing flush.
 
-    def __init__(self, fps: float) -> None:
-        self.interval = 1.0 / fps
+    A streaming message is re-sent whole on each update, so a very long one
+    would cost its size times the frame rate. The interval therefore also
+    stretches to keep the traffic under ``bandwidth`` characters a second: a
+    short reply updates 30 times a second, a 100 kB one about 10 times, and the
+    bytes sent stay proportional to the stream's duration.
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        bandwidth: float = 1_000_000.0,
+    ) -> None:
+        self.min_interval = 1.0 / fps
+        self.interval = self.min_interval
+        self.bandwidth = bandwidth
+        self._clock = clock
         self._last = 0.0
         self._pending: dict[int, TurnView] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, view: TurnView) -> None:
         self._pending[id(view)] = view
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last >= self.interval:
             self.flush()
         elif self._timer is None:
@@ -201,10 +219,10 @@ class _Throttle:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._last = time.monotonic()
+        self._last = self._clock()
         pending, self._pending = self._pending, {}
-        for view in pending.values():
-            view.flush()
+        sent = sum(view.flush() for view in pending.values())
+        self.interval = max(self.min_interval, sent / self.bandwidth)
 
     def cancel(self) -> None:
         if self._timer is not None:
@@ -255,7 +273,7 @@ class ChatWidget(widgets.VBox):
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False
         self._views: dict[str, TurnView] = {}
-        self._throttle = _Throttle(self.max_fps)
+        self._throttle = Throttle(self.max_fps)
         self._connect_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
 

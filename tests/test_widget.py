@@ -11,7 +11,7 @@ import pytest
 from nbchat import ChatClient, ConnectionState
 from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from nbchat.server import DemoServer
-from nbchat.widget import ChatWidget, TurnView, _Throttle
+from nbchat.widget import ChatWidget, Throttle, TurnView
 from tests.helpers import attach
 from tests.widget_comm import RecordingComm, recording_comms
 
@@ -66,7 +66,7 @@ async def test_header_shows_the_connection_state(
 
 async def test_streaming_updates_are_coalesced(comms: list[RecordingComm]) -> None:
     """Five thousand tokens pushed at once cost a handful of updates and one final render."""
-    throttle = _Throttle(30.0)
+    throttle = Throttle(30.0)
     view = TurnView("count", throttle)
     view.feed(TokenMessage(response="0 "))  # first update goes out at once
     html_comm = comms[-1]
@@ -82,7 +82,7 @@ async def test_streaming_updates_are_coalesced(comms: list[RecordingComm]) -> No
 
 async def test_a_finished_message_is_never_sent_again(comms: list[RecordingComm]) -> None:
     """After done, later turns send nothing for the earlier turn's views."""
-    throttle = _Throttle(1000.0)
+    throttle = Throttle(1000.0)
     first = TurnView("one", throttle)
     first.feed(TokenMessage(response="first"))
     first.feed(DoneMessage())
@@ -96,7 +96,7 @@ async def test_a_finished_message_is_never_sent_again(comms: list[RecordingComm]
 
 async def test_tool_card_moves_from_running_to_done(comms: list[RecordingComm]) -> None:
     """A tool card shows running first, then done with its result, in the same view."""
-    view = TurnView("calc", _Throttle(30.0))
+    view = TurnView("calc", Throttle(30.0))
     call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
     view.feed(ToolCallMessage(tool_calls=[call]))
     card = view._cards["t1"]
