@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nbchat demo
 
-test: $(STAMP) lint typecheck unit wheel
+test: $(STAMP) lint typecheck wheel unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check nbchat tests benchmarks
