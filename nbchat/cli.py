@@ -4,6 +4,11 @@ Each subcommand registers itself with an ``_add_<name>`` function that sets
 ``handler`` (a function taking the parsed arguments, returning the exit code), so
 adding ``chat``, ``demo`` or ``transcript`` touches nothing else. ``main`` never
 raises: usage errors and runtime failures are one line on stderr and exit 2.
+
+``nbchat serve --replay FILE`` answers from a recorded transcript instead of the
+demo agent; ``nbchat transcript show FILE`` prints one as plain text
+(:meth:`Transcript.to_text`: replies in their Markdown source, terminal control
+characters removed) and ``nbchat transcript export`` converts it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ import os
 import signal
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .transcript import Transcript
 
 __all__ = ["EXIT_ERROR", "build_parser", "main"]
 
@@ -38,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(subcommands)
     _add_chat(subcommands)
     _add_demo(subcommands)
+    _add_transcript(subcommands)
     return parser
 
 
@@ -63,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = subcommands.add_parser(
         "serve",
-        help="run the demo backend (protocol v1 over WebSocket)",
-        description="Run the demo backend until interrupted (Ctrl-C or SIGTERM).",
+        help="run the demo backend, or replay a transcript (protocol v1 over WebSocket)",
+        description=(
+            "Run the demo backend until interrupted (Ctrl-C or SIGTERM); with --replay, "
+            "answer each message with the reply recorded for it in a transcript."
+        ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")
@@ -84,7 +99,19 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--delay",
         type=float,
         default=0.02,
-        help="seconds between streamed words (default: %(default)s)",
+        help="seconds between streamed words of the demo agent (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="answer from this transcript (JSON Lines) instead of the demo agent",
+    )
+    serve.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="with --replay: 1 replays at the recorded pace, 2 twice as fast "
+        "(default: as fast as possible)",
     )
     serve.add_argument(
         "--max-size",
@@ -103,9 +130,21 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    transcript = None
+    if args.replay is None:
+        if args.speed is not None:
+            print("nbchat serve: --speed needs --replay FILE", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        if args.speed is not None and not args.speed >= 0:
+            print(f"nbchat serve: --speed must be 0 or more, got {args.speed}", file=sys.stderr)
+            return EXIT_ERROR
+        transcript = _load_transcript(args.replay, "nbchat serve")
+        if transcript is None:
+            return EXIT_ERROR
     logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
     try:
-        asyncio.run(_serve(args))
+        asyncio.run(_serve(args, transcript))
     except KeyboardInterrupt:
         pass  # where signal handlers are unavailable (Windows), Ctrl-C lands here
     except OSError as exc:
@@ -120,17 +159,29 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    from .server import DemoServer  # imported here: the other subcommands do not need it
+async def _serve(args: argparse.Namespace, transcript: Transcript | None) -> None:
+    from .server import ChatServer, DemoServer, ReplayServer  # the other commands need none
 
-    server = DemoServer(
-        delay=args.delay,
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        allowed_origins=args.allow_origin,
-        max_size=args.max_size,
-    )
+    server: ChatServer
+    if transcript is None:
+        server = DemoServer(
+            delay=args.delay,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            allowed_origins=args.allow_origin,
+            max_size=args.max_size,
+        )
+    else:
+        server = ReplayServer(
+            transcript,
+            speed=args.speed,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            allowed_origins=args.allow_origin,
+            max_size=args.max_size,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -142,6 +193,27 @@ async def _serve(args: argparse.Namespace) -> None:
         await stop.wait()
     finally:
         await server.close(grace=2.0)  # a client that does not answer the close must not hang us
+
+
+def _load_transcript(path: str, command: str) -> Transcript | None:
+    """The transcript at ``path``; None after one stderr line saying why it cannot be read.
+
+    Skipped lines (torn or corrupt) are reported one stderr line each, not as
+    Python warnings with their source line.
+    """
+    from .exceptions import TranscriptError
+    from .transcript import Transcript
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            transcript = Transcript.load(path)
+        except TranscriptError as exc:
+            print(f"{command}: {exc}", file=sys.stderr)
+            return None
+    for warning in caught:
+        print(f"{command}: warning: {warning.message}", file=sys.stderr)
+    return transcript
 
 
 def _reason(exc: OSError) -> str:
@@ -256,8 +328,103 @@ def _run_demo(args: argparse.Namespace) -> int:
     command = [jupyter, args.notebook, "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}"]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines run as root
     print(f"nbchat demo: starting JupyterLab on {args.notebook} (Ctrl-C to stop)", flush=True)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
+
+
+# nbchat transcript
+
+_FORMATS = {".md": "md", ".markdown": "md", ".ipynb": "ipynb", ".json": "json"}
+
+
+def _add_transcript(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    transcript = subcommands.add_parser(
+        "transcript",
+        help="show or export a recorded transcript",
+        description="Read a transcript recorded by ChatClient(record=...) or chat.record().",
+    )
+    transcript.set_defaults(handler=lambda _: _usage(transcript))
+    actions = transcript.add_subparsers(dest="action", metavar="ACTION")
+
+    show = actions.add_parser(
+        "show",
+        help="print the conversation as plain text",
+        description=(
+            "Print each turn: the user's message, tool calls with their arguments and "
+            "results, and the reply in its Markdown source."
+        ),
+    )
+    show.add_argument("file", metavar="FILE")
+    show.set_defaults(handler=_run_transcript_show)
+
+    export = actions.add_parser(
+        "export",
+        help="convert to Markdown, a notebook or one JSON document",
+        description=(
+            "Write the conversation as Markdown (md), an nbformat v4 notebook (ipynb) or "
+            "one JSON document with every event (json)."
+        ),
+    )
+    export.add_argument("file", metavar="FILE")
+    export.add_argument(
+        "--format",
+        choices=["md", "ipynb", "json"],
+        help="output format (default: from the extension of OUT)",
+    )
+    export.add_argument(
+        "-o", "--output", metavar="OUT", default="-", help="output file, - for stdout (default)"
+    )
+    export.set_defaults(handler=_run_transcript_export)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_ERROR
+
+
+def _run_transcript_show(args: argparse.Namespace) -> int:
+    transcript = _load_transcript(args.file, "nbchat transcript show")
+    if transcript is None:
+        return EXIT_ERROR
+    sys.stdout.write(transcript.to_text())
+    return 0
+
+
+def _run_transcript_export(args: argparse.Namespace) -> int:
+    command = "nbchat transcript export"
+    output: str = args.output
+    kind: str | None = args.format or _FORMATS.get(Path(output).suffix.lower())
+    if kind is None:
+        print(
+            f"{command}: cannot tell the format of {output!r}: give --format md, ipynb or json",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    transcript = _load_transcript(args.file, command)
+    if transcript is None:
+        return EXIT_ERROR
+    if kind == "md":
+        text = transcript.to_markdown()
+    elif kind == "json":
+        text = transcript.to_json() + "\n"
+    else:
+        try:
+            import nbformat
+        except ImportError:
+            print(f"{command}: ipynb needs nbformat: pip install nbformat", file=sys.stderr)
+            return EXIT_ERROR
+        text = nbformat.writes(transcript.to_notebook())  # type: ignore[no-untyped-call]
+    if output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"{command}: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0

@@ -19,7 +19,17 @@ from websockets.exceptions import InvalidStatus
 
 from nbchat._version import __version__
 from nbchat.cli import main
+from nbchat.protocol import (
+    AckMessage,
+    DoneMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+    UserMessage,
+)
 from nbchat.server import serve_demo
+from nbchat.transcript import Recorder, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 20.0
@@ -184,3 +194,193 @@ async def test_chat_sends_the_token() -> None:
         async with nbchat("chat", "--url", server.url, "--token", "bad", "hi") as process:
             code, out, err = await finish(process)
         assert code == 2 and "HTTP 401" in err and err.count("\n") == 1
+
+
+# nbchat transcript
+
+
+def write_transcript(path: Path) -> Path:
+    """Two recorded turns: a calculator call answered 42, then a message with an escape code."""
+    with Recorder(path, "ws://localhost:8000/ws?token=abc") as rec:
+        head = {"conversation_id": "rec"}
+        rec.sent(UserMessage(id="m1", message="What is 6*7?", **head))
+        rec.received(AckMessage(id="m1", reply_to="m1", **head))
+        call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
+        rec.received(ToolCallMessage(tool_calls=[call], reply_to="m1", **head))
+        done = call.model_copy(update={"status": "done", "result": 42})
+        rec.received(ToolResultMessage(tool_calls=[done], reply_to="m1", **head))
+        rec.received(TokenMessage(response="6*7 = 42.", reply_to="m1", **head))
+        rec.received(DoneMessage(reply_to="m1", **head))
+        rec.sent(UserMessage(id="m2", message="Thanks\x1b[2J!", **head))
+        rec.received(TokenMessage(response="You are *welcome*.", reply_to="m2", **head))
+        rec.received(DoneMessage(reply_to="m2", **head))
+    return path
+
+
+def test_transcript_show_prints_the_conversation_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """show prints each turn with its tool call; terminal escape codes are removed."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    assert main(["transcript", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nbchat transcript, recorded ")
+    assert "from ws://localhost:8000/ws?token=***\n" in out
+    assert out.split("\n\n", 1)[1] == (
+        "You: What is 6*7?\n"
+        "[tool calculator: done]\n"
+        "  arguments:\n"
+        "    {\n"
+        '      "expression": "6*7"\n'
+        "    }\n"
+        "  result:\n"
+        "    42\n"
+        "Assistant: 6*7 = 42.\n"
+        "\n"
+        "You: Thanks[2J!\n"
+        "Assistant: You are *welcome*.\n"
+    )
+
+
+def test_transcript_show_reports_a_torn_line_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A torn last line is skipped with one warning line on stderr; the rest is shown."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    with open(path, "ab") as file:
+        file.write(b'{"t": 1.0, "dir": "in"')
+    assert main(["transcript", "show", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "You: What is 6*7?" in captured.out
+    assert captured.err == (
+        f"nbchat transcript show: warning: {path}:11: torn last line (an interrupted write) "
+        "skipped\n"
+    )
+
+
+def test_transcript_export_markdown_to_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export --format md -o - writes Transcript.to_markdown() to stdout."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    assert main(["transcript", "export", str(path), "--format", "md", "-o", "-"]) == 0
+    assert capsys.readouterr().out == Transcript.load(path).to_markdown()
+
+
+def test_transcript_export_notebook_is_valid(tmp_path: Path) -> None:
+    """export -o OUT.ipynb infers the format and writes a notebook nbformat validates."""
+    import nbformat
+
+    path = write_transcript(tmp_path / "chat.jsonl")
+    out = tmp_path / "chat.ipynb"
+    assert main(["transcript", "export", str(path), "-o", str(out)]) == 0
+    notebook = nbformat.read(out, as_version=4)  # type: ignore[no-untyped-call]
+    nbformat.validate(notebook)  # type: ignore[no-untyped-call]
+    assert len(notebook.cells) == 2 and "calculator" in notebook.cells[0].source
+
+
+def test_transcript_export_json_round_trips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export --format json gives one document that reads back to the same transcript."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    assert main(["transcript", "export", str(path), "--format", "json"]) == 0
+    assert Transcript.from_json(capsys.readouterr().out) == Transcript.load(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "{missing}"], "nbchat transcript show: transcript {missing} does not exist"),
+        (["show", "{other}"], "nbchat transcript show: {other} is not an nbchat transcript"),
+        (["export", "{missing}", "-o", "x.md"], "nbchat transcript export: transcript {missing}"),
+        (["export", "{good}", "-o", "x.txt"], "nbchat transcript export: cannot tell the format"),
+        (["export", "{good}", "-o", "{tmp}/no/such/dir/x.md"], "nbchat transcript export: cannot"),
+    ],
+)
+def test_transcript_failures_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """A missing file, a file that is no transcript, an unknown format: one line, exit 2."""
+    names = {
+        "missing": str(tmp_path / "missing.jsonl"),
+        "other": str(tmp_path / "notes.txt"),
+        "good": str(write_transcript(tmp_path / "chat.jsonl")),
+        "tmp": str(tmp_path),
+    }
+    Path(names["other"]).write_text("my notes\n", encoding="utf-8")
+    assert main(["transcript", *(arg.format(**names) for arg in argv)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(message.format(**names))
+
+
+def test_transcript_without_an_action_prints_its_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """``nbchat transcript`` alone lists show and export on stderr and exits 2."""
+    assert main(["transcript"]) == 2
+    err = capsys.readouterr().err
+    assert "show" in err and "export" in err
+
+
+# nbchat serve --replay
+
+
+async def test_serve_replay_answers_from_the_transcript(tmp_path: Path) -> None:
+    """serve --replay answers a recorded message as recorded and an unknown one with an error."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    async with nbchat("serve", "--replay", str(path), "--port", "0") as process:
+        url = await listening_url(process)
+        async with connect(url) as ws:
+            replies: list[list[dict[str, Any]]] = []
+            for n, text in enumerate(["What is 6*7?", "What is 7*8?"]):
+                await ws.send(
+                    json.dumps({"id": f"m{n}", "conversation_id": "new", "message": text})
+                )
+                frames: list[dict[str, Any]] = []
+                while not frames or frames[-1]["type"] not in ("done", "error"):
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+                replies.append(frames)
+        process.send_signal(signal.SIGINT)
+        code, out, err = await finish(process)
+    assert (code, out, err) == (0, "", "")
+    known, unknown = replies
+    assert [f["type"] for f in known] == ["ack", "tool_call", "tool_result", "token", "done"]
+    assert known[3]["response"] == "6*7 = 42."
+    assert unknown[-1]["error"]["code"] == "not_in_transcript"
+    assert "expected 'Thanks" in unknown[-1]["error"]["message"]
+
+
+async def test_serve_replay_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A transcript that cannot be read stops serve before it listens: one line, exit 2."""
+    missing = tmp_path / "missing.jsonl"
+    async with nbchat("serve", "--replay", str(missing), "--port", "0") as process:
+        code, out, err = await finish(process)
+    assert (code, out) == (2, "")
+    assert err == f"nbchat serve: transcript {missing} does not exist: check the path\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--speed", "2"], "nbchat serve: --speed needs --replay FILE\n"),
+        (["--replay", "x.jsonl", "--speed", "-1"], "nbchat serve: --speed must be 0 or more"),
+    ],
+)
+def test_serve_speed_needs_replay_and_a_positive_value(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """--speed is only for --replay, and cannot be negative: one line, exit 2."""
+    assert main(["serve", *argv]) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+# nbchat demo
+
+
+def test_demo_without_its_notebook_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``nbchat demo`` run away from the repository says where the notebook should be."""
+    assert main(["demo", str(tmp_path / "missing.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no notebook at" in err
