@@ -43,7 +43,8 @@ from .protocol import (
     UserMessage,
 )
 from .reply import Reply
-from .server import DemoServer, serve_demo
+from .server import DemoServer, ReplayServer, serve_demo, serve_replay
+from .transcript import Recorder, Transcript
 
 if TYPE_CHECKING:
     from .widget import ChatWidget
@@ -72,6 +73,8 @@ __all__ = [
     "ProtocolError",
     "QueueFull",
     "ReconnectExhausted",
+    "Recorder",
+    "ReplayServer",
     "Reply",
     "ReplyTimeout",
     "ServerError",
@@ -80,6 +83,7 @@ __all__ = [
     "ToolCall",
     "ToolCallMessage",
     "ToolResultMessage",
+    "Transcript",
     "TranscriptError",
     "UnknownMessage",
     "UserMessage",
@@ -88,6 +92,7 @@ __all__ = [
     "destroy_client",
     "get_client",
     "serve_demo",
+    "serve_replay",
     "should_reconnect",
 ]
 

@@ -3,7 +3,7 @@
 Tokens are collected in a list and joined once, so a reply of n tokens costs
 O(n) however it is read. Tool calls are merged by id: the ``tool_result`` for a
 call replaces its ``running`` announcement in place, keeping the order the calls
-were announced in.
+were announced in, and the announced arguments when the result leaves them out.
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ class ReplyBuilder:
             self._parts.append(message.response)
         elif isinstance(message, ToolCallMessage | ToolResultMessage):
             for call in message.tool_calls:
+                known = self._calls.get(call.id)
+                if known is not None and known.arguments and not call.arguments:
+                    # Servers often send only the result: keep the arguments announced earlier.
+                    call = call.model_copy(update={"arguments": known.arguments})
                 self._calls[call.id] = call
         elif isinstance(message, DoneMessage):
             self.done = True

@@ -38,6 +38,27 @@ def test_tool_result_replaces_its_announcement_in_place() -> None:
     assert [(c.id, c.status, c.result) for c in calls] == [("a", "done", 1), ("b", "running", None)]
 
 
+def test_tool_result_without_arguments_keeps_the_announced_ones() -> None:
+    """A result that omits the arguments keeps those announced; one that sends them wins."""
+    builder = ReplyBuilder()
+    announced = [
+        ToolCall(id="a", name="calculator", arguments={"expression": "6*7"}),
+        ToolCall(id="b", name="calculator", arguments={"expression": "1+1"}),
+    ]
+    builder.feed(ToolCallMessage(tool_calls=announced))
+    result = ToolResultMessage(
+        tool_calls=[
+            ToolCall(id="a", name="calculator", status="done", result=42),
+            ToolCall(id="b", name="calculator", arguments={"expression": "2"}, status="done"),
+        ]
+    )
+    builder.feed(result)
+    a, b = builder.build().tool_calls
+    assert (a.arguments, a.status, a.result) == ({"expression": "6*7"}, "done", 42)
+    assert b.arguments == {"expression": "2"}
+    assert result.tool_calls[0].arguments == {}  # the received message is left as it came
+
+
 def test_error_completes_the_reply_with_the_error() -> None:
     """An error message ends the reply and is kept on it."""
     builder = ReplyBuilder()

@@ -334,6 +334,57 @@ def test_markdown_reports_errors_and_incomplete_turns(tmp_path: Path) -> None:
     assert transcript._repr_markdown_() == markdown
 
 
+def test_html_repr_is_the_widget_markup_sanitized(tmp_path: Path) -> None:
+    """_repr_html_ uses the widget's styles and bubbles; no payload becomes active HTML."""
+    path = tmp_path / "chat.jsonl"
+    with Recorder(path, URL) as rec:
+        rec.sent(UserMessage(id="m1", message="<img src=x onerror=alert(1)>"))
+        call = ToolCall(id="t1", name="<b>calc</b>", arguments={"q": "<script>"}, status="done")
+        rec.received(ToolResultMessage(tool_calls=[call], reply_to="m1"))
+        reply = "**Hi** <script>alert(2)</script> [y](javascript:alert(3))"
+        rec.received(TokenMessage(response=reply, reply_to="m1"))
+        rec.received(DoneMessage(reply_to="m1"))
+        rec.sent(UserMessage(id="m2", message="again"))
+        error = ErrorInfo(code="agent_failed", message="<i>down</i>")
+        rec.received(ErrorMessage(error=error, reply_to="m2"))
+        rec.sent(UserMessage(id="m3", message="still there?"))
+        rec.received(TokenMessage(response="Ye", reply_to="m3"))
+    page = Transcript.load(path)._repr_html_()
+    assert page.startswith('<div class="nbchat nbchat-transcript"><style>')
+    assert "token=***" in page and "abc123" not in page
+    assert "<script" not in page and "<img" not in page and "<i>" not in page
+    assert 'href="javascript' not in page.lower() and "<b>calc" not in page
+    assert '<div class="nbchat-msg nbchat-user">' in page and "&lt;img src=x" in page
+    assert "<strong>Hi</strong>" in page  # replies are rendered Markdown, as in the widget
+    assert 'class="nbchat-tool nbchat-tool-done"' in page
+    assert "agent_failed: &lt;i&gt;down&lt;/i&gt;" in page
+    assert "<em>(incomplete: the transcript ends before the reply did)</em>" in page
+
+
+def test_text_is_the_conversation_without_control_characters(tmp_path: Path) -> None:
+    """to_text shows turns as nbchat.render.conversation_text does, headed by where from."""
+    path = tmp_path / "chat.jsonl"
+    record_session(path)
+    text = Transcript.load(path).to_text()
+    head, body = text.split("\n\n", 1)
+    assert head.startswith("nbchat transcript, recorded ") and head.endswith("token=***&room=7")
+    assert body.startswith("You: Weather in Paris?\n[tool weather: done]\n")
+    assert "Assistant: It is 21 degrees.\n" in body
+    assert body.endswith("Assistant: Let me\nError: agent_failed: forecast service down\n")
+    assert Transcript().to_text() == "nbchat transcript\n\n(no messages)\n"
+
+
+def test_turns_know_when_each_message_arrived(tmp_path: Path) -> None:
+    """Turn.times gives the arrival time of each message, aligned with Turn.messages."""
+    path = tmp_path / "chat.jsonl"
+    record_session(path)
+    first, second = Transcript.load(path).turns
+    assert first.t == 1_700_000_002.0
+    assert first.times == [1_700_000_000.0 + n for n in range(3, 10)]
+    assert len(first.times) == len(first.messages)
+    assert second.times == [1_700_000_011.0, 1_700_000_012.0, 1_700_000_013.0]
+
+
 def test_notebook_validates_with_a_cell_per_turn(tmp_path: Path) -> None:
     """The notebook passes nbformat validation and holds one Markdown cell per turn."""
     nbformat = pytest.importorskip("nbformat")

@@ -1,0 +1,360 @@
+"""Replay a recorded transcript as a server: each client message gets the answer recorded for it.
+
+A notebook recorded against a real backend thus re-runs offline and
+deterministically, in CI or anywhere without a model.
+
+Matching. A re-executed notebook gets fresh random conversation ids, so the
+live conversation id rarely equals a recorded one: messages are matched by
+their text and their order, and conversation ids only keep several recorded
+conversations apart.
+
+* Texts are compared after Unicode NFC normalisation, with runs of whitespace
+  collapsed to one space and both ends stripped.
+* Each live conversation follows recorded conversations through *cursors*: a
+  recorded conversation, and which of its exchanges this live conversation has
+  used. A message is answered by the first unused exchange with its text, in
+  recording order, of the live conversation's cursors (oldest cursor first).
+* When no cursor holds it, a new cursor is opened on another recorded
+  conversation holding the text: the one whose id is the live conversation's
+  own if there is one, else the one followed by the fewest live conversations,
+  else the one that said it first. Two live conversations are thus kept apart
+  as the recorded ones were, and a notebook re-run against the same server
+  (with new conversation ids) replays from the start instead of running out.
+* A message that no recorded conversation holds, or only holds already used,
+  gets an ``error`` with code ``not_in_transcript`` naming the messages the
+  replay expected next: never a hang.
+
+What is answered: the recorded ``token``, ``tool_call``, ``tool_result`` and
+``error`` messages, with their ``reply_to`` and ``conversation_id`` cleared (the
+server addresses them to the live message). Acks and the recorded ``done`` are
+dropped: the server acks and ends each reply itself. A recorded reply that was
+restarted (``reply_restart``: the server lost it) is replayed from the restart.
+
+Pace: ``speed=None`` (or 0) answers as fast as possible; otherwise each message
+is sent at its recorded delay after the user message divided by ``speed`` (1.0
+the recorded pace, 2.0 twice as fast), and the ``done`` at the recorded end of
+the reply. Delays are replayed as recorded, reconnection pauses included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import unicodedata
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+from ..protocol import (
+    DoneMessage,
+    ErrorInfo,
+    ErrorMessage,
+    TokenMessage,
+    ToolCallMessage,
+    ToolResultMessage,
+    UnknownMessage,
+)
+from ..transcript import Transcript, Turn
+from .agent import ResponderMessage
+from .app import DEFAULT_MAX_SIZE, ChatServer
+
+__all__ = ["NOT_IN_TRANSCRIPT", "ReplayResponder", "ReplayServer", "serve_replay"]
+
+NOT_IN_TRANSCRIPT = "not_in_transcript"
+"""The ``error`` code answering a message the transcript does not hold."""
+
+_REPLAYED = (TokenMessage, ToolCallMessage, ToolResultMessage, ErrorMessage)
+_MAX_EXPECTED = 3
+"""How many expected messages an error names."""
+_MAX_QUOTE = 80
+
+
+def _normalize(text: str) -> str:
+    """The form messages are compared in: NFC, whitespace runs collapsed, ends stripped."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """One recorded user message and its answer, ready to replay."""
+
+    order: int
+    """Position in the whole transcript, for the "said it first" tie-break."""
+    text: str
+    messages: tuple[ResponderMessage, ...]
+    offsets: tuple[float, ...]
+    """Seconds after the user message at which each message arrived (non-decreasing)."""
+    end: float
+    """Seconds after the user message at which the reply ended."""
+
+
+@dataclass(eq=False)
+class _Recorded:
+    """A recorded conversation: its exchanges in order, indexed by normalised text."""
+
+    conversation_id: str
+    exchanges: list[_Exchange] = field(default_factory=list)
+    by_text: dict[str, list[int]] = field(default_factory=dict)
+    followers: int = 0
+    """How many live conversations have a cursor on it."""
+
+
+@dataclass(eq=False)
+class _Cursor:
+    """Where one live conversation is in one recorded conversation."""
+
+    recorded: _Recorded
+    used: set[int] = field(default_factory=set)
+
+    def find(self, key: str) -> int | None:
+        """The first unused exchange with this text, or None."""
+        for index in self.recorded.by_text.get(key, ()):
+            if index not in self.used:
+                return index
+        return None
+
+    def next_text(self) -> str | None:
+        """The text of the first unused exchange, or None when all are used."""
+        for index, exchange in enumerate(self.recorded.exchanges):
+            if index not in self.used:
+                return exchange.text
+        return None
+
+
+def _exchange(order: int, turn: Turn) -> _Exchange:
+    """A turn without acks and ``done``, each message timed from the user message."""
+    messages: list[ResponderMessage] = []
+    times: list[float] = []
+    end = turn.t
+    arrived = turn.times
+    if len(arrived) != len(turn.messages):  # a Turn built by hand: no pace to keep
+        arrived = [turn.t] * len(turn.messages)
+    for message, t in zip(turn.messages, arrived, strict=True):
+        end = max(end, t)
+        if isinstance(message, UnknownMessage) and message.type == "reply_restart":
+            messages.clear()
+            times.clear()
+        elif isinstance(message, _REPLAYED):
+            messages.append(message.model_copy(update={"reply_to": None, "conversation_id": None}))
+            times.append(t)
+        elif isinstance(message, DoneMessage):
+            break  # anything after the end belongs to no reply
+    offsets: list[float] = []
+    last = 0.0
+    for t in times:
+        last = max(last, t - turn.t)  # clocks step back; a reply never does
+        offsets.append(last)
+    return _Exchange(order, turn.user, tuple(messages), tuple(offsets), max(last, end - turn.t))
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 3] + "...")
+
+
+class ReplayResponder:
+    """A :class:`~nbchat.server.Responder` answering from a :class:`~nbchat.Transcript`.
+
+    See the module docstring for how messages are matched. ``max_conversations``
+    bounds the live conversations remembered (least recently used forgotten).
+    """
+
+    def __init__(
+        self,
+        transcript: Transcript,
+        *,
+        speed: float | None = None,
+        max_conversations: int = 10_000,
+    ) -> None:
+        if speed is not None and not (speed >= 0):  # also refuses NaN
+            raise ValueError(f"speed must be None or >= 0, got {speed!r}")
+        self.speed = speed
+        """Pace factor: None or 0 as fast as possible, 1.0 as recorded, 2.0 twice as fast."""
+        self.max_conversations = max_conversations
+        self._recorded: dict[str, _Recorded] = {}
+        for order, turn in enumerate(transcript.turns):
+            key = turn.conversation_id or ""  # the server passes "" for "no conversation"
+            recorded = self._recorded.setdefault(key, _Recorded(key))
+            index = len(recorded.exchanges)
+            recorded.exchanges.append(_exchange(order, turn))
+            recorded.by_text.setdefault(_normalize(turn.user), []).append(index)
+        self._live: OrderedDict[str, list[_Cursor]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ReplayResponder {self.exchange_count} exchanges in {len(self._recorded)} "
+            f"conversations, speed={self.speed!r}>"
+        )
+
+    # Public methods
+
+    @property
+    def exchange_count(self) -> int:
+        """How many user messages the transcript answers."""
+        return sum(len(recorded.exchanges) for recorded in self._recorded.values())
+
+    async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
+        """Stream the recorded answer to ``text``, or a ``not_in_transcript`` error."""
+        exchange = self._match(conversation_id, text)
+        if exchange is None:
+            yield ErrorMessage(
+                error=ErrorInfo(
+                    code=NOT_IN_TRANSCRIPT, message=self._not_found(conversation_id, text)
+                )
+            )
+            return
+        pace = self.speed is not None and 0 < self.speed < math.inf
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for message, offset in zip(exchange.messages, exchange.offsets, strict=True):
+            if pace:
+                await _until(loop, start + offset / self._speed)
+            # A copy: the server addresses what it is given, and replies may be replayed again.
+            yield message.model_copy()
+        if pace:
+            await _until(loop, start + exchange.end / self._speed)
+
+    def expected(self, conversation_id: str) -> list[str]:
+        """The texts the replay expects next in a live conversation, most likely first.
+
+        The next unused message of each recorded conversation it follows, then the
+        first message of each recorded conversation it could still start following.
+        """
+        cursors = self._live.get(conversation_id, [])
+        followed = {id(cursor.recorded) for cursor in cursors}
+        texts: list[str | None] = [cursor.next_text() for cursor in cursors]
+        others = sorted(
+            (r for r in self._recorded.values() if id(r) not in followed),
+            key=lambda r: r.exchanges[0].order,
+        )
+        texts.extend(recorded.exchanges[0].text for recorded in others)
+        return list(dict.fromkeys(text for text in texts if text is not None))
+
+    # Private methods
+
+    def _match(self, conversation_id: str, text: str) -> _Exchange | None:
+        """The exchange answering ``text`` in a live conversation, now marked used; or None."""
+        key = _normalize(text)
+        cursors = self._cursors(conversation_id)
+        for cursor in cursors:
+            index = cursor.find(key)
+            if index is not None:
+                cursor.used.add(index)
+                return cursor.recorded.exchanges[index]
+        followed = {id(cursor.recorded) for cursor in cursors}
+        candidates = [
+            recorded
+            for recorded in self._recorded.values()
+            if key in recorded.by_text and id(recorded) not in followed
+        ]
+        if not candidates:
+            return None
+        recorded = min(
+            candidates,
+            key=lambda r: (
+                r.conversation_id != conversation_id,
+                r.followers,
+                r.exchanges[r.by_text[key][0]].order,
+            ),
+        )
+        cursor = _Cursor(recorded)
+        recorded.followers += 1
+        cursors.append(cursor)
+        index = recorded.by_text[key][0]
+        cursor.used.add(index)
+        return recorded.exchanges[index]
+
+    @property
+    def _speed(self) -> float:
+        assert self.speed is not None
+        return self.speed
+
+    def _cursors(self, conversation_id: str) -> list[_Cursor]:
+        cursors = self._live.get(conversation_id)
+        if cursors is None:
+            cursors = self._live[conversation_id] = []
+            while len(self._live) > self.max_conversations:
+                _, forgotten = self._live.popitem(last=False)
+                for cursor in forgotten:
+                    cursor.recorded.followers -= 1
+        else:
+            self._live.move_to_end(conversation_id)
+        return cursors
+
+    def _not_found(self, conversation_id: str, text: str) -> str:
+        if not self._recorded:
+            return f"the transcript holds no messages, so none answers {_quote(text)}"
+        expected = self.expected(conversation_id)
+        if not expected:
+            return (
+                f"the transcript holds no reply to {_quote(text)}: this conversation has "
+                "replayed every recorded message"
+            )
+        named = ", ".join(_quote(item) for item in expected[:_MAX_EXPECTED])
+        hidden = len(expected) - _MAX_EXPECTED
+        more = f" (and {hidden} more)" if hidden > 0 else ""
+        return f"the transcript holds no reply to {_quote(text)}; expected {named}{more}"
+
+
+async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class ReplayServer(ChatServer):
+    """A :class:`ChatServer` answering from a transcript (a :class:`Transcript` or its path).
+
+    A path is loaded at once, so a missing or unreadable file raises
+    :class:`~nbchat.TranscriptError` here rather than at the first message.
+    """
+
+    def __init__(
+        self,
+        transcript: Transcript | str | os.PathLike[str],
+        *,
+        speed: float | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        allowed_origins: Iterable[str] = (),
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        max_logs: int = 1000,
+    ) -> None:
+        if not isinstance(transcript, Transcript):
+            transcript = Transcript.load(transcript)
+        self.transcript = transcript
+        """What is replayed."""
+        self.replay = ReplayResponder(transcript, speed=speed)
+        super().__init__(
+            self.replay,
+            host=host,
+            port=port,
+            token=token,
+            allowed_origins=allowed_origins,
+            max_size=max_size,
+            max_logs=max_logs,
+        )
+
+
+def serve_replay(
+    transcript: Transcript | str | os.PathLike[str],
+    port: int = 0,
+    host: str = "127.0.0.1",
+    *,
+    speed: float | None = None,
+    token: str | None = None,
+    allowed_origins: Iterable[str] = (),
+    max_size: int | None = DEFAULT_MAX_SIZE,
+) -> ReplayServer:
+    """A replay server, started by ``async with serve_replay(path) as server`` or ``await``."""
+    return ReplayServer(
+        transcript,
+        speed=speed,
+        host=host,
+        port=port,
+        token=token,
+        allowed_origins=allowed_origins,
+        max_size=max_size,
+    )
