@@ -34,6 +34,8 @@ wheel: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/client_throughput.py
+	$(BIN)/python benchmarks/widget_render.py
+	$(BIN)/python benchmarks/transcript_load.py
 
 clean:
 	rm -rf $(VENV) dist build

@@ -44,7 +44,7 @@ from .protocol import (
 )
 from .reply import Reply
 from .server import DemoServer, ReplayServer, serve_demo, serve_replay
-from .transcript import Recorder, Transcript
+from .transcript import Recorder, Transcript, TranscriptWarning
 
 if TYPE_CHECKING:
     from .widget import ChatWidget
@@ -85,6 +85,7 @@ __all__ = [
     "ToolResultMessage",
     "Transcript",
     "TranscriptError",
+    "TranscriptWarning",
     "UnknownMessage",
     "UserMessage",
     "__version__",

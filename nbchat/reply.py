@@ -94,6 +94,10 @@ class ReplyBuilder:
             self._parts[:] = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
 
+    def tool_call(self, call_id: str) -> ToolCall | None:
+        """The call with this id at its latest status (arguments kept from its announcement)."""
+        return self._calls.get(call_id)
+
     @property
     def tool_calls(self) -> list[ToolCall]:
         """Each tool call in announcement order, at its latest status."""

@@ -477,6 +477,12 @@ class _TurnAssembler:
         turn = self._route(message)
         if turn is None:
             return  # not an answer to anything recorded (a connection-level message)
+        if message.type == "reply_restart":
+            # The client's notice that the server lost this reply and began it
+            # again (nbchat.client): what came before it is void.
+            turn.builder = ReplyBuilder(turn.builder.message_id, turn.builder.conversation_id)
+            turn.times.clear()
+            return
         turn.times.append(t)
         builder = turn.builder
         if builder.conversation_id is None and message.conversation_id is not None:

@@ -102,7 +102,7 @@ class TurnView:
         elif isinstance(message, ToolCallMessage | ToolResultMessage):
             self._close_run()
             for call in message.tool_calls:
-                self._show_call(call)
+                self._show_call(self.builder.tool_call(call.id) or call)
         elif isinstance(message, ErrorMessage):
             self._close_run()
             text = f"{message.error.code}: {message.error.message}"

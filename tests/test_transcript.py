@@ -511,3 +511,19 @@ def test_line_separators_inside_text_do_not_split_events(tmp_path: Path) -> None
         rec.received(TokenMessage(response=text, reply_to="m1"))
     [turn] = Transcript.load(path).turns
     assert turn.user == text and turn.assistant == text
+
+
+def test_reply_restart_voids_what_came_before_it(tmp_path: Path) -> None:
+    """After the client's reply_restart notice, a turn holds only the regenerated reply."""
+    from nbchat.protocol import UnknownMessage
+
+    path = tmp_path / "restart.jsonl"
+    with Recorder(path) as rec:
+        rec.sent(UserMessage(id="m1", conversation_id="c", message="count to 3"))
+        rec.received(TokenMessage(response="1 ", reply_to="m1", conversation_id="c"))
+        rec.received(UnknownMessage(type="reply_restart", reply_to="m1", conversation_id="c"))
+        for part in ["1 ", "2 ", "3"]:
+            rec.received(TokenMessage(response=part, reply_to="m1", conversation_id="c"))
+        rec.received(DoneMessage(reply_to="m1", conversation_id="c"))
+    (turn,) = Transcript.load(path).turns
+    assert turn.assistant == "1 2 3"

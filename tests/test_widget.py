@@ -180,3 +180,12 @@ async def test_widget_exposes_the_client_it_was_given(
     await client.ask("count to 3")
     assert any("1 2 3" in v for v in html_values(chat))
     await chat.aclose()
+
+
+async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[RecordingComm]) -> None:
+    """A tool_result without arguments still shows the arguments announced with the call."""
+    view = TurnView("calc", Throttle(30.0))
+    call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
+    view.feed(ToolCallMessage(tool_calls=[call]))
+    view.feed(ToolResultMessage(tool_calls=[ToolCall(id="t1", name="calculator", status="done")]))
+    assert "expression" in view._cards["t1"].value
