@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .exceptions import ConfigError
 from .policy import ReconnectPolicy, should_reconnect
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "ClientConfig", "default_url"]
+__all__ = ["DEFAULT_URL", "RECORD_ENV", "URL_ENV", "ClientConfig", "default_url"]
 
 URL_ENV = "NBCHAT_WS_URL"
+RECORD_ENV = "NBCHAT_RECORD"
+"""Set to a path to record every client's session there, e.g. while executing a notebook."""
 DEFAULT_URL = "ws://localhost:8000/ws"
 
 
@@ -63,7 +65,9 @@ class ClientConfig(BaseModel):
     """Extra handshake headers, e.g. ``{"Authorization": "Bearer ..."}``; never recorded."""
     conversation_id: str | None = None
     """Conversation to join; a fresh one is made when None."""
-    record: str | os.PathLike[str] | None = None
+    record: str | os.PathLike[str] | None = Field(
+        default_factory=lambda: os.environ.get(RECORD_ENV) or None
+    )
     """Append every event of the session to this JSON Lines transcript (nbchat.transcript)."""
 
     @field_validator("url")

@@ -17,7 +17,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def notebook_modules(path: Path) -> set[str]:
-    """Top-level modules a notebook imports, magics (``%load_ext x``) included."""
+    """Top-level modules a notebook imports or runs (``-m``), magics (``%load_ext x``) included."""
     modules: set[str] = set()
     for cell in nbformat.read(path, as_version=4).cells:
         if cell.cell_type != "code" or cell.source.lstrip().startswith("%%"):
@@ -26,6 +26,10 @@ def notebook_modules(path: Path) -> set[str]:
         for line in cell.source.splitlines():
             if match := re.match(r"\s*%load_ext\s+(\w+)", line):
                 modules.add(match.group(1))
+            # Modules run as programs: [sys.executable, "-m", "pytest", ...]
+            modules.update(re.findall(r"""["']-m["'],\s*["'](\w+)["']""", line))
+            if "--nbval" in line:  # a pytest plugin, named by its flag
+                modules.add("nbval")
             code_lines.append("" if line.lstrip().startswith(("%", "!")) else line)
         tree = ast.parse("\n".join(code_lines))
         for node in ast.walk(tree):

@@ -48,3 +48,11 @@ def test_invalid_settings_raise_config_error(overrides: dict[str, object]) -> No
     with pytest.raises(ConfigError, match="invalid client setting") as info:
         ClientConfig.build(**overrides)
     assert "\n" not in str(info.value)
+
+
+def test_recording_path_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NBCHAT_RECORD`` turns recording on without touching the code that makes clients."""
+    monkeypatch.setenv("NBCHAT_RECORD", "/tmp/session.jsonl")
+    assert ClientConfig().record == "/tmp/session.jsonl"
+    monkeypatch.delenv("NBCHAT_RECORD")
+    assert ClientConfig().record is None
