@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import ipywidgets as widgets
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
@@ -24,13 +25,23 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 class TurnDisplay:
-    """A TurnView in a cell's output, with a plain fallback for viewers without widgets."""
+    """A TurnView in a cell's output, with a plain fallback for viewers without widgets.
+
+    The view sits in a small panel of its own that carries the ``nbchat`` class
+    and the stylesheet, so it looks like the chat panel's turns.
+    """
 
     def __init__(self, view: TurnView) -> None:
         self.view = view
+        self.panel = widgets.VBox([widgets.HTML(render.STYLES), view.box])
+        self.panel.add_class("nbchat")
+
+    def widget_view(self) -> dict[str, Any]:
+        """The bundle of the live view alone, without any text fallback."""
+        return {WIDGET_VIEW: self.panel._repr_mimebundle_()[WIDGET_VIEW]}
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = dict(self.view.box._repr_mimebundle_(**kwargs) or {})
+        bundle: dict[str, Any] = dict(self.panel._repr_mimebundle_(**kwargs) or {})
         turn = ChatWidget._as_render_turn(self.view)
         bundle["text/plain"] = render.conversation_text([turn])
         bundle["text/markdown"] = render.conversation_markdown([turn])
@@ -55,8 +66,8 @@ class ChatMagics(Magics):
         # The live view goes out with the widget mimetype only; once the reply is
         # complete it moves to a new output that also carries the text fallback.
         # So every text output is final when first sent, as nbval requires.
-        live_bundle = {WIDGET_VIEW: view.box._repr_mimebundle_()[WIDGET_VIEW]}
-        live = display(live_bundle, raw=True, display_id=True)
+        shown = TurnDisplay(view)
+        live = display(shown.widget_view(), raw=True, display_id=True)
         message_id: list[str] = []
 
         def follow(message: ServerMessage) -> None:
@@ -80,7 +91,7 @@ class ChatMagics(Magics):
             throttle.flush()
             if live is not None:
                 live.update({}, raw=True)
-            display(TurnDisplay(view))
+            display(shown)
 
 
 def load_ipython_extension(ipython: Any) -> None:

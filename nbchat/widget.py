@@ -280,14 +280,16 @@ class ChatWidget(widgets.VBox):
         self._header = widgets.HTML()
         self._log = widgets.VBox()
         self._log.add_class("nbchat-log")
-        self._input = widgets.Text(placeholder="Ask something…", continuous_update=False)
+        # continuous_update keeps the kernel's value current, so Enter (the frontend's
+        # "submit" event) sends what was typed; leaving the box sends nothing.
+        self._input = widgets.Text(placeholder="Ask something…", continuous_update=True)
         self._input.layout.flex = "1"
         self._send_button = widgets.Button(description="Send", button_style="primary")
         self._stop_button = widgets.Button(description="Stop", button_style="warning")
         self._stop_button.layout.display = "none"
         self._send_button.on_click(lambda _: self._submit_input())
         self._stop_button.on_click(lambda _: self.stop())
-        self._input.observe(self._on_enter, "value")
+        self._input.on_msg(self._on_input_message)
         controls = widgets.HBox([self._input, self._send_button, self._stop_button])
         controls.add_class("nbchat-controls")
         super().__init__([widgets.HTML(render.STYLES), self._header, self._log, controls])
@@ -475,17 +477,14 @@ class ChatWidget(widgets.VBox):
         where = client.url + (" (built-in server)" if self._server is not None else "")
         self._header.value = render.status_header_html(state, f"{detail} · {where}".lstrip(" ·"))
 
-    def _on_enter(self, change: dict[str, Any]) -> None:
-        if change["new"]:
+    def _on_input_message(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
+        if content.get("event") == "submit":
             self._submit_input()
 
     def _submit_input(self) -> None:
         text = self._input.value.strip()
         if text:
-            with self._input.hold_trait_notifications():
-                self._input.unobserve(self._on_enter, "value")
-                self._input.value = ""
-                self._input.observe(self._on_enter, "value")
+            self._input.value = ""
             try:
                 self.send(text)
             except NbchatError as exc:

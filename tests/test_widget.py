@@ -189,3 +189,20 @@ async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[Recordi
     view.feed(ToolCallMessage(tool_calls=[call]))
     view.feed(ToolResultMessage(tool_calls=[ToolCall(id="t1", name="calculator", status="done")]))
     assert "expression" in view._cards["t1"].value
+
+
+async def test_enter_sends_and_leaving_the_box_does_not(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """The frontend's submit event (Enter) sends the typed text; a value change alone does not."""
+    chat = ChatWidget(url=demo.url)
+    sent = attach(chat.client, "send", "message")
+    chat._input.value = "count to 3"  # typing, then leaving the box: no submit event
+    assert sent.of("send") == []
+    chat._input._handle_custom_msg({"event": "submit"}, [])
+    assert chat._input.value == ""
+    await sent.wait_for("send")
+    assert sent.of("send")[0][0].message == "count to 3"
+    await asyncio.wait_for(next(iter(chat.client.replies())), 10)
+    assert any("1 2 3" in v for v in html_values(chat))
+    await chat.aclose()
