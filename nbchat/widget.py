@@ -287,8 +287,10 @@ class ChatWidget(widgets.VBox):
         self._send_button = widgets.Button(description="Send", button_style="primary")
         self._stop_button = widgets.Button(description="Stop", button_style="warning")
         self._stop_button.layout.display = "none"
-        self._send_button.on_click(lambda _: self._submit_input())
-        self._stop_button.on_click(lambda _: self.stop())
+        self._home_loop = _running_loop()
+        """The loop the client runs on; frontend events are handed over to it."""
+        self._send_button.on_click(lambda _: self._call_home(self._submit_input))
+        self._stop_button.on_click(lambda _: self._call_home(self.stop))
         self._input.on_msg(self._on_input_message)
         controls = widgets.HBox([self._input, self._send_button, self._stop_button])
         controls.add_class("nbchat-controls")
@@ -479,7 +481,20 @@ class ChatWidget(widgets.VBox):
 
     def _on_input_message(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
         if content.get("event") == "submit":
-            self._submit_input()
+            self._call_home(self._submit_input)
+
+    def _call_home(self, action: Callable[[], object]) -> None:
+        """Run a frontend-triggered action on the client's loop.
+
+        JupyterLab 4.6 with ipykernel 7 can deliver widget messages on a kernel
+        subshell: another thread, with a loop of its own. The client and its
+        queue belong to the loop the widget was made on, so hand the action over.
+        """
+        home = self._home_loop
+        if home is not None and not home.is_closed() and _running_loop() is not home:
+            home.call_soon_threadsafe(action)
+        else:
+            action()
 
     def _submit_input(self) -> None:
         text = self._input.value.strip()
@@ -513,6 +528,13 @@ class ChatWidget(widgets.VBox):
 
 
 _closing: set[asyncio.Task[None]] = set()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _cell_id() -> str | None:

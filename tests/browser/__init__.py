@@ -1,0 +1,1 @@
+"""Real-browser tests: the widget in JupyterLab, driven by Chromium through Playwright."""
