@@ -407,6 +407,16 @@ STYLES = """<style>
   background: rgba(211, 47, 47, 0.08);
   background: color-mix(in srgb, var(--nbchat-bad) 10%, var(--nbchat-bg));
 }
+.nbchat .nbchat-controls { display: flex; gap: 6px; margin-top: 6px; }
+.nbchat .nbchat-input {
+  flex: 1; min-width: 0; height: 28px; box-sizing: border-box; padding: 4px 8px;
+  font: inherit; color: var(--nbchat-fg);
+  background: var(--jp-input-background, var(--nbchat-bg));
+  border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px;
+}
+.nbchat .nbchat-input:focus { outline: 1px solid var(--nbchat-accent); outline-offset: -1px; }
+.nbchat .nbchat-controls button { min-width: 5em; }
+.nbchat .nbchat-controls button[hidden] { display: none; }
 @keyframes nbchat-blink { 50% { opacity: 0.2; } }
 @media (prefers-reduced-motion: reduce) {
   .nbchat * { animation: none !important; }

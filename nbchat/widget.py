@@ -30,6 +30,7 @@ from . import render
 from .client import ChatClient, ConnectionState
 from .config import URL_ENV
 from .exceptions import ConnectionFailed, NbchatError, ProtocolError, ServerError
+from .input import ChatInput
 from .protocol import (
     CancelRequest,
     ErrorMessage,
@@ -280,21 +281,12 @@ class ChatWidget(widgets.VBox):
         self._header = widgets.HTML()
         self._log = widgets.VBox()
         self._log.add_class("nbchat-log")
-        # continuous_update keeps the kernel's value current, so Enter (the frontend's
-        # "submit" event) sends what was typed; leaving the box sends nothing.
-        self._input = widgets.Text(placeholder="Ask something…", continuous_update=True)
-        self._input.layout.flex = "1"
-        self._send_button = widgets.Button(description="Send", button_style="primary")
-        self._stop_button = widgets.Button(description="Stop", button_style="warning")
-        self._stop_button.layout.display = "none"
+        self._input = ChatInput()
         self._home_loop = _running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
-        self._send_button.on_click(lambda _: self._call_home(self._submit_input))
-        self._stop_button.on_click(lambda _: self._call_home(self.stop))
-        self._input.on_msg(self._on_input_message)
-        controls = widgets.HBox([self._input, self._send_button, self._stop_button])
-        controls.add_class("nbchat-controls")
-        super().__init__([widgets.HTML(render.STYLES), self._header, self._log, controls])
+        self._input.on_submit(lambda text: self._call_home(lambda: self._submit(text)))
+        self._input.on_stop(lambda: self._call_home(self.stop))
+        super().__init__([widgets.HTML(render.STYLES), self._header, self._log, self._input])
         self.add_class("nbchat")
 
         self._unsubscribe = [
@@ -419,7 +411,7 @@ class ChatWidget(widgets.VBox):
         view = TurnView(message.message, self._throttle)
         self._views[message.id] = view
         self._log.children += (view.box,)
-        self._stop_button.layout.display = ""
+        self._input.streaming = True
 
     def _on_message(self, message: ServerMessage) -> None:
         key = message.reply_to or getattr(message, "id", None)
@@ -434,7 +426,7 @@ class ChatWidget(widgets.VBox):
         if view.done:
             self._throttle.flush()
             if all(v.done for v in self._views.values()):
-                self._stop_button.layout.display = "none"
+                self._input.streaming = False
 
     def _on_state(self, state: ConnectionState) -> None:
         self._update_header()
@@ -458,7 +450,7 @@ class ChatWidget(widgets.VBox):
                 if not view.done:
                     view.interrupt("no reply: the connection was lost")
                     view.done = True
-            self._stop_button.layout.display = "none"
+            self._input.streaming = False
         else:
             text = str(exc)
         self._log.children += (widgets.HTML(render.error_banner_html(text)),)
@@ -479,10 +471,6 @@ class ChatWidget(widgets.VBox):
         where = client.url + (" (built-in server)" if self._server is not None else "")
         self._header.value = render.status_header_html(state, f"{detail} · {where}".lstrip(" ·"))
 
-    def _on_input_message(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
-        if content.get("event") == "submit":
-            self._call_home(self._submit_input)
-
     def _call_home(self, action: Callable[[], object]) -> None:
         """Run a frontend-triggered action on the client's loop.
 
@@ -496,14 +484,11 @@ class ChatWidget(widgets.VBox):
         else:
             action()
 
-    def _submit_input(self) -> None:
-        text = self._input.value.strip()
-        if text:
-            self._input.value = ""
-            try:
-                self.send(text)
-            except NbchatError as exc:
-                self._log.children += (widgets.HTML(render.error_banner_html(str(exc))),)
+    def _submit(self, text: str) -> None:
+        try:
+            self.send(text)
+        except NbchatError as exc:
+            self._log.children += (widgets.HTML(render.error_banner_html(str(exc))),)
 
     def _start_connecting(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: the first send connects

@@ -191,18 +191,32 @@ async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[Recordi
     assert "expression" in view._cards["t1"].value
 
 
-async def test_enter_sends_and_leaving_the_box_does_not(
+async def test_submitted_text_is_sent_and_answered(
     comms: list[RecordingComm], demo: DemoServer
 ) -> None:
-    """The frontend's submit event (Enter) sends the typed text; a value change alone does not."""
+    """The input's submit message carries the typed text, which is sent and answered."""
     chat = ChatWidget(url=demo.url)
-    sent = attach(chat.client, "send", "message")
-    chat._input.value = "count to 3"  # typing, then leaving the box: no submit event
-    assert sent.of("send") == []
-    chat._input._handle_custom_msg({"event": "submit"}, [])
-    assert chat._input.value == ""
+    sent = attach(chat.client, "send")
+    chat._input._handle_custom_msg({"event": "submit", "text": "  count to 3 "}, [])
+    chat._input._handle_custom_msg({"event": "submit", "text": "   "}, [])  # blank: ignored
     await sent.wait_for("send")
-    assert sent.of("send")[0][0].message == "count to 3"
+    assert [args[0].message for args in sent.of("send")] == ["count to 3"]
+    assert chat._input.streaming  # Stop shows while the reply streams
     await asyncio.wait_for(next(iter(chat.client.replies())), 10)
     assert any("1 2 3" in v for v in html_values(chat))
+    assert not chat._input.streaming
     await chat.aclose()
+
+
+async def test_stop_cancels_the_streaming_reply(comms: list[RecordingComm]) -> None:
+    """Clicking Stop (the input's stop message) ends the streaming reply, marked cancelled."""
+    server = await DemoServer.start(port=0, delay=0.01)
+    chat = ChatWidget(url=server.url)
+    events = attach(chat.client, "message")
+    ask = asyncio.ensure_future(chat.ask("count to 10000"))
+    await events.wait_for("message", 3)
+    chat._input._handle_custom_msg({"event": "stop"}, [])
+    reply = await asyncio.wait_for(ask, 10)
+    assert reply.cancelled and len(reply.text.split()) < 10000
+    await chat.aclose()
+    await server.close()

@@ -177,5 +177,15 @@ class Watch:
         self.requests.append(request.url)
 
     def foreign_requests(self) -> list[str]:
-        """Requests to anything but this machine (data: and blob: URLs included)."""
-        return [url for url in self.requests if urlsplit(url).hostname not in LOOPBACK]
+        """Requests to anything but this machine (data: URLs, and blob: URLs of other origins).
+
+        A ``blob:`` URL of the page's own loopback origin is how anywidget loads the
+        input box's module; its content was made in the page, never fetched.
+        """
+        return [url for url in self.requests if _host(url) not in LOOPBACK]
+
+
+def _host(url: str) -> str | None:
+    if url.startswith("blob:"):
+        url = url[len("blob:") :]
+    return urlsplit(url).hostname

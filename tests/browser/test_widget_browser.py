@@ -308,11 +308,6 @@ BUSY_CELL = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="widget bug: while a cell runs, the frontend holds back Text.value updates after"
-    " the first but sends the 'submit' event at once: Enter sends the first keystroke only",
-)
 def test_text_typed_while_a_cell_runs_is_sent_whole(page: Page, lab: JupyterLab) -> None:
     """Typed and entered while another cell runs, a message is sent whole and answered."""
     from playwright.sync_api import expect
