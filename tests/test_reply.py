@@ -92,3 +92,21 @@ def test_repr_is_short_and_free_of_ids() -> None:
     builder.feed(DoneMessage())
     text = repr(builder.build())
     assert text == "<Reply '42' tool_calls=[calc: done]>"
+
+
+def test_messages_come_back_equal_to_what_was_fed() -> None:
+    """Tokens kept compactly are rebuilt equal; tokens with extra fields are kept whole."""
+    builder = ReplyBuilder("m", "c")
+    fed = [
+        TokenMessage(response="a", reply_to="m", conversation_id="c"),
+        TokenMessage.model_validate(
+            {"response": "b", "reply_to": "m", "conversation_id": "c", "x": 1}
+        ),
+        TokenMessage(response="c"),  # no ids: a server that sends none
+        DoneMessage(reply_to="m", conversation_id="c"),
+    ]
+    for message in fed:
+        builder.feed(message)
+    assert builder.messages == fed
+    assert builder.build().messages == fed
+    assert builder.messages[1].model_extra == {"x": 1}
