@@ -30,9 +30,10 @@ from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
+from typing_extensions import Unpack
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -60,6 +61,7 @@ __all__ = [
     "ReplyLog",
     "Responder",
     "ResponderMessage",
+    "ServerOptions",
     "is_loopback_origin",
     "serve_demo",
 ]
@@ -564,6 +566,16 @@ async def _cancel_other_tasks() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class ServerOptions(TypedDict, total=False):
+    """The settings every :class:`ChatServer` takes besides its responder and address."""
+
+    token: str | None
+    allowed_origins: Iterable[str]
+    max_size: int | None
+    max_logs: int
+    max_log_frames: int
+
+
 class DemoServer(ChatServer):
     """A :class:`ChatServer` answering with the deterministic :class:`DemoAgent`."""
 
@@ -573,21 +585,10 @@ class DemoServer(ChatServer):
         delay: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
-        token: str | None = None,
-        allowed_origins: Iterable[str] = (),
-        max_size: int | None = DEFAULT_MAX_SIZE,
-        max_logs: int = 1000,
+        **options: Unpack[ServerOptions],
     ) -> None:
         self.agent = DemoAgent(delay)
-        super().__init__(
-            self.agent,
-            host=host,
-            port=port,
-            token=token,
-            allowed_origins=allowed_origins,
-            max_size=max_size,
-            max_logs=max_logs,
-        )
+        super().__init__(self.agent, host=host, port=port, **options)
 
 
 def serve_demo(
@@ -595,16 +596,7 @@ def serve_demo(
     host: str = "127.0.0.1",
     *,
     delay: float = 0.0,
-    token: str | None = None,
-    allowed_origins: Iterable[str] = (),
-    max_size: int | None = DEFAULT_MAX_SIZE,
+    **options: Unpack[ServerOptions],
 ) -> DemoServer:
     """A demo server, started by ``async with serve_demo() as server`` or ``await serve_demo()``."""
-    return DemoServer(
-        delay=delay,
-        host=host,
-        port=port,
-        token=token,
-        allowed_origins=allowed_origins,
-        max_size=max_size,
-    )
+    return DemoServer(delay=delay, host=host, port=port, **options)

@@ -43,8 +43,10 @@ import math
 import os
 import unicodedata
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from typing_extensions import Unpack
 
 from ..protocol import (
     DoneMessage,
@@ -57,7 +59,7 @@ from ..protocol import (
 )
 from ..transcript import Transcript, Turn
 from .agent import ResponderMessage
-from .app import DEFAULT_MAX_SIZE, ChatServer
+from .app import ChatServer, ServerOptions
 
 __all__ = ["NOT_IN_TRANSCRIPT", "ReplayResponder", "ReplayServer", "serve_replay"]
 
@@ -317,25 +319,14 @@ class ReplayServer(ChatServer):
         speed: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        token: str | None = None,
-        allowed_origins: Iterable[str] = (),
-        max_size: int | None = DEFAULT_MAX_SIZE,
-        max_logs: int = 1000,
+        **options: Unpack[ServerOptions],
     ) -> None:
         if not isinstance(transcript, Transcript):
             transcript = Transcript.load(transcript)
         self.transcript = transcript
         """What is replayed."""
         self.replay = ReplayResponder(transcript, speed=speed)
-        super().__init__(
-            self.replay,
-            host=host,
-            port=port,
-            token=token,
-            allowed_origins=allowed_origins,
-            max_size=max_size,
-            max_logs=max_logs,
-        )
+        super().__init__(self.replay, host=host, port=port, **options)
 
 
 def serve_replay(
@@ -344,17 +335,7 @@ def serve_replay(
     host: str = "127.0.0.1",
     *,
     speed: float | None = None,
-    token: str | None = None,
-    allowed_origins: Iterable[str] = (),
-    max_size: int | None = DEFAULT_MAX_SIZE,
+    **options: Unpack[ServerOptions],
 ) -> ReplayServer:
     """A replay server, started by ``async with serve_replay(path) as server`` or ``await``."""
-    return ReplayServer(
-        transcript,
-        speed=speed,
-        host=host,
-        port=port,
-        token=token,
-        allowed_origins=allowed_origins,
-        max_size=max_size,
-    )
+    return ReplayServer(transcript, speed=speed, host=host, port=port, **options)
