@@ -161,26 +161,19 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, transcript: Transcript | None) -> None:
     from .server import ChatServer, DemoServer, ReplayServer  # the other commands need none
+    from .server.app import ServerOptions
 
+    options: ServerOptions = {
+        "token": args.token,
+        "allowed_origins": args.allow_origin,
+        "max_size": args.max_size,
+    }
     server: ChatServer
     if transcript is None:
-        server = DemoServer(
-            delay=args.delay,
-            host=args.host,
-            port=args.port,
-            token=args.token,
-            allowed_origins=args.allow_origin,
-            max_size=args.max_size,
-        )
+        server = DemoServer(delay=args.delay, host=args.host, port=args.port, **options)
     else:
         server = ReplayServer(
-            transcript,
-            speed=args.speed,
-            host=args.host,
-            port=args.port,
-            token=args.token,
-            allowed_origins=args.allow_origin,
-            max_size=args.max_size,
+            transcript, speed=args.speed, host=args.host, port=args.port, **options
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -121,8 +121,8 @@ class TurnView:
             self._close_run()
         self.flush()
 
-    def interrupt(self, note: str) -> None:
-        """Show that the reply stalled (lost connection); it resumes on reconnect."""
+    def show_note(self, note: str) -> None:
+        """Put a line under an unfinished reply (why it stalled); an empty note clears it."""
         if not self.done:
             self.note = note
             run = self._open_run()
@@ -433,11 +433,10 @@ class ChatWidget(widgets.VBox):
         if state is ConnectionState.CONNECTED:
             for view in self._views.values():
                 if view.note:
-                    view.note = ""
-                    view.interrupt("")
+                    view.show_note("")
         elif state is ConnectionState.DISCONNECTED and not self.client._closed_by_user:
             for view in self._views.values():
-                view.interrupt("connection lost: the reply resumes when it is back")
+                view.show_note("connection lost: the reply resumes when it is back")
 
     def _on_error(self, exc: BaseException) -> None:
         if isinstance(exc, ServerError):
@@ -448,7 +447,7 @@ class ChatWidget(widgets.VBox):
             text = f"Connection lost for good: {exc}"
             for view in self._views.values():
                 if not view.done:
-                    view.interrupt("no reply: the connection was lost")
+                    view.show_note("no reply: the connection was lost")
                     view.done = True
             self._input.streaming = False
         else:
