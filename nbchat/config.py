@@ -11,12 +11,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .exceptions import ConfigError
 from .policy import ReconnectPolicy, should_reconnect
 
-__all__ = ["DEFAULT_URL", "RECORD_ENV", "URL_ENV", "ClientConfig", "default_url"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_URL",
+    "DEMO_DELAY",
+    "RECORD_ENV",
+    "TOKEN_ENV",
+    "URL_ENV",
+    "ClientConfig",
+    "default_url",
+]
 
 URL_ENV = "NBCHAT_WS_URL"
 RECORD_ENV = "NBCHAT_RECORD"
 """Set to a path to record every client's session there, e.g. while executing a notebook."""
+TOKEN_ENV = "NBCHAT_TOKEN"
+"""The bearer token: ``nbchat serve`` requires it, every client sends it."""
 DEFAULT_URL = "ws://localhost:8000/ws"
+DEFAULT_MAX_SIZE = 2**20
+"""Largest frame either side accepts by default, in bytes (1 MiB)."""
+DEMO_DELAY = 0.02
+"""Seconds between the demo agent's tokens when a person watches (widget, demo, chat)."""
 
 
 def default_url() -> str:
@@ -59,7 +74,7 @@ class ClientConfig(BaseModel):
     ping_interval: float | None = Field(20.0, gt=0)
     ping_timeout: float | None = Field(20.0, gt=0)
     open_timeout: float | None = Field(10.0, gt=0)
-    max_size: int | None = Field(2**20, ge=1)
+    max_size: int | None = Field(DEFAULT_MAX_SIZE, ge=1)
     """Largest frame accepted from the server, in bytes."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra handshake headers, e.g. ``{"Authorization": "Bearer ..."}``; never recorded."""

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from .exceptions import ProtocolError
 
 __all__ = [
+    "CLIENT_ID_HEADER",
     "PROTOCOL_VERSION",
     "AckMessage",
     "CancelRequest",
@@ -44,6 +45,14 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+
+CLIENT_ID_HEADER = "Nbchat-Client"
+"""Handshake header carrying a client's identity: a random secret that survives reconnects.
+
+The server scopes message ids, conversations, resume and cancel to it. A
+client that sends none (a browser, the TypeScript client) is scoped to its
+connection. Like every header, it is never recorded.
+"""
 
 
 def new_id() -> str:
