@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from websockets.asyncio.server import ServerConnection, serve
+
+TIME_SCALE = float(os.environ.get("NBCHAT_TEST_TIME_SCALE", "1"))
+"""Multiply every test wait by this on a slow machine (after websockets' test suite)."""
+TIMEOUT = 10.0 * TIME_SCALE
+"""The longest a test waits for one event before failing: the one value every test uses."""
+FAST = {"reconnect_interval": 0.01, "max_reconnect_interval": 0.05, "stable_after": 60.0}
+"""Client settings that reconnect at once, for tests of reconnection (never resetting attempts)."""
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
