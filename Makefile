@@ -26,8 +26,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest under coverage: kernels and subprocesses are measured too (pyproject.toml's
+# [tool.coverage.run]); the report is printed even when a test fails, and held at
+# fail_under. The exit status is pytest's if it failed, else the report's.
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/coverage erase
+	tests=0; report=0; $(BIN)/coverage run -m pytest || tests=$$?; \
+	$(BIN)/coverage combine --quiet; $(BIN)/coverage report || report=$$?; \
+	exit $$(( tests ? tests : report ))
 
 wheel: $(STAMP)
 	bash .ci/check-wheel

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -14,3 +16,30 @@ async def demo() -> AsyncIterator[DemoServer]:
     """The reference server on a free loopback port, replying without delay."""
     async with serve_demo(port=0) as server:
         yield server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``coverage run``, let nbval's notebook kernels exit so they save what they measured.
+
+    nbval kills its kernels (``shutdown_kernel(now=True)``, SIGKILL): a killed
+    process never writes its coverage data, so nbchat's code run by the
+    notebooks would count as unrun. A graceful shutdown (a shutdown request,
+    then a kill only if the kernel hangs) lets coverage's exit handler run.
+    ``COVERAGE_PROCESS_CONFIG`` is how coverage (``patch = subprocess``) tells
+    child processes to measure; without it nothing changes.
+    """
+    if "COVERAGE_PROCESS_CONFIG" not in os.environ:
+        return
+    try:
+        from nbval.kernel import RunningKernel
+    except ImportError:  # nbval not installed: no notebook kernels to stop
+        return
+
+    def stop(self: Any) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+        del self.km
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(RunningKernel, "stop", stop)
+    config.add_cleanup(patch.undo)

@@ -104,7 +104,7 @@ def kernel() -> Iterator[Any]:
         yield client
     finally:
         client.stop_channels()
-        manager.shutdown_kernel(now=True)
+        manager.shutdown_kernel(now=False)  # a killed kernel would save no coverage data
 
 
 def execute_in_cell(kernel: Any, code: str, cell_id: str) -> str:
