@@ -46,7 +46,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_json
@@ -64,6 +63,7 @@ from .protocol import (
     parse_client_message,
     parse_server_message,
 )
+from .redact import redact_url
 from .reply import ReplyBuilder
 
 if TYPE_CHECKING:
@@ -95,82 +95,6 @@ Direction = Literal["out", "in", "state", "error"]
 
 class TranscriptWarning(UserWarning):
     """A transcript line was skipped (torn by an interrupted write, or corrupt)."""
-
-
-# Credentials
-
-
-_SENSITIVE_PARAMS = frozenset(
-    {
-        "token",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "key",
-        "api_key",
-        "apikey",
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "client_secret",
-        "auth",
-        "authorization",
-        "credential",
-        "credentials",
-        "signature",
-        "sig",
-        "session",
-        "jwt",
-    }
-)
-_SENSITIVE_PARTS = ("token", "secret", "password", "passwd", "auth", "key", "credential")
-_REDACTED = "***"
-
-
-def _is_sensitive(name: str) -> bool:
-    # Over-redacting a harmless parameter costs nothing; leaking a token costs a lot,
-    # so any name containing a telling word counts (x-api-key, sessionToken, ...).
-    name = unquote_plus(name).strip().lower().replace("-", "_")
-    return name in _SENSITIVE_PARAMS or any(part in name for part in _SENSITIVE_PARTS)
-
-
-def _redact_params(query: str) -> str:
-    # Edit the text in place rather than re-encode it, so harmless params stay byte-identical.
-    parts = []
-    for part in query.split("&"):
-        name, sep, _value = part.partition("=")
-        parts.append(f"{name}={_REDACTED}" if sep and _is_sensitive(name) else part)
-    return "&".join(parts)
-
-
-def redact_url(url: str | None) -> str | None:
-    """``url`` with its user, password and credential-like query values replaced by ``***``.
-
-    ``wss://ada:s3cret@host/ws?token=abc&room=1`` becomes
-    ``wss://***:***@host/ws?token=***&room=1``. The fragment is treated like the
-    query (OAuth puts ``access_token`` there). A URL that cannot be parsed is
-    replaced entirely: a transcript must never be the place a secret leaks from.
-    """
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _REDACTED
-    netloc = parts.netloc
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at:
-        netloc = f"{_REDACTED}:{_REDACTED}@{hostport}" if ":" in userinfo else f"***@{hostport}"
-    return urlunsplit(
-        (
-            parts.scheme,
-            netloc,
-            parts.path,
-            _redact_params(parts.query) if parts.query else "",
-            _redact_params(parts.fragment) if parts.fragment else "",
-        )
-    )
 
 
 # The format

@@ -1,0 +1,208 @@
+"""Credentials out of URLs and free text, before anything is written down (pure).
+
+A transcript is meant to be committed next to the notebook that made it, so a
+secret that reaches one is public. Every string a transcript stores goes through
+:func:`redact_text`; a URL on its own through :func:`redact_url`. Both replace
+the secret parts of a URL with ``***`` and leave the rest byte-identical, so a
+redacted transcript still says which server and which route were used.
+
+What counts as secret, in every URL form:
+
+- the userinfo: ``ws://ada:s3cret@host`` becomes ``ws://***:***@host``;
+- the value of any parameter whose name looks like a credential (``token``,
+  ``api_key``, ``X-Api-Key``, ``sessionToken``, ``jsessionid``, ``sig``, ...;
+  matched after percent-decoding and lower-casing), wherever parameters occur:
+  the query (``&`` or ``;`` separated), the fragment (``#access_token=...``,
+  ``#/callback?code=...``) and path parameters (``/ws;jsessionid=...``);
+- a URL nested in a parameter's value (``?next=https://h/?token=...``);
+- in free text, ``Bearer <token>``.
+
+Over-redacting a harmless parameter costs nothing; leaking a token costs a lot,
+so a name merely *containing* a telling word counts. Every function here runs in
+time linear in its input (no backtracking regular expression over untrusted
+text): a 1 MB error message is redacted in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+__all__ = ["REDACTED", "is_sensitive_name", "redact_text", "redact_url"]
+
+REDACTED = "***"
+"""What a secret is replaced with."""
+
+_SENSITIVE_NAMES = frozenset({"sid", "pat", "jwt", "otp", "pin", "code", "nonce", "hash"})
+"""Whole names that are secrets but too short to search for inside other names."""
+
+_SENSITIVE_PARTS = (
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "auth",
+    "key",
+    "credential",
+    "session",
+    "sessid",
+    "sig",
+    "cookie",
+    "bearer",
+    "ticket",
+    "hmac",
+    "private",
+    "jwt",
+    "apikey",
+)
+"""Words that make any name containing them secret (``x-api-key``, ``sessionToken``)."""
+
+_SENSITIVE_PART = re.compile("|".join(_SENSITIVE_PARTS))
+"""The words as one pattern of literals: one scan of a name, no backtracking."""
+
+_MAX_SCHEME = 32
+"""Letters looked at before a ``://`` to find its scheme: bounded, so scanning stays linear."""
+
+_MAX_DEPTH = 3
+"""URLs nested in parameter values looked into; deeper ones are replaced whole."""
+
+_URL_BODY = re.compile(r"[^\s\"'<>`\\]*")
+"""The rest of a URL after ``://``: up to whitespace, a quote, a bracket or a backslash.
+
+A backslash ends it so that a URL inside JSON text stops at an escaped character."""
+
+_TRAILING = ".,;:!?)]}"
+"""Punctuation that ends a sentence rather than a URL."""
+
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]+")
+"""An ``Authorization: Bearer`` credential: a literal word first, so each position fails fast."""
+
+_NAME_NOISE = re.compile(r"[^a-z0-9]+")
+
+
+def is_sensitive_name(name: str) -> bool:
+    """True when a parameter called ``name`` probably carries a credential.
+
+    Compared after percent-decoding (twice: ``%2574oken`` is ``token`` encoded
+    twice), lower-casing and dropping punctuation, so ``X-Api-Key``,
+    ``%41PI_KEY`` and ``auth[token]`` all count.
+    """
+    if "%" in name or "+" in name:
+        name = unquote_plus(unquote_plus(name))
+    compact = _NAME_NOISE.sub("", name.lower())
+    return compact in _SENSITIVE_NAMES or _SENSITIVE_PART.search(compact) is not None
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` with its credentials replaced by ``***``; None stays None.
+
+    ``wss://ada:s3cret@host/ws;jsessionid=x?token=abc&room=1#access_token=y``
+    becomes ``wss://***:***@host/ws;jsessionid=***?token=***&room=1#access_token=***``.
+    A URL that cannot be parsed is replaced whole: a transcript must never be the
+    place a secret leaks from.
+    """
+    if url is None:
+        return None
+    return _redact_url(url, 0)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it redacted (:func:`redact_url`), and bearer tokens.
+
+    For error messages, state details and whole JSON lines: a URL is found by its
+    ``://`` and ends at whitespace, a quote, an angle bracket, a backtick or a
+    backslash (so one inside JSON text ends with its string).
+    """
+    if "://" in text:
+        text = _redact_urls_in(text, 0)
+    if "earer" in text or "EARER" in text:
+        text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return text
+
+
+# Private functions
+
+
+def _redact_urls_in(text: str, depth: int) -> str:
+    """Every ``scheme://...`` in ``text`` redacted; one left-to-right pass."""
+    out: list[str] = []
+    done = 0  # text[:done] is already in out
+    search = 0
+    while True:
+        mark = text.find("://", search)
+        if mark < 0:
+            break
+        start = mark
+        floor = max(done, mark - _MAX_SCHEME)
+        while start > floor and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < mark and not text[start].isalpha():
+            start += 1  # a scheme begins with a letter
+        body = _URL_BODY.match(text, mark + 3)
+        end = body.end() if body is not None else mark + 3
+        while end > mark + 3 and text[end - 1] in _TRAILING:
+            end -= 1
+        if start < mark:
+            out.append(text[done:start])
+            out.append(_redact_url(text[start:end], depth))
+            done = end
+        search = max(end, mark + 3)
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _redact_url(url: str, depth: int) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        netloc = (
+            f"{REDACTED}:{REDACTED}@{hostport}" if ":" in userinfo else f"{REDACTED}@{hostport}"
+        )
+    path = parts.path
+    if ";" in path or "=" in path:
+        path = "/".join(_redact_pairs(segment, ";", depth) for segment in path.split("/"))
+    query = _redact_pairs(parts.query, "&;", depth)
+    fragment = _redact_pairs(parts.fragment, "&;", depth)
+    if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
+        return url  # nothing secret: byte-identical (urlunsplit would normalise ``a://``)
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+def _redact_pairs(text: str, separators: str, depth: int) -> str:
+    """``name=value`` pairs in ``text`` with secret values replaced, the rest untouched.
+
+    A name is read after the last ``?`` or ``/`` before its ``=``, so a fragment
+    such as ``/callback?access_token=x`` is understood too. Edited in place rather
+    than re-encoded, so harmless parameters stay byte-identical.
+    """
+    if "=" not in text:
+        return text
+    pieces = re.split(f"([{re.escape(separators)}])", text)  # separators kept at odd indexes
+    for index in range(0, len(pieces), 2):
+        name, equals, value = pieces[index].partition("=")
+        if not equals:
+            continue
+        bare = name[max(name.rfind("?"), name.rfind("/")) + 1 :]
+        if is_sensitive_name(bare):
+            pieces[index] = f"{name}={REDACTED}"
+        elif "://" in value or "%3a%2f%2f" in value.lower():
+            pieces[index] = f"{name}={_redact_nested(value, depth)}"
+    return "".join(pieces)
+
+
+def _redact_nested(value: str, depth: int) -> str:
+    """A parameter value holding a URL (maybe percent-encoded): redacted, or replaced whole."""
+    if depth >= _MAX_DEPTH:
+        return REDACTED
+    if "://" in value:
+        return _redact_urls_in(value, depth + 1)
+    decoded = unquote_plus(value)
+    return value if _redact_urls_in(decoded, depth + 1) == decoded else REDACTED
