@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if "COVERAGE_PROCESS_CONFIG" not in os.environ:
         return
     try:
-        from nbval.kernel import RunningKernel
+        from nbval.kernel import RunningKernel  # type: ignore[import-untyped]
     except ImportError:  # nbval not installed: no notebook kernels to stop
         return
 
