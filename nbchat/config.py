@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .exceptions import ConfigError
 from .policy import ReconnectPolicy, should_reconnect
@@ -71,13 +71,22 @@ class ClientConfig(BaseModel):
     """Predicate deciding, from a :class:`~nbchat.policy.Disconnect`, whether to retry."""
     max_queue: int = Field(1000, ge=1)
     """Messages held while disconnected; one more raises :class:`~nbchat.QueueFull`."""
-    ping_interval: float | None = Field(20.0, gt=0)
-    ping_timeout: float | None = Field(20.0, gt=0)
+    ping_interval: float | None = Field(5.0, gt=0)
+    """Seconds between keepalive pings: with ``ping_timeout``, a hung server is noticed in 10 s."""
+    ping_timeout: float | None = Field(5.0, gt=0)
     open_timeout: float | None = Field(10.0, gt=0)
+    close_timeout: float = Field(2.0, gt=0)
+    """Longest ``disconnect()`` waits for the server's closing handshake."""
     max_size: int | None = Field(DEFAULT_MAX_SIZE, ge=1)
     """Largest frame accepted from the server, in bytes."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra handshake headers, e.g. ``{"Authorization": "Bearer ..."}``; never recorded."""
+    token: SecretStr | None = Field(
+        default_factory=lambda: (
+            SecretStr(os.environ[TOKEN_ENV]) if os.environ.get(TOKEN_ENV) else None
+        )
+    )
+    """Sent as ``Authorization: Bearer ...`` (default ``$NBCHAT_TOKEN``); never shown."""
     conversation_id: str | None = None
     """Conversation to join; a fresh one is made when None."""
     record: str | os.PathLike[str] | None = Field(
@@ -91,6 +100,14 @@ class ClientConfig(BaseModel):
         if not value.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
         return value
+
+    def handshake_headers(self) -> dict[str, str]:
+        """The headers of the opening handshake: ``headers``, plus the token if it has none."""
+        headers = dict(self.headers)
+        has_auth = any(name.lower() == "authorization" for name in headers)
+        if self.token is not None and not has_auth:
+            headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
+        return headers
 
     @classmethod
     def build(cls, config: ClientConfig | None = None, **overrides: Any) -> ClientConfig:

@@ -12,6 +12,7 @@ code  meaning               action
 1012  service restart       reconnect
 1013  try again later       reconnect
 1014  bad gateway           reconnect
+1005  no status received    reconnect (a close frame without a code: not a normal closure)
 none  refused / network     reconnect (no close frame: the peer vanished)
 1002, 1003, 1007, 1008,     do not reconnect: the same frames would be
 1009, 1010, 4000-4999       refused the same way again
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 NORMAL_CLOSURE = 1000
-RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+RECONNECT_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})
 _NEVER_RETRY_STATUS = frozenset({400, 401, 403, 404})
 
 

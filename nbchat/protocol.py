@@ -86,6 +86,12 @@ class CancelRequest(WireModel):
 
     type: Literal["cancel"] = "cancel"
     conversation_id: str | None = None
+    id: str | None = None
+    """The one message whose reply to stop; without it, every reply of the conversation.
+
+    Added compatibly in protocol v1: a server that does not read it stops the
+    conversation's reply.
+    """
 
 
 ClientMessage: TypeAlias = Annotated[UserMessage | CancelRequest, Field(discriminator="type")]

@@ -1,0 +1,305 @@
+"""The delivery session: what to send, and which message each server message answers (sans-I/O).
+
+After websockets' ``protocol.py``: no asyncio, no sockets, no clock. The shell
+(:class:`~nbchat.client.ChatClient`) feeds it what happens (a message accepted,
+a connection opened or lost, a server message parsed) and carries out what it
+says: frames to write, in order, and :class:`Outcome` values to hand to
+listeners and waiters. Everything the protocol promises about delivery
+(docs/protocol.md, "Delivery") is decided here, once:
+
+- a message accepted stays pending until its reply is complete, failed, or
+  abandoned by the caller; pending messages are bounded by ``max_pending``;
+- on every open, each pending message is written again first, with the same
+  id, followed by the cancels still owed; a frame leaves the outbox only once
+  the shell says it was written;
+- which pending message a server message answers: the server's ``reply_to``
+  when it names one, an ack's ``id``, else the oldest pending message of its
+  conversation (servers written for the TypeScript client answer in order).
+  The answer is handed over in the message itself: every server message leaves
+  the session with ``reply_to`` set to the id it answers, or None. No other
+  layer routes again;
+- a resent message acked ``duplicate`` resumes: the server replays the reply
+  from its start and the session drops what it had already delivered; acked
+  without ``duplicate`` after a resend, the server lost it: the reply restarts.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from .exceptions import NbchatError, QueueFull
+from .protocol import AckMessage, CancelRequest, ServerMessage, UserMessage, dump
+from .reply import Reply, ReplyBuilder
+
+__all__ = [
+    "Completed",
+    "Failed",
+    "Outcome",
+    "Pending",
+    "Received",
+    "Restarted",
+    "Session",
+]
+
+
+@dataclass(eq=False)
+class Pending:
+    """A user message accepted for delivery whose reply is not complete yet."""
+
+    message: UserMessage
+    frame: str
+    builder: ReplyBuilder
+    acked: bool = False
+    seen: int = 0
+    """Reply messages delivered so far (acks excluded)."""
+    skip: int = 0
+    """Messages a resumed reply repeats from its start, to drop."""
+    cancelled: bool = False
+    """A cancel is owed for this message: written again after a reconnect until the reply ends."""
+    abandoned: bool = False
+    """Nobody waits for the reply any more; kept only to recognise the rest of it."""
+
+    @property
+    def id(self) -> str:
+        """The message id (the session gives every message one)."""
+        assert self.message.id is not None
+        return self.message.id
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation the message was sent in."""
+        return self.message.conversation_id
+
+
+@dataclass(frozen=True)
+class Received:
+    """A server message to hand to listeners; ``message.reply_to`` says what it answers."""
+
+    message: ServerMessage
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """The server had lost the reply to ``message_id`` and generates it afresh."""
+
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The reply to ``message_id`` is complete (``done`` or ``error``)."""
+
+    message_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The reply to ``message_id`` will never be complete, for ``error``'s reason."""
+
+    message_id: str
+    error: NbchatError
+
+
+Outcome = Received | Restarted | Completed | Failed
+"""What the shell carries out, in the order given."""
+
+
+@dataclass
+class _Frame:
+    text: str
+    message_id: str | None
+    """The user message it carries; None for a cancel."""
+
+
+@dataclass
+class Session:
+    """Pending messages, the outbox and routing for one client, across its connections."""
+
+    max_pending: int = 1000
+    pending: OrderedDict[str, Pending] = field(default_factory=OrderedDict)
+    """Accepted messages without a complete reply, oldest first."""
+    connected: bool = False
+    _outbox: deque[_Frame] = field(default_factory=deque)
+    _conversations: dict[str | None, OrderedDict[str, Pending]] = field(default_factory=dict)
+    """Pending (and abandoned) messages by conversation, oldest first: routing is O(1)."""
+    _abandoned: dict[str, Pending] = field(default_factory=dict)
+    """Abandoned messages the server may still answer, until their reply ends or the next open."""
+
+    # Inputs: the caller
+
+    def submit(self, message: UserMessage) -> tuple[Pending, bool]:
+        """Accept ``message`` (which has an id); return its Pending and whether it is new.
+
+        Raises :class:`QueueFull` when ``max_pending`` messages are pending:
+        nothing is dropped to make room.
+        """
+        assert message.id is not None
+        known = self.pending.get(message.id)
+        if known is not None:
+            return known, False
+        if len(self.pending) >= self.max_pending:
+            raise QueueFull(self.max_pending)
+        pending = Pending(message=message, frame=dump(message), builder=_builder(message))
+        self.pending[message.id] = pending
+        self._conversations.setdefault(message.conversation_id, OrderedDict())[message.id] = pending
+        self._outbox.append(_Frame(pending.frame, message.id))
+        return pending, True
+
+    def cancel(self, conversation_id: str | None) -> CancelRequest | None:
+        """Owe a cancel for the conversation's pending replies; None if none is pending.
+
+        The cancel is written now if connected and again after every reconnect
+        until those replies end, so a cancel lost with a connection still stops
+        the reply it was meant for.
+        """
+        targets = self._conversations.get(conversation_id)
+        if not targets:
+            return None
+        for pending in targets.values():
+            pending.cancelled = True
+        request = CancelRequest(conversation_id=conversation_id)
+        if self.connected:
+            self._outbox.append(_Frame(dump(request), None))
+        return request
+
+    def abandon(self, message_id: str, error: NbchatError) -> list[Outcome]:
+        """The caller gave up on a reply (timeout, task cancelled): stop waiting, tell the server.
+
+        The message is never resent. If it may have reached the server, a
+        cancel naming it is owed (servers that read ``id`` on a cancel stop
+        only that reply), and what still arrives for it is handed on, as
+        answering it, until its reply ends, so that it is never taken for the
+        answer to the next message.
+        """
+        pending = self.pending.pop(message_id, None)
+        if pending is None:
+            return []
+        unwritten = any(frame.message_id == message_id for frame in self._outbox)
+        if unwritten:
+            self._outbox = deque(f for f in self._outbox if f.message_id != message_id)
+            self._unqueue(pending)
+        else:
+            pending.abandoned = True
+            self._abandoned[message_id] = pending
+            if self.connected:
+                self._outbox.append(_Frame(dump(_cancel_one(pending)), None))
+            else:
+                pending.cancelled = True
+        return [Failed(message_id, error)]
+
+    def fail_all(self, error: NbchatError) -> list[Outcome]:
+        """The client stops for good: each pending reply fails with ``error``."""
+        failed: list[Outcome] = [Failed(message_id, error) for message_id in self.pending]
+        self.pending.clear()
+        self._abandoned.clear()
+        self._conversations.clear()
+        self._outbox.clear()
+        return failed
+
+    # Inputs: the connection
+
+    def opened(self) -> int:
+        """A connection opened: pending messages go first, same ids, then the cancels owed.
+
+        Returns how many pending messages are written again.
+        """
+        self.connected = True
+        queued = {frame.message_id for frame in self._outbox if frame.message_id is not None}
+        resend: list[_Frame] = []
+        owed: dict[str | None, None] = {}
+        for message_id, pending in self.pending.items():
+            if message_id not in queued:
+                pending.skip = pending.seen
+                resend.append(_Frame(pending.frame, message_id))
+            if pending.cancelled:
+                owed[pending.conversation_id] = None
+        cancels = [_Frame(dump(CancelRequest(conversation_id=cid)), None) for cid in owed]
+        for pending in self._abandoned.values():
+            if pending.cancelled:
+                cancels.append(_Frame(dump(_cancel_one(pending)), None))
+            self._unqueue(pending)
+        self._abandoned.clear()
+        # Cancels queued for the connection that dropped are among those owed, if still useful.
+        fresh = [frame for frame in self._outbox if frame.message_id is not None]
+        self._outbox = deque(resend + fresh + cancels)
+        return len(resend)
+
+    def closed(self) -> None:
+        """The connection is gone; what was not written stays queued for the next."""
+        self.connected = False
+
+    # Inputs: the server
+
+    def receive(self, message: ServerMessage) -> list[Outcome]:
+        """Route one server message; return what to hand on, in order."""
+        pending = self._answers(message)
+        answer = pending.id if pending is not None else None
+        if message.reply_to != answer:
+            message = message.model_copy(update={"reply_to": answer})
+        if pending is None:
+            return [Received(message)]
+        if isinstance(message, AckMessage):
+            restarted = pending.skip and not message.duplicate
+            pending.acked = True
+            if restarted:
+                pending.skip = pending.seen = 0
+                pending.builder = _builder(pending.message)
+                return [Restarted(pending.id), Received(message)]
+            return [Received(message)]
+        if pending.skip:
+            pending.skip -= 1
+            return []  # delivered before the reconnect: the resumed reply repeats it
+        pending.seen += 1
+        if not pending.builder.feed(message):
+            return [Received(message)]
+        self._unqueue(pending)
+        if pending.abandoned:
+            self._abandoned.pop(pending.id, None)
+            return [Received(message)]
+        del self.pending[pending.id]
+        return [Received(message), Completed(pending.id, pending.builder.build())]
+
+    # Outputs
+
+    def next_frame(self) -> str | None:
+        """The next frame to write, or None; it stays first until :meth:`written`."""
+        return self._outbox[0].text if self._outbox and self.connected else None
+
+    def written(self) -> None:
+        """The frame from :meth:`next_frame` went out."""
+        self._outbox.popleft()
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written."""
+        return len(self._outbox)
+
+    # Private methods
+
+    def _answers(self, message: ServerMessage) -> Pending | None:
+        key = message.reply_to
+        if key is None and isinstance(message, AckMessage):
+            key = message.id
+        if key is not None:
+            return self.pending.get(key) or self._abandoned.get(key)
+        if message.conversation_id is None:
+            return next(iter(self.pending.values()), None)
+        queue = self._conversations.get(message.conversation_id)
+        return next(iter(queue.values()), None) if queue else None
+
+    def _unqueue(self, pending: Pending) -> None:
+        queue = self._conversations.get(pending.conversation_id)
+        if queue is not None:
+            queue.pop(pending.id, None)
+            if not queue:
+                del self._conversations[pending.conversation_id]
+
+
+def _builder(message: UserMessage) -> ReplyBuilder:
+    return ReplyBuilder(message_id=message.id, conversation_id=message.conversation_id)
+
+
+def _cancel_one(pending: Pending) -> CancelRequest:
+    return CancelRequest(conversation_id=pending.conversation_id, id=pending.id)

@@ -1,0 +1,258 @@
+"""The delivery session, driven synchronously: every case of docs/protocol.md's delivery section."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nbchat.exceptions import ClientClosed, QueueFull, ReplyTimeout
+from nbchat.protocol import ServerMessage, UserMessage, parse_server_message
+from nbchat.session import Completed, Failed, Outcome, Received, Restarted, Session
+
+
+def user(message_id: str, text: str = "hi", conversation: str = "c") -> UserMessage:
+    """A user message with a fixed id."""
+    return UserMessage(id=message_id, conversation_id=conversation, message=text)
+
+
+def server(**fields: object) -> ServerMessage:
+    """A server message parsed from its wire form, as the client would."""
+    return parse_server_message(json.dumps(fields))
+
+
+def drain(session: Session) -> list[dict[str, object]]:
+    """Write every queued frame; return them decoded."""
+    frames = []
+    while (frame := session.next_frame()) is not None:
+        frames.append(json.loads(frame))
+        session.written()
+    return frames
+
+
+def reply(
+    session: Session, message_id: str | None, conversation: str = "c", *texts: str
+) -> list[Outcome]:
+    """Feed an ack, tokens and done answering ``message_id`` (None: without reply_to)."""
+    tag = {"reply_to": message_id} if message_id else {}
+    outcomes = session.receive(
+        server(type="ack", id=message_id, conversation_id=conversation, **tag)
+    )
+    for text in texts:
+        outcomes += session.receive(
+            server(type="token", response=text, conversation_id=conversation, **tag)
+        )
+    return outcomes + session.receive(server(type="done", conversation_id=conversation, **tag))
+
+
+def completed(outcomes: list[Outcome]) -> dict[str, str]:
+    """The text of each completed reply, by message id."""
+    return {o.message_id: o.reply.text for o in outcomes if isinstance(o, Completed)}
+
+
+def answers(outcomes: list[Outcome]) -> list[str | None]:
+    """The message each received server message was resolved to."""
+    return [o.message.reply_to for o in outcomes if isinstance(o, Received)]
+
+
+def test_nothing_is_written_before_a_connection_opens() -> None:
+    """Accepted messages wait in order until open, then go out with their ids."""
+    session = Session()
+    session.submit(user("m1"))
+    session.submit(user("m2"))
+    assert session.next_frame() is None and session.queued == 2
+    session.opened()
+    assert [frame["id"] for frame in drain(session)] == ["m1", "m2"]
+
+
+def test_a_frame_stays_queued_until_written() -> None:
+    """A frame not confirmed written is still first in line after the connection drops."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    assert session.next_frame() is not None
+    session.closed()
+    assert session.next_frame() is None
+    session.opened()
+    assert [frame["id"] for frame in drain(session)] == ["m1"]
+
+
+def test_submitting_the_same_id_twice_is_one_pending_message() -> None:
+    """A message resubmitted with its id is not queued again."""
+    session = Session()
+    first, new = session.submit(user("m1"))
+    again, new_again = session.submit(user("m1"))
+    assert new and not new_again and first is again and session.queued == 1
+
+
+def test_pending_messages_are_bounded() -> None:
+    """One more than max_pending raises QueueFull and drops nothing."""
+    session = Session(max_pending=2)
+    session.submit(user("m1"))
+    session.submit(user("m2"))
+    with pytest.raises(QueueFull):
+        session.submit(user("m3"))
+    assert list(session.pending) == ["m1", "m2"]
+
+
+def test_reply_to_routes_interleaved_conversations() -> None:
+    """Two conversations answered interleaved each get their own reply."""
+    session = Session()
+    session.opened()
+    session.submit(user("a", conversation="ca"))
+    session.submit(user("b", conversation="cb"))
+    drain(session)
+    out: list[Outcome] = []
+    for mid, cid, text in [("b", "cb", "B1"), ("a", "ca", "A1"), ("b", "cb", "B2")]:
+        out += session.receive(
+            server(type="token", response=text, reply_to=mid, conversation_id=cid)
+        )
+    out += session.receive(server(type="done", reply_to="a", conversation_id="ca"))
+    out += session.receive(server(type="done", reply_to="b", conversation_id="cb"))
+    assert answers(out) == ["b", "a", "b", "a", "b"]
+    assert completed(out) == {"a": "A1", "b": "B1B2"}
+
+
+def test_without_reply_to_the_oldest_pending_of_the_conversation_answers() -> None:
+    """A server that leaves out reply_to (the TypeScript client's) is answered in order."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1", conversation="c"))
+    session.submit(user("m2", conversation="c"))
+    drain(session)
+    first = reply(session, None, "c", "one")
+    second = reply(session, None, "c", "two")
+    assert set(answers(first)) == {"m1"} and set(answers(second)) == {"m2"}
+    assert completed(first + second) == {"m1": "one", "m2": "two"}
+
+
+def test_a_message_answering_nothing_is_handed_on_unrouted() -> None:
+    """A server message for no pending message keeps reply_to None (an unknown id included)."""
+    session = Session()
+    session.opened()
+    stray = session.receive(server(type="token", response="x", reply_to="nobody"))
+    error = session.receive(server(type="error", error="bad"))
+    assert answers(stray) == [None] and answers(error) == [None]
+
+
+def test_server_error_completes_the_reply_with_the_error() -> None:
+    """An error answering a message completes its reply with that error."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    out = session.receive(server(type="error", reply_to="m1", error={"code": "x", "message": "y"}))
+    done = [o for o in out if isinstance(o, Completed)]
+    assert done and done[0].reply.error is not None and done[0].reply.error.code == "x"
+    assert not session.pending
+
+
+def test_resend_after_reconnect_uses_the_same_id_and_resumes() -> None:
+    """A duplicate ack replays the reply from its start; what was delivered is skipped."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    before = session.receive(server(type="ack", id="m1", reply_to="m1"))
+    before += session.receive(server(type="token", response="one ", reply_to="m1"))
+    session.closed()
+    session.opened()
+    assert [frame["id"] for frame in drain(session)] == ["m1"]
+    after = session.receive(server(type="ack", id="m1", reply_to="m1", duplicate=True))
+    for text in ["one ", "two"]:
+        after += session.receive(server(type="token", response=text, reply_to="m1"))
+    after += session.receive(server(type="done", reply_to="m1"))
+    tokens = [o.message for o in after if isinstance(o, Received) and o.message.type == "token"]
+    assert [t.response for t in tokens] == ["two"]  # type: ignore[attr-defined]
+    assert completed(after) == {"m1": "one two"}
+    assert not any(isinstance(o, Restarted) for o in after)
+
+
+def test_a_server_that_lost_the_reply_restarts_it() -> None:
+    """An ack without duplicate after a resend restarts the reply: nothing is skipped."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    session.receive(server(type="ack", id="m1", reply_to="m1"))
+    session.receive(server(type="token", response="lost", reply_to="m1"))
+    session.closed()
+    session.opened()
+    drain(session)
+    out = session.receive(server(type="ack", id="m1", reply_to="m1"))
+    out += session.receive(server(type="token", response="fresh", reply_to="m1"))
+    out += session.receive(server(type="done", reply_to="m1"))
+    assert isinstance(out[0], Restarted) and out[0].message_id == "m1"
+    assert completed(out) == {"m1": "fresh"}
+
+
+def test_cancel_is_owed_again_after_a_reconnect() -> None:
+    """A cancel lost with its connection is written again on the next one."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    assert session.cancel("c") is not None
+    session.closed()  # the cancel was queued but never written
+    session.opened()
+    frames = drain(session)
+    assert [f["type"] for f in frames] == ["message", "cancel"]
+    assert frames[1]["conversation_id"] == "c"
+
+
+def test_cancel_with_nothing_pending_is_refused() -> None:
+    """Cancelling a conversation with no pending reply sends nothing."""
+    session = Session()
+    session.opened()
+    assert session.cancel("c") is None and session.next_frame() is None
+
+
+def test_an_abandoned_message_is_not_resent_and_its_reply_is_cancelled() -> None:
+    """A caller that gave up: the message is forgotten, the server asked to stop that one reply."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    out = session.abandon("m1", ReplyTimeout("gave up"))
+    assert isinstance(out[0], Failed) and not session.pending
+    cancel = drain(session)
+    assert cancel == [{"type": "cancel", "conversation_id": "c", "id": "m1"}]
+    session.closed()
+    session.opened()
+    assert drain(session) == []
+
+
+def test_the_rest_of_an_abandoned_reply_is_not_taken_for_the_next() -> None:
+    """Without reply_to, what still arrives for an abandoned message is not the next one's."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    session.submit(user("m2"))
+    drain(session)
+    session.abandon("m1", ReplyTimeout("gave up"))
+    late = reply(session, None, "c", "late")
+    mine = reply(session, None, "c", "mine")
+    assert set(answers(late)) == {"m1"} and completed(late) == {}
+    assert completed(mine) == {"m2": "mine"}
+
+
+def test_an_unwritten_abandoned_message_never_leaves() -> None:
+    """A message abandoned before it was written is removed from the outbox, with no cancel."""
+    session = Session()
+    session.submit(user("m1"))
+    session.abandon("m1", ClientClosed("stop"))
+    session.opened()
+    assert drain(session) == []
+
+
+def test_fail_all_reports_every_pending_reply() -> None:
+    """When the client gives up, each pending message fails with the reason."""
+    session = Session()
+    session.submit(user("m1"))
+    session.submit(user("m2"))
+    error = ClientClosed("closed")
+    out = session.fail_all(error)
+    assert [(o.message_id, o.error) for o in out if isinstance(o, Failed)] == [
+        ("m1", error),
+        ("m2", error),
+    ]
+    assert not session.pending and session.queued == 0
