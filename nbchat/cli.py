@@ -25,8 +25,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from ._version import __version__
+from .config import DEFAULT_URL, DEMO_DELAY, TOKEN_ENV, URL_ENV
 
 if TYPE_CHECKING:
     from .transcript import Transcript
@@ -37,6 +39,9 @@ EXIT_ERROR = 2
 """The exit code of every failure: bad usage, a port in use, a server that stopped."""
 
 Handler = Callable[[argparse.Namespace], int]
+
+_DEFAULT_PORT = urlsplit(DEFAULT_URL).port or 8000
+"""``nbchat serve`` listens where clients look by default (the port of ``DEFAULT_URL``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,12 +86,18 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
             "answer each message with the reply recorded for it in a transcript."
         ),
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")
+    from .server.app import DEFAULT_HOST, DEFAULT_OPTIONS  # light: no agent, no tools
+
+    serve.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=_DEFAULT_PORT, help="port to bind (default: %(default)s)"
+    )
     serve.add_argument(
         "--token",
-        default=os.environ.get("NBCHAT_TOKEN") or None,
-        help="require 'Authorization: Bearer TOKEN' (default: $NBCHAT_TOKEN)",
+        default=os.environ.get(TOKEN_ENV) or DEFAULT_OPTIONS["token"],
+        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})",
     )
     serve.add_argument(
         "--allow-origin",
@@ -98,7 +109,7 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument(
         "--delay",
         type=float,
-        default=0.02,
+        default=DEMO_DELAY,
         help="seconds between streamed words of the demo agent (default: %(default)s)",
     )
     serve.add_argument(
@@ -116,7 +127,7 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument(
         "--max-size",
         type=int,
-        default=2**20,
+        default=DEFAULT_OPTIONS["max_size"],
         metavar="BYTES",
         help="largest incoming frame; larger ones close the connection (default: %(default)s)",
     )
@@ -160,8 +171,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, transcript: Transcript | None) -> None:
-    from .server import ChatServer, DemoServer, ReplayServer  # the other commands need none
-    from .server.app import ServerOptions
+    from .server import ChatServer, DemoServer, ReplayServer, ServerOptions
 
     options: ServerOptions = {
         "token": args.token,
@@ -232,11 +242,11 @@ def _add_chat(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ),
     )
     chat.add_argument("message", nargs="*", help="the message to send (default: interactive)")
-    chat.add_argument("--url", default=os.environ.get("NBCHAT_WS_URL") or None)
+    chat.add_argument("--url", default=os.environ.get(URL_ENV) or None)
     chat.add_argument(
         "--token",
-        default=os.environ.get("NBCHAT_TOKEN") or None,
-        help="send 'Authorization: Bearer TOKEN' (default: $NBCHAT_TOKEN)",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"send 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})",
     )
     chat.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a reply")
     chat.set_defaults(handler=_run_chat)
@@ -264,7 +274,7 @@ async def _chat(args: argparse.Namespace) -> None:
     if url is None:
         from .server import DemoServer
 
-        server = await DemoServer.start(port=0, delay=0.02)
+        server = await DemoServer.start(port=0, delay=DEMO_DELAY)
         url = server.url
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     # A terminal user wants an answer or an error, not five silent retries.

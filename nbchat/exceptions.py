@@ -13,7 +13,7 @@
     ├── ServerError                the server answered a message with an ``error``
     ├── ReplyTimeout (also TimeoutError)
     ├── TranscriptError            a transcript file could not be read or written
-    └── ToolError                  a demo tool refused its input (nbchat.server.tools)
+    └── ToolError                  a server tool refused its input (nbchat.server.tools)
 
 Lower-layer exceptions (websockets, pydantic, OSError) are converted where they
 cross into nbchat, with ``raise ... from exc`` so the cause stays visible.
@@ -33,6 +33,7 @@ __all__ = [
     "ReconnectExhausted",
     "ReplyTimeout",
     "ServerError",
+    "ToolError",
     "TranscriptError",
 ]
 
@@ -118,3 +119,10 @@ class ReplyTimeout(NbchatError, TimeoutError):
 
 class TranscriptError(NbchatError):
     """A transcript file could not be read or written."""
+
+
+class ToolError(NbchatError):
+    """A server tool could not run on the input it was given; the message says why.
+
+    The server shows the message as the tool call's result (status ``error``).
+    """

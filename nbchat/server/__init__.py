@@ -1,28 +1,22 @@
 """The reference backend: a protocol v1 WebSocket server, the demo agent and its tools.
 
-``ChatServer`` serves any :class:`Responder`; ``DemoServer`` and ``serve_demo``
-serve the deterministic :class:`DemoAgent`; ``ReplayServer`` and ``serve_replay``
-answer from a recorded transcript (:class:`ReplayResponder`). ``nbchat serve``
-runs either from the command line.
+``ChatServer`` serves any :class:`Responder` (``responder.py`` holds the
+contract); ``DemoServer`` and ``serve_demo`` serve the deterministic
+:class:`DemoAgent`; ``ReplayServer`` and ``serve_replay`` answer from a recorded
+transcript (:class:`ReplayResponder`). ``nbchat serve`` runs either from the
+command line.
 """
 
 from __future__ import annotations
 
 from .agent import DemoAgent
-from .app import (
-    DEFAULT_MAX_SIZE,
-    ChatServer,
-    DemoServer,
-    ReplyLog,
-    Responder,
-    ResponderMessage,
-    serve_demo,
-)
+from .app import DEFAULT_OPTIONS, ChatServer, ReplyLog, ServerOptions
+from .demo import DemoServer, serve_demo
 from .replay import NOT_IN_TRANSCRIPT, ReplayResponder, ReplayServer, serve_replay
-from .tools import ToolError
+from .responder import Responder, ResponderMessage
 
 __all__ = [
-    "DEFAULT_MAX_SIZE",
+    "DEFAULT_OPTIONS",
     "NOT_IN_TRANSCRIPT",
     "ChatServer",
     "DemoAgent",
@@ -32,7 +26,7 @@ __all__ = [
     "ReplyLog",
     "Responder",
     "ResponderMessage",
-    "ToolError",
+    "ServerOptions",
     "serve_demo",
     "serve_replay",
 ]

@@ -26,8 +26,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol import ErrorMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
-from .tools import ToolError, calculator, current_time, network_check
+from ..exceptions import ToolError
+from ..protocol import TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
+from .responder import ResponderMessage
+from .tools import calculator, current_time, network_check
 
 __all__ = ["MAX_COUNT", "DemoAgent", "find_arithmetic", "split_tokens"]
 
@@ -51,8 +53,6 @@ _ARITHMETIC_RUN = re.compile(r"[\d\s.+\-*/%()]+")
 _HAS_OPERATION = re.compile(r"[\d.)]\s*(?:\*\*|//|[-+*/%])\s*[-+(\s]*[\d.(]")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 _TOKEN = re.compile(r"\s*\S+\s*")
-
-ResponderMessage = TokenMessage | ToolCallMessage | ToolResultMessage | ErrorMessage
 
 
 def find_arithmetic(text: str) -> str | None:
@@ -96,7 +96,7 @@ class _Memory:
 
 
 class DemoAgent:
-    """A :class:`~nbchat.server.app.Responder` that answers by rules, word by word.
+    """A :class:`~nbchat.server.Responder` that answers by rules, word by word.
 
     ``delay`` is the pause in seconds before each token (0 for tests and
     benchmarks); memory is kept per conversation for the agent's lifetime, for

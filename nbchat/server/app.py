@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from typing_extensions import Unpack
@@ -39,6 +39,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..config import DEFAULT_MAX_SIZE
 from ..exceptions import ProtocolError
 from ..protocol import (
     AckMessage,
@@ -51,19 +52,16 @@ from ..protocol import (
     new_id,
     parse_client_message,
 )
-from .agent import DemoAgent, ResponderMessage
+from .responder import Responder, ResponderMessage
 
 __all__ = [
-    "DEFAULT_MAX_SIZE",
+    "DEFAULT_HOST",
+    "DEFAULT_OPTIONS",
     "PATH",
     "ChatServer",
-    "DemoServer",
     "ReplyLog",
-    "Responder",
-    "ResponderMessage",
     "ServerOptions",
     "is_loopback_origin",
-    "serve_demo",
 ]
 
 logger = logging.getLogger("nbchat.server")
@@ -71,8 +69,8 @@ logger = logging.getLogger("nbchat.server")
 PATH = "/ws"
 """The only path that accepts WebSocket connections; any other is answered 404."""
 
-DEFAULT_MAX_SIZE = 2**20
-"""Incoming frames above 1 MiB close the connection with 1009 (message too big)."""
+DEFAULT_HOST = "127.0.0.1"
+"""Loopback only unless told otherwise: the server is for this machine's notebooks."""
 
 _LOOPBACK_ORIGIN = re.compile(
     r"https?://(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?", re.IGNORECASE
@@ -80,19 +78,6 @@ _LOOPBACK_ORIGIN = re.compile(
 _MAX_ERROR_TEXT = 300
 
 _S = TypeVar("_S", bound="ChatServer")
-
-
-class Responder(Protocol):
-    """What generates replies: the demo agent, a replay of a transcript, a model.
-
-    The server fills in ``conversation_id`` and ``reply_to`` of every message
-    yielded and appends ``done``. An :class:`ErrorMessage` ends the reply (clients
-    treat ``error`` as the end of a reply), so nothing after it is read.
-    """
-
-    def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
-        """Stream the reply to ``text``; ``conversation_id`` is ``""`` when the client sent none."""
-        ...
 
 
 def is_loopback_origin(origin: str) -> bool:
@@ -142,6 +127,35 @@ class ReplyLog:
                 await self._changed.wait()
 
 
+class ServerOptions(TypedDict, total=False):
+    """The settings every :class:`ChatServer` takes besides its responder and address.
+
+    Their defaults are :data:`DEFAULT_OPTIONS`, the one place they are written;
+    ``nbchat serve`` takes its own defaults from there too.
+    """
+
+    token: str | None
+    """When set, clients must send ``Authorization: Bearer <token>``."""
+    allowed_origins: Iterable[str]
+    """Browser origins accepted besides loopback ones; ``"*"`` accepts any."""
+    max_size: int | None
+    """Incoming frames above this many bytes close the connection with 1009."""
+    max_logs: int
+    """How many message ids are remembered for dedupe and resume."""
+    max_log_frames: int
+    """Finished logs are also evicted while all logs hold more frames than this."""
+
+
+DEFAULT_OPTIONS: Final[ServerOptions] = {
+    "token": None,
+    "allowed_origins": (),
+    "max_size": DEFAULT_MAX_SIZE,
+    "max_logs": 1000,
+    "max_log_frames": 1_000_000,
+}
+"""The default of every :class:`ServerOptions` setting."""
+
+
 @dataclass
 class _Conversation:
     """The unfinished generations of one conversation, oldest first."""
@@ -162,24 +176,21 @@ class ChatServer:
         self,
         responder: Responder,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
-        token: str | None = None,
-        allowed_origins: Iterable[str] = (),
-        max_size: int | None = DEFAULT_MAX_SIZE,
-        max_logs: int = 1000,
-        max_log_frames: int = 1_000_000,
+        **options: Unpack[ServerOptions],
     ) -> None:
+        settings: ServerOptions = {**DEFAULT_OPTIONS, **options}
         self.responder = responder
         self.host = host
-        self.token = token
+        self.token = settings["token"]
         """When set, clients must send ``Authorization: Bearer <token>``."""
-        self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
+        self.allowed_origins = frozenset(o.rstrip("/") for o in settings["allowed_origins"])
         """Browser origins accepted besides loopback ones; ``"*"`` accepts any."""
-        self.max_size = max_size
-        self.max_logs = max_logs
+        self.max_size = settings["max_size"]
+        self.max_logs = settings["max_logs"]
         """How many message ids are remembered for dedupe and resume."""
-        self.max_log_frames = max_log_frames
+        self.max_log_frames = settings["max_log_frames"]
         """Finished logs are also evicted while all logs hold more frames than this."""
         self._port = port
         self._server: Server | None = None
@@ -438,21 +449,16 @@ class ChatServer:
         except ProtocolError as exc:
             await self._bad_request(connection, str(exc))
             return
-        except RecursionError:  # json.loads on "[[[[...": parse_client_message lets it through
-            await self._bad_request(connection, "frame is JSON nested too deeply")
-            return
         if isinstance(message, CancelRequest):
             self.cancel(message.conversation_id)
             return
         log, duplicate = self._accept(message)
-        fields: dict[str, Any] = {
-            "id": log.message_id,
-            "reply_to": log.message_id,
-            "conversation_id": log.conversation_id,
-        }
-        if duplicate:
-            fields["duplicate"] = True  # an extra field: protocol.py has no such attribute
-        ack = AckMessage.model_validate(fields)
+        ack = AckMessage(
+            id=log.message_id,
+            reply_to=log.message_id,
+            conversation_id=log.conversation_id,
+            duplicate=True if duplicate else None,
+        )
         await connection.send(dump(ack))
         running = forwarding.get(log.message_id)
         if running is not None and not running.done():
@@ -564,39 +570,3 @@ async def _cancel_other_tasks() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class ServerOptions(TypedDict, total=False):
-    """The settings every :class:`ChatServer` takes besides its responder and address."""
-
-    token: str | None
-    allowed_origins: Iterable[str]
-    max_size: int | None
-    max_logs: int
-    max_log_frames: int
-
-
-class DemoServer(ChatServer):
-    """A :class:`ChatServer` answering with the deterministic :class:`DemoAgent`."""
-
-    def __init__(
-        self,
-        *,
-        delay: float = 0.0,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        **options: Unpack[ServerOptions],
-    ) -> None:
-        self.agent = DemoAgent(delay)
-        super().__init__(self.agent, host=host, port=port, **options)
-
-
-def serve_demo(
-    port: int = 0,
-    host: str = "127.0.0.1",
-    *,
-    delay: float = 0.0,
-    **options: Unpack[ServerOptions],
-) -> DemoServer:
-    """A demo server, started by ``async with serve_demo() as server`` or ``await serve_demo()``."""
-    return DemoServer(delay=delay, host=host, port=port, **options)

@@ -58,8 +58,8 @@ from ..protocol import (
     UnknownMessage,
 )
 from ..transcript import Transcript, Turn
-from .agent import ResponderMessage
-from .app import ChatServer, ServerOptions
+from .app import DEFAULT_HOST, ChatServer, ServerOptions
+from .responder import ResponderMessage
 
 __all__ = ["NOT_IN_TRANSCRIPT", "ReplayResponder", "ReplayServer", "serve_replay"]
 
@@ -317,7 +317,7 @@ class ReplayServer(ChatServer):
         transcript: Transcript | str | os.PathLike[str],
         *,
         speed: float | None = None,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         **options: Unpack[ServerOptions],
     ) -> None:
@@ -332,7 +332,7 @@ class ReplayServer(ChatServer):
 def serve_replay(
     transcript: Transcript | str | os.PathLike[str],
     port: int = 0,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     *,
     speed: float | None = None,
     **options: Unpack[ServerOptions],

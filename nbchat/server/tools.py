@@ -1,6 +1,6 @@
 """The demo agent's tools: plain synchronous functions returning JSON-able results.
 
-Each tool raises :class:`ToolError` on bad input, with a one-line message the
+Each tool raises :class:`~nbchat.exceptions.ToolError` on bad input, with a one-line message the
 agent shows as the tool's result. The tools are safe to expose to anyone who can
 reach the server: the calculator walks the syntax tree itself (``eval`` is never
 called) under size limits, and ``network_check`` only reads this machine's own
@@ -14,22 +14,19 @@ import contextlib
 import math
 import operator
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import NbchatError
+from ..exceptions import ToolError
 
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
     "MAX_RESULT_BITS",
-    "TOOLS",
-    "ToolError",
     "calculator",
     "current_time",
     "network_check",
-    "run_tool",
 ]
 
 MAX_EXPRESSION_LENGTH = 200
@@ -38,10 +35,6 @@ MAX_EXPRESSION_LENGTH = 200
 MAX_RESULT_BITS = 4096
 """Integer results (and intermediate values) above 2**4096 are refused, so no
 expression can make the server spend seconds or gigabytes on one big number."""
-
-
-class ToolError(NbchatError):
-    """A tool could not run on the input it was given; the message says why."""
 
 
 # Calculator
@@ -238,24 +231,3 @@ def _resolve_localhost() -> list[str]:
     except OSError:
         return []
     return sorted({str(info[4][0]) for info in infos})
-
-
-# Registry
-
-TOOLS: Mapping[str, Callable[..., Any]] = {
-    "calculator": calculator,
-    "current_time": current_time,
-    "network_check": network_check,
-}
-"""Every tool by the name it is announced under in ``tool_call`` messages."""
-
-
-def run_tool(name: str, arguments: Mapping[str, Any]) -> Any:
-    """Call a tool by name with JSON arguments; any bad input becomes :class:`ToolError`."""
-    tool = TOOLS.get(name)
-    if tool is None:
-        raise ToolError(f"unknown tool {name!r}")
-    try:
-        return tool(**arguments)
-    except TypeError as exc:
-        raise ToolError(f"bad arguments for {name}: {exc}") from None

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nbchat.protocol import TokenMessage, ToolCallMessage, ToolResultMessage
-from nbchat.server.agent import (
-    MAX_COUNT,
-    DemoAgent,
-    ResponderMessage,
-    find_arithmetic,
-    split_tokens,
-)
+from nbchat.server import ResponderMessage
+from nbchat.server.agent import MAX_COUNT, DemoAgent, find_arithmetic, split_tokens
 
 
 async def ask(agent: DemoAgent, text: str, conversation: str = "c") -> list[ResponderMessage]:

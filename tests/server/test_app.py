@@ -14,11 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
 from nbchat.protocol import ErrorMessage, TokenMessage, parse_server_message
-from nbchat.server import ChatServer, DemoServer, serve_demo
-from nbchat.server.agent import ResponderMessage
+from nbchat.server import ChatServer, DemoServer, ResponderMessage, serve_demo
 from nbchat.server.app import is_loopback_origin
-
-TIMEOUT = 10.0
+from tests.helpers import TIMEOUT
 
 
 @pytest.fixture

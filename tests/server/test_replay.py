@@ -23,8 +23,8 @@ from nbchat.server import (
     serve_replay,
 )
 from nbchat.transcript import Event, TranscriptWarning
+from tests.helpers import TIMEOUT
 
-TIMEOUT = 10.0
 MESSAGES = ["What is 6*7?", "My name is Grace", "What is my name?", "count to 5"]
 
 

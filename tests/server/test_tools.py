@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nbchat.server.tools import (
-    MAX_EXPRESSION_LENGTH,
-    TOOLS,
-    ToolError,
-    calculator,
-    current_time,
-    network_check,
-    run_tool,
-)
+from nbchat.exceptions import ToolError
+from nbchat.server.tools import MAX_EXPRESSION_LENGTH, calculator, current_time, network_check
 
 # Calculator
 
@@ -153,20 +146,3 @@ def test_network_check_resolves_localhost_on_this_machine() -> None:
     """The real check on this machine resolves localhost to a loopback address."""
     report = network_check()
     assert any(address in ("127.0.0.1", "::1") for address in report["localhost"])
-
-
-# Registry
-
-
-def test_run_tool_calls_tools_by_name() -> None:
-    """run_tool finds a tool by the name it is announced under and passes its arguments."""
-    assert set(TOOLS) == {"calculator", "current_time", "network_check"}
-    assert run_tool("calculator", {"expression": "6*7"}) == 42
-
-
-def test_run_tool_turns_bad_names_and_arguments_into_tool_errors() -> None:
-    """An unknown tool or unexpected arguments raise ToolError, never TypeError."""
-    with pytest.raises(ToolError, match="unknown tool"):
-        run_tool("rm", {})
-    with pytest.raises(ToolError, match="bad arguments"):
-        run_tool("calculator", {"expr": "1"})
