@@ -1,29 +1,46 @@
-"""The Binder configuration installs everything the notebooks import."""
+"""The Binder configuration installs everything the notebooks import.
+
+Everything here is read from the repository (binder/, pyproject.toml, the
+notebooks), never from the environment running the tests: what happens to be
+installed locally says nothing about what Binder will install.
+"""
 
 from __future__ import annotations
 
 import ast
+import itertools
+import json
 import re
 import sys
-from importlib.metadata import packages_distributions, requires
 from pathlib import Path
+from typing import Any
 
-import nbformat
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+DISTRIBUTION_OF = {"IPython": "ipython", "markdown_it": "markdown-it-py", "yaml": "pyyaml"}
+"""Importable modules whose distribution is not named after them. Any other module must
+be provided by the distribution of its own name (``nest_asyncio2`` by ``nest-asyncio2``)."""
 
 
 def notebook_modules(path: Path) -> set[str]:
     """Top-level modules a notebook imports or runs (``-m``), magics (``%load_ext x``) included."""
     modules: set[str] = set()
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type != "code" or cell.source.lstrip().startswith("%%"):
+    for cell in read_notebook(path)["cells"]:
+        source = "".join(cell["source"])  # nbformat 4 keeps a list of lines, or one string
+        if cell["cell_type"] != "code" or source.lstrip().startswith("%%"):
             continue  # a cell magic's body is not Python
         code_lines = []
-        for line in cell.source.splitlines():
+        for line in source.splitlines():
             if match := re.match(r"\s*%load_ext\s+(\w+)", line):
                 modules.add(match.group(1))
             # Modules run as programs: [sys.executable, "-m", "pytest", ...]
@@ -40,18 +57,52 @@ def notebook_modules(path: Path) -> set[str]:
     return modules
 
 
+def read_notebook(path: Path) -> dict[str, Any]:
+    """A notebook file as the JSON it is (nbformat 4)."""
+    notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    assert notebook["nbformat"] == 4, f"{path.name}: nbformat {notebook['nbformat']}"
+    return notebook
+
+
+def pyproject() -> dict[str, Any]:
+    """The project's pyproject.toml."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        data: dict[str, Any] = tomllib.load(file)
+    return data
+
+
+def binder_requirements() -> list[Requirement]:
+    """The requirements in binder/requirements.txt, comments and blank lines left out."""
+    lines = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    return [Requirement(line) for line in (line.split("#")[0].strip() for line in lines) if line]
+
+
 def binder_distributions() -> set[str]:
-    """Distributions Binder installs: binder/requirements.txt, then nbchat and its dependencies."""
-    names = {"nbchat"}
-    for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            names.add(Requirement(line).name.lower())
-    for spec in requires("nbchat") or []:
+    """Distributions Binder installs: binder/requirements.txt, then nbchat and its dependencies.
+
+    postBuild runs ``pip install .``: nbchat's own dependencies, as pyproject.toml
+    declares them, without extras.
+    """
+    names = {"nbchat"} | {r.name for r in binder_requirements()}
+    for spec in pyproject()["project"]["dependencies"]:
         requirement = Requirement(spec)
-        if requirement.marker is None:  # extras are not installed on Binder
-            names.add(requirement.name.lower())
-    return {name.replace("_", "-") for name in names}
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.add(requirement.name)
+    return {canonicalize_name(name) for name in names}
+
+
+def distribution_of(module: str) -> str:
+    """The distribution expected to provide the top-level ``module``."""
+    return canonicalize_name(DISTRIBUTION_OF.get(module, module))
+
+
+def missing_from_binder(modules: set[str], installed: set[str]) -> list[str]:
+    """The modules of ``modules`` neither in the standard library nor installed by Binder."""
+    return [
+        f"{module} (distribution {distribution_of(module)})"
+        for module in sorted(modules)
+        if module not in sys.stdlib_module_names and distribution_of(module) not in installed
+    ]
 
 
 def test_postbuild_installs_this_checkout() -> None:
@@ -64,22 +115,39 @@ def test_postbuild_installs_this_checkout() -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_import_is_installed_by_binder(path: Path) -> None:
     """Each module a notebook imports is in the standard library or installed by Binder."""
-    providers = packages_distributions()
-    installed = binder_distributions()
-    missing = []
-    for module in sorted(notebook_modules(path)):
-        if module in sys.stdlib_module_names:
-            continue
-        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
-        if module == "nbchat":
-            dists.add("nbchat")
-        if not dists & installed:
-            missing.append(f"{module} (from {sorted(dists) or 'nowhere'})")
+    missing = missing_from_binder(notebook_modules(path), binder_distributions())
     assert not missing, f"{path.name} imports what Binder does not install: {missing}"
+
+
+def test_the_check_sees_a_module_binder_lacks() -> None:
+    """A notebook importing something Binder does not install is caught, by distribution name."""
+    installed = binder_distributions()
+    assert missing_from_binder({"pandas", "json", "nbformat"}, installed) == [
+        "pandas (distribution pandas)"
+    ]
+    assert missing_from_binder({"IPython"}, {"jupyterlab"}) == ["IPython (distribution ipython)"]
+    assert missing_from_binder({"nest_asyncio2"}, installed) == []  # an nbchat dependency
+
+
+def test_binder_asks_for_the_versions_the_project_declares() -> None:
+    """A package Binder and pyproject.toml both name is asked for with the same versions."""
+    project = pyproject()["project"]
+    declared: dict[str, str] = {}
+    extras = project["optional-dependencies"].values()
+    for spec in itertools.chain(project["dependencies"], *extras):
+        requirement = Requirement(spec)
+        declared[canonicalize_name(requirement.name)] = str(requirement.specifier)
+    disagree = [
+        f"{r.name}{r.specifier} (pyproject.toml: {declared[canonicalize_name(r.name)]})"
+        for r in binder_requirements()
+        if canonicalize_name(r.name) in declared
+        and str(r.specifier) != declared[canonicalize_name(r.name)]
+    ]
+    assert not disagree, f"binder/requirements.txt disagrees with pyproject.toml: {disagree}"
 
 
 def test_notebooks_declare_a_kernelspec() -> None:
     """Every notebook names its kernel, so nbval and Binder start the right one."""
     assert NOTEBOOKS
     for path in NOTEBOOKS:
-        assert nbformat.read(path, as_version=4).metadata["kernelspec"]["name"] == "python3"
+        assert read_notebook(path)["metadata"]["kernelspec"]["name"] == "python3"
