@@ -12,20 +12,43 @@ Two situations, one function:
 - With no running loop (a plain script): one private loop, kept for the life of
   the process, so a client started by one blocking call still has its
   connection task on the next.
+
+Why every nested run restores the ready queue's length
+------------------------------------------------------
+asyncio's own ``BaseEventLoop._run_once`` counts the ready handles once
+(``ntodo = len(self._ready)``) and then pops exactly that many, without looking.
+``nest_asyncio2.apply`` replaces ``_run_once`` on the loop's *class*, which the
+loop picks up at its next iteration; the iteration that is running the cell
+which made the first blocking call stays in the original ``_run_once`` until
+that cell's step returns. Every nested run made during that step (a cell that
+calls ``ask_sync`` twice makes two) drains the ready queue, handles the outer
+count still expects included. When the step returns, the outer ``_run_once``
+pops an empty deque and the kernel dies with ``IndexError: pop from an empty
+deque``. It happens only when other handles were ready in the same iteration
+as the cell (a comm or zmq callback that arrived with the execute request),
+hence the randomness. So each nested run puts back, as no-op handles, as many
+ready handles as it consumed. After that cell the loop runs nest_asyncio2's
+``_run_once``, which checks before popping; the padding then costs one no-op
+per consumed handle, run at the next iteration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
+
+from .exceptions import NbchatError
 
 __all__ = ["run_sync"]
 
 T = TypeVar("T")
 
-_patched: set[int] = set()
+_reentrant: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+"""Loops this module made reentrant (weak: a closed, dropped loop leaves)."""
 _lock = threading.Lock()
 _private_loop: asyncio.AbstractEventLoop | None = None
 
@@ -36,19 +59,34 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return _private().run_until_complete(coro)
-    if not _make_reentrant(loop):
-        return loop.run_until_complete(coro)
-    # The first nested run happens inside asyncio's own, unpatched _run_once,
-    # which counted the ready handles before calling us and pops that many
-    # after we return. The nested run may consume some of them; pad the queue
-    # with no-ops so the outer loop never pops from an empty deque (seen here:
-    # "IndexError: pop from an empty deque" killing the kernel).
-    ready = getattr(loop, "_ready", None)
-    counted = len(ready) if ready is not None else 0
     try:
+        _make_reentrant(loop)
+    except ValueError as exc:  # nest_asyncio2 patches only asyncio's own loops
+        coro.close()
+        raise NbchatError(
+            f"cannot block inside a running {type(loop).__name__} loop: "
+            "use the async method with await instead"
+        ) from exc
+    with _ready_count_kept(loop):
         return loop.run_until_complete(coro)
+
+
+# Private functions
+
+
+@contextlib.contextmanager
+def _ready_count_kept(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Leave at least as many ready handles as there were, whatever the body ran.
+
+    See the module docstring: an outer, unpatched ``_run_once`` may still pop
+    the number of handles it counted before the body ran.
+    """
+    ready = getattr(loop, "_ready", None)  # BaseEventLoop's ready deque
+    before = len(ready) if ready is not None else 0
+    try:
+        yield
     finally:
-        for _ in range(counted - (len(ready) if ready is not None else 0)):
+        for _ in range(before - (len(ready) if ready is not None else 0)):
             loop.call_soon(_noop)
 
 
@@ -56,16 +94,15 @@ def _noop() -> None:
     """A handle that does nothing, to keep asyncio's count of ready handles true."""
 
 
-def _make_reentrant(loop: asyncio.AbstractEventLoop) -> bool:
-    """Patch ``loop`` once; True if this call patched it."""
+def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
+    """Patch ``loop`` with nest_asyncio2, once."""
     with _lock:
-        if id(loop) in _patched:
-            return False
+        if loop in _reentrant:
+            return
         import nest_asyncio2
 
         nest_asyncio2.apply(loop)
-        _patched.add(id(loop))
-        return True
+        _reentrant.add(loop)
 
 
 def _private() -> asyncio.AbstractEventLoop:
