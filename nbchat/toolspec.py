@@ -1,0 +1,299 @@
+"""Typed Python functions as tools a model can call: schema, argument validation, results.
+
+Pure code, no I/O: the same module serves the server's tools (offered to a
+model by the OpenAI-compatible bridge) and functions defined in a notebook.
+
+* Schema. A function's signature becomes a pydantic model (``inspect.signature``
+  -> ``pydantic.create_model``), whose ``model_json_schema()`` is the tool's
+  JSON Schema; the docstring is its description. Schemas are generated, never
+  hand-written, so they cannot drift from the code. A function whose
+  parameters lack type hints is refused with a one-line reason: the model
+  would be guessing, and nothing could check its arguments.
+* Arguments. What a model sends (a JSON string, possibly broken) is decoded
+  and validated with that same model before the function runs: bad arguments
+  never reach the function; they raise :class:`ToolArgumentsError`, whose
+  one-line message is the error result given back to the model.
+* Results. A return value is turned into JSON through pydantic (dataclasses,
+  pydantic models, dates, enums, numpy scalars and arrays), falling back to a
+  bounded ``repr``; a result whose JSON text exceeds ``max_chars``
+  (:data:`MAX_RESULT_CHARS` by default) is cut and says so, so one call can
+  never flood the model's context or the wire.
+
+Running the function is the caller's business (a thread for the server, the
+kernel for notebook functions): :meth:`ToolSpec.call` only binds validated
+arguments and calls, returning whatever the function returns (a coroutine for
+an ``async def``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import reprlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .exceptions import NbchatError
+
+__all__ = [
+    "MAX_ARGUMENT_CHARS",
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_RESULT_CHARS",
+    "ToolArgumentsError",
+    "ToolResult",
+    "ToolSpec",
+    "ToolSpecError",
+    "error_text",
+    "parse_arguments",
+    "serialize_result",
+    "tool_spec",
+]
+
+MAX_RESULT_CHARS = 16_000
+"""A result whose JSON text is longer is cut to this many characters, and says so."""
+
+MAX_ARGUMENT_CHARS = 100_000
+"""Argument JSON longer than this is refused before it is decoded."""
+
+MAX_DESCRIPTION_CHARS = 1_000
+"""Docstrings are cut to this length: a description is for choosing a tool, not a manual."""
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""Tool names OpenAI-compatible APIs accept."""
+_MAX_ERROR_CHARS = 300
+_REPR = reprlib.Repr()
+_REPR.maxstring = 200
+_REPR.maxother = 200
+
+
+class ToolSpecError(NbchatError, TypeError):
+    """A function cannot be offered as a tool (no type hints, an unusable signature)."""
+
+
+class ToolArgumentsError(NbchatError, ValueError):
+    """A model's arguments for a tool are not valid JSON or do not fit its signature."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool's return value made safe to send: JSON-able, bounded."""
+
+    value: Any
+    """JSON-able (dicts, lists, strings, numbers, booleans, None); the cut text if truncated."""
+    text: str
+    """The JSON text of ``value``, as a model is given it."""
+    truncated: bool = False
+    """True when the result was longer than the bound and was cut."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One function as a tool: its name, description, argument model and JSON Schema."""
+
+    name: str
+    description: str
+    function: Callable[..., Any]
+    arguments: type[BaseModel]
+    """The pydantic model of the function's parameters; validates a call's arguments."""
+    positional: tuple[str, ...] = ()
+    """Positional-only parameters, passed by position in this order."""
+
+    # Public methods
+
+    @property
+    def is_async(self) -> bool:
+        """Whether calling the function returns a coroutine to await."""
+        return inspect.iscoroutinefunction(self.function)
+
+    def parameters(self) -> dict[str, Any]:
+        """The JSON Schema of the arguments (an ``object`` schema)."""
+        schema = self.arguments.model_json_schema()
+        schema.pop("title", None)
+        schema.setdefault("properties", {})
+        return schema
+
+    def openai_tool(self) -> dict[str, Any]:
+        """The tool as the Chat Completions API takes it in ``tools``."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters(),
+            },
+        }
+
+    def parse(self, raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
+        """Decode a model's arguments (JSON text or a mapping) into a dict, unvalidated."""
+        return parse_arguments(raw, self.name)
+
+    def validate(self, arguments: Mapping[str, Any]) -> BaseModel:
+        """Check arguments against the signature; the one-line error says what to change."""
+        try:
+            return self.arguments.model_validate(dict(arguments))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
+                for error in exc.errors(include_url=False)[:5]
+            )
+            raise ToolArgumentsError(
+                _cut(f"bad arguments for {self.name}: {problems}", _MAX_ERROR_CHARS)
+            ) from None
+
+    def call(self, validated: BaseModel) -> Any:
+        """Call the function with validated arguments (a coroutine if it is ``async``)."""
+        values = {
+            field.alias or name: getattr(validated, name)
+            for name, field in type(validated).model_fields.items()
+        }
+        args = [values.pop(name) for name in self.positional]
+        return self.function(*args, **values)
+
+
+def tool_spec(
+    function: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> ToolSpec:
+    """Describe a typed function as a tool; :class:`ToolSpecError` says why one cannot be."""
+    label = getattr(function, "__qualname__", None) or repr(function)
+    name = name if name is not None else getattr(function, "__name__", "")
+    if not _NAME.fullmatch(name):
+        raise ToolSpecError(
+            f"cannot use {label} as a tool: its name {name!r} must be 1-64 letters, digits, "
+            "'_' or '-' (pass name=...)"
+        )
+    try:
+        signature = inspect.signature(function, eval_str=True)
+    except (NameError, SyntaxError) as exc:
+        raise ToolSpecError(
+            f"cannot use {label} as a tool: a type hint does not resolve ({_one_line(exc)})"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise ToolSpecError(
+            f"cannot use {label} as a tool: no signature ({_one_line(exc)})"
+        ) from None
+    fields: dict[str, Any] = {}
+    positional: list[str] = []
+    for index, parameter in enumerate(signature.parameters.values()):
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ToolSpecError(
+                f"cannot use {label} as a tool: *{parameter.name} has no schema; "
+                "name each parameter"
+            )
+        if parameter.annotation is parameter.empty:
+            raise ToolSpecError(
+                f"cannot use {label} as a tool: parameter {parameter.name!r} has no type hint; "
+                "annotate every parameter (e.g. x: int)"
+            )
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            positional.append(parameter.name)
+        default = ... if parameter.default is parameter.empty else parameter.default
+        # Parameters may be named like BaseModel's own attributes (json, schema, copy):
+        # such fields get a private name and keep the parameter's as their alias.
+        field_name = parameter.name
+        if hasattr(BaseModel, field_name) or field_name.startswith(("model_", "_")):
+            field_name = f"field_{index}"
+        fields[field_name] = (
+            parameter.annotation,
+            Field(default, alias=parameter.name, title=_title(parameter.name)),
+        )
+    try:
+        model = create_model(
+            f"{name}_arguments",
+            __config__=ConfigDict(
+                extra="forbid", protected_namespaces=(), arbitrary_types_allowed=False
+            ),
+            **fields,
+        )
+        model.model_json_schema()  # a type pydantic cannot describe fails here, not at call time
+    except Exception as exc:  # pydantic raises several kinds for unusable annotations
+        raise ToolSpecError(
+            f"cannot use {label} as a tool: pydantic cannot describe its parameters "
+            f"({_one_line(exc)})"
+        ) from None
+    if description is None:
+        description = inspect.getdoc(function) or ""
+    return ToolSpec(
+        name=name,
+        description=_cut(description.strip(), MAX_DESCRIPTION_CHARS),
+        function=function,
+        arguments=model,
+        positional=tuple(positional),
+    )
+
+
+def parse_arguments(raw: str | Mapping[str, Any] | None, tool: str = "the tool") -> dict[str, Any]:
+    """Decode arguments as a model sends them (JSON text, bounded) into a dict, unvalidated."""
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if len(raw) > MAX_ARGUMENT_CHARS:
+        raise ToolArgumentsError(
+            f"arguments for {tool} are {len(raw)} characters, "
+            f"more than {MAX_ARGUMENT_CHARS}: send smaller arguments"
+        )
+    if not raw.strip():
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ToolArgumentsError(
+            f"arguments for {tool} are not valid JSON ({_one_line(exc)}): send a JSON object"
+        ) from None
+    if not isinstance(decoded, dict):
+        raise ToolArgumentsError(
+            f"arguments for {tool} must be a JSON object, not {type(decoded).__name__}"
+        )
+    return decoded
+
+
+def serialize_result(value: Any, *, max_chars: int = MAX_RESULT_CHARS) -> ToolResult:
+    """A return value as bounded JSON: through pydantic, else a bounded ``repr``, cut to size."""
+    try:
+        text = pydantic_core.to_json(value, fallback=_fallback, inf_nan_mode="null").decode()
+    except (ValueError, TypeError, RecursionError, pydantic_core.PydanticSerializationError):
+        text = json.dumps(_REPR.repr(value))  # a circular structure, or a fallback that failed
+    if len(text) <= max_chars:
+        return ToolResult(json.loads(text), text)
+    note = f" ... [result cut: {max_chars} of {len(text)} characters shown]"
+    cut = text[:max_chars] + note
+    return ToolResult(cut, json.dumps(cut), truncated=True)
+
+
+def error_text(exc: BaseException) -> str:
+    """The one-line result a model (and the card) gets when a tool raised ``exc``."""
+    if isinstance(exc, NbchatError):
+        return _cut(_one_line(exc), _MAX_ERROR_CHARS)
+    return _cut(f"{type(exc).__name__}: {_one_line(exc)}", _MAX_ERROR_CHARS)
+
+
+# Private helpers
+
+
+def _fallback(value: Any) -> Any:
+    """JSON for what pydantic does not know: numpy-like scalars and arrays, else repr."""
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        return value.item()  # numpy scalar (or 0-d array)
+    if callable(getattr(value, "tolist", None)) and hasattr(value, "shape"):
+        return value.tolist()  # numpy array
+    return _REPR.repr(value)
+
+
+def _title(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize() or name
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
