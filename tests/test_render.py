@@ -7,25 +7,30 @@ import random
 import re
 from collections.abc import Callable
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 
 from nbchat import render
-from nbchat.protocol import ToolCall
+from nbchat.protocol import ErrorInfo, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from nbchat.render import (
     STYLES,
+    STYLESHEET,
     StreamingMarkdown,
-    Turn,
     assistant_message_html,
+    conversation_html,
     conversation_markdown,
     conversation_text,
     error_banner_html,
     markdown_to_html,
     status_header_html,
+    stylesheet,
     tool_call_html,
     user_message_html,
 )
+from nbchat.reply import Reply, ReplyBuilder
+from nbchat.turn import Turn
 
 from .payloads import PAYLOADS
 
@@ -49,7 +54,7 @@ SAFE_ATTRIBUTES = {
 SAFE_SCHEMES = {"http", "https", "mailto"}
 SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 URL_NOISE = re.compile(r"[\x00-\x20\x7f-\x9f]")
-CLASS_TOKEN = re.compile(r"nbchat-[a-z-]+|language-[A-Za-z0-9_+#.-]+")
+CLASS_TOKEN = re.compile(r"nbchat(?:-[a-z-]+)?|language-[A-Za-z0-9_+#.-]+")
 
 
 class Audit(HTMLParser):
@@ -159,7 +164,7 @@ ENTRY_POINTS: dict[str, Callable[[str], str]] = {
     ),
     "conversation markdown, our renderer": lambda p: markdown_to_html(
         conversation_markdown(
-            [Turn(user=p, assistant=p, tool_calls=[tool_call(name=p, result=p)], error=p)]
+            [Turn(user=p, assistant=p, tool_calls=[tool_call(name=p, result=p)], error=error(p))]
         )
     ),
     "conversation markdown, permissive renderer": lambda p: permissive_markdown(
@@ -169,10 +174,18 @@ ENTRY_POINTS: dict[str, Callable[[str], str]] = {
                     user=p,
                     assistant=p,
                     tool_calls=[tool_call(name=p, arguments={p: p}, status="done", result=p)],
-                    error=p,
+                    error=error(p),
                 )
             ]
         )
+    ),
+    "conversation html": lambda p: conversation_html(
+        [
+            Turn(user=p, assistant=p, tool_calls=[tool_call(name=p, result=p)], error=error(p)),
+            Turn(user=p, assistant=p, complete=False),
+        ],
+        title=p,
+        styles=False,
     ),
 }
 
@@ -546,7 +559,7 @@ TURNS = [
         tool_calls=[
             tool_call(arguments={"q": "x<y"}, status="done", result="``` ```` fence `"),
         ],
-        error="bad\nthing <x>",
+        error=ErrorInfo(code="failed", message="bad\nthing <x>"),
     ),
     Turn(user="again", assistant="ok"),
 ]
@@ -559,7 +572,7 @@ def test_conversation_markdown_layout() -> None:
     assert out.count("**Assistant**") == 2
     assert "**Tool call** search · done" in out
     assert "\n\n---\n\n" in out
-    assert "> **Error:** bad\\\n> thing \\<x\\>" in out
+    assert "> **Error:** failed: bad\\\n> thing \\<x\\>" in out
 
 
 def test_conversation_markdown_fences_outlast_backticks() -> None:
@@ -597,7 +610,7 @@ def test_conversation_text_keeps_markdown_source() -> None:
     assert "[tool search: done]" in out
     assert '      "q": "x<y"' in out
     assert "Assistant: It is **true**." in out
-    assert "Error: bad\nthing <x>" in out
+    assert "Error: failed: bad\nthing <x>" in out
 
 
 def test_conversation_text_strips_terminal_controls() -> None:
@@ -605,6 +618,56 @@ def test_conversation_text_strips_terminal_controls() -> None:
     out = conversation_text([Turn(user="hi", assistant="\x1b[8mhidden\x1b[0m\ttab\r\nnext")])
     assert "Assistant: [8mhidden[0m\ttab\nnext" in out
     assert "\x1b" not in out
+
+
+def error(text: str) -> ErrorInfo:
+    """A server error whose code and message are both ``text``."""
+    return ErrorInfo(code=text, message=text)
+
+
+def interleaved() -> Turn:
+    """A turn whose reply says something, calls a tool, then says more, as it arrived."""
+    running = tool_call(arguments={"q": "x"})
+    done = running.model_copy(update={"status": "done", "result": 42})
+    return Turn.from_reply(
+        "ask",
+        _reply(
+            TokenMessage(response="Let me look.", reply_to="m1"),
+            ToolCallMessage(tool_calls=[running], reply_to="m1"),
+            ToolResultMessage(tool_calls=[done], reply_to="m1"),
+            TokenMessage(response="It is 42.", reply_to="m1"),
+        ),
+    )
+
+
+def _reply(*messages: object) -> Reply:
+    builder = ReplyBuilder("m1")
+    for message in messages:
+        builder.feed(message)  # type: ignore[arg-type]
+    return builder.build()
+
+
+def test_tool_calls_are_exported_where_they_happened() -> None:
+    """Markdown, text and HTML all put a tool call between the text before it and after it."""
+    turn = interleaved()
+    for out, first, tool, second in (
+        (conversation_markdown([turn]), "Let me look.", "**Tool call**", "It is 42."),
+        (conversation_text([turn]), "Let me look.", "[tool search: done]", "It is 42."),
+        (conversation_html([turn], styles=False), "Let me look.", "nbchat-tool-done", "It is 42."),
+    ):
+        assert out.index(first) < out.index(tool) < out.index(second), out
+
+
+def test_a_reply_cut_short_says_so() -> None:
+    """A cancelled or unfinished reply is labelled in every export; a complete one is not."""
+    cancelled = Turn(user="u", assistant="a", cancelled=True)
+    unfinished = Turn(user="u", assistant="a", complete=False)
+    for export in (conversation_text, conversation_markdown):
+        assert "(cancelled)" in export([cancelled])
+        assert "(incomplete" in export([unfinished])
+        assert "(cancelled)" not in export([Turn(user="u", assistant="a")])
+        assert "(incomplete" not in export([Turn(user="u", assistant="a")])
+    assert "nbchat-note" in conversation_html([unfinished], styles=False)
 
 
 def test_empty_conversation_is_empty() -> None:
@@ -618,8 +681,7 @@ def test_empty_conversation_is_empty() -> None:
 
 def test_styles_are_scoped() -> None:
     """Every rule of the stylesheet applies only inside the ``.nbchat`` panel."""
-    assert STYLES.startswith("<style>") and STYLES.endswith("</style>")
-    css = STYLES.removeprefix("<style>").removesuffix("</style>")
+    css = re.sub(r"/\*.*?\*/", "", stylesheet(), flags=re.S)
     css = re.sub(r"@keyframes[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", css)
     css = re.sub(r"@media[^{]*\{", "", css)
     selectors = re.findall(r"([^{}]+)\{[^{}]*\}", css)
@@ -631,6 +693,28 @@ def test_styles_are_scoped() -> None:
 
 def test_styles_use_jupyterlab_variables_with_fallbacks() -> None:
     """Colours come from JupyterLab theme variables, each with a fallback value."""
-    variables = re.findall(r"var\((--jp-[\w-]+)([,)])", STYLES)
+    variables = re.findall(r"var\((--jp-[\w-]+)([,)])", stylesheet())
     assert variables
     assert all(end == "," for _, end in variables)
+
+
+def test_stylesheet_is_a_file_of_the_package() -> None:
+    """The styles are a real file inside the package (so the wheel carries it), read once."""
+    import nbchat
+
+    assert STYLESHEET.is_file()
+    assert STYLESHEET.is_relative_to(Path(nbchat.__file__).parent)
+    assert stylesheet() == STYLESHEET.read_text(encoding="utf-8")
+    assert stylesheet() is stylesheet()
+
+
+def test_deprecated_styles_alias_wraps_the_stylesheet() -> None:
+    """``STYLES`` (until the widget loads the file) is the same stylesheet in a style element."""
+    assert f"<style>\n{stylesheet()}</style>" == STYLES
+
+
+def test_conversation_html_inlines_styles_once() -> None:
+    """A static HTML view carries the stylesheet once, or not at all when asked."""
+    turns = [Turn(user="a", assistant="b"), Turn(user="c", assistant="d")]
+    assert conversation_html(turns).count("<style>") == 1
+    assert "<style>" not in conversation_html(turns, styles=False)

@@ -1,0 +1,160 @@
+"""The one exporter of conversations to Markdown and plain text (pure).
+
+It serves the widget's text fallbacks, ``%chat``'s output and every transcript
+export (:meth:`~nbchat.Transcript.to_markdown`, ``to_notebook``, ``to_text``),
+all from :class:`~nbchat.turn.Turn`, so a conversation reads the same wherever
+it is shown, tool calls where they happened.
+
+Markdown for static viewers cannot rely on the viewer to sanitize: nbconvert
+and a trusted notebook in JupyterLab pass raw HTML in Markdown through. So a
+model's reply is embedded as the same sanitized HTML the widget shows, on one
+line and with Markdown punctuation in its text turned into character
+references, so a Markdown renderer passes it through untouched whether it
+treats it as an HTML block or as inline HTML. User text, tool names and errors
+are escaped to literal Markdown; tool arguments and results go into fenced code
+blocks whose fence is longer than any backtick run inside. The raw Markdown of
+each reply stays readable in :func:`conversation_text`, whose control
+characters are removed so printing it cannot drive a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ..protocol import ToolCall
+from ..turn import Turn
+from .html import ending_note, tool_status, tool_value_text
+from .markdown import markdown_to_html, normalize_newlines
+
+__all__ = ["conversation_markdown", "conversation_text", "markdown_literal", "turn_markdown"]
+
+
+_MD_LITERAL = re.compile(r"[\\`*_\[\]<>&~|$]")
+_MD_LINE_START = re.compile(r"^([#+=-]|\d+[.)])")
+_MD_TEXT_ACTIVE = re.compile(r"[\\`*_\[\]()!~|$]")
+_HTML_TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
+
+
+def markdown_literal(text: str, *, one_line: bool = False) -> str:
+    """Text as Markdown that renders to exactly that text: no markup, HTML or links."""
+    if one_line:
+        text = " ".join(text.split())
+    lines = []
+    for raw in normalize_newlines(text).split("\n"):
+        stripped = raw.lstrip(" \t")
+        if not stripped:
+            lines.append("")
+            continue
+        indent = raw[: len(raw) - len(stripped)].replace("\t", "    ")
+        line = _MD_LITERAL.sub(r"\\\g<0>", stripped)
+        line = _MD_LINE_START.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], line)
+        lines.append("&nbsp;" * len(indent) + line)
+    # A backslash at the end of a line is a hard line break; blank lines stay paragraph breaks.
+    return "\n".join(
+        f"{line}\\" if line and index + 1 < len(lines) and lines[index + 1] else line
+        for index, line in enumerate(lines)
+    )
+
+
+def _html_for_markdown(fragment: str) -> str:
+    """Make sanitized HTML pass through any Markdown renderer unchanged.
+
+    One line, so it is a single HTML block; Markdown punctuation in text
+    becomes character references, so it stays text even where a renderer
+    parses the line as inline content.
+    """
+    parts = _HTML_TAG.split(fragment)
+    for index in range(0, len(parts), 2):
+        parts[index] = _MD_TEXT_ACTIVE.sub(lambda m: f"&#{ord(m.group())};", parts[index])
+    return "".join(parts).replace("\n", "&#10;")
+
+
+def _fenced(text: str, info: str) -> str:
+    runs = re.findall(r"`+", text)
+    fence = "`" * max(3, 1 + max((len(run) for run in runs), default=0))
+    return f"{fence}{info}\n{normalize_newlines(text)}\n{fence}"
+
+
+def _tool_call_markdown(call: ToolCall) -> str:
+    status = tool_status(call)
+    parts = [f"**Tool call** {markdown_literal(str(call.name), one_line=True)} · {status}"]
+    if call.arguments:
+        parts.append("Arguments:\n" + _fenced(tool_value_text(call.arguments), "json"))
+    if call.result is not None:
+        label = "Error" if status == "error" else "Result"
+        info = "" if isinstance(call.result, str) else "json"
+        parts.append(f"{label}:\n" + _fenced(tool_value_text(call.result), info))
+    return "\n\n".join(parts)
+
+
+def turn_markdown(turn: Turn) -> str:
+    """One turn as Markdown blocks: the user's text, then replies and tool calls in order."""
+    blocks = ["**You**", _blockquote(markdown_literal(turn.user))]
+    labelled = False
+    for segment in turn.segments():
+        if isinstance(segment, str):
+            if not labelled:
+                blocks.append("**Assistant**")
+                labelled = True
+            html = f'<div class="nbchat-msg nbchat-assistant">{markdown_to_html(segment)}</div>'
+            blocks.append(_html_for_markdown(html))
+        else:
+            blocks.append(_tool_call_markdown(segment))
+    if turn.error is not None:
+        error = f"{turn.error.code}: {turn.error.message}"
+        blocks.append(_blockquote("**Error:** " + markdown_literal(error)))
+    note = ending_note(turn)
+    if note:
+        blocks.append(f"*{markdown_literal(note, one_line=True)}*")
+    return "\n\n".join(blocks)
+
+
+def conversation_markdown(turns: Iterable[Turn]) -> str:
+    """The conversation as Markdown for static viewers, safe even where raw HTML passes.
+
+    Empty when there are no turns, so a caller can fall back with ``or``.
+    """
+    blocks = [turn_markdown(turn) for turn in turns]
+    return "\n\n---\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def _blockquote(markdown: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in markdown.split("\n"))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _plain(text: str) -> str:
+    # Terminal control sequences could recolour or hide text in a text/plain view.
+    return _CONTROL.sub("", normalize_newlines(text))
+
+
+def _indented(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in _plain(text).split("\n"))
+
+
+def conversation_text(turns: Iterable[Turn]) -> str:
+    """The conversation as plain text, replies kept as their Markdown source ("" if none)."""
+    blocks: list[str] = []
+    for turn in turns:
+        lines = [f"You: {_plain(turn.user)}"]
+        for segment in turn.segments():
+            if isinstance(segment, str):
+                lines.append(f"Assistant: {_plain(segment)}")
+                continue
+            lines.append(f"[tool {_plain(str(segment.name))}: {tool_status(segment)}]")
+            if segment.arguments:
+                lines.append("  arguments:")
+                lines.append(_indented(tool_value_text(segment.arguments)))
+            if segment.result is not None:
+                lines.append("  result:")
+                lines.append(_indented(tool_value_text(segment.result)))
+        if turn.error is not None:
+            lines.append(f"Error: {_plain(turn.error.code)}: {_plain(turn.error.message)}")
+        note = ending_note(turn)
+        if note:
+            lines.append(note)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n" if blocks else ""

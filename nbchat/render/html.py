@@ -1,0 +1,212 @@
+"""The chat panel's markup: bubbles, tool cards, the status line, a whole conversation (pure).
+
+Every string put into markup here is untrusted (reply text, tool names,
+arguments, results, error messages): reply Markdown goes through
+:func:`~nbchat.render.markdown.markdown_to_html`, everything else through
+:func:`html.escape`, and anything used in a class name (tool status, connection
+state) is first mapped onto a fixed set. The styles live in ``static/chat.css``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..protocol import ToolCall
+from ..turn import Turn
+from .markdown import StreamingMarkdown, markdown_to_html
+
+__all__ = [
+    "MAX_TOOL_TEXT",
+    "STYLES",
+    "STYLESHEET",
+    "assistant_message_html",
+    "conversation_html",
+    "ending_note",
+    "error_banner_html",
+    "status_header_html",
+    "stylesheet",
+    "tool_call_html",
+    "tool_status",
+    "tool_value_text",
+    "turn_html",
+    "user_message_html",
+]
+
+MAX_TOOL_TEXT = 20_000
+"""Tool arguments and results longer than this many characters are cut when shown."""
+
+STYLESHEET = Path(__file__).resolve().parent.parent / "static" / "chat.css"
+"""The panel's stylesheet, scoped to ``.nbchat``: a file of the package, for ``_css``."""
+
+
+@functools.cache
+def stylesheet() -> str:
+    """The panel's stylesheet as text, read once, for HTML that must carry it inline."""
+    return STYLESHEET.read_text(encoding="utf-8")
+
+
+STYLES = f"<style>\n{stylesheet()}</style>"
+"""Deprecated: the stylesheet as a ``<style>`` element, sent again with every panel.
+
+Kept until the widget loads :data:`STYLESHEET` once (``_css``); use that, or
+:func:`stylesheet` for HTML that must carry the styles inline."""
+
+
+def user_message_html(text: str) -> str:
+    """The user's message as an escaped, whitespace-preserving bubble."""
+    return (
+        '<div class="nbchat-msg nbchat-user">'
+        f'<div class="nbchat-body">{html.escape(text)}</div></div>'
+    )
+
+
+def assistant_message_html(
+    text: str, streaming: bool = False, *, renderer: StreamingMarkdown | None = None
+) -> str:
+    """The model's reply rendered from Markdown; ``streaming`` adds a cursor.
+
+    Pass the reply's :class:`StreamingMarkdown` as ``renderer`` while it
+    streams; the final call (``streaming=False``) always renders in full.
+    """
+    if streaming:
+        body = renderer.render(text) if renderer is not None else markdown_to_html(text)
+        return (
+            '<div class="nbchat-msg nbchat-assistant nbchat-streaming" aria-busy="true">'
+            f'<div class="nbchat-body">{body}</div></div>'
+        )
+    return (
+        '<div class="nbchat-msg nbchat-assistant">'
+        f'<div class="nbchat-body">{markdown_to_html(text)}</div></div>'
+    )
+
+
+def error_banner_html(text: str) -> str:
+    """An error line, escaped, announced to screen readers."""
+    return (
+        '<div class="nbchat-error" role="alert">'
+        '<span class="nbchat-error-icon" aria-hidden="true">⚠</span> '
+        f'<span class="nbchat-error-text">{html.escape(text)}</span></div>'
+    )
+
+
+_TOOL_STATUS = {
+    "running": ("⏳", "running…"),
+    "done": ("✓", "done"),
+    "error": ("✗", "error"),
+}
+
+
+def tool_status(call: ToolCall) -> str:
+    """The call's status as one of the known ones (an unknown one shows as running)."""
+    status = call.status
+    return status if isinstance(status, str) and status in _TOOL_STATUS else "running"
+
+
+def tool_value_text(value: Any, limit: int = MAX_TOOL_TEXT) -> str:
+    """A tool value as text: strings as they are, anything else as indented JSON."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}\n… ({len(text) - limit} more characters)"
+    return text
+
+
+def tool_call_html(call: ToolCall) -> str:
+    """A collapsible card for one tool call: status, name, arguments and result."""
+    status = tool_status(call)
+    icon, verb = _TOOL_STATUS[status]
+    is_open = " open" if status == "error" else ""
+    parts = [
+        f'<details class="nbchat-tool nbchat-tool-{status}"{is_open}>',
+        f'<summary><span class="nbchat-tool-icon" aria-hidden="true">{icon}</span> '
+        f'<span class="nbchat-tool-name">{html.escape(str(call.name))}</span> '
+        f'<span class="nbchat-tool-verb">{verb}</span></summary>',
+    ]
+    if call.arguments:
+        parts.append('<div class="nbchat-tool-label">arguments</div>')
+        parts.append(f"<pre><code>{html.escape(tool_value_text(call.arguments))}</code></pre>")
+    if call.result is not None:
+        label = "error" if status == "error" else "result"
+        parts.append(f'<div class="nbchat-tool-label">{label}</div>')
+        parts.append(f"<pre><code>{html.escape(tool_value_text(call.result))}</code></pre>")
+    parts.append("</details>")
+    return "".join(parts)
+
+
+_CONNECTION_LABELS = {
+    "connected": "connected",
+    "connecting": "connecting…",
+    "reconnecting": "reconnecting…",
+    "disconnected": "disconnected",
+}
+
+
+def status_header_html(state: str, detail: str = "") -> str:
+    """The connection line: a coloured dot, the state and a detail such as "attempt 2 of 5".
+
+    ``state`` may also be a string enum member; an unknown state gets a grey dot.
+    """
+    key = str(getattr(state, "value", state))
+    css = key if key in _CONNECTION_LABELS else "unknown"
+    label = _CONNECTION_LABELS.get(key, key)
+    detail_html = f' <span class="nbchat-detail">{html.escape(detail)}</span>' if detail else ""
+    return (
+        f'<div class="nbchat-status nbchat-status-{css}" role="status">'
+        '<span class="nbchat-dot" aria-hidden="true"></span> '
+        f'<span class="nbchat-state">{html.escape(label)}</span>{detail_html}</div>'
+    )
+
+
+_NOTES = {"cancelled": "(cancelled)", "incomplete": "(incomplete: the reply had not finished)"}
+
+
+def ending_note(turn: Turn) -> str:
+    """The line an export puts after a reply cut short (``""`` when it ended normally)."""
+    return _NOTES.get(turn.ending, "")
+
+
+def turn_html(turn: Turn) -> str:
+    """One turn as the panel shows it: the user bubble, then text and tool cards in order."""
+    parts = ['<div class="nbchat-turn">', user_message_html(turn.user)]
+    shown_text = False
+    for segment in turn.segments():
+        if isinstance(segment, str):
+            parts.append(assistant_message_html(segment))
+            shown_text = True
+        else:
+            parts.append(tool_call_html(segment))
+    if turn.error is not None:
+        parts.append(error_banner_html(f"{turn.error.code}: {turn.error.message}"))
+    elif not shown_text and turn.ending == "complete":
+        parts.append(assistant_message_html(""))  # an empty reply is still a (blank) bubble
+    note = ending_note(turn)
+    if note:
+        parts.append(f'<div class="nbchat-note">{html.escape(note)}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def conversation_html(turns: Iterable[Turn], *, title: str = "", styles: bool = True) -> str:
+    """A whole conversation as the panel shows it, for a notebook's HTML repr.
+
+    ``title`` (escaped) heads it as the panel's status line does; ``styles``
+    inlines the stylesheet, since a static HTML output has no widget to load it.
+    """
+    parts = ['<div class="nbchat nbchat-transcript">']
+    if styles:
+        parts.append(f"<style>{stylesheet()}</style>")
+    if title:
+        parts.append(f'<div class="nbchat-status">{html.escape(title)}</div>')
+    parts.extend(turn_html(turn) for turn in turns)
+    parts.append("</div>")
+    return "".join(parts)
