@@ -1,0 +1,719 @@
+"""A bridge to any OpenAI-compatible model server: a :class:`Responder` streaming real replies.
+
+OpenAI, Ollama, llama.cpp's server, vLLM and LM Studio all speak the Chat
+Completions API streamed as server-sent events; :class:`OpenAIAgent` talks to
+any of them through the official ``openai`` SDK (the ``openai`` extra), so the
+widget, the client, transcripts and replay work unchanged against a real model.
+It sits where the demo agent sits: behind a :class:`~nbchat.server.app.ChatServer`,
+which keeps owning delivery (acks, dedupe, resume, cancel). A message resent
+after a reconnect is answered from the server's reply log, so it never reaches
+this module twice, and so never causes a second upstream request.
+
+One reply is a loop of *rounds*. A round streams one completion: each
+``delta.content`` is yielded as a ``token`` the moment it arrives, and
+``delta.tool_calls`` fragments are accumulated by ``index`` (:class:`ToolCallAccumulator`).
+When the round ends with tool calls, they are announced (``tool_call``,
+running), validated against the tool's signature and run (server tools in a
+thread, each with a time limit), their results sent (``tool_result``) and
+appended to the history, one ``role: "tool"`` message per call; then the model
+is asked again. At most ``max_rounds`` (8) rounds of tool calls are run per
+reply; past that the reply ends with an error that says so.
+
+The server's tools (calculator, current time, network check) are offered with
+JSON Schemas generated from their type hints by :mod:`nbchat.toolspec`. A
+model's bad arguments (broken JSON, wrong types, unknown tools) become an error
+result shown on the card and given back to the model, which can try again.
+
+Memory: each conversation keeps its history (user, assistant and tool
+messages; the system prompt is prepended to every request) for at most
+``max_conversations`` conversations (least recently used forgotten). Past
+``max_history_chars`` characters the oldest turns are dropped, whole, never the
+current one. A failed turn is forgotten (the user will ask again); a cancelled
+one keeps the text the user saw.
+
+Cancel: the server cancels the task iterating :meth:`OpenAIAgent.respond`;
+the ``finally`` blocks close the upstream HTTP response at once, so the model
+server sees the request end and stops generating.
+
+Errors are mapped at this boundary into one-line protocol ``error`` messages
+saying what to do; the URL is redacted (:func:`nbchat.redact.redact_url`) and
+the API key never appears in an error, a log line or a transcript. A 429 is
+retried with backoff ``max_retries`` times first. Other conversations go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from ..exceptions import ConfigError
+from ..protocol import (
+    ErrorInfo,
+    ErrorMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+)
+from ..redact import redact_text, redact_url
+from ..toolspec import (
+    MAX_ARGUMENT_CHARS,
+    ToolArgumentsError,
+    ToolSpec,
+    error_text,
+    parse_arguments,
+    serialize_result,
+    tool_spec,
+)
+from . import tools as _server_tools
+from .responder import ResponderMessage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, AsyncStream
+    from openai.types.chat import ChatCompletionChunk
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "MAX_CALLS_PER_ROUND",
+    "MAX_ROUNDS",
+    "MODEL_ENV",
+    "SERVER_TOOLS",
+    "SYSTEM_ENV",
+    "OpenAIAgent",
+    "ToolCallAccumulator",
+    "add_arguments",
+    "agent_from_arguments",
+    "agent_from_environment",
+    "network_check",
+]
+
+logger = logging.getLogger("nbchat.server.bridge")
+
+API_KEY_ENV = "OPENAI_API_KEY"
+"""Where the API key is read from unless told otherwise (``--api-key-env``)."""
+BASE_URL_ENV = "NBCHAT_OPENAI_BASE_URL"
+"""Makes the widget's embedded backend a model: its OpenAI-compatible base URL."""
+MODEL_ENV = "NBCHAT_MODEL"
+"""The model name used with ``$NBCHAT_OPENAI_BASE_URL`` (and ``--model``'s default)."""
+SYSTEM_ENV = "NBCHAT_SYSTEM"
+"""An optional system prompt for the embedded model backend."""
+
+MAX_ROUNDS = 8
+"""Rounds of tool calls per reply before the bridge stops and says so."""
+MAX_CALLS_PER_ROUND = 32
+"""Tool calls accepted from one completion; further ones are refused with an error result."""
+
+_NO_KEY = "unused"
+"""Sent as the key to servers that need none: the SDK insists on one."""
+_MAX_ERROR_TEXT = 200
+_MAX_SHOWN_RAW = 1000
+"""Undecodable arguments are shown on the card up to this many characters."""
+_MAX_LISTED_MODELS = 10
+_MAX_RETRY_DELAY = 30.0
+_MODELS_TIMEOUT = 5.0
+_INSTALL = "pip install 'nbchat[openai]'"
+
+
+def network_check() -> dict[str, Any]:
+    """Read this machine's network interfaces, DNS configuration and local name resolution.
+
+    Nothing is sent anywhere. (The server tool's file paths, parameters for its
+    tests, are not offered to a model.)
+    """
+    return _server_tools.network_check()
+
+
+SERVER_TOOLS: tuple[Callable[..., Any], ...] = (
+    _server_tools.calculator,
+    _server_tools.current_time,
+    network_check,
+)
+"""The server's tools, offered to models by default."""
+
+
+# Tool call accumulation (pure)
+
+
+@dataclass
+class _Call:
+    """One tool call being streamed: its id, name and argument fragments."""
+
+    id: str
+    name: str = ""
+    fragments: list[str] = field(default_factory=list)
+    size: int = 0
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.fragments)
+
+
+class ToolCallAccumulator:
+    """Rebuilds whole tool calls from streamed ``delta.tool_calls`` fragments.
+
+    Fragments are matched by ``index``; id, name and argument text arrive split
+    across chunks. A fragment at a known index but with a *different* id starts
+    a new call (Ollama sends every call at index 0, each with its own id).
+    Argument text is kept up to :data:`~nbchat.toolspec.MAX_ARGUMENT_CHARS` per
+    call (plus one character, so the excess is detected and refused).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[_Call] = []
+        self._by_index: dict[int, _Call] = {}
+
+    def add(
+        self, index: int | None, call_id: str | None, name: str | None, arguments: str | None
+    ) -> None:
+        """Take one fragment."""
+        key = 0 if index is None else index
+        call = self._by_index.get(key)
+        if call is None or (call_id and call.id and call_id != call.id):
+            call = _Call(id=call_id or "")
+            self.calls.append(call)
+            self._by_index[key] = call
+        elif call_id and not call.id:
+            call.id = call_id
+        if name and not call.name:
+            call.name = name
+        if arguments and call.size <= MAX_ARGUMENT_CHARS:
+            piece = arguments[: MAX_ARGUMENT_CHARS + 1 - call.size]
+            call.fragments.append(piece)
+            call.size += len(piece)
+
+    def add_deltas(self, deltas: Sequence[Any]) -> None:
+        """Take the ``tool_calls`` of one SDK ``ChoiceDelta``."""
+        for delta in deltas:
+            function = delta.function
+            self.add(
+                delta.index,
+                delta.id,
+                function.name if function is not None else None,
+                function.arguments if function is not None else None,
+            )
+
+
+# The agent
+
+
+@dataclass
+class _Round:
+    """What one streamed completion produced."""
+
+    text: list[str] = field(default_factory=list)
+    calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
+    error: ErrorMessage | None = None
+
+
+@dataclass
+class _Outcome:
+    """One finished tool call: for the card and for the model."""
+
+    call: ToolCall
+    content: str
+    """The ``role: "tool"`` message content given back to the model."""
+
+
+class OpenAIAgent:
+    """A :class:`~nbchat.server.responder.Responder` streaming from an OpenAI-compatible API.
+
+    ``base_url`` is the API root (``http://127.0.0.1:11434/v1`` for Ollama,
+    ``https://api.openai.com/v1``); ``api_key`` defaults to ``$OPENAI_API_KEY``
+    (``api_key_env``), and servers that need none get a placeholder. ``tools``
+    are typed functions (or :class:`~nbchat.toolspec.ToolSpec`) offered to the
+    model: the server's by default, none with ``tools=()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        *,
+        api_key_env: str = API_KEY_ENV,
+        tools: Iterable[Callable[..., Any] | ToolSpec] = SERVER_TOOLS,
+        max_rounds: int = MAX_ROUNDS,
+        max_history_chars: int = 32_000,
+        max_conversations: int = 1000,
+        timeout: float = 60.0,
+        tool_timeout: float = 30.0,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+    ) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise ConfigError(f"the model bridge needs the openai package: {_INSTALL}") from None
+        self.base_url = base_url
+        self.model = model
+        self.system = system
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_rounds = max_rounds
+        self.max_history_chars = max_history_chars
+        """Past this many characters of history, the oldest turns are dropped."""
+        self.max_conversations = max_conversations
+        self.timeout = timeout
+        """Seconds to wait for the server to answer, and between two chunks."""
+        self.tool_timeout = tool_timeout
+        self.max_retries = max_retries
+        """How many times a 429 (rate limited) request is retried before giving up."""
+        self.retry_delay = retry_delay
+        """The first backoff delay after a 429, doubled each retry (jittered, capped)."""
+        specs = [tool if isinstance(tool, ToolSpec) else tool_spec(tool) for tool in tools]
+        self.tools: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
+        self._openai_tools = [spec.openai_tool() for spec in specs]
+        self._key = api_key if api_key is not None else os.environ.get(api_key_env) or None
+        self._client: AsyncOpenAI = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=self._key or _NO_KEY,
+            timeout=timeout,
+            max_retries=0,  # 429s are retried here, where the wait can be said and bounded
+        )
+        self._histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"<OpenAIAgent {self.model!r} at {self.url}>"
+
+    # Public methods
+
+    @property
+    def url(self) -> str:
+        """The base URL with any credential in it redacted: safe to show and log."""
+        return redact_url(self.base_url) or ""
+
+    async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
+        """Stream the reply to ``text``: tokens as they arrive, tool rounds, at most one error."""
+        turn: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        partial: list[str] = []
+        """Text of the current round, streamed but not yet part of ``turn``."""
+        failed = False
+        try:
+            for round_number in range(self.max_rounds + 1):
+                current = _Round(text=partial)
+                messages = self._messages(conversation_id, turn)
+                async with contextlib.aclosing(self._stream(messages, current)) as tokens:
+                    async for message in tokens:
+                        yield message
+                if current.error is not None:
+                    failed = True
+                    yield current.error
+                    return
+                content = "".join(partial)
+                if not current.calls.calls:
+                    turn.append({"role": "assistant", "content": content})
+                    partial.clear()
+                    return
+                if round_number == self.max_rounds:
+                    failed = True
+                    yield _error(
+                        "tool_rounds",
+                        f"the model asked for tools {self.max_rounds} rounds in a row without "
+                        "answering, so the bridge stopped: ask again, more simply",
+                    )
+                    return
+                outcomes: list[_Outcome] = []
+                running = self._run_tools(current.calls, round_number, outcomes)
+                async with contextlib.aclosing(running) as results:
+                    async for message in results:
+                        yield message
+                turn.append(_assistant_message(content, outcomes))
+                turn.extend(
+                    {"role": "tool", "tool_call_id": o.call.id, "content": o.content}
+                    for o in outcomes
+                )
+                partial.clear()
+        finally:
+            if not failed:  # a cancelled turn keeps what the user saw
+                if partial:
+                    turn.append({"role": "assistant", "content": "".join(partial)})
+                self._commit(conversation_id, turn)
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        """A copy of a conversation's messages as sent upstream (system prompt excluded)."""
+        return [dict(message) for message in self._histories.get(conversation_id, [])]
+
+    async def models(self) -> list[str]:
+        """The model names the endpoint offers (``GET /models``)."""
+        page = await self._client.models.list()
+        return [model.id async for model in page]
+
+    async def aclose(self) -> None:
+        """Release the HTTP connection pool."""
+        await self._client.close()
+
+    # Private methods: history
+
+    def _messages(self, conversation_id: str, turn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return [*system, *self._histories.get(conversation_id, []), *turn]
+
+    def _commit(self, conversation_id: str, turn: list[dict[str, Any]]) -> None:
+        history = self._histories.pop(conversation_id, [])
+        history.extend(turn)
+        self._histories[conversation_id] = history  # most recently used last
+        while len(self._histories) > self.max_conversations:
+            self._histories.popitem(last=False)
+        # Drop whole turns (a user message and what answered it), oldest first.
+        size = sum(_size(message) for message in history)
+        while size > self.max_history_chars:
+            starts = [i for i, m in enumerate(history) if m["role"] == "user"]
+            if len(starts) < 2:
+                break  # never the current turn
+            dropped = history[: starts[1]]
+            del history[: starts[1]]
+            size -= sum(_size(message) for message in dropped)
+
+    # Private methods: streaming
+
+    async def _stream(
+        self, messages: list[dict[str, Any]], current: _Round
+    ) -> AsyncGenerator[ResponderMessage, None]:
+        """One completion: yield its tokens, fill ``current``; errors land in ``current.error``."""
+        import openai
+
+        stream: AsyncStream[ChatCompletionChunk] | None = None
+        try:
+            stream = await self._create(messages)
+            async for chunk in stream:
+                for choice in chunk.choices[:1]:
+                    delta = choice.delta
+                    if delta.content:
+                        current.text.append(delta.content)
+                        yield TokenMessage(response=delta.content)
+                    if delta.tool_calls:
+                        current.calls.add_deltas(delta.tool_calls)
+        except openai.OpenAIError as exc:
+            current.error = await self._map_error(exc)
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("httpx", "httpcore")):
+                raise
+            # The transport broke mid-stream (the SDK leaves these unwrapped).
+            current.error = _error(
+                "upstream_unreachable",
+                f"the connection to the model server at {self.url} broke mid-reply "
+                f"({type(exc).__name__}): check the server, then send again",
+            )
+        finally:
+            if stream is not None:
+                # Closing the response closes its connection: the server sees the request end.
+                await stream.close()
+
+    async def _create(self, messages: list[dict[str, Any]]) -> AsyncStream[ChatCompletionChunk]:
+        """Open a streamed completion, retrying 429s with jittered exponential backoff."""
+        import openai
+
+        options: dict[str, Any] = {}
+        if self._openai_tools:
+            options["tools"] = self._openai_tools
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            options["max_tokens"] = self.max_tokens
+        attempt = 0
+        while True:
+            try:
+                stream = await self._client.chat.completions.create(
+                    model=self.model, messages=cast(Any, messages), stream=True, **options
+                )
+                return cast("AsyncStream[ChatCompletionChunk]", stream)
+            except openai.RateLimitError as exc:
+                if attempt >= self.max_retries:
+                    raise
+                delay = _retry_after(exc) or self.retry_delay * 2**attempt * random.uniform(0.5, 1)
+                delay = min(delay, _MAX_RETRY_DELAY)
+                logger.info("%s is rate limiting: retry %d in %.1fs", self.url, attempt + 1, delay)
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    # Private methods: tools
+
+    async def _run_tools(
+        self, calls: ToolCallAccumulator, round_number: int, outcomes: list[_Outcome]
+    ) -> AsyncGenerator[ResponderMessage, None]:
+        """Announce the round's calls, run them concurrently, yield each result as it lands."""
+        announced: list[tuple[ToolCall, _Call]] = []
+        for number, streamed in enumerate(calls.calls):
+            call_id = streamed.id or f"call_{round_number}_{number}"
+            streamed.id = call_id
+            announced.append(
+                (
+                    ToolCall(id=call_id, name=streamed.name or "?", arguments=_shown(streamed)),
+                    streamed,
+                )
+            )
+        yield ToolCallMessage(tool_calls=[call for call, _ in announced])
+        tasks = [
+            asyncio.ensure_future(self._run_one(call, streamed, number))
+            for number, (call, streamed) in enumerate(announced)
+        ]
+        finished: dict[int, _Outcome] = {}
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                number, outcome = await next_done
+                finished[number] = outcome
+                yield ToolResultMessage(tool_calls=[outcome.call])
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes.extend(finished[number] for number in sorted(finished))
+
+    async def _run_one(self, call: ToolCall, streamed: _Call, number: int) -> tuple[int, _Outcome]:
+        def failed(message: str) -> tuple[int, _Outcome]:
+            done = call.model_copy(update={"status": "error", "result": message})
+            return number, _Outcome(done, f"error: {message}")
+
+        if number >= MAX_CALLS_PER_ROUND:
+            return failed(f"too many tool calls at once (at most {MAX_CALLS_PER_ROUND})")
+        spec = self.tools.get(streamed.name)
+        if spec is None:
+            known = ", ".join(self.tools) or "none"
+            return failed(f"unknown tool {streamed.name!r}: the tools are {known}")
+        try:
+            validated = spec.validate(spec.parse(streamed.arguments))
+        except ToolArgumentsError as exc:
+            return failed(str(exc))
+        try:
+            if spec.is_async:
+                value = await asyncio.wait_for(spec.call(validated), self.tool_timeout)
+            else:  # tools may block (file reads, DNS): never on the event loop
+                value = await asyncio.wait_for(
+                    asyncio.to_thread(spec.call, validated), self.tool_timeout
+                )
+        except asyncio.TimeoutError:
+            return failed(f"{spec.name} did not finish within {self.tool_timeout:g}s")
+        except Exception as exc:  # a tool's failure is its result, never the server's
+            return failed(error_text(exc))
+        result = serialize_result(value)
+        done = call.model_copy(update={"status": "done", "result": result.value})
+        return number, _Outcome(done, result.text)
+
+    # Private methods: errors
+
+    async def _map_error(self, exc: Exception) -> ErrorMessage:
+        """One line per SDK error, saying what happened and what to do; never the key."""
+        import openai
+
+        url = self.url
+        if isinstance(exc, openai.APITimeoutError):
+            return _error(
+                "upstream_timeout",
+                f"the model server at {url} did not answer within {self.timeout:g}s: "
+                "check that it is running, or raise the timeout",
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return _error(
+                "upstream_unreachable",
+                f"cannot reach the model server at {url}: start it, or check the URL (--openai)",
+            )
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return _error(
+                "upstream_auth",
+                f"the model server at {url} refused the API key (HTTP {exc.status_code}): "
+                f"set ${API_KEY_ENV} (or --api-key-env VAR) to a valid key",
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return _error("upstream_not_found", await self._not_found())
+        if isinstance(exc, openai.RateLimitError):
+            return _error(
+                "upstream_rate_limited",
+                f"the model server at {url} is rate limiting (HTTP 429) and still was after "
+                f"{self.max_retries} retries: wait a minute, then send again",
+            )
+        if isinstance(exc, openai.APIStatusError):
+            detail = self._detail(exc)
+            if exc.status_code >= 500:
+                return _error(
+                    "upstream_failed",
+                    f"the model server at {url} failed (HTTP {exc.status_code}{detail}): "
+                    "try again, or check its logs",
+                )
+            return _error(
+                "upstream_refused",
+                f"the model server at {url} refused the request (HTTP {exc.status_code}"
+                f"{detail}): check the model's options",
+            )
+        return _error(
+            "upstream_failed",
+            f"the model server at {url} sent an error{self._detail(exc)}: try again",
+        )
+
+    async def _not_found(self) -> str:
+        try:
+            names = await asyncio.wait_for(self.models(), _MODELS_TIMEOUT)
+        except Exception:  # listing is a courtesy: any failure means "cannot list"
+            names = None
+        if names is None:
+            return (
+                f"the model server at {self.url} has no model {self.model!r} (HTTP 404): "
+                "check --model, and that the URL ends in /v1"
+            )
+        if self.model in names:
+            return (
+                f"the model server at {self.url} answered 404 for its own model {self.model!r}: "
+                "check that the URL is the API root (it usually ends in /v1)"
+            )
+        listed = ", ".join(names[:_MAX_LISTED_MODELS]) or "none"
+        if len(names) > _MAX_LISTED_MODELS:
+            listed += f" (and {len(names) - _MAX_LISTED_MODELS} more)"
+        return (
+            f"unknown model {self.model!r} at {self.url}; it offers: {listed}: "
+            "pass one of them with --model"
+        )
+
+    def _detail(self, exc: Exception) -> str:
+        """The server's own words, redacted (never the key) and cut to one short line."""
+        body = getattr(exc, "body", None)
+        text = None
+        if isinstance(body, Mapping):
+            inner = body.get("error", body)
+            text = inner.get("message") if isinstance(inner, Mapping) else inner
+        if not isinstance(text, str) or not text.strip():
+            return ""
+        text = redact_text(" ".join(text.split()))
+        if self._key:
+            text = text.replace(self._key, "***")
+        if len(text) > _MAX_ERROR_TEXT:
+            text = text[: _MAX_ERROR_TEXT - 3] + "..."
+        return f": {text}"
+
+
+# Command line and environment
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--openai``, ``--model``, ``--api-key-env``, ``--system``, ``--temperature``,
+    ``--max-tokens`` to ``nbchat serve``."""
+    group = parser.add_argument_group(
+        "model", "answer with a model behind an OpenAI-compatible API instead of the demo agent"
+    )
+    group.add_argument(
+        "--openai",
+        metavar="BASE_URL",
+        default=None,
+        help="the API root, e.g. http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 "
+        "(llama.cpp), https://api.openai.com/v1",
+    )
+    group.add_argument(
+        "--model",
+        metavar="NAME",
+        default=os.environ.get(MODEL_ENV) or None,
+        help=f"the model to ask (default: ${MODEL_ENV})",
+    )
+    group.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        default=API_KEY_ENV,
+        help=f"the environment variable holding the API key (default: {API_KEY_ENV}; "
+        "local servers need none)",
+    )
+    group.add_argument("--system", metavar="TEXT", default=None, help="a system prompt")
+    group.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    group.add_argument(
+        "--max-tokens", type=int, default=None, help="the most tokens one completion may have"
+    )
+
+
+def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
+    """The agent ``nbchat serve --openai ...`` asks for, or None without ``--openai``."""
+    if not getattr(args, "openai", None):
+        return None
+    if not args.model:
+        raise ConfigError(f"--openai needs --model NAME (or ${MODEL_ENV}): the model to ask")
+    return OpenAIAgent(
+        base_url=args.openai,
+        model=args.model,
+        system=args.system,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        api_key_env=args.api_key_env,
+    )
+
+
+def agent_from_environment(environ: Mapping[str, str] | None = None) -> OpenAIAgent | None:
+    """The embedded backend's model from ``$NBCHAT_OPENAI_BASE_URL`` and ``$NBCHAT_MODEL``.
+
+    None when no base URL is set (the demo agent answers). The key comes from
+    ``$OPENAI_API_KEY``; ``$NBCHAT_SYSTEM`` is an optional system prompt.
+    """
+    environ = os.environ if environ is None else environ
+    base_url = environ.get(BASE_URL_ENV)
+    if not base_url:
+        return None
+    model = environ.get(MODEL_ENV)
+    if not model:
+        raise ConfigError(f"${BASE_URL_ENV} is set but ${MODEL_ENV} is not: name the model")
+    return OpenAIAgent(
+        base_url=base_url,
+        model=model,
+        api_key=environ.get(API_KEY_ENV) or None,
+        system=environ.get(SYSTEM_ENV) or None,
+    )
+
+
+# Private helpers
+
+
+def _error(code: str, message: str) -> ErrorMessage:
+    logger.warning("%s: %s", code, message)
+    return ErrorMessage(error=ErrorInfo(code=code, message=message))
+
+
+def _shown(call: _Call) -> dict[str, Any]:
+    """The arguments as the card shows them: decoded when they are a JSON object."""
+    try:
+        return parse_arguments(call.arguments, call.name)
+    except ToolArgumentsError:
+        return {"_raw": call.arguments[:_MAX_SHOWN_RAW]}
+
+
+def _assistant_message(content: str, outcomes: list[_Outcome]) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": content or None,
+        "tool_calls": [
+            {
+                "id": outcome.call.id,
+                "type": "function",
+                "function": {"name": outcome.call.name, "arguments": _arguments_text(outcome)},
+            }
+            for outcome in outcomes
+        ],
+    }
+
+
+def _arguments_text(outcome: _Outcome) -> str:
+    arguments = outcome.call.arguments
+    raw = arguments.get("_raw") if len(arguments) == 1 else None
+    return raw if isinstance(raw, str) else json.dumps(arguments)
+
+
+def _size(message: Mapping[str, Any]) -> int:
+    content = message.get("content") or ""
+    calls = message.get("tool_calls") or ()
+    return len(content) + sum(len(c["function"]["arguments"]) for c in calls)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The server's ``Retry-After`` in seconds, when it sent a number."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    if value is None:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, float(value))
+    return None
