@@ -10,14 +10,16 @@ command line.
 from __future__ import annotations
 
 from .agent import DemoAgent
-from .app import DEFAULT_OPTIONS, ChatServer, ReplyLog, ServerOptions
+from .app import DEFAULT_OPTIONS, ChatServer, ServerOptions
 from .demo import DemoServer, serve_demo
 from .replay import NOT_IN_TRANSCRIPT, ReplayResponder, ReplayServer, serve_replay
 from .responder import Responder, ResponderMessage
+from .sessions import TOO_MANY_REPLIES, ReplyLog
 
 __all__ = [
     "DEFAULT_OPTIONS",
     "NOT_IN_TRANSCRIPT",
+    "TOO_MANY_REPLIES",
     "ChatServer",
     "DemoAgent",
     "DemoServer",

@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,17 +49,37 @@ _GET_NAME = re.compile(
 )
 _RECALL = re.compile(r"\bwhat did i (?:just )?(?:say|ask|write)\b", re.IGNORECASE)
 
-_ARITHMETIC_RUN = re.compile(r"[\d\s.+\-*/%()]+")
-_HAS_OPERATION = re.compile(r"[\d.)]\s*(?:\*\*|//|[-+*/%])\s*[-+(\s]*[\d.(]")
+# A run of what arithmetic is made of: numbers (with an exponent: 1e308), operators,
+# parentheses and spaces. One + over alternatives with nothing after it: matched
+# greedily in one pass, never backtracked.
+_ARITHMETIC_RUN = re.compile(r"(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[\s.+\-*/%()])+")
+# An operand, an operator, an operand. Possessive quantifiers (*+): a failed
+# attempt gives nothing back, so each attempt is linear and attempts do not overlap.
+_HAS_OPERATION = re.compile(r"[\d.)]\s*+(?:\*\*|//|[-+*/%])[-+(\s]*+[\d.(]")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
-_TOKEN = re.compile(r"\s*\S+\s*")
+_WORD = re.compile(r"\S+")
+_MAX_COUNT_DIGITS = len(str(MAX_COUNT))
+_MAX_REMEMBERED = 2000
+"""Characters of a message kept for ``what did I say``: memory per conversation is bounded."""
+_MAX_ARITHMETIC_TEXT = 4000
+"""Longer messages are not searched for arithmetic (the calculator takes 200 characters):
+the search is linear, and this bounds it to a few milliseconds of the loop."""
 
 
 def find_arithmetic(text: str) -> str | None:
-    """The longest arithmetic expression in ``text`` (``"What is 6*7?"`` -> ``"6*7"``)."""
+    """The longest arithmetic expression in ``text`` (``"What is 6*7?"`` -> ``"6*7"``).
+
+    A run glued to a word (``x2+3``, ``0x10+1``) is not taken: the expression
+    is taken whole or not at all. Linear in ``len(text)``.
+    """
     best: str | None = None
     for match in _ARITHMETIC_RUN.finditer(text):
-        candidate = _balance(match.group().strip().rstrip("."))
+        run = match.group()
+        start = match.start() + len(run) - len(run.lstrip())
+        end = match.end() - len(run) + len(run.rstrip())
+        if (start > 0 and _is_word(text[start - 1])) or (end < len(text) and _is_word(text[end])):
+            continue
+        candidate = _balance(run.strip().rstrip("."))
         if not _HAS_OPERATION.search(candidate) or _DATE.fullmatch(candidate):
             continue
         if best is None or len(candidate) > len(best):
@@ -67,21 +87,64 @@ def find_arithmetic(text: str) -> str | None:
     return best
 
 
+def _is_word(character: str) -> bool:
+    return character.isalnum() or character == "_"
+
+
 def _balance(expression: str) -> str:
-    """Drop parentheses a sentence wrapped around an expression: ``(is 2+2)`` -> ``2+2``."""
-    while expression.count("(") > expression.count(")") and expression.startswith("("):
-        expression = expression[1:].strip()
-    while expression.count(")") > expression.count("(") and expression.endswith(")"):
-        expression = expression[:-1].strip()
-    return expression
+    """Drop parentheses a sentence wrapped around an expression: ``(is 2+2)`` -> ``2+2``.
+
+    One pass from each end (counting once), not a loop that re-counts and
+    re-slices: ``"(" * 200000 + "1+1"`` costs the same as its length.
+    """
+    opened, closed = expression.count("("), expression.count(")")
+    start, end = 0, len(expression)
+    while opened > closed and start < end and expression[start] == "(":
+        start += 1
+        opened -= 1
+        while start < end and expression[start].isspace():
+            start += 1
+    while closed > opened and end > start and expression[end - 1] == ")":
+        end -= 1
+        closed -= 1
+        while end > start and expression[end - 1].isspace():
+            end -= 1
+    return expression[start:end]
 
 
 def split_tokens(text: str) -> list[str]:
-    """Split text into word tokens that join back to exactly ``text``."""
-    tokens = _TOKEN.findall(text)
-    if "".join(tokens) != text:  # only whitespace: keep it as one token
+    """Split text into word tokens that join back to exactly ``text``; linear in its length.
+
+    Each token is a word and the whitespace after it; the first also takes the
+    whitespace before it. Text without a word is one token (none if empty).
+    """
+    starts = [match.start() for match in _WORD.finditer(text)]
+    if not starts:
         return [text] if text else []
-    return tokens
+    starts[0] = 0
+    ends = [*starts[1:], len(text)]
+    return [text[start:end] for start, end in zip(starts, ends, strict=True)]
+
+
+def _stream_tokens(text: str, limit: int) -> Iterator[str]:
+    """The tokens of :func:`split_tokens`, found one at a time; past ``limit``, the rest as one.
+
+    Lazy, so a long text costs the loop one token per step, never all at once;
+    bounded, so no reply holds more than ``limit + 1`` tokens.
+    """
+    words = _WORD.finditer(text)
+    first = next(words, None)
+    if first is None:
+        if text:
+            yield text
+        return
+    start = 0
+    for count, word in enumerate(words, 1):
+        if count >= limit:
+            break
+        yield text[start : word.start()]
+        start = word.start()
+    yield text[start:]
 
 
 @dataclass
@@ -98,9 +161,13 @@ class _Memory:
 class DemoAgent:
     """A :class:`~nbchat.server.Responder` that answers by rules, word by word.
 
-    ``delay`` is the pause in seconds before each token (0 for tests and
-    benchmarks); memory is kept per conversation for the agent's lifetime, for
-    at most ``max_conversations`` conversations (least recently used dropped).
+    ``delay`` is the pace in seconds per token (0 for tests and benchmarks):
+    token *k* of a reply is due ``k * delay`` after the reply started, the way
+    a model streams at its own rate. A token that comes late (a busy server)
+    does not push the later ones back: the reply catches up, so it lasts
+    ``tokens * delay`` however many replies share the loop. Memory is kept per
+    conversation for the agent's lifetime, for at most ``max_conversations``
+    conversations (least recently used dropped).
     """
 
     def __init__(self, delay: float = 0.0, *, max_conversations: int = 10_000) -> None:
@@ -130,6 +197,8 @@ class DemoAgent:
         while len(self._memory) > self.max_conversations:
             self._memory.popitem(last=False)
         memory.turns += 1
+        if len(text) > _MAX_REMEMBERED:
+            text = text[:_MAX_REMEMBERED] + "..."
         memory.previous, memory.last = memory.last, text
         return memory
 
@@ -138,7 +207,7 @@ class DemoAgent:
             return self._echo
         if _COUNT.search(text):
             return self._count
-        if find_arithmetic(text) is not None:
+        if len(text) <= _MAX_ARITHMETIC_TEXT and find_arithmetic(text) is not None:
             return self._calculate
         if _TIME.search(text):
             return self._time
@@ -153,8 +222,9 @@ class DemoAgent:
         return self._fallback
 
     async def _say(self, text: str) -> AsyncIterator[ResponderMessage]:
-        for token in split_tokens(text):
-            await asyncio.sleep(self.delay)  # also yields to the loop when delay is 0
+        pace = _Pace(self.delay)
+        for token in _stream_tokens(text, MAX_COUNT):
+            await pace.next()
             yield TokenMessage(response=token)
 
     async def _echo(self, cid: str, text: str, memory: _Memory) -> AsyncIterator[ResponderMessage]:
@@ -166,13 +236,15 @@ class DemoAgent:
     async def _count(self, cid: str, text: str, memory: _Memory) -> AsyncIterator[ResponderMessage]:
         match = _COUNT.search(text)
         assert match is not None
-        count = int(match.group(1) or match.group(2))
-        if count > MAX_COUNT:
+        digits = (match.group(1) or match.group(2)).lstrip("0") or "0"
+        # Compare lengths first: int() of a million digits is quadratic (and refused by Python).
+        if len(digits) > _MAX_COUNT_DIGITS or int(digits) > MAX_COUNT:
             async for message in self._say(f"I can count to at most {MAX_COUNT}."):
                 yield message
             return
-        for number in range(1, count + 1):
-            await asyncio.sleep(self.delay)
+        pace = _Pace(self.delay)
+        for number in range(1, int(digits) + 1):
+            await pace.next()
             yield TokenMessage(response=str(number) if number == 1 else f" {number}")
 
     async def _calculate(
@@ -261,7 +333,7 @@ class DemoAgent:
     async def _fallback(
         self, cid: str, text: str, memory: _Memory
     ) -> AsyncIterator[ResponderMessage]:
-        quoted = " ".join(text.split())
+        quoted = " ".join(text[:1000].split())
         if len(quoted) > 200:
             quoted = quoted[:200] + "..."
         reply = (
@@ -272,6 +344,23 @@ class DemoAgent:
         )
         async for message in self._say(reply):
             yield message
+
+
+class _Pace:
+    """Token deadlines on a fixed schedule: one timer per token when on time, none when late."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.due: float | None = None
+
+    async def next(self) -> None:
+        """Wait until the next token is due; always yield to the loop (fairness)."""
+        if self.delay <= 0:
+            await asyncio.sleep(0)
+            return
+        now = asyncio.get_running_loop().time()
+        self.due = (now if self.due is None else self.due) + self.delay
+        await asyncio.sleep(max(0.0, self.due - now))
 
 
 def _call_id(conversation_id: str, turn: int, tool: str) -> str:

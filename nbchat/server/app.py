@@ -1,21 +1,16 @@
 """The reference WebSocket server: protocol v1 at ``/ws`` on websockets' asyncio server.
 
-One mechanism gives both dedupe and resume: every accepted message id gets a
-:class:`ReplyLog`, the ordered frames generated for it. Generation is a task the
-server owns, writing into the log; it outlives the connection that asked. A
-connection forwards a log to its client by following it from the start. When a
-client resends an id after a reconnect, the server acks it again with
-``"duplicate": true`` and follows the same log from the start: the reply is
-generated once, and the client gets all of it. Logs are kept for the last
-``max_logs`` ids (least recently used evicted, never while generating).
+This module is the I/O shell: the handshake, connections, frames in and out.
+What is remembered for whom, and the bounds on it, live in ``sessions.py``
+(dedupe, resume, cancel and limits, all scoped to a client); what writes the
+replies is a :class:`~nbchat.server.Responder`.
 
-Messages of one conversation are answered in order: each generation waits for
-the one before it in its conversation. ``cancel`` cancels every unfinished
-generation of the conversation; each log then ends with ``done`` and
-``"cancelled": true``, so no reply is left open. Every log ends with exactly one
-``done`` or ``error``.
-
-The handshake is checked in this order: path (404), Origin (403), token (401).
+The handshake is checked in this order: path (404), Origin (403), token (401),
+client identity (400). Frames are parsed strictly into protocol models; input
+a client should not have sent (binary, invalid JSON, a schema mismatch, a
+lone surrogate) is answered with a ``bad_request`` error and the connection
+stays open. Every text path is linear in the frame's size, which ``max_size``
+bounds.
 """
 
 from __future__ import annotations
@@ -25,9 +20,7 @@ import hmac
 import logging
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Generator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, TypedDict, TypeVar
@@ -38,28 +31,27 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from ..config import DEFAULT_MAX_SIZE
 from ..exceptions import ProtocolError
 from ..protocol import (
+    CLIENT_ID_HEADER,
     AckMessage,
     CancelRequest,
-    DoneMessage,
     ErrorInfo,
     ErrorMessage,
-    UserMessage,
     dump,
-    new_id,
     parse_client_message,
 )
-from .responder import Responder, ResponderMessage
+from .responder import Responder
+from .sessions import Client, Limits, Refused, Registry, ReplyLog
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_OPTIONS",
     "PATH",
     "ChatServer",
-    "ReplyLog",
     "ServerOptions",
     "is_loopback_origin",
 ]
@@ -75,56 +67,11 @@ DEFAULT_HOST = "127.0.0.1"
 _LOOPBACK_ORIGIN = re.compile(
     r"https?://(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?", re.IGNORECASE
 )
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{16,256}")
+"""A client identity: 16 to 256 visible ASCII characters (nbchat sends 32 random hex digits)."""
 _MAX_ERROR_TEXT = 300
 
 _S = TypeVar("_S", bound="ChatServer")
-
-
-def is_loopback_origin(origin: str) -> bool:
-    """Whether a browser Origin is a page served from this machine (any port)."""
-    return _LOOPBACK_ORIGIN.fullmatch(origin) is not None
-
-
-class ReplyLog:
-    """The frames generated for one client message, in order; followed by any connection."""
-
-    def __init__(self, message_id: str, conversation_id: str | None) -> None:
-        self.message_id = message_id
-        self.conversation_id = conversation_id
-        self.frames: list[str] = []
-        """Serialised server messages; the last is ``done`` or ``error`` once finished."""
-        self.finished = False
-        self.task: asyncio.Task[None] | None = None
-        """The generation writing into this log."""
-        self._changed = asyncio.Event()
-
-    def append(self, message: ResponderMessage | DoneMessage) -> None:
-        """Add a message, addressed to this log's conversation and message id."""
-        if self.finished:
-            raise RuntimeError(f"reply log {self.message_id} is already finished")
-        message.conversation_id = self.conversation_id
-        message.reply_to = self.message_id
-        self.frames.append(dump(message))
-        self._changed.set()
-
-    def finish(self, message: DoneMessage | ErrorMessage) -> None:
-        """Add the last message: followers stop after it."""
-        self.append(message)
-        self.finished = True
-
-    async def follow(self) -> AsyncIterator[str]:
-        """Every frame from the first, live until the log is finished."""
-        index = 0
-        while True:
-            if index < len(self.frames):
-                index += 1
-                yield self.frames[index - 1]
-            elif self.finished:
-                return
-            else:
-                # No await between the length check and wait(): an append cannot slip in.
-                self._changed.clear()
-                await self._changed.wait()
 
 
 class ServerOptions(TypedDict, total=False):
@@ -141,9 +88,15 @@ class ServerOptions(TypedDict, total=False):
     max_size: int | None
     """Incoming frames above this many bytes close the connection with 1009."""
     max_logs: int
-    """How many message ids are remembered for dedupe and resume."""
+    """Finished replies remembered for dedupe and resume, over all clients (LRU)."""
     max_log_frames: int
-    """Finished logs are also evicted while all logs hold more frames than this."""
+    """Finished replies are also forgotten while they hold more frames than this in all."""
+    max_generations: int
+    """Replies generated at once for one client; the next ones wait their turn."""
+    max_queued: int
+    """Replies of one client waiting their turn; one more is refused (``too_many_replies``)."""
+    grace: float
+    """Seconds a client's replies go on after its last connection closed, for it to resume."""
 
 
 DEFAULT_OPTIONS: Final[ServerOptions] = {
@@ -152,16 +105,16 @@ DEFAULT_OPTIONS: Final[ServerOptions] = {
     "max_size": DEFAULT_MAX_SIZE,
     "max_logs": 1000,
     "max_log_frames": 1_000_000,
+    "max_generations": 8,
+    "max_queued": 64,
+    "grace": 60.0,
 }
 """The default of every :class:`ServerOptions` setting."""
 
 
-@dataclass
-class _Conversation:
-    """The unfinished generations of one conversation, oldest first."""
-
-    pending: list[ReplyLog] = field(default_factory=list)
-    tail: asyncio.Task[None] | None = None
+def is_loopback_origin(origin: str) -> bool:
+    """Whether a browser Origin is a page served from this machine (any port)."""
+    return _LOOPBACK_ORIGIN.fullmatch(origin) is not None
 
 
 class ChatServer:
@@ -169,7 +122,7 @@ class ChatServer:
 
     Start it with ``async with ChatServer(responder) as server``, ``await
     ChatServer(responder)``, ``await ChatServer.start(responder)``, or from
-    synchronous code with :meth:`start_in_thread` (then :meth:`stop`).
+    synchronous code with :meth:`start_in_thread` (then :meth:`close_sync`).
     """
 
     def __init__(
@@ -188,23 +141,26 @@ class ChatServer:
         self.allowed_origins = frozenset(o.rstrip("/") for o in settings["allowed_origins"])
         """Browser origins accepted besides loopback ones; ``"*"`` accepts any."""
         self.max_size = settings["max_size"]
-        self.max_logs = settings["max_logs"]
-        """How many message ids are remembered for dedupe and resume."""
-        self.max_log_frames = settings["max_log_frames"]
-        """Finished logs are also evicted while all logs hold more frames than this."""
+        self.limits = Limits(
+            max_logs=settings["max_logs"],
+            max_log_frames=settings["max_log_frames"],
+            max_generations=settings["max_generations"],
+            max_queued=settings["max_queued"],
+            grace=settings["grace"],
+        )
+        """The bounds on what each client may hold (see :class:`ServerOptions`)."""
+        self.registry = Registry(responder, self.limits)
+        """Clients, their replies and logs: counts for monitoring and tests."""
         self._port = port
         self._server: Server | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
-        self._logs: OrderedDict[str, ReplyLog] = OrderedDict()
-        self._conversations: dict[str | None, _Conversation] = {}
-        self._generations: set[asyncio.Task[None]] = set()
-        self._connections: dict[ServerConnection, asyncio.Event] = {}
+        self._connections: set[ServerConnection] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
-        state = "serving" if self.is_serving else "stopped"
+        state = "serving" if self.is_serving else "closed"
         return f"<{type(self).__name__} {self.url if self._server else self.host} {state}>"
 
     # Lifecycle
@@ -225,18 +181,21 @@ class ChatServer:
             self._port,
             process_request=self._process_request,
             max_size=self.max_size,
+            # Replies are small JSON frames: deflate cost ~10% of the CPU and ~46 KB
+            # per connection for little gain on loopback (benchmarks/server_concurrency.py).
+            compression=None,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         logger.info("listening on %s", self.url)
         return self
 
     async def close(self, *, grace: float | None = None) -> None:
-        """Close every connection (1001), stop listening and cancel running generations.
+        """Close every connection (1001), stop listening and cancel every reply in progress.
 
         Clients get ``grace`` seconds to answer the closing handshake before their
         connection is aborted; None waits as long as websockets' ``close_timeout``
-        (10 s). A client whose event loop is blocked (the caller of :meth:`stop`)
-        can never answer, hence the short grace there.
+        (10 s). A client whose event loop is blocked (the caller of
+        :meth:`close_sync`) can never answer, hence the short grace there.
         """
         if self._server is None:
             return
@@ -280,10 +239,12 @@ class ChatServer:
         server._thread = thread
         return server
 
-    def stop(self, timeout: float = 10.0, *, grace: float = 0.25) -> None:
+    def close_sync(self, timeout: float = 10.0, *, grace: float = 0.25) -> None:
         """Close a server started with :meth:`start_in_thread` and join its thread."""
         if self._thread is None or self._loop is None:
-            raise RuntimeError("stop() is for servers started with start_in_thread()")
+            raise RuntimeError(
+                "close_sync() is for servers started with start_in_thread(): await close()"
+            )
         loop, thread = self._loop, self._thread
         if thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.close(grace=grace), loop).result(timeout)
@@ -309,36 +270,27 @@ class ChatServer:
         return self._server is not None and self._server.is_serving()
 
     @property
+    def connections(self) -> tuple[ServerConnection, ...]:
+        """The open WebSocket connections, e.g. to close some with a code of your choice."""
+        return tuple(c for c in self._connections if c.state is not State.CLOSED)
+
+    @property
     def connection_count(self) -> int:
         """How many WebSocket connections are open."""
-        return len(self._connections)
+        return len(self.connections)
 
-    # Test hooks
+    # Deprecated names, kept until their callers outside nbchat/server move (see the report).
+
+    def stop(self, timeout: float = 10.0, *, grace: float = 0.25) -> None:
+        """Deprecated: :meth:`close_sync`."""
+        self.close_sync(timeout, grace=grace)
 
     async def drop_connections(self) -> None:
-        """Abort every connection's TCP transport, without a close frame: clients see 1006."""
-        dropped = list(self._connections.items())
-        for connection, _ in dropped:
+        """Deprecated: ``tests.server.helpers.drop_connections``."""
+        closing = self.connections
+        for connection in closing:
             connection.transport.abort()
-        await asyncio.gather(*(ended.wait() for _, ended in dropped))
-
-    async def close_connections(self, code: int = 1001, reason: str = "") -> None:
-        """Close every connection with a close frame carrying ``code`` and ``reason``."""
-        closing = list(self._connections.items())
-        await asyncio.gather(*(connection.close(code, reason) for connection, _ in closing))
-        await asyncio.gather(*(ended.wait() for _, ended in closing))
-
-    def cancel(self, conversation_id: str | None) -> int:
-        """Cancel the unfinished generations of a conversation; return how many."""
-        conversation = self._conversations.get(conversation_id)
-        if conversation is None:
-            return 0
-        count = 0
-        for log in conversation.pending:
-            if log.task is not None and log.task.cancel():
-                count += 1
-        logger.debug("cancelled %d generation(s) in conversation %r", count, conversation_id)
-        return count
+        await asyncio.gather(*(connection.wait_closed() for connection in closing))
 
     # Private methods: lifecycle
 
@@ -351,10 +303,7 @@ class ChatServer:
             for connection in list(self._connections):
                 connection.transport.abort()
             await self._server.wait_closed()
-        generations = list(self._generations)
-        for task in generations:
-            task.cancel()
-        await asyncio.gather(*generations, return_exceptions=True)
+        await self.registry.close()
         logger.info("closed %s", self.url)
         if self._closed is not None:
             self._closed.set()
@@ -382,7 +331,7 @@ class ChatServer:
             return connection.respond(HTTPStatus.NOT_FOUND, f"Not found: connect to {PATH}.\n")
         origins = request.headers.get_all("Origin")
         if len(origins) > 1 or (origins and not self._origin_allowed(origins[0])):
-            logger.warning("refused a connection from origin %s", ", ".join(origins))
+            logger.warning("refused a connection from origin %s", ", ".join(origins)[:200])
             return connection.respond(
                 HTTPStatus.FORBIDDEN,
                 "Forbidden origin: start the server with --allow-origin for this page.\n",
@@ -395,6 +344,14 @@ class ChatServer:
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="nbchat"'
             return response
+        identities = request.headers.get_all(CLIENT_ID_HEADER)
+        if len(identities) > 1 or (identities and not _CLIENT_ID.fullmatch(identities[0])):
+            logger.warning("refused a connection with a malformed %s header", CLIENT_ID_HEADER)
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST,
+                f"Bad {CLIENT_ID_HEADER} header: send one value of 16 to 256 visible ASCII "
+                "characters, random and kept secret, or none.\n",
+            )
         return None
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -418,41 +375,71 @@ class ChatServer:
     # Private methods: connections
 
     async def _handle(self, connection: ServerConnection) -> None:
-        ended = asyncio.Event()
-        self._connections[connection] = ended
+        request = connection.request
+        identity = None if request is None else request.headers.get(CLIENT_ID_HEADER)
+        client = self.registry.attach(identity)
+        self._connections.add(connection)
         forwarding: dict[str, asyncio.Task[None]] = {}
         logger.debug("connection opened from %s", connection.remote_address)
         try:
             async for frame in connection:
-                await self._receive(connection, frame, forwarding)
+                try:
+                    await self._receive(connection, client, frame, forwarding)
+                except ConnectionClosed:
+                    raise
+                except Exception:  # a bug must cost one message, not every reply of the client
+                    logger.exception("handling a frame failed")
+                    await self._error(
+                        connection, "the server failed on this frame", "internal_error"
+                    )
         except ConnectionClosed:
             pass  # the client went away (or sent a frame above max_size: 1009)
         finally:
             for task in forwarding.values():
                 task.cancel()
             await asyncio.gather(*forwarding.values(), return_exceptions=True)
-            del self._connections[connection]
-            ended.set()
+            self._connections.discard(connection)
+            self.registry.detach(client)
             logger.debug("connection closed from %s", connection.remote_address)
 
     async def _receive(
         self,
         connection: ServerConnection,
+        client: Client,
         frame: str | bytes,
         forwarding: dict[str, asyncio.Task[None]],
     ) -> None:
         if isinstance(frame, bytes):
-            await self._bad_request(connection, "binary frames are not supported: send JSON text")
+            await self._error(connection, "binary frames are not supported: send JSON text")
             return
         try:
             message = parse_client_message(frame)
         except ProtocolError as exc:
-            await self._bad_request(connection, str(exc))
+            await self._error(connection, str(exc))
+            return
+        reply_to = message.id if _encodable(message.id) else None
+        cid = message.conversation_id if _encodable(message.conversation_id) else None
+        fields = [message.id, message.conversation_id]
+        if not isinstance(message, CancelRequest):
+            fields.append(message.message)
+        if not all(_encodable(value) for value in fields):
+            text = "the frame holds a lone surrogate (\\ud800-\\udfff): send valid Unicode"
+            await self._error(connection, text, reply_to=reply_to, conversation_id=cid)
             return
         if isinstance(message, CancelRequest):
-            self.cancel(message.conversation_id)
+            count = self.registry.cancel(client, message.conversation_id, message.id)
+            logger.debug("cancelled %d reply(ies)", count)
             return
-        log, duplicate = self._accept(message)
+        try:
+            log, duplicate = self.registry.accept(
+                client, message.id, message.conversation_id, message.message
+            )
+        except Refused as exc:
+            logger.info("refused a message from %s: %s", connection.remote_address, exc)
+            await self._error(
+                connection, str(exc), exc.code, reply_to=reply_to, conversation_id=cid
+            )
+            return
         ack = AckMessage(
             id=log.message_id,
             reply_to=log.message_id,
@@ -463,7 +450,7 @@ class ChatServer:
         running = forwarding.get(log.message_id)
         if running is not None and not running.done():
             return  # resent on the same connection: the reply is already on its way
-        task = asyncio.get_running_loop().create_task(self._forward(connection, log))
+        task = asyncio.get_running_loop().create_task(_forward(connection, log))
         forwarding[log.message_id] = task
 
         def forget(done: asyncio.Task[None]) -> None:
@@ -472,96 +459,47 @@ class ChatServer:
 
         task.add_done_callback(forget)
 
-    async def _bad_request(self, connection: ServerConnection, text: str) -> None:
+    async def _error(
+        self,
+        connection: ServerConnection,
+        text: str,
+        code: str = "bad_request",
+        *,
+        reply_to: str | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
         text = " ".join(text.split())
         if len(text) > _MAX_ERROR_TEXT:
             text = text[: _MAX_ERROR_TEXT - 3] + "..."
-        logger.info("bad request from %s: %s", connection.remote_address, text)
-        error = ErrorMessage(error=ErrorInfo(code="bad_request", message=text))
+        if code == "bad_request":
+            logger.info("bad request from %s: %s", connection.remote_address, text)
+        error = ErrorMessage(
+            error=ErrorInfo(code=code, message=text),
+            reply_to=reply_to,
+            conversation_id=conversation_id,
+        )
         await connection.send(dump(error))
 
-    async def _forward(self, connection: ServerConnection, log: ReplyLog) -> None:
-        try:
-            async for frame in log.follow():
-                await connection.send(frame)
-        except ConnectionClosed:
-            pass  # the log lives on: the client can resend the id to get it all
 
-    # Private methods: generation
+async def _forward(connection: ServerConnection, log: ReplyLog) -> None:
+    """Send a log's frames to one connection, each batch of available frames together."""
+    try:
+        async for batch in log.follow():
+            for frame in batch:
+                await connection.send(frame, text=True)
+    except ConnectionClosed:
+        pass  # the log lives on: the client can resend the id to get it all
 
-    def _accept(self, message: UserMessage) -> tuple[ReplyLog, bool]:
-        """The log for a message, and whether it was already known (a duplicate)."""
-        if message.id is not None:
-            known = self._logs.get(message.id)
-            if known is not None:
-                self._logs.move_to_end(message.id)
-                return known, True
-        log = ReplyLog(message.id or new_id(), message.conversation_id)
-        if message.id is not None:  # a server-assigned id can never be resent
-            self._logs[message.id] = log
-            self._evict()
-        conversation = self._conversations.setdefault(message.conversation_id, _Conversation())
-        task = asyncio.get_running_loop().create_task(
-            self._generate(log, message.message, conversation.tail)
-        )
-        log.task = task
-        conversation.pending.append(log)
-        conversation.tail = task
-        self._generations.add(task)
-        task.add_done_callback(lambda done: self._generated(log, done))
-        return log, False
 
-    async def _generate(
-        self, log: ReplyLog, text: str, previous: asyncio.Task[None] | None
-    ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # answer a conversation's messages in order
-        stream = self.responder.respond(log.conversation_id or "", text)
-        try:
-            async for message in stream:
-                if isinstance(message, ErrorMessage):
-                    log.finish(message)
-                    return
-                log.append(message)
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        log.finish(DoneMessage())
-
-    def _generated(self, log: ReplyLog, task: asyncio.Task[None]) -> None:
-        """Finish the log whatever happened: also runs for a task cancelled before it started."""
-        self._generations.discard(task)
-        if not log.finished:
-            if task.cancelled():
-                log.finish(DoneMessage(cancelled=True))
-            else:
-                error = task.exception()
-                logger.error("generating the reply to %s failed", log.message_id, exc_info=error)
-                log.finish(
-                    ErrorMessage(
-                        error=ErrorInfo(
-                            code="internal_error",
-                            message=f"the server failed to answer ({type(error).__name__})",
-                        )
-                    )
-                )
-        conversation = self._conversations.get(log.conversation_id)
-        if conversation is not None:
-            conversation.pending.remove(log)
-            if conversation.tail is task:
-                del self._conversations[log.conversation_id]
-
-    def _evict(self) -> None:
-        """Forget the least recently used finished logs beyond the limits."""
-        frames = sum(len(log.frames) for log in self._logs.values())
-        for message_id in list(self._logs):
-            if len(self._logs) <= self.max_logs and frames <= self.max_log_frames:
-                return
-            log = self._logs[message_id]
-            if log.finished:
-                frames -= len(log.frames)
-                del self._logs[message_id]
+def _encodable(value: str | None) -> bool:
+    """Whether a parsed string can be UTF-8: JSON's ``\\ud800`` escapes make ones that cannot."""
+    if value is None or value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _cancel_other_tasks() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from nbchat.protocol import TokenMessage, ToolCallMessage, ToolResultMessage
 from nbchat.server import ResponderMessage
 from nbchat.server.agent import MAX_COUNT, DemoAgent, find_arithmetic, split_tokens
+from tests.helpers import TIME_SCALE
 
 
 async def ask(agent: DemoAgent, text: str, conversation: str = "c") -> list[ResponderMessage]:
@@ -35,6 +39,10 @@ def text_of(messages: list[ResponderMessage]) -> str:
         ("my name is R2-D2", None),
         ("on 2024-01-05 we met", None),
         ("no numbers here", None),
+        ("What is 1e308*10?", "1e308*10"),
+        ("what is 2.5e3 + 1", "2.5e3 + 1"),
+        ("is 0x10+1 big", None),
+        ("and x2+3", None),
     ],
 )
 def test_find_arithmetic_extracts_the_expression(text: str, expression: str | None) -> None:
@@ -46,6 +54,38 @@ def test_find_arithmetic_extracts_the_expression(text: str, expression: str | No
 def test_split_tokens_joins_back_exactly(text: str) -> None:
     """Tokens are words with their whitespace, so joining them gives the text back verbatim."""
     assert "".join(split_tokens(text)) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " " * 200_000,
+        "What is 1+" + " " * 200_000 + "+?",
+        "(" * 200_000 + "1+1",
+        "1+ " * 70_000,
+        "stream " + " " * 200_000,
+    ],
+    ids=["spaces", "operator-spaces", "parentheses", "many-operators", "stream-spaces"],
+)
+def test_text_paths_are_linear(text: str) -> None:
+    """Tokens and arithmetic of 200 KB take well under a second (quadratic took minutes)."""
+    started = time.perf_counter()
+    assert "".join(split_tokens(text)) == text
+    find_arithmetic(text)
+    assert time.perf_counter() - started < 1.0 * TIME_SCALE
+
+
+async def test_an_expression_is_taken_whole_or_refused() -> None:
+    """1e308*10 is computed whole (too large), never answered as 308*10 = 3080."""
+    messages = await ask(DemoAgent(), "What is 1e308*10?")
+    assert text_of(messages) == "I could not compute 1e308*10: the result is too large."
+    assert "3080" not in text_of(await ask(DemoAgent(), "What is 0x10*10?"))
+
+
+async def test_a_long_message_is_not_searched_for_arithmetic() -> None:
+    """Past a few thousand characters a message is not arithmetic: the search stays bounded."""
+    messages = await ask(DemoAgent(), "(" * 200_000 + "1+1")
+    assert not any(isinstance(m, ToolCallMessage) for m in messages)
 
 
 # Rules
@@ -115,6 +155,42 @@ async def test_count_streams_n_numbered_tokens(text: str) -> None:
 async def test_count_is_capped() -> None:
     """Counting beyond the cap is refused with a sentence, not a flood."""
     assert str(MAX_COUNT) in text_of(await ask(DemoAgent(), f"count to {MAX_COUNT + 1}"))
+
+
+async def test_a_count_with_thousands_of_digits_is_capped_not_a_failure() -> None:
+    """int() is never called on thousands of digits (Python refuses it): the cap answers."""
+    for digits in ["9" * 5000, "0" * 5000 + "5"]:
+        reply = text_of(await ask(DemoAgent(), f"count to {digits}"))
+        assert reply in (f"I can count to at most {MAX_COUNT}.", "1 2 3 4 5")
+
+
+async def test_echo_of_many_words_is_bounded_in_tokens() -> None:
+    """A long echo is streamed word by word up to MAX_COUNT tokens, the rest as one."""
+    payload = "a " * (MAX_COUNT + 10)
+    messages = await ask(DemoAgent(), "echo " + payload)
+    assert len(messages) == MAX_COUNT and text_of(messages) == payload
+
+
+async def test_a_late_reply_catches_up_instead_of_drifting() -> None:
+    """Tokens are due on a fixed schedule: a loop blocked mid-reply does not lengthen it."""
+    delay, count, blocked = 0.01, 20, 0.3
+    replies = DemoAgent(delay).respond("c", f"count to {count}")
+    started = asyncio.get_running_loop().time()
+    await anext(replies)
+    time.sleep(blocked)  # the loop is busy elsewhere: every later token is now due or late
+    rest = [message async for message in replies]
+    elapsed = asyncio.get_running_loop().time() - started
+    assert len(rest) == count - 1
+    # Drifting would take delay * count + blocked = 0.5 s; catching up takes about 0.31 s.
+    assert elapsed < delay * count + blocked - 0.1
+
+
+async def test_what_is_remembered_of_a_message_is_bounded() -> None:
+    """A huge message is remembered truncated: memory per conversation is bounded."""
+    agent = DemoAgent()
+    await ask(agent, "x" * 100_000)
+    await ask(agent, "hello")
+    assert len(agent.memory_of("c")["previous"]) < 3000
 
 
 async def test_names_are_remembered_per_conversation() -> None:

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
-from nbchat.protocol import ErrorMessage, TokenMessage, parse_server_message
+from nbchat.protocol import CLIENT_ID_HEADER, ErrorMessage, TokenMessage
 from nbchat.server import ChatServer, DemoServer, ResponderMessage, serve_demo
 from nbchat.server.app import is_loopback_origin
 from tests.helpers import TIMEOUT
+from tests.server.helpers import (
+    close_connections,
+    drop_connections,
+    numbers,
+    recv,
+    reply,
+    send,
+    text,
+)
+
+ALICE = {CLIENT_ID_HEADER: "alice-" + "a" * 26}
+"""A client identity, as ChatClient sends one on every connection."""
 
 
 @pytest.fixture
@@ -31,40 +42,6 @@ async def slow() -> AsyncIterator[DemoServer]:
     """The demo server streaming a token every 5 ms, so replies can be interrupted."""
     async with serve_demo(port=0, delay=0.005) as server:
         yield server
-
-
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    """The next frame, decoded, checked to be a valid protocol v1 server message."""
-    frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    parse_server_message(frame)
-    data: dict[str, Any] = json.loads(frame)
-    return data
-
-
-async def send(ws: ClientConnection, **fields: Any) -> None:
-    """Send one JSON object frame."""
-    await ws.send(json.dumps(fields))
-
-
-async def reply(ws: ClientConnection, message_id: str) -> list[dict[str, Any]]:
-    """Frames answering ``message_id`` up to and including its done or error."""
-    frames = []
-    while True:
-        frame = await recv(ws)
-        if frame.get("reply_to") == message_id:
-            frames.append(frame)
-            if frame["type"] in ("done", "error"):
-                return frames
-
-
-def text(frames: list[dict[str, Any]]) -> str:
-    """The reply text of some frames."""
-    return "".join(f["response"] for f in frames if f["type"] == "token")
-
-
-def numbers(n: int) -> str:
-    """The demo agent's reply to "count to n"."""
-    return " ".join(str(i) for i in range(1, n + 1))
 
 
 # Messages and replies
@@ -105,10 +82,10 @@ async def test_calculator_round_trip(demo: DemoServer) -> None:
 
 async def test_memory_is_per_conversation_and_survives_reconnects(demo: DemoServer) -> None:
     """A name told in one conversation is recalled there from a new connection, not elsewhere."""
-    async with connect(demo.url) as ws:
+    async with connect(demo.url, additional_headers=ALICE) as ws:
         await send(ws, id="n1", conversation_id="one", message="My name is Grace")
         await reply(ws, "n1")
-    async with connect(demo.url) as ws:
+    async with connect(demo.url, additional_headers=ALICE) as ws:
         await send(ws, id="n2", conversation_id="one", message="What is my name?")
         assert text(await reply(ws, "n2")) == "Your name is Grace."
         await send(ws, id="n3", conversation_id="two", message="What is my name?")
@@ -145,29 +122,31 @@ async def test_duplicate_id_is_acked_and_replayed_not_regenerated(demo: DemoServ
         ack = await recv(ws)
         assert ack["type"] == "ack" and ack["id"] == "d1" and ack["duplicate"] is True
         assert await reply(ws, "d1") == first
-    assert demo.agent.memory_of("dup")["turns"] == 1
+        await send(ws, id="d2", conversation_id="dup", message="hello")
+        assert "message 2 of our conversation" in text(await reply(ws, "d2"))
 
 
 async def test_dropped_connection_resumes_the_whole_reply_once(slow: DemoServer) -> None:
     """After a drop mid-reply, resending the id on a new connection yields the full reply once."""
-    async with connect(slow.url) as ws:
+    async with connect(slow.url, additional_headers=ALICE) as ws:
         await send(ws, id="r1", conversation_id="resume", message="count to 200")
         assert (await recv(ws))["type"] == "ack"
         assert (await recv(ws))["type"] == "token"
-        await slow.drop_connections()
+        await drop_connections(slow)
         with pytest.raises(ConnectionClosed):
             while True:
                 await recv(ws)
         assert ws.close_code == 1006
     assert slow.connection_count == 0
-    async with connect(slow.url) as ws:
+    async with connect(slow.url, additional_headers=ALICE) as ws:
         await send(ws, id="r1", conversation_id="resume", message="count to 200")
         ack = await recv(ws)
         assert ack["type"] == "ack" and ack["duplicate"] is True
         frames = await reply(ws, "r1")
+        await send(ws, id="r2", conversation_id="resume", message="hello")
+        assert "message 2 of our conversation" in text(await reply(ws, "r2"))
     assert text(frames) == numbers(200)
     assert [f["type"] for f in frames].count("done") == 1
-    assert slow.agent.memory_of("resume")["turns"] == 1
 
 
 async def test_resend_on_the_same_connection_does_not_double_the_stream(slow: DemoServer) -> None:
@@ -181,17 +160,16 @@ async def test_resend_on_the_same_connection_does_not_double_the_stream(slow: De
     assert text(frames) == numbers(20)
 
 
-async def test_logs_are_bounded(demo: DemoServer) -> None:
+async def test_logs_are_bounded() -> None:
     """Beyond max_logs ids, the oldest finished reply is forgotten and a resend regenerates it."""
-    demo.max_logs = 2
-    async with connect(demo.url) as ws:
+    async with serve_demo(port=0, max_logs=2) as server, connect(server.url) as ws:
         for message_id in ["e1", "e2", "e3"]:
             await send(ws, id=message_id, conversation_id="evict", message="hi")
             await reply(ws, message_id)
+        assert server.registry.log_count == 2
         await send(ws, id="e1", conversation_id="evict", message="hi")
         assert "duplicate" not in (await recv(ws))
-        await reply(ws, "e1")
-    assert demo.agent.memory_of("evict")["turns"] == 4
+        assert "message 4 of our conversation" in text(await reply(ws, "e1"))
 
 
 # Cancel
@@ -345,7 +323,7 @@ async def test_drop_connections_gives_clients_1006(demo: DemoServer) -> None:
     """drop_connections aborts the TCP transport: clients see 1006 and the count drops to 0."""
     async with connect(demo.url) as first, connect(demo.url) as second:
         assert demo.connection_count == 2
-        await demo.drop_connections()
+        await drop_connections(demo)
         for ws in (first, second):
             with pytest.raises(ConnectionClosed):
                 await recv(ws)
@@ -356,7 +334,7 @@ async def test_drop_connections_gives_clients_1006(demo: DemoServer) -> None:
 async def test_close_connections_sends_the_given_code(demo: DemoServer) -> None:
     """close_connections closes with the requested code and reason."""
     async with connect(demo.url) as ws:
-        await demo.close_connections(4000, "bye")
+        await close_connections(demo, 4000, "bye")
         with pytest.raises(ConnectionClosed):
             await recv(ws)
         assert ws.close_code == 4000 and ws.close_reason == "bye"
@@ -398,7 +376,7 @@ async def test_port_in_use_raises_oserror(demo: DemoServer) -> None:
 
 
 def test_start_in_thread_serves_synchronous_callers() -> None:
-    """start_in_thread runs the server on its own loop so blocking code can use it, then stop()."""
+    """start_in_thread runs the server on its own loop for blocking code, then close_sync()."""
     server = DemoServer.start_in_thread(port=0)
     try:
         with connect_sync(server.url) as ws:
@@ -409,16 +387,16 @@ def test_start_in_thread_serves_synchronous_callers() -> None:
         assert [f["type"] for f in frames][:3] == ["ack", "tool_call", "tool_result"]
         assert "42" in text(frames)
     finally:
-        server.stop()
+        server.close_sync()
     assert not server.is_serving
 
 
-async def test_stop_does_not_wait_for_a_client_on_the_blocked_caller_loop() -> None:
-    """stop() returns quickly even when the caller's own client cannot answer the close."""
+async def test_close_sync_does_not_wait_for_a_client_on_the_blocked_caller_loop() -> None:
+    """close_sync() returns quickly even when the caller's own client cannot answer the close."""
     server = DemoServer.start_in_thread(port=0)
     async with connect(server.url) as ws:
         started = time.monotonic()
-        server.stop()  # blocks this loop, so ws cannot take part in the closing handshake
+        server.close_sync()  # blocks this loop, so ws cannot take part in the closing handshake
         assert time.monotonic() - started < 5.0
         with pytest.raises(ConnectionClosed):
             await recv(ws)

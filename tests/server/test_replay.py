@@ -22,7 +22,8 @@ from nbchat.server import (
     ResponderMessage,
     serve_replay,
 )
-from nbchat.transcript import Event, TranscriptWarning
+from nbchat.transcript import TranscriptLine as Event
+from nbchat.transcript import TranscriptWarning
 from tests.helpers import TIMEOUT
 
 MESSAGES = ["What is 6*7?", "My name is Grace", "What is my name?", "count to 5"]
