@@ -207,12 +207,12 @@ def parse_lines(data: bytes, name: str) -> tuple[Header, list[TranscriptLine]]:
                     why = "torn last line (an interrupted write)"
                 else:
                     why = f"corrupt line ({first_problem(exc)})"
-                warnings.warn(f"{name}:{index + 1}: {why} skipped", TranscriptWarning, stacklevel=4)
+                warnings.warn(f"{name}:{index + 1}: {why} skipped", TranscriptWarning, stacklevel=3)
     if skipped > _MAX_LINE_WARNINGS:
         warnings.warn(
             f"{name}: {skipped - _MAX_LINE_WARNINGS} more corrupt lines skipped",
             TranscriptWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
     return header, events
 

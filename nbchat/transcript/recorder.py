@@ -83,8 +83,9 @@ class Recorder:
         try:
             self._prepare()
         except BaseException:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):  # its unwritten buffer fails again: reported above
+                file.close()
             raise
 
     # Public methods: following a client
