@@ -1,15 +1,30 @@
-"""ChatClient recording against the reference server: flushed lines, no credentials, pauses."""
+"""ChatClient recording over loopback: flushed lines, no credentials, client events, failures.
+
+The Recorder follows a real client through ``on()``; these tests drive it with
+the reference server and, for what the demo never does (losing a reply, sending
+a frame nobody can serialise), with scripted websockets servers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import resource
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nbchat import ChatClient, Transcript
-from nbchat.server import DemoServer, serve_demo
+import pytest
+from websockets.asyncio.server import ServerConnection
 
-TIMEOUT = 10.0
+from nbchat import ChatClient, Transcript
+from nbchat.exceptions import NbchatError, TranscriptError
+from nbchat.server import DemoServer, serve_demo
+from nbchat.transcript import Recorder
+from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -48,6 +63,19 @@ async def test_a_conversation_is_on_disk_while_the_client_is_connected(
     assert (first.assistant, second.user) == ("6*7 = 42.", "My name is Grace")
 
 
+async def test_every_recorded_server_message_names_the_message_it_answers(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    """The ``in`` lines carry the client's resolved reply_to, acks included."""
+    path = tmp_path / "chat.jsonl"
+    async with ChatClient(url=demo.url, record=path) as client:
+        first = await client.ask("count to 3", timeout=TIMEOUT)
+        second = await client.ask("count to 2", timeout=TIMEOUT)
+    answered = {e["data"].get("reply_to") for e in lines(path) if e.get("dir") == "in"}
+    assert answered == {first.message_id, second.message_id}
+    assert [turn.assistant for turn in Transcript.load(path).turns] == ["1 2 3", "1 2"]
+
+
 async def test_credentials_never_reach_the_file(tmp_path: Path) -> None:
     """A bearer token in the headers is not written; a token in the URL query is redacted."""
     path = tmp_path / "chat.jsonl"
@@ -61,6 +89,26 @@ async def test_credentials_never_reach_the_file(tmp_path: Path) -> None:
     assert "header-secret-123" not in text and "query-secret-456" not in text
     assert lines(path)[0]["url"] == f"{server.url}?token=***&room=7"
     assert Transcript.load(path).turns[0].assistant == "1 2 3"
+
+
+async def test_errors_and_state_details_are_redacted(tmp_path: Path) -> None:
+    """A client that gives up on a URL full of secrets records none of them, in any line."""
+    path = tmp_path / "chat.jsonl"
+    port = await free_port()
+    url = f"ws://ada:SECRETP@127.0.0.1:{port}/ws;jsessionid=SECRETJ?token=SECRETQ&api_key=SECRETK"
+    client = ChatClient(url=url, max_reconnect_attempts=1, **FAST)
+    events = attach(client, "error")
+    client.record(path)
+    future = client.ask("hello", timeout=TIMEOUT)
+    with pytest.raises(NbchatError):
+        await future
+    await events.wait_for("error", timeout=TIMEOUT)
+    await client.disconnect()
+    text = path.read_text(encoding="utf-8")
+    assert "SECRET" not in text
+    assert any(e["dir"] == "error" for e in lines(path)[1:])
+    details = [e["data"]["detail"] for e in lines(path)[1:] if e["dir"] == "state"]
+    assert any(details)  # why the connection ended is kept, without its secrets
 
 
 async def test_recording_pauses_at_disconnect_and_resumes_on_connect(
@@ -105,3 +153,134 @@ async def test_stop_recording_closes_the_file_and_records_nothing_more(
         await client.ask("count to 3", timeout=TIMEOUT)
     assert path.stat().st_size == size
     assert [turn.user for turn in Transcript.load(path).turns] == ["count to 2"]
+
+
+async def test_detach_stops_following_the_client(demo: DemoServer, tmp_path: Path) -> None:
+    """A detached recorder writes nothing more, though its file stays open."""
+    path = tmp_path / "chat.jsonl"
+    async with ChatClient(url=demo.url) as client:
+        recorder = Recorder(path, url=client.url)
+        recorder.attach(client)
+        await client.ask("count to 2", timeout=TIMEOUT)
+        recorder.detach()
+        size = path.stat().st_size
+        await client.ask("count to 3", timeout=TIMEOUT)
+        assert path.stat().st_size == size and not recorder.closed
+        recorder.close()
+    assert [turn.user for turn in Transcript.load(path).turns] == ["count to 2"]
+
+
+async def test_a_lost_reply_restarts_as_a_client_line(tmp_path: Path) -> None:
+    """A reply the server lost is marked by a client line; the turn keeps only the new one."""
+    path = tmp_path / "chat.jsonl"
+    connections = 0
+
+    async def forgetful(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        message = json.loads(await ws.recv())
+        head = {"reply_to": message["id"], "conversation_id": "c"}
+        await ws.send(json.dumps({"type": "ack", "id": message["id"], **head}))
+        if connections == 1:
+            await ws.send(json.dumps({"type": "token", "response": "lost ", **head}))
+            await ws.close(1011, "crashed")
+            return
+        for word in ("1 ", "2"):
+            await ws.send(json.dumps({"type": "token", "response": word, **head}))
+        await ws.send(json.dumps({"type": "done", **head}))
+        await ws.wait_closed()
+
+    async with (
+        scripted_server(forgetful) as url,
+        ChatClient(url=url, record=path, **FAST) as client,
+    ):
+        reply = await client.ask("count to 2", timeout=TIMEOUT)
+    assert reply.text == "1 2"
+    restarts = [e for e in lines(path)[1:] if e["dir"] == "client"]
+    assert [e["data"] for e in restarts] == [{"event": "restart", "reply_to": reply.message_id}]
+    assert not any(e["data"].get("type") == "reply_restart" for e in lines(path)[1:])
+    [turn] = Transcript.load(path).turns
+    assert (turn.assistant, turn.complete) == ("1 2", True)
+
+
+def _frame_server(frame: str) -> Any:
+    """A server that answers each message with ``frame`` (its reply_to filled in), then a reply."""
+
+    async def handler(ws: ServerConnection) -> None:
+        async for raw in ws:
+            message_id = json.loads(raw)["id"]
+            head = {"reply_to": message_id, "conversation_id": "c"}
+            await ws.send(frame.replace("ID", message_id))
+            await ws.send(json.dumps({"type": "token", "response": "fine", **head}))
+            await ws.send(json.dumps({"type": "done", **head}))
+
+    return handler
+
+
+UNWRITABLE = {
+    "a lone surrogate": '{"type":"token","response":"\\ud800","reply_to":"ID"}',
+    "a frame nested 256 deep": (
+        '{"type":"token","response":"x","reply_to":"ID","deep":' + "[" * 256 + "]" * 256 + "}"
+    ),
+}
+
+
+@pytest.mark.parametrize("frame", list(UNWRITABLE.values()), ids=list(UNWRITABLE))
+async def test_a_frame_that_cannot_be_written_stops_recording_not_the_client(
+    tmp_path: Path, frame: str
+) -> None:
+    """Recording stops with one TranscriptError error event; the reply and the connection go on."""
+    path = tmp_path / "chat.jsonl"
+    async with (
+        scripted_server(_frame_server(frame)) as url,
+        ChatClient(url=url, record=path) as client,
+    ):
+        events = attach(client, "error")
+        reply = await client.ask("hello", timeout=TIMEOUT)
+        assert reply.text.endswith("fine")
+        await events.wait_for("error", timeout=TIMEOUT)
+        [(error,)] = events.of("error")
+        assert isinstance(error, TranscriptError)
+        assert "recording to" in str(error) and "record() again" in str(error)
+        assert "\n" not in str(error)
+        again = await client.ask("still there?", timeout=TIMEOUT)
+        assert again.text.endswith("fine") and client.is_connected
+    assert len(events.of("error")) == 1
+    assert path.read_bytes().endswith(b"\n")
+    assert [turn.user for turn in Transcript.load(path).turns] == ["hello"]
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes beyond ``limit`` bytes fail with EFBIG, as they would on a full disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file size limits as a full disk: Linux")
+async def test_a_full_disk_stops_recording_and_send_still_succeeds(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    """A write that fails for lack of space never escapes send(); the reply still arrives."""
+    path = tmp_path / "chat.jsonl"
+    with Recorder(path) as padding:  # a transcript bigger than any other file the test writes
+        padding.state("connected", "x" * 4_000_000)
+    async with ChatClient(url=demo.url) as client:
+        events = attach(client, "error")
+        client.record(path)
+        with file_size_limit(path.stat().st_size + 10):
+            message_id = client.send("count to 2")  # its line does not fit: recording stops
+        reply = await asyncio.wait_for(next(f for f in client.replies() if not f.done()), TIMEOUT)
+        assert reply.message_id == message_id and reply.text == "1 2"
+        await events.wait_for("error", timeout=TIMEOUT)
+        [(error,)] = events.of("error")
+        assert isinstance(error, TranscriptError) and "free space" in str(error)
+        size = path.stat().st_size
+        await client.ask("count to 3", timeout=TIMEOUT)
+        assert path.stat().st_size == size
