@@ -29,10 +29,9 @@ from nbchat import (
     destroy_client,
     get_client,
 )
+from nbchat.client import ReplyRestarted
 from nbchat.server import DemoServer, serve_demo
-from tests.helpers import attach, free_port, scripted_server
-
-FAST = {"reconnect_interval": 0.01, "max_reconnect_interval": 0.05, "stable_after": 60.0}
+from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
 
 
 @pytest.fixture
@@ -376,6 +375,7 @@ async def test_server_killed_mid_reply_and_restarted_loses_nothing() -> None:
     server = await DemoServer.start(port=port, delay=0.002)
     chat = ChatClient(url=server.url, **FAST)
     events = attach(chat, "open")
+    restarts = attach(chat, "restart")
     stream = chat.stream("count to 300")
     first = await anext(aiter(stream))
     assert isinstance(first, TokenMessage)
@@ -384,10 +384,10 @@ async def test_server_killed_mid_reply_and_restarted_loses_nothing() -> None:
     try:
         messages = [m async for m in stream]
         await events.wait_for("open", 2)
-        restarted = [m for m in messages if m.type == "reply_restart"]
-        after = messages[messages.index(restarted[0]) + 1 :] if restarted else [first, *messages]
-        text = "".join(m.response for m in after if isinstance(m, TokenMessage))
+        (restarted,) = [i for i, m in enumerate(messages) if isinstance(m, ReplyRestarted)]
+        text = "".join(m.response for m in messages[restarted:] if isinstance(m, TokenMessage))
         assert text == count_words(300)
+        assert [args for args in restarts.of("restart")] == [(first.reply_to,)]
         assert chat.pending == 0
     finally:
         await chat.disconnect()
@@ -405,7 +405,7 @@ async def test_dropped_connection_resumes_the_same_reply_once(demo: DemoServer) 
         rest = [m async for m in stream]
         text = "".join(m.response for m in [first, *rest] if isinstance(m, TokenMessage))
         assert text == count_words(200)
-        assert not any(m.type == "reply_restart" for m in rest)
+        assert not any(isinstance(m, ReplyRestarted) for m in rest)
     finally:
         await chat.disconnect()
         await slow.close()
@@ -420,7 +420,7 @@ async def test_max_attempts_fail_pending_asks() -> None:
     ask = asyncio.ensure_future(chat.ask("count to 1000"))
     await server.close()
     with pytest.raises(ReconnectExhausted):
-        await asyncio.wait_for(ask, 10)
+        await asyncio.wait_for(ask, TIMEOUT)
     assert chat.pending == 0
 
 
@@ -511,8 +511,8 @@ async def test_cancel_stops_the_reply(demo: DemoServer) -> None:
         await slow.close()
 
 
-async def test_cancel_while_disconnected_is_a_no_op() -> None:
-    """cancel() without a connection reports False instead of queueing a stale cancel."""
+async def test_cancel_with_nothing_pending_is_a_no_op() -> None:
+    """cancel() with no pending reply reports False instead of queueing a stale cancel."""
     assert ChatClient(url="ws://127.0.0.1:1/ws").cancel() is False
 
 
