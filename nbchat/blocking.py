@@ -9,9 +9,18 @@ Two situations, one function:
   original left the next cell hanging with ``cannot enter context`` after one
   blocking run. It is applied lazily, once per loop, only when a blocking call
   is made inside a running loop: code that never blocks never patches asyncio.
-- With no running loop (a plain script): one private loop, kept for the life of
-  the process, so a client started by one blocking call still has its
-  connection task on the next.
+- With no running loop: one loop kept for the life of the process, so a client
+  started by one blocking call still has its connection task on the next. In
+  terminal IPython that is IPython's own loop, the one top-level ``await``
+  runs on, so ``ask_sync`` and ``await ask`` can take turns on one client; in a
+  plain script it is a private loop, whose remaining tasks are cancelled and
+  finished at exit (as ``asyncio.run`` does) before it is closed.
+
+Ctrl-C (a kernel interrupt is the same SIGINT) while a call blocks cancels the
+coroutine, which finishes its cleanup (``ask`` tells the server to stop the
+reply), and then raises ``KeyboardInterrupt``; as ``asyncio.Runner`` does, so
+the interrupt never lands inside another task, such as the connection's, and
+kills it. A second Ctrl-C raises at once.
 
 Why every nested run restores the ready queue's length
 ------------------------------------------------------
@@ -35,10 +44,14 @@ per consumed handle, run at the next iteration.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import signal
+import sys
 import threading
 import weakref
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from types import FrameType
 from typing import Any, TypeVar
 
 from .exceptions import NbchatError
@@ -47,10 +60,16 @@ __all__ = ["run_sync"]
 
 T = TypeVar("T")
 
+_EXIT_GRACE = 5.0
+"""Seconds the tasks left on the idle loop get to finish after cancellation, at exit."""
+
 _reentrant: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 """Loops this module made reentrant (weak: a closed, dropped loop leaves)."""
 _lock = threading.Lock()
 _private_loop: asyncio.AbstractEventLoop | None = None
+_closed_at_exit: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_blocked: list[asyncio.Task[Any]] = []
+"""The tasks blocking calls are waiting for, outermost first (nested calls stack up)."""
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -58,7 +77,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return _private().run_until_complete(coro)
+        return _run(_idle_loop(), coro)
     try:
         _make_reentrant(loop)
     except ValueError as exc:  # nest_asyncio2 patches only asyncio's own loops
@@ -68,10 +87,61 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             "use the async method with await instead"
         ) from exc
     with _ready_count_kept(loop):
-        return loop.run_until_complete(coro)
+        return _run(loop, coro)
 
 
 # Private functions
+
+
+def _run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` as a task on ``loop`` until done; Ctrl-C cancels it, then raises."""
+    task = loop.create_task(coro)
+    _blocked.append(task)
+    interrupted = False
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: stop waiting for the cleanup
+            raise KeyboardInterrupt
+        interrupted = True
+        for blocked in reversed(_blocked):
+            blocked.cancel()
+        loop.call_soon_threadsafe(_noop)  # wake the selector so the cancellation runs now
+
+    try:
+        with _sigint_handled_by(on_sigint):
+            try:
+                return loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if interrupted:
+                    raise KeyboardInterrupt from None
+                raise
+    except BaseException:
+        task.cancel()  # interrupted some other way: the coroutine still hears of it
+        raise
+    finally:
+        _blocked.remove(task)
+
+
+@contextlib.contextmanager
+def _sigint_handled_by(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Install ``handler`` for SIGINT, if this is the main thread and SIGINT would raise.
+
+    Only Python's default handler (the one that raises ``KeyboardInterrupt``;
+    ipykernel installs it while a cell runs) is replaced: a handler someone
+    chose, or the one of an outer blocking call, stays.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
@@ -105,9 +175,55 @@ def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
         _reentrant.add(loop)
 
 
-def _private() -> asyncio.AbstractEventLoop:
+def _idle_loop() -> asyncio.AbstractEventLoop:
+    """The loop for blocking calls made where no loop runs: IPython's, else a private one."""
     global _private_loop
+    loop = _ipython_loop()
     with _lock:
-        if _private_loop is None or _private_loop.is_closed():
-            _private_loop = asyncio.new_event_loop()
-        return _private_loop
+        if loop is None:
+            if _private_loop is None or _private_loop.is_closed():
+                _private_loop = asyncio.new_event_loop()
+            loop = _private_loop
+        if loop not in _closed_at_exit:
+            _closed_at_exit.add(loop)
+            atexit.register(_close, weakref.ref(loop))
+        return loop
+
+
+def _ipython_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop terminal IPython runs top-level ``await`` on, when in its main thread."""
+    if "IPython" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return None
+    from IPython import get_ipython
+
+    if get_ipython() is None:
+        return None
+    try:
+        from IPython.core.async_helpers import get_asyncio_loop
+    except ImportError:  # IPython < 8: no shared loop to join
+        return None
+    loop: asyncio.AbstractEventLoop = get_asyncio_loop()  # type: ignore[no-untyped-call]
+    return loop
+
+
+def _close(ref: weakref.ref[asyncio.AbstractEventLoop]) -> None:
+    """At exit: cancel what is left on ``loop``, let it finish, then close the loop.
+
+    Without this the interpreter destroys the client's pending tasks
+    ("Task was destroyed but it is pending!") and their cleanup then meets a
+    closed loop ("Event loop is closed").
+    """
+    loop = ref()
+    if loop is None or loop.is_closed() or loop.is_running():
+        return
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=_EXIT_GRACE))
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: reported by the task's owner, not at exit
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
