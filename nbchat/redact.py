@@ -15,7 +15,7 @@ What counts as secret, in every URL form:
   the query (``&`` or ``;`` separated), the fragment (``#access_token=...``,
   ``#/callback?code=...``) and path parameters (``/ws;jsessionid=...``);
 - a URL nested in a parameter's value (``?next=https://h/?token=...``);
-- in free text, ``Bearer <token>``.
+- in free text, ``Bearer <token>`` (16 characters or more).
 
 Over-redacting a harmless parameter costs nothing; leaking a token costs a lot,
 so a name merely *containing* a telling word counts. Every function here runs in
@@ -76,8 +76,10 @@ _TRAILING = ".,;:!?)]}"
 
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
-_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]+")
-"""An ``Authorization: Bearer`` credential: a literal word first, so each position fails fast."""
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]{16,}")
+"""An ``Authorization: Bearer`` credential: a literal word first, so each position fails fast.
+
+Sixteen characters at least: real tokens are longer, and "a bearer token" in prose stays."""
 
 _NAME_NOISE = re.compile(r"[^a-z0-9]+")
 

@@ -110,13 +110,13 @@ def test_redact_url_none() -> None:
 
 def test_redact_text_several_urls_and_bearer() -> None:
     """Every URL in a text is redacted, and an Authorization bearer token too."""
-    text = "ws://a/?token=S3CRET then https://u:S3CRET@b/x and Bearer S3CRET.x-y"
+    text = "ws://a/?token=S3CRET then https://u:S3CRET@b/x and Bearer S3CRET.x-y_0123456789"
     assert redact_text(text) == "ws://a/?token=*** then https://***:***@b/x and Bearer ***"
 
 
 def test_redact_text_leaves_plain_text() -> None:
     """Text without URLs or bearer tokens is returned unchanged."""
-    text = "token=abc is not a URL; a://, ://x and x:// are not either"
+    text = "token=abc is not a URL; a://, ://x and x:// are not either. Use a Bearer token."
     assert redact_text(text) == text
 
 
