@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,25 +27,41 @@ from tests.helpers import TIMEOUT
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def in_fresh_process(scenario: Callable[[], None]) -> str:
-    """Run ``scenario`` (a function of this module) in a new interpreter; return what it printed.
-
-    Fails with the child's stderr if it exits with an error or prints one.
-    """
+def start_in_fresh_process(scenario: Callable[[], None]) -> subprocess.Popen[str]:
+    """Start ``scenario`` (a function of this module) in a new interpreter, its output piped."""
     code = f"from tests.test_blocking import {scenario.__name__}; {scenario.__name__}()"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
-    done = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=TIMEOUT,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.stdout
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Wait for ``process``; return what it printed, failing if it erred or wrote to stderr."""
+    try:
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert err == "", err  # no traceback, no "Task was destroyed", no "Event loop is closed"
+    return out
+
+
+def in_fresh_process(scenario: Callable[[], None]) -> str:
+    """Run ``scenario`` in a new interpreter; return what it printed (see :func:`finish`)."""
+    return finish(start_in_fresh_process(scenario))
+
+
+def interrupt_when_blocking(process: subprocess.Popen[str]) -> str:
+    """Send Ctrl-C's SIGINT once ``process`` prints ``blocking``; return all it printed."""
+    assert process.stdout is not None
+    first = process.stdout.readline()  # the scenario prints this line, then blocks
+    assert first == "blocking\n", first + finish(process)
+    process.send_signal(signal.SIGINT)
+    return first + finish(process)
 
 
 class FreshLoop(asyncio.selector_events.BaseSelectorEventLoop):
@@ -141,6 +161,72 @@ def nested_blocking_calls() -> None:
     loop.close()
 
 
+async def wait_forever() -> None:
+    """Say that the caller now blocks, wait until cancelled, and show that cleanup ran."""
+    print("blocking", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.sleep(0)  # cleanup that needs the loop, as ask's cancel to the server does
+        print("cleaned up", flush=True)
+
+
+def interrupted_without_a_running_loop() -> None:
+    """Ctrl-C during a blocking call in a script, then another call on the same loop."""
+    try:
+        run_sync(wait_forever())
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt")
+    print(run_sync(asyncio.sleep(0, "still usable")))
+
+
+def interrupted_inside_a_running_loop() -> None:
+    """Ctrl-C during a blocking call in a cell, as a kernel interrupt delivers it."""
+    loop = FreshLoop()
+    asyncio.set_event_loop(loop)
+
+    def cell() -> None:
+        try:
+            run_sync(wait_forever())
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt")
+        print(run_sync(asyncio.sleep(0, "still usable")))
+        loop.call_later(0, loop.stop)
+
+    loop.call_soon(cell)
+    loop.run_forever()
+    loop.close()
+
+
+def tasks_left_on_the_private_loop() -> None:
+    """A script whose blocking call leaves a task running, as a client's connection does."""
+
+    async def connection() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0)  # closing a connection needs the loop
+            print("connection closed", flush=True)
+
+    async def start() -> None:
+        asyncio.get_running_loop().create_task(connection())
+        await asyncio.sleep(0)
+
+    run_sync(start())
+    print("exiting", flush=True)
+
+
+def client_script() -> None:
+    """A plain script using a client synchronously, against the built-in server in a thread."""
+    from nbchat import ChatClient
+    from nbchat.server import DemoServer
+
+    server = DemoServer.start_in_thread(port=0, delay=0)
+    client = ChatClient(url=server.url)
+    print(client.ask_sync("What is 6*7?", timeout=TIMEOUT).text)
+    print(client.ask_sync("count to 3", timeout=TIMEOUT).text)
+
+
 # Tests
 
 
@@ -198,3 +284,101 @@ def test_no_running_loop_raises_the_coroutines_error() -> None:
 
     with pytest.raises(LookupError, match="from the coroutine"):
         run_sync(fail())
+
+
+def test_ctrl_c_cancels_a_blocking_call_in_a_script() -> None:
+    """Ctrl-C cancels the coroutine, its cleanup runs, then KeyboardInterrupt; the loop lives on."""
+    printed = interrupt_when_blocking(start_in_fresh_process(interrupted_without_a_running_loop))
+    assert printed.splitlines() == ["blocking", "cleaned up", "KeyboardInterrupt", "still usable"]
+
+
+def test_ctrl_c_cancels_a_blocking_call_in_a_running_loop() -> None:
+    """In a running loop too, Ctrl-C cancels the coroutine first, then raises KeyboardInterrupt."""
+    printed = interrupt_when_blocking(start_in_fresh_process(interrupted_inside_a_running_loop))
+    assert printed.splitlines() == ["blocking", "cleaned up", "KeyboardInterrupt", "still usable"]
+
+
+def test_tasks_left_by_a_script_are_finished_at_exit() -> None:
+    """At exit the private loop's tasks are cancelled and finished, then it closes, silently."""
+    assert in_fresh_process(tasks_left_on_the_private_loop).split("\n") == [
+        "exiting",
+        "connection closed",
+        "",
+    ]
+
+
+def test_a_client_script_exits_cleanly() -> None:
+    """A script that used ask_sync exits silently: no destroyed task, no closed loop on stderr."""
+    assert in_fresh_process(client_script).split() == ["6*7", "=", "42.", "1", "2", "3"]
+
+
+# Terminal IPython, driven through a pseudo-terminal as a person types into it
+
+
+class Terminal:
+    """A real ``ipython`` process on a pseudo-terminal: type lines, read until the next prompt."""
+
+    def __init__(self) -> None:
+        self._fd, child = pty.openpty()
+        self.output = ""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor"],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            cwd=ROOT,
+            env={**os.environ, "TERM": "dumb"},
+            start_new_session=True,
+        )
+        os.close(child)
+        self.prompt = 1
+        self._read_until(f"In [{self.prompt}]")
+
+    def run(self, line: str) -> str:
+        """Type ``line`` and Enter; return what IPython printed before the next prompt."""
+        start = len(self.output)
+        os.write(self._fd, line.encode() + b"\r")
+        self.prompt += 1
+        self._read_until(f"In [{self.prompt}]")
+        return self.output[start:]
+
+    def close(self) -> None:
+        """Kill IPython and release the terminal."""
+        self.process.kill()
+        self.process.wait(TIMEOUT)
+        os.close(self._fd)
+
+    def _read_until(self, marker: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while marker not in self.output:
+            readable, _, _ = select.select([self._fd], [], [], deadline - time.monotonic())
+            assert readable, f"no {marker!r} within {TIMEOUT} s; IPython printed:\n{self.output}"
+            self.output += os.read(self._fd, 65536).decode(errors="replace")
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    """A terminal IPython with a client of the built-in server in a thread."""
+    term = Terminal()
+    try:
+        term.run(
+            "import nbchat; from nbchat.server import DemoServer; "
+            "server = DemoServer.start_in_thread(port=0, delay=0); "
+            "client = nbchat.ChatClient(url=server.url)"
+        )
+        yield term
+    finally:
+        term.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("first", ["sync", "await"])
+def test_terminal_ipython_mixes_ask_sync_and_await(terminal: Terminal, first: str) -> None:
+    """In terminal IPython, ask_sync and top-level await share one client, in either order."""
+    sync = f"client.ask_sync('What is 6*7?', timeout={TIMEOUT}).text"
+    awaited = f"(await client.ask('What is 2+3?', timeout={TIMEOUT})).text"
+    lines = [sync, awaited] if first == "sync" else [awaited, sync]
+    outputs = [terminal.run(line) for line in lines]
+    expected = ["6*7 = 42.", "2+3 = 5."] if first == "sync" else ["2+3 = 5.", "6*7 = 42."]
+    for output, text in zip(outputs, expected, strict=True):
+        assert f"'{text}'" in output, output
