@@ -11,73 +11,21 @@ box in the page, so what was typed is what is sent, whatever the kernel is doing
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
-__all__ = ["ChatInput"]
+__all__ = ["ChatInput", "ChatStyle", "shared_style"]
 
-_ESM = """
-function render({ model, el }) {
-  const form = document.createElement("form");
-  form.className = "nbchat-controls";
-  // Keys typed here are text, not notebook commands (Lumino stops matching
-  // keyboard shortcuts at an element carrying this attribute).
-  form.setAttribute("data-lm-suppress-shortcuts", "true");
-  const input = document.createElement("input");
-  input.type = "text";
-  input.className = "nbchat-input";
-  input.setAttribute("aria-label", "Message");
-  const send = document.createElement("button");
-  send.type = "submit";
-  send.className = "jupyter-button mod-primary nbchat-send";
-  send.textContent = "Send";
-  const stop = document.createElement("button");
-  stop.type = "button";
-  stop.className = "jupyter-button mod-warning nbchat-stop";
-  stop.textContent = "Stop";
-  const sync = () => {
-    input.placeholder = model.get("placeholder");
-    stop.hidden = !model.get("streaming");
-  };
-  const submit = () => {
-    const text = input.value.trim();
-    if (text) {
-      model.send({ event: "submit", text });
-      input.value = "";
-    }
-  };
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    submit();
-  });
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      event.stopPropagation();
-      submit();
-    }
-  });
-  stop.addEventListener("click", () => model.send({ event: "stop" }));
-  model.on("change:streaming", sync);
-  model.on("change:placeholder", sync);
-  sync();
-  form.append(input, send, stop);
-  el.append(form);
-  return () => {
-    model.off("change:streaming", sync);
-    model.off("change:placeholder", sync);
-  };
-}
-export default { render };
-"""
+_STATIC = Path(__file__).resolve().parent / "static"
 
 
 class ChatInput(anywidget.AnyWidget):
     """A text box with Send and Stop; Send and Enter submit the typed text in one message."""
 
-    _esm = traitlets.Unicode(_ESM).tag(sync=True)
+    _esm = _STATIC / "input.js"
     placeholder = traitlets.Unicode("Ask something…").tag(sync=True)
     streaming = traitlets.Bool(False, help="Show Stop while a reply streams.").tag(sync=True)
 
@@ -105,3 +53,25 @@ class ChatInput(anywidget.AnyWidget):
         elif event == "stop":
             for stop in self._on_stop:
                 stop()
+
+
+class ChatStyle(anywidget.AnyWidget):
+    """The panel's stylesheet, as an invisible widget: anywidget loads its ``_css`` in the page.
+
+    One instance per kernel (:func:`shared_style`) sits in every panel and every
+    ``%chat`` output, so the stylesheet travels once, not once per panel.
+    """
+
+    _esm = "export default { render() {} };"
+    _css = _STATIC / "chat.css"
+
+
+_style: ChatStyle | None = None
+
+
+def shared_style() -> ChatStyle:
+    """The kernel's one :class:`ChatStyle` (made again if it was closed)."""
+    global _style
+    if _style is None or _style.comm is None:
+        _style = ChatStyle()
+    return _style

@@ -16,7 +16,8 @@ from IPython.display import display
 
 from . import render
 from .exceptions import NbchatError
-from .protocol import ServerMessage
+from .input import shared_style
+from .protocol import ServerMessage, UserMessage
 from .widget import ChatWidget, Throttle, TurnView, current_widget
 
 __all__ = ["ChatMagics", "TurnDisplay", "load_ipython_extension"]
@@ -28,12 +29,12 @@ class TurnDisplay:
     """A TurnView in a cell's output, with a plain fallback for viewers without widgets.
 
     The view sits in a small panel of its own that carries the ``nbchat`` class
-    and the stylesheet, so it looks like the chat panel's turns.
+    and the shared stylesheet, so it looks like the chat panel's turns.
     """
 
     def __init__(self, view: TurnView) -> None:
         self.view = view
-        self.panel = widgets.VBox([widgets.HTML(render.STYLES), view.box])
+        self.panel = widgets.VBox([shared_style(), view.box])
         self.panel.add_class("nbchat")
 
     def widget_view(self) -> dict[str, Any]:
@@ -42,7 +43,7 @@ class TurnDisplay:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = dict(self.panel._repr_mimebundle_(**kwargs) or {})
-        turn = ChatWidget._as_render_turn(self.view)
+        turn = self.view.turn
         bundle["text/plain"] = render.conversation_text([turn])
         bundle["text/markdown"] = render.conversation_markdown([turn])
         return bundle
@@ -62,25 +63,26 @@ class ChatMagics(Magics):
         widget = current_widget() or ChatWidget()
         client = widget.client
         throttle = Throttle(widget.max_fps)
-        view = TurnView(text, throttle)
+        message = UserMessage(message=text, conversation_id=client.conversation_id)
+        view = TurnView(text, throttle, message)
         # The live view goes out with the widget mimetype only; once the reply is
         # complete it moves to a new output that also carries the text fallback.
         # So every text output is final when first sent, as nbval requires.
         shown = TurnDisplay(view)
         live = display(shown.widget_view(), raw=True, display_id=True)
-        message_id: list[str] = []
 
-        def follow(message: ServerMessage) -> None:
-            if message_id and message.reply_to == message_id[0] and message.type != "ack":
-                view.feed(message)
+        def follow(answer: ServerMessage) -> None:
+            # The client decided which message this answers: this cell's, or another.
+            if answer.reply_to == message.id and answer.type != "ack":
+                view.feed(answer)
 
-        def remember(message: Any) -> None:
-            if not message_id and message.type == "message":
-                message_id.append(message.id)
+        def restart(message_id: str) -> None:
+            if message_id == message.id:
+                view.restart()
 
-        unsubscribe = [client.on("send", remember), client.on("message", follow)]
+        unsubscribe = [client.on("message", follow), client.on("restart", restart)]
         try:
-            client.ask_sync(text)
+            client.ask_sync(message)
         except NbchatError as exc:
             print(f"nbchat: {exc}", file=sys.stderr)
         finally:

@@ -28,9 +28,9 @@ import ipywidgets as widgets
 
 from . import render
 from .client import ChatClient, ConnectionState
-from .config import URL_ENV
-from .exceptions import ConnectionFailed, NbchatError, ProtocolError, ServerError
-from .input import ChatInput
+from .config import DEMO_DELAY, URL_ENV
+from .exceptions import ConnectionFailed, NbchatError, ProtocolError
+from .input import ChatInput, shared_style
 from .protocol import (
     CancelRequest,
     ErrorMessage,
@@ -39,13 +39,13 @@ from .protocol import (
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
-    UnknownMessage,
     UserMessage,
 )
 from .reply import Reply, ReplyBuilder
 from .transcript import Recorder
+from .turn import Turn
 
-__all__ = ["ChatWidget", "Throttle", "TurnView", "current_widget"]
+__all__ = ["ChatWidget", "Throttle", "TurnLog", "TurnView", "current_widget"]
 
 MAX_FPS = 30.0
 EMPTY_TEXT = "nbchat ChatWidget: no messages yet"
@@ -74,9 +74,16 @@ class TurnView:
     Fed server messages in order; renders lazily through the owner's throttle.
     """
 
-    def __init__(self, user_text: str, schedule: Callable[[TurnView], None]) -> None:
+    def __init__(
+        self,
+        user_text: str,
+        schedule: Callable[[TurnView], None],
+        message: UserMessage | None = None,
+    ) -> None:
         self.user_text = user_text
-        self.builder = ReplyBuilder()
+        self.message = message
+        """The user message this turn shows, when it came from the client."""
+        self.builder = self._new_builder()
         self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text))])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule
@@ -91,9 +98,6 @@ class TurnView:
 
     def feed(self, message: ServerMessage) -> None:
         """Take one server message of this turn's reply."""
-        if isinstance(message, UnknownMessage) and message.type == "reply_restart":
-            self.restart()
-            return
         self.builder.feed(message)
         if isinstance(message, TokenMessage):
             run = self._open_run()
@@ -129,9 +133,16 @@ class TurnView:
             self._dirty.add(id(run))
             self.flush()
 
+    def fail(self, note: str) -> None:
+        """The reply will never be complete: say why under what arrived, and stop streaming."""
+        if not self.done:
+            self.show_note(note)
+            self.done = True
+            self._close_run()
+
     def restart(self) -> None:
-        """The server restarted and begins the reply again: clear what was shown."""
-        self.builder = ReplyBuilder()
+        """The server had lost the reply and begins it again: clear what was shown."""
+        self.builder = self._new_builder()
         self.box.children = self.box.children[:1]
         self._runs.clear()
         self._cards.clear()
@@ -157,7 +168,18 @@ class TurnView:
         """What has arrived so far, as a Reply."""
         return self.builder.build()
 
+    @property
+    def turn(self) -> Turn:
+        """This exchange as the one turn type, for text fallbacks and exports."""
+        return Turn.from_reply(self.user_text, self.reply, complete=self.done)
+
     # Private
+
+    def _new_builder(self) -> ReplyBuilder:
+        message = self.message
+        if message is None:
+            return ReplyBuilder()
+        return ReplyBuilder(message_id=message.id, conversation_id=message.conversation_id)
 
     def _open_run(self) -> _TextRun:
         if self._runs and self._runs[-1].streaming:
@@ -180,6 +202,37 @@ class TurnView:
             card = self._cards[call.id] = widgets.HTML()
             self.box.children += (card,)
         card.value = render.tool_call_html(call)
+
+
+class TurnLog:
+    """The conversation area: appending a turn costs the same however many came before.
+
+    A box's children travel whole on every change, so one flat box of turns
+    makes each new turn re-send every earlier one (quadratic traffic over a
+    long conversation). Turns go instead into pages of at most ``page_size``;
+    a full page gets the next page as its last child. Each append changes one
+    page: at most ``page_size + 1`` ids on the wire, whatever the length.
+    """
+
+    def __init__(self, page_size: int = 16) -> None:
+        self.page_size = page_size
+        self.box = widgets.VBox()
+        self.box.add_class("nbchat-log")
+        self._page = self.box
+        self._count = 0
+        """Turns on the current page."""
+
+    def append(self, child: widgets.Widget) -> None:
+        """Add ``child`` (a turn or a banner) after everything shown."""
+        if self._count == self.page_size:
+            page = widgets.VBox([child])
+            page.add_class("nbchat-page")
+            self._page.children += (page,)
+            self._page = page
+            self._count = 1
+            return
+        self._page.children += (child,)
+        self._count += 1
 
 
 class Throttle:
@@ -257,7 +310,7 @@ class ChatWidget(widgets.VBox):
         client: ChatClient | None = None,
         *,
         url: str | None = None,
-        delay: float = 0.02,
+        delay: float = DEMO_DELAY,
         **config: Any,
     ) -> None:
         self._server: Any = None
@@ -279,14 +332,13 @@ class ChatWidget(widgets.VBox):
         self._release_task: asyncio.Task[None] | None = None
 
         self._header = widgets.HTML()
-        self._log = widgets.VBox()
-        self._log.add_class("nbchat-log")
+        self._log = TurnLog()
         self._input = ChatInput()
         self._home_loop = _running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
         self._input.on_submit(lambda text: self._call_home(lambda: self._submit(text)))
         self._input.on_stop(lambda: self._call_home(self.stop))
-        super().__init__([widgets.HTML(render.STYLES), self._header, self._log, self._input])
+        super().__init__([shared_style(), self._header, self._log.box, self._input])
         self.add_class("nbchat")
 
         self._unsubscribe = [
@@ -294,6 +346,8 @@ class ChatWidget(widgets.VBox):
             client.on("message", self._on_message),
             client.on("state", self._on_state),
             client.on("error", self._on_error),
+            client.on("restart", self._on_restart),
+            client.on("failed", self._on_failed),
         ]
         self._update_header()
         self._claim_cell()
@@ -389,18 +443,10 @@ class ChatWidget(widgets.VBox):
         # afterwards: nbval compares a cell's outputs as they were first sent, and
         # a display updated later (as JupyterLab saves it) would never match.
         bundle: dict[str, Any] = dict(super()._repr_mimebundle_(**kwargs) or {})
-        turns = [self._as_render_turn(view) for view in self._views.values()]
+        turns = [view.turn for view in self._views.values()]
         bundle["text/plain"] = render.conversation_text(turns) or EMPTY_TEXT
         bundle["text/markdown"] = render.conversation_markdown(turns) or f"*{EMPTY_TEXT}*"
         return bundle
-
-    @staticmethod
-    def _as_render_turn(view: TurnView) -> render.Turn:
-        reply = view.reply
-        error = f"{reply.error.code}: {reply.error.message}" if reply.error else None
-        return render.Turn(
-            user=view.user_text, assistant=reply.text, tool_calls=reply.tool_calls, error=error
-        )
 
     # Client events
 
@@ -408,25 +454,35 @@ class ChatWidget(widgets.VBox):
         if not isinstance(message, UserMessage):
             return
         assert message.id is not None
-        view = TurnView(message.message, self._throttle)
+        view = TurnView(message.message, self._throttle, message)
         self._views[message.id] = view
-        self._log.children += (view.box,)
+        self._log.append(view.box)
         self._input.streaming = True
 
     def _on_message(self, message: ServerMessage) -> None:
-        key = message.reply_to or getattr(message, "id", None)
-        view = self._views.get(key) if key else None
-        if view is None:
-            view = next((v for v in self._views.values() if not v.done), None)
-        if view is None or view.done:
-            return
-        if message.type == "ack":
+        # The client decided which message this answers (reply_to); never guess here.
+        view = self._views.get(message.reply_to) if message.reply_to else None
+        if view is None or view.done or message.type == "ack":
             return
         view.feed(message)
         if view.done:
-            self._throttle.flush()
-            if all(v.done for v in self._views.values()):
-                self._input.streaming = False
+            self._reply_ended()
+
+    def _on_restart(self, message_id: str) -> None:
+        view = self._views.get(message_id)
+        if view is not None:
+            view.restart()
+
+    def _on_failed(self, message_id: str, exc: NbchatError) -> None:
+        view = self._views.get(message_id)
+        if view is not None and not view.done:
+            view.fail(f"no reply: {exc}")
+            self._reply_ended()
+
+    def _reply_ended(self) -> None:
+        self._throttle.flush()
+        if all(v.done for v in self._views.values()):
+            self._input.streaming = False
 
     def _on_state(self, state: ConnectionState) -> None:
         self._update_header()
@@ -434,25 +490,19 @@ class ChatWidget(widgets.VBox):
             for view in self._views.values():
                 if view.note:
                     view.show_note("")
-        elif state is ConnectionState.DISCONNECTED and not self.client._closed_by_user:
+        elif state is ConnectionState.DISCONNECTED and self.client.reconnecting:
             for view in self._views.values():
                 view.show_note("connection lost: the reply resumes when it is back")
 
     def _on_error(self, exc: BaseException) -> None:
-        if isinstance(exc, ServerError):
-            return  # shown in the turn it belongs to
+        # Errors answering a message arrive in its turn; these answer none.
         if isinstance(exc, ProtocolError):
             text = f"Ignored a malformed message from the server: {exc}"
         elif isinstance(exc, ConnectionFailed):
             text = f"Connection lost for good: {exc}"
-            for view in self._views.values():
-                if not view.done:
-                    view.show_note("no reply: the connection was lost")
-                    view.done = True
-            self._input.streaming = False
         else:
             text = str(exc)
-        self._log.children += (widgets.HTML(render.error_banner_html(text)),)
+        self._log.append(widgets.HTML(render.error_banner_html(text)))
         self._update_header()
 
     # Private methods
@@ -461,13 +511,15 @@ class ChatWidget(widgets.VBox):
         client = self.client
         state = client.state.value
         detail = ""
-        if state != "connected" and client.attempt and not client._closed_by_user:
+        if state != "connected" and client.reconnecting:
             state = "reconnecting"
             detail = f"attempt {client.attempt} of {client.config.max_reconnect_attempts}"
+        elif state == "disconnected" and client.failure is not None:
+            detail = str(client.failure)
         elif state == "disconnected" and client.last_disconnect is not None:
             last = client.last_disconnect
             detail = last.reason or (f"code {last.code}" if last.code else "")
-        where = client.url + (" (built-in server)" if self._server is not None else "")
+        where = client.safe_url + (" (built-in server)" if self._server is not None else "")
         self._header.value = render.status_header_html(state, f"{detail} · {where}".lstrip(" ·"))
 
     def _call_home(self, action: Callable[[], object]) -> None:
@@ -487,7 +539,7 @@ class ChatWidget(widgets.VBox):
         try:
             self.send(text)
         except NbchatError as exc:
-            self._log.children += (widgets.HTML(render.error_banner_html(str(exc))),)
+            self._log.append(widgets.HTML(render.error_banner_html(str(exc))))
 
     def _start_connecting(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: the first send connects

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from html.parser import HTMLParser
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 
-from nbchat import ChatClient, ConnectionState
+from nbchat import ChatClient, ConnectionState, Reply, ReplyTimeout, UserMessage
 from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from nbchat.server import DemoServer
-from nbchat.widget import ChatWidget, Throttle, TurnView
-from tests.helpers import attach
+from nbchat.widget import ChatWidget, Throttle, TurnLog, TurnView
+from tests.helpers import FAST, TIMEOUT, attach, scripted_server
 from tests.widget_comm import RecordingComm, recording_comms
-
-FAST = {"reconnect_interval": 0.01, "max_reconnect_interval": 0.05}
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def comms() -> Iterator[list[RecordingComm]]:
 
 
 def html_values(widget: ChatWidget) -> list[str]:
-    """The current value of every HTML view in the panel's log, in order."""
+    """The current value of every HTML view in the panel (header first), in order."""
     values: list[str] = []
 
     def walk(node: object) -> None:
@@ -35,8 +36,24 @@ def html_values(widget: ChatWidget) -> list[str]:
                 values.append(child.value)
             walk(child)
 
-    walk(widget._log)
+    walk(widget)
     return values
+
+
+def active_elements(html: str) -> list[str]:
+    """Every element or attribute in ``html`` that a browser would act on (parsed, not grepped)."""
+    found: list[str] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in {"script", "img", "iframe", "object", "embed", "style", "svg", "form"}:
+                found.append(tag)
+            for name, value in attrs:
+                if name.startswith("on") or "javascript:" in (value or "").lower():
+                    found.append(f"{tag} {name}={value}")
+
+    Parser().feed(html)
+    return found
 
 
 async def test_reply_and_tool_call_render_in_the_panel(
@@ -113,9 +130,8 @@ async def test_injection_in_a_reply_stays_inert(
     """A reply carrying script and event-handler payloads renders as inert text."""
     chat = ChatWidget(url=demo.url)
     await chat.ask('echo <img src=x onerror="alert(1)"><script>alert(2)</script>')
-    html = "\n".join(html_values(chat)).lower()
-    assert "<script" not in html and "<img" not in html
-    assert "onerror=" not in html.replace("&quot;", '"').split("&lt;img")[0]
+    elements = active_elements("\n".join(html_values(chat)))
+    assert elements == [], elements
     await chat.aclose()
 
 
@@ -220,3 +236,66 @@ async def test_stop_cancels_the_streaming_reply(comms: list[RecordingComm]) -> N
     assert reply.cancelled and len(reply.text.split()) < 10000
     await chat.aclose()
     await server.close()
+
+
+async def test_interleaved_conversations_each_show_their_own_reply(
+    comms: list[RecordingComm],
+) -> None:
+    """Two conversations answered interleaved, without reply_to: each turn shows its own answer."""
+
+    async def handler(ws: ServerConnection) -> None:
+        first = json.loads(await ws.recv())
+        second = json.loads(await ws.recv())
+        for message, word in [(second, "bee"), (first, "ay"), (second, "bee"), (first, "ay")]:
+            # No reply_to: only the conversation says which message this answers.
+            cid = message["conversation_id"]
+            await ws.send(json.dumps({"response": word + " ", "conversation_id": cid}))
+        for message in (first, second):
+            await ws.send(json.dumps({"done": True, "conversation_id": message["conversation_id"]}))
+
+    async with scripted_server(handler) as url:
+        chat = ChatWidget(url=url)
+        a = chat.client.send(UserMessage(message="to a", conversation_id="ca"))
+        b = chat.client.send(UserMessage(message="to b", conversation_id="cb"))
+        replies = [future async for future in _each(chat.client.replies())]
+        texts = {reply.message_id: reply.text for reply in replies}
+        assert texts == {a: "ay ay ", b: "bee bee "}
+        shown = {turn.message.id: turn.reply.text for turn in chat.turns if turn.message}
+        assert shown == texts
+        await chat.aclose()
+
+
+async def _each(futures: Iterator[asyncio.Future[Reply]]) -> AsyncIterator[Reply]:
+    for future in list(futures):
+        yield await asyncio.wait_for(future, TIMEOUT)
+
+
+async def test_a_new_turn_costs_the_same_however_many_came_before(
+    comms: list[RecordingComm],
+) -> None:
+    """Appending turn 500 sends as many bytes as appending turn 20 (no whole-list resend)."""
+    log = TurnLog(page_size=16)
+
+    def cost_of_append() -> int:
+        before = sum(c.bytes_sent for c in comms)
+        log.append(TurnView("hi", Throttle(30.0)).box)
+        return sum(c.bytes_sent for c in comms) - before
+
+    costs = [cost_of_append() for _ in range(500)]
+    early, late = max(costs[16:40]), max(costs[476:500])
+    assert late <= early * 1.05, (early, late)
+
+
+async def test_a_failed_reply_says_why_and_stops_streaming(comms: list[RecordingComm]) -> None:
+    """A reply that times out shows why in its turn, which stops streaming."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with scripted_server(handler) as url:
+        chat = ChatWidget(url=url)
+        with pytest.raises(ReplyTimeout):
+            await chat.ask("anyone?", timeout=0.05)
+        (turn,) = chat.turns
+        assert turn.done and "no reply" in "\n".join(html_values(chat))
+        await chat.aclose()
