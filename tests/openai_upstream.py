@@ -131,6 +131,8 @@ class Reply:
     """Stream ``tick`` tokens every ``delay`` seconds until the client goes away."""
     stamped: int = 0
     """Stream this many tokens, each the ``time.monotonic()`` at which it was written."""
+    abort: bool = False
+    """Drop the connection after the chunks, without ``[DONE]``: a server that died."""
 
 
 @dataclass
@@ -275,6 +277,9 @@ class _Completions(_Handler):
                 await self.flush()
                 if script.delay:
                     await asyncio.sleep(script.delay)
+            if script.abort:
+                self.request.connection.close()  # type: ignore[union-attr]
+                return
             self.write("data: [DONE]\n\n")
             await self.flush()
         except StreamClosedError:

@@ -407,16 +407,15 @@ class OpenAIAgent:
                 if delta.get("tool_calls"):
                     current.calls.add_deltas(delta["tool_calls"])
         except openai.OpenAIError as exc:
-            current.error = await self._map_error(exc)
+            broken = stream is not None and not isinstance(exc, openai.APITimeoutError)
+            if broken and isinstance(exc, openai.APIConnectionError):
+                current.error = self._broke(exc)
+            else:
+                current.error = await self._map_error(exc)
         except Exception as exc:
             if not type(exc).__module__.startswith(("httpx", "httpcore")):
                 raise
-            # The transport broke mid-stream (the SDK leaves these unwrapped).
-            current.error = _error(
-                "upstream_unreachable",
-                f"the connection to the model server at {self.url} broke mid-reply "
-                f"({type(exc).__name__}): check the server, then send again",
-            )
+            current.error = self._broke(exc)  # a transport error the SDK left unwrapped
         finally:
             if stream is not None:
                 # Closing the response closes its connection: the server sees the request end.
@@ -569,6 +568,13 @@ class OpenAIAgent:
         return _error(
             "upstream_failed",
             f"the model server at {url} sent an error{self._detail(exc)}: try again",
+        )
+
+    def _broke(self, exc: Exception) -> ErrorMessage:
+        return _error(
+            "upstream_unreachable",
+            f"the connection to the model server at {self.url} broke mid-reply "
+            f"({type(exc).__name__}): check the server, then send again",
         )
 
     async def _not_found(self) -> str:

@@ -438,6 +438,17 @@ async def test_unreachable_upstream_names_the_url_without_secrets(
     assert "pw-secret" not in error.error.message and "k-secret" not in error.error.message
 
 
+async def test_a_stream_cut_mid_reply_is_one_error_after_the_tokens(
+    upstream: Upstream, make_agent: AgentFactory
+) -> None:
+    """An upstream that dies mid-stream ends the reply with an error; tokens sent stay sent."""
+    upstream.script.append(Reply(text_chunks("half ", "a ")[:-1], abort=True))
+    messages = await reply_of(make_agent(), "hi")
+    assert tokens(messages) == "half a "
+    error = error_of(messages)
+    assert error.error.code == "upstream_unreachable" and "mid-reply" in error.error.message
+
+
 async def test_a_silent_upstream_times_out(upstream: Upstream, make_agent: AgentFactory) -> None:
     """No chunk within the timeout ends the reply with an error saying so."""
     upstream.script.append(Reply(text_chunks("late"), delay=2.0))
