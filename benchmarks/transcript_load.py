@@ -8,8 +8,8 @@ word tokens and ``done`` (20 events). Each operation is timed, best of
 
 - record: writing every event through a Recorder (flush per line);
 - load: ``Transcript.load`` (read, split, validate each line);
-- turns: assembling ``transcript.turns`` (routing, reply assembly);
-- to_markdown, to_notebook: the exports;
+- turns: assembling ``transcript.turns`` (by the recorded reply_to, reply assembly);
+- to_markdown, to_notebook, to_text: the exports (nbchat.render's, as the widget uses);
 - save: ``transcript.save`` (atomic rewrite with fsync).
 
 Linearity check: time(100k) / time(50k) <= 2.2 for every operation (2.0 is
@@ -46,7 +46,7 @@ SIZES = (10_000, 50_000, 100_000)
 TOKENS = 15
 EVENTS_PER_TURN = 5 + TOKENS
 LINEARITY_LIMIT = 2.2
-OPERATIONS = ("record", "load", "turns", "to_markdown", "to_notebook", "save")
+OPERATIONS = ("record", "load", "turns", "to_markdown", "to_notebook", "to_text", "save")
 
 
 class _Clock:
@@ -97,6 +97,7 @@ def measure_once(folder: Path, events: int) -> dict[str, float]:
     results["turns"] = timed(lambda: transcript.turns)
     results["to_markdown"] = timed(transcript.to_markdown)
     results["to_notebook"] = timed(transcript.to_notebook)
+    results["to_text"] = timed(transcript.to_text)
     results["save"] = timed(lambda: transcript.save(folder / "copy.jsonl"))
     return results
 

@@ -199,7 +199,8 @@ class Transcript:
         about = self._about()
         title = f"nbchat transcript, {about}" if about else "nbchat transcript"
         head = "".join(ch for ch in title if ch.isprintable())
-        body = render.conversation_text(self.turns)
+        with gc_paused():
+            body = render.conversation_text(self.turns)
         return f"{head}\n\n" + (body or "(no messages)\n")
 
     def _repr_markdown_(self) -> str:
@@ -209,7 +210,9 @@ class Transcript:
         from .. import render
 
         about = self._about()
-        return render.conversation_html(self.turns, title=f"Transcript, {about}" if about else "")
+        with gc_paused():
+            turns = self.turns
+            return render.conversation_html(turns, title=f"Transcript, {about}" if about else "")
 
     def __repr__(self) -> str:
         # Cheap: a transcript may hold 100,000 events.
