@@ -353,10 +353,14 @@ class OpenAIAgent:
         """A copy of a conversation's messages as sent upstream (system prompt excluded)."""
         return [dict(message) for message in self._histories.get(conversation_id, [])]
 
-    async def models(self) -> list[str]:
-        """The model names the endpoint offers (``GET /models``)."""
-        page = await self._client.models.list()
-        return [model.id async for model in page]
+    async def models(self, limit: int = 200) -> list[str]:
+        """The model names the endpoint offers (``GET /models``), at most ``limit``."""
+        names: list[str] = []
+        async for model in await self._client.models.list():
+            if len(names) >= limit:
+                break
+            names.append(model.id)
+        return names
 
     async def aclose(self) -> None:
         """Release the HTTP connection pool."""
@@ -374,15 +378,17 @@ class OpenAIAgent:
         self._histories[conversation_id] = history  # most recently used last
         while len(self._histories) > self.max_conversations:
             self._histories.popitem(last=False)
-        # Drop whole turns (a user message and what answered it), oldest first.
+        # Drop whole turns (a user message and what answered it), oldest first, never
+        # the last one: one pass over the history.
         size = sum(_size(message) for message in history)
-        while size > self.max_history_chars:
-            starts = [i for i, m in enumerate(history) if m["role"] == "user"]
-            if len(starts) < 2:
-                break  # never the current turn
-            dropped = history[: starts[1]]
-            del history[: starts[1]]
-            size -= sum(_size(message) for message in dropped)
+        cut = 0
+        for start, message in enumerate(history):
+            if size <= self.max_history_chars:
+                break
+            if start > cut and message["role"] == "user":
+                size -= sum(_size(dropped) for dropped in history[cut:start])
+                cut = start
+        del history[:cut]
 
     # Private methods: streaming
 
