@@ -1,0 +1,119 @@
+"""An audit of markup as a browser parses it, and helpers shared by the render tests."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from markdown_it import MarkdownIt
+
+from nbchat.protocol import ErrorInfo, ToolCall
+
+# The audit: parse the markup like a browser would and reject anything active
+
+SAFE_TAGS = {
+    # from sanitized Markdown
+    "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+    # from the markup render.py writes itself
+    "details", "div", "span", "summary",
+}  # fmt: skip
+FORBIDDEN_TAGS = {
+    "script", "iframe", "object", "embed", "style", "svg", "math", "form", "meta", "base",
+    "link", "img", "input", "button", "textarea", "template", "video", "source", "body",
+}  # fmt: skip
+SAFE_ATTRIBUTES = {
+    "href", "title", "class", "rel", "target", "align", "start", "open", "role",
+    "aria-hidden", "aria-busy",
+}  # fmt: skip
+SAFE_SCHEMES = {"http", "https", "mailto"}
+SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
+URL_NOISE = re.compile(r"[\x00-\x20\x7f-\x9f]")
+CLASS_TOKEN = re.compile(r"nbchat(?:-[a-z-]+)?|language-[A-Za-z0-9_+#.-]+")
+
+
+class Audit(HTMLParser):
+    """Collects every element, attribute and non-text node of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.other: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, attrs))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, attrs))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self.other.append(f"comment {data!r}")
+
+    def handle_decl(self, decl: str) -> None:
+        self.other.append(f"declaration {decl!r}")
+
+    def handle_pi(self, data: str) -> None:
+        self.other.append(f"processing instruction {data!r}")
+
+    def unknown_decl(self, data: str) -> None:
+        self.other.append(f"declaration {data!r}")
+
+
+def audit(markup: str) -> Audit:
+    parser = Audit()
+    parser.feed(markup)
+    parser.close()
+    return parser
+
+
+def problems(markup: str) -> list[str]:
+    """Every reason ``markup`` could run code or restyle the page; empty when inert."""
+    parsed = audit(markup)
+    found = list(parsed.other)
+    for tag, attrs in parsed.elements:
+        if tag in FORBIDDEN_TAGS or tag not in SAFE_TAGS:
+            found.append(f"element <{tag}>")
+        names = {name for name, _ in attrs}
+        for name, value in attrs:
+            value = value or ""
+            if name.startswith("on") or name == "style" or name not in SAFE_ATTRIBUTES:
+                found.append(f"attribute {name}={value!r} on <{tag}>")
+            if name in ("href", "src"):
+                url = URL_NOISE.sub("", value).lower()
+                scheme = SCHEME.match(url)
+                if scheme and scheme.group(1) not in SAFE_SCHEMES:
+                    found.append(f"URL {value!r} on <{tag}>")
+            if name == "class":
+                found.extend(
+                    f"class {token!r} on <{tag}>"
+                    for token in value.split()
+                    if not CLASS_TOKEN.fullmatch(token)
+                )
+            if name == "target" and (value != "_blank" or "rel" not in names):
+                found.append(f"target {value!r} without rel on <{tag}>")
+    return found
+
+
+def text_of(markup: str) -> str:
+    return " ".join("".join(audit(markup).text).replace("\xa0", " ").split())
+
+
+def permissive_markdown(markdown: str) -> str:
+    """What a careless viewer does: CommonMark with raw HTML on and every URL allowed."""
+    md = MarkdownIt("commonmark", {"html": True})
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    rendered: str = md.render(markdown)
+    return rendered
+
+
+def tool_call(**fields: object) -> ToolCall:
+    return ToolCall.model_validate({"id": "c1", "name": "search", **fields})
+
+
+def error(text: str) -> ErrorInfo:
+    """A server error whose code and message are both ``text``."""
+    return ErrorInfo(code=text, message=text)

@@ -1,0 +1,136 @@
+"""The one exporter: conversations as Markdown and plain text, tool calls where they happened."""
+
+from __future__ import annotations
+
+from nbchat.protocol import ErrorInfo, TokenMessage, ToolCallMessage, ToolResultMessage
+from nbchat.render import (
+    conversation_html,
+    conversation_markdown,
+    conversation_text,
+    markdown_to_html,
+)
+from nbchat.reply import Reply, ReplyBuilder
+from nbchat.turn import Turn
+
+from .audit import permissive_markdown, text_of, tool_call
+
+# Fallbacks
+
+
+TURNS = [
+    Turn(
+        user="What is `x<y`?\n# not a heading\n    indented\n1. not a list",
+        assistant="It is **true**.\n\n```\n[x](javascript:alert(1))\n\n```\n",
+        tool_calls=[
+            tool_call(arguments={"q": "x<y"}, status="done", result="``` ```` fence `"),
+        ],
+        error=ErrorInfo(code="failed", message="bad\nthing <x>"),
+    ),
+    Turn(user="again", assistant="ok"),
+]
+
+
+def test_conversation_markdown_layout() -> None:
+    """The Markdown fallback labels each part and separates turns with a rule."""
+    out = conversation_markdown(TURNS)
+    assert out.count("**You**") == 2
+    assert out.count("**Assistant**") == 2
+    assert "**Tool call** search · done" in out
+    assert "\n\n---\n\n" in out
+    assert "> **Error:** failed: bad\\\n> thing \\<x\\>" in out
+
+
+def test_conversation_markdown_fences_outlast_backticks() -> None:
+    """A tool result's backtick runs cannot close the fence it is shown in."""
+    out = conversation_markdown(TURNS)
+    assert "Result:\n`````\n``` ```` fence `\n`````" in out
+
+
+def test_conversation_markdown_user_text_is_literal() -> None:
+    """The user's text comes back exactly as typed from any CommonMark renderer."""
+    user = TURNS[0].user
+    rendered = permissive_markdown(conversation_markdown([Turn(user=user)]))
+    assert text_of(rendered) == "You " + " ".join(user.split())
+
+
+def test_conversation_markdown_reply_matches_widget() -> None:
+    """The reply embedded in the Markdown renders to the same text as in the widget."""
+    reply = TURNS[0].assistant
+    rendered = permissive_markdown(conversation_markdown([Turn(user="u", assistant=reply)]))
+    assert text_of(rendered) == "You u Assistant " + text_of(markdown_to_html(reply))
+
+
+def test_conversation_markdown_reply_is_one_html_line() -> None:
+    """The embedded reply is one line, so renderers keep it as a single HTML block."""
+    out = conversation_markdown([Turn(user="u", assistant="a\n\nb\n\n```\n1\n\n2\n```")])
+    line = next(line for line in out.split("\n") if line.startswith("<div"))
+    assert line.endswith("</div>")
+    assert "&#10;" in line
+
+
+def test_conversation_text_keeps_markdown_source() -> None:
+    """The text fallback shows replies as their Markdown source and tools indented."""
+    out = conversation_text(TURNS)
+    assert "You: What is `x<y`?" in out
+    assert "[tool search: done]" in out
+    assert '      "q": "x<y"' in out
+    assert "Assistant: It is **true**." in out
+    assert "Error: failed: bad\nthing <x>" in out
+
+
+def test_conversation_text_strips_terminal_controls() -> None:
+    """ANSI escapes and other control characters from the model are removed."""
+    out = conversation_text([Turn(user="hi", assistant="\x1b[8mhidden\x1b[0m\ttab\r\nnext")])
+    assert "Assistant: [8mhidden[0m\ttab\nnext" in out
+    assert "\x1b" not in out
+
+
+def interleaved() -> Turn:
+    """A turn whose reply says something, calls a tool, then says more, as it arrived."""
+    running = tool_call(arguments={"q": "x"})
+    done = running.model_copy(update={"status": "done", "result": 42})
+    return Turn.from_reply(
+        "ask",
+        _reply(
+            TokenMessage(response="Let me look.", reply_to="m1"),
+            ToolCallMessage(tool_calls=[running], reply_to="m1"),
+            ToolResultMessage(tool_calls=[done], reply_to="m1"),
+            TokenMessage(response="It is 42.", reply_to="m1"),
+        ),
+    )
+
+
+def _reply(*messages: object) -> Reply:
+    builder = ReplyBuilder("m1")
+    for message in messages:
+        builder.feed(message)  # type: ignore[arg-type]
+    return builder.build()
+
+
+def test_tool_calls_are_exported_where_they_happened() -> None:
+    """Markdown, text and HTML all put a tool call between the text before it and after it."""
+    turn = interleaved()
+    for out, first, tool, second in (
+        (conversation_markdown([turn]), "Let me look.", "**Tool call**", "It is 42."),
+        (conversation_text([turn]), "Let me look.", "[tool search: done]", "It is 42."),
+        (conversation_html([turn], styles=False), "Let me look.", "nbchat-tool-done", "It is 42."),
+    ):
+        assert out.index(first) < out.index(tool) < out.index(second), out
+
+
+def test_a_reply_cut_short_says_so() -> None:
+    """A cancelled or unfinished reply is labelled in every export; a complete one is not."""
+    cancelled = Turn(user="u", assistant="a", cancelled=True)
+    unfinished = Turn(user="u", assistant="a", complete=False)
+    for export in (conversation_text, conversation_markdown):
+        assert "(cancelled)" in export([cancelled])
+        assert "(incomplete" in export([unfinished])
+        assert "(cancelled)" not in export([Turn(user="u", assistant="a")])
+        assert "(incomplete" not in export([Turn(user="u", assistant="a")])
+    assert "nbchat-note" in conversation_html([unfinished], styles=False)
+
+
+def test_empty_conversation_is_empty() -> None:
+    """No turns give empty fallbacks, so callers can substitute their own with ``or``."""
+    assert conversation_markdown([]) == ""
+    assert conversation_text([]) == ""

@@ -1,0 +1,204 @@
+"""The panel's markup: bubbles, tool cards, the status line, the stylesheet."""
+
+from __future__ import annotations
+
+import enum
+import re
+from pathlib import Path
+
+import pytest
+
+from nbchat import render
+from nbchat.protocol import ToolCall
+from nbchat.render import (
+    STYLES,
+    STYLESHEET,
+    StreamingMarkdown,
+    assistant_message_html,
+    conversation_html,
+    error_banner_html,
+    status_header_html,
+    stylesheet,
+    tool_call_html,
+    user_message_html,
+)
+from nbchat.turn import Turn
+
+from .audit import tool_call
+
+# Widget markup
+
+
+def test_user_message_is_escaped_plain_text() -> None:
+    """The user's text is escaped, not interpreted as Markdown, in a user bubble."""
+    out = user_message_html("**not bold** <b>x</b>\n  indented")
+    assert out.startswith('<div class="nbchat-msg nbchat-user">')
+    assert "**not bold** &lt;b&gt;x&lt;/b&gt;\n  indented" in out
+
+
+def test_assistant_message_streaming_and_final() -> None:
+    """A streaming reply is marked busy with the streaming class; the final one is not."""
+    streaming = assistant_message_html("**hi**", streaming=True)
+    final = assistant_message_html("**hi**")
+    assert "nbchat-streaming" in streaming and 'aria-busy="true"' in streaming
+    assert "nbchat-streaming" not in final
+    assert "<strong>hi</strong>" in streaming and "<strong>hi</strong>" in final
+
+
+def test_assistant_message_with_renderer_matches_full_render() -> None:
+    """Streaming through a StreamingMarkdown gives the same markup as rendering in full."""
+    stream = StreamingMarkdown()
+    text = "one\n\ntwo\n\n- three"
+    for end in range(1, len(text) + 1):
+        partial = assistant_message_html(text[:end], streaming=True, renderer=stream)
+    assert partial == assistant_message_html(text, streaming=True)
+
+
+def test_error_banner_is_escaped_alert() -> None:
+    """An error banner escapes its text and is announced as an alert."""
+    out = error_banner_html("boom <b>")
+    assert 'role="alert"' in out
+    assert "boom &lt;b&gt;" in out
+
+
+@pytest.mark.parametrize(
+    ("state", "label"),
+    [
+        ("connected", "connected"),
+        ("connecting", "connecting…"),
+        ("reconnecting", "reconnecting…"),
+        ("disconnected", "disconnected"),
+    ],
+)
+def test_status_header_states(state: str, label: str) -> None:
+    """Each known state gets its own dot class and label."""
+    out = status_header_html(state, "attempt 2 of 5")
+    assert f'class="nbchat-status nbchat-status-{state}"' in out
+    assert f'<span class="nbchat-state">{label}</span>' in out
+    assert '<span class="nbchat-detail">attempt 2 of 5</span>' in out
+
+
+def test_status_header_accepts_enum_members() -> None:
+    """A string enum member is shown by its value."""
+
+    class State(str, enum.Enum):
+        CONNECTED = "connected"
+
+    assert "nbchat-status-connected" in status_header_html(State.CONNECTED)
+
+
+def test_status_header_unknown_state() -> None:
+    """An unknown state gets the neutral class and is shown escaped, without a detail span."""
+    out = status_header_html('odd" x="<y>')
+    assert "nbchat-status-unknown" in out
+    assert "odd&quot; x=&quot;&lt;y&gt;" in out
+    assert "nbchat-detail" not in out
+
+
+# Tool cards
+
+
+def test_tool_card_shows_name_status_arguments_and_result_escaped() -> None:
+    """A finished call shows its escaped name, its verb, and JSON arguments and result."""
+    call = tool_call(
+        name="<b>search</b>", arguments={"q": "<script>"}, status="done", result={"r": "</code>"}
+    )
+    out = tool_call_html(call)
+    assert out.startswith('<details class="nbchat-tool nbchat-tool-done">')
+    assert '<span class="nbchat-tool-name">&lt;b&gt;search&lt;/b&gt;</span>' in out
+    assert '<span class="nbchat-tool-verb">done</span>' in out
+    assert "<pre><code>{\n  &quot;q&quot;: &quot;&lt;script&gt;&quot;\n}</code></pre>" in out
+    assert "&quot;r&quot;: &quot;&lt;/code&gt;&quot;" in out
+
+
+@pytest.mark.parametrize(
+    ("status", "css", "verb"),
+    [
+        ("running", "running", "running…"),
+        ("done", "done", "done"),
+        ("error", "error", "error"),
+        ("exploded", "running", "running…"),
+        ('done" onclick="x', "running", "running…"),
+        (["done"], "running", "running…"),
+    ],
+)
+def test_tool_status_mapping(status: object, css: str, verb: str) -> None:
+    """Known statuses map to their class and verb; anything else is shown as running."""
+    call = ToolCall.model_construct(id="c", name="t", arguments={}, status=status, result=None)
+    out = tool_call_html(call)
+    assert f'class="nbchat-tool nbchat-tool-{css}"' in out
+    assert f'<span class="nbchat-tool-verb">{verb}</span>' in out
+
+
+def test_running_call_has_no_result_section() -> None:
+    """A running call without a result shows its arguments only."""
+    out = tool_call_html(tool_call(arguments={"q": 1}))
+    assert "arguments" in out
+    assert "result" not in out
+
+
+def test_failed_call_is_open_with_error_label() -> None:
+    """A failed call is expanded and labels its result as the error."""
+    out = tool_call_html(tool_call(status="error", result="rate limited"))
+    assert '<details class="nbchat-tool nbchat-tool-error" open>' in out
+    assert '<div class="nbchat-tool-label">error</div>' in out
+    assert "<pre><code>rate limited</code></pre>" in out
+
+
+def test_long_tool_result_is_cut() -> None:
+    """A result longer than MAX_TOOL_TEXT is cut with a note of what was left out."""
+    out = tool_call_html(tool_call(status="done", result="x" * (render.MAX_TOOL_TEXT + 5)))
+    assert "… (5 more characters)" in out
+    assert "x" * (render.MAX_TOOL_TEXT + 1) not in out
+
+
+def test_unserialisable_results_still_show() -> None:
+    """Results JSON cannot encode fall back to str() or repr() instead of failing."""
+    loop: list[object] = []
+    loop.append(loop)
+    assert "{1, 2}" in tool_call_html(tool_call(status="done", result={"s": {1, 2}}))
+    assert "[[...]]" in tool_call_html(tool_call(status="done", result=loop))
+
+
+# Styles
+
+
+def test_styles_are_scoped() -> None:
+    """Every rule of the stylesheet applies only inside the ``.nbchat`` panel."""
+    css = re.sub(r"/\*.*?\*/", "", stylesheet(), flags=re.S)
+    css = re.sub(r"@keyframes[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", css)
+    css = re.sub(r"@media[^{]*\{", "", css)
+    selectors = re.findall(r"([^{}]+)\{[^{}]*\}", css)
+    assert selectors
+    for group in selectors:
+        for selector in group.split(","):
+            assert selector.strip().startswith(".nbchat"), selector
+
+
+def test_styles_use_jupyterlab_variables_with_fallbacks() -> None:
+    """Colours come from JupyterLab theme variables, each with a fallback value."""
+    variables = re.findall(r"var\((--jp-[\w-]+)([,)])", stylesheet())
+    assert variables
+    assert all(end == "," for _, end in variables)
+
+
+def test_stylesheet_is_a_file_of_the_package() -> None:
+    """The styles are a real file inside the package (so the wheel carries it), read once."""
+    import nbchat
+
+    assert STYLESHEET.is_file()
+    assert STYLESHEET.is_relative_to(Path(nbchat.__file__).parent)
+    assert stylesheet() == STYLESHEET.read_text(encoding="utf-8")
+    assert stylesheet() is stylesheet()
+
+
+def test_deprecated_styles_alias_wraps_the_stylesheet() -> None:
+    """``STYLES`` (until the widget loads the file) is the same stylesheet in a style element."""
+    assert f"<style>\n{stylesheet()}</style>" == STYLES
+
+
+def test_conversation_html_inlines_styles_once() -> None:
+    """A static HTML view carries the stylesheet once, or not at all when asked."""
+    turns = [Turn(user="a", assistant="b"), Turn(user="c", assistant="d")]
+    assert conversation_html(turns).count("<style>") == 1
+    assert "<style>" not in conversation_html(turns, styles=False)

@@ -1,0 +1,124 @@
+"""Untrusted content through every entry point of nbchat.render: nothing becomes active."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from nbchat.protocol import ToolCall
+from nbchat.render import (
+    StreamingMarkdown,
+    assistant_message_html,
+    conversation_html,
+    conversation_markdown,
+    error_banner_html,
+    markdown_to_html,
+    status_header_html,
+    tool_call_html,
+    user_message_html,
+)
+from nbchat.turn import Turn
+from tests.payloads import PAYLOADS
+
+from .audit import error, permissive_markdown, problems, text_of, tool_call
+
+
+def streamed(text: str) -> str:
+    stream = StreamingMarkdown()
+    stream.render(text[: len(text) // 2])
+    return assistant_message_html(text, streaming=True, renderer=stream)
+
+
+ENTRY_POINTS: dict[str, Callable[[str], str]] = {
+    "markdown_to_html": markdown_to_html,
+    "assistant final": assistant_message_html,
+    "assistant streaming": lambda p: assistant_message_html(p, streaming=True),
+    "assistant streamed": streamed,
+    "user message": user_message_html,
+    "error banner": error_banner_html,
+    "status state": lambda p: status_header_html(p, p),
+    "status detail": lambda p: status_header_html("connected", p),
+    "tool name": lambda p: tool_call_html(tool_call(name=p)),
+    "tool arguments": lambda p: tool_call_html(tool_call(arguments={p: p, "n": [p]})),
+    "tool raw arguments": lambda p: tool_call_html(tool_call(arguments=p)),
+    "tool text result": lambda p: tool_call_html(tool_call(status="done", result=p)),
+    "tool JSON result": lambda p: tool_call_html(tool_call(status="error", result={"e": p})),
+    "tool status": lambda p: tool_call_html(
+        ToolCall.model_construct(id=p, name=p, arguments={}, status=p, result=p)
+    ),
+    "conversation markdown, our renderer": lambda p: markdown_to_html(
+        conversation_markdown(
+            [Turn(user=p, assistant=p, tool_calls=[tool_call(name=p, result=p)], error=error(p))]
+        )
+    ),
+    "conversation markdown, permissive renderer": lambda p: permissive_markdown(
+        conversation_markdown(
+            [
+                Turn(
+                    user=p,
+                    assistant=p,
+                    tool_calls=[tool_call(name=p, arguments={p: p}, status="done", result=p)],
+                    error=error(p),
+                )
+            ]
+        )
+    ),
+    "conversation html": lambda p: conversation_html(
+        [
+            Turn(user=p, assistant=p, tool_calls=[tool_call(name=p, result=p)], error=error(p)),
+            Turn(user=p, assistant=p, complete=False),
+        ],
+        title=p,
+        styles=False,
+    ),
+}
+
+
+# The audit itself
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<img src=x onerror=alert(1)>",
+        "<script>alert(1)</script>",
+        '<a href="jav&#x09;ascript:alert(1)">x</a>',
+        '<a href=" JAVASCRIPT:alert(1)">x</a>',
+        '<p style="color:red">x</p>',
+        '<p class="jp-mod-hidden">x</p>',
+        '<a href="https://x" target="_top">x</a>',
+        "<!-- x -->",
+        "<custom>x</custom>",
+    ],
+)
+def test_audit_catches_active_markup(markup: str) -> None:
+    """The audit rejects each kind of active markup it looks for, so its passes mean something."""
+    assert problems(markup)
+
+
+def test_audit_accepts_plain_safe_markup() -> None:
+    """The audit lets through ordinary links, relative URLs and our own classes."""
+    markup = (
+        '<div class="nbchat-msg"><a href="https://x.org/a" rel="noopener" target="_blank">a</a>'
+        '<a href="/relative">b</a><a href="mailto:a@b.c">c</a></div>'
+    )
+    assert problems(markup) == []
+
+
+# Injection corpus through every entry point
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_payload_stays_inert(entry: str, payload: str) -> None:
+    """No payload turns into an element, attribute, class or URL that could run code."""
+    markup = ENTRY_POINTS[entry](payload)
+    assert problems(markup) == [], markup
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_text_survives_in_user_message(payload: str) -> None:
+    """The user's text is shown as typed, not dropped: escaping, not stripping."""
+    shown = text_of(user_message_html(payload))
+    assert shown == " ".join(payload.split())
