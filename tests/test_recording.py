@@ -284,3 +284,26 @@ async def test_a_full_disk_stops_recording_and_send_still_succeeds(
         size = path.stat().st_size
         await client.ask("count to 3", timeout=TIMEOUT)
         assert path.stat().st_size == size
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file size limits as a full disk: Linux")
+async def test_a_full_disk_while_connecting_never_escapes_connect(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    """The state lines of connect() that cannot be written stop recording; connect() succeeds."""
+    path = tmp_path / "chat.jsonl"
+    with Recorder(path) as padding:  # a transcript bigger than any other file the test writes
+        padding.state("connected", "x" * 4_000_000)
+    client = ChatClient(url=demo.url)
+    events = attach(client, "error")
+    client.record(path)
+    try:
+        with file_size_limit(path.stat().st_size + 10):
+            await client.connect()
+        assert client.is_connected
+        await events.wait_for("error", timeout=TIMEOUT)
+        [(error,)] = events.of("error")
+        assert isinstance(error, TranscriptError)
+        assert (await client.ask("count to 2", timeout=TIMEOUT)).text == "1 2"
+    finally:
+        await client.disconnect()
