@@ -10,14 +10,18 @@ reproduces the mechanism deterministically in one process.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import nbformat
 import pytest
+from jupyter_client.manager import KernelManager, start_new_kernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 
 from nbchat.config import URL_ENV
+from tests.helpers import TIMEOUT
 
 __all__: list[str] = []
 
@@ -73,3 +77,81 @@ def test_blocking_cells_never_kill_a_kernel() -> None:
     with ThreadPoolExecutor(PARALLEL) as pool:
         failures = [failure for failure in pool.map(run_in_fresh_kernel, range(KERNELS)) if failure]
     assert not failures, f"{len(failures)} of {KERNELS} kernels failed: {failures}"
+
+
+# Interrupting a blocking cell
+
+
+@pytest.fixture
+def kernel() -> Iterator[tuple[KernelManager, Any]]:
+    """A fresh kernel and a client for it, talking to it the way JupyterLab does."""
+    env = {name: value for name, value in os.environ.items() if name != URL_ENV}
+    manager, client = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def submit(client: Any, code: str) -> str:
+    """Send ``code`` for execution; return the request's id without waiting."""
+    msg_id: str = client.execute(code, allow_stdin=False)
+    return msg_id
+
+
+def outputs(client: Any, msg_id: str, until: str | None = None) -> tuple[str, str]:
+    """Printed text and error name of request ``msg_id``: until ``until`` is printed, or idle."""
+    printed, error = "", ""
+    while True:
+        message = client.get_iopub_msg(timeout=TIMEOUT)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = message["msg_type"], message["content"]
+        if kind == "stream":
+            printed += content["text"]
+            if until is not None and until in printed:
+                return printed, error
+        elif kind == "error":
+            error = content["ename"]
+        elif kind == "status" and content["execution_state"] == "idle":
+            return printed, error
+
+
+def run(client: Any, code: str) -> tuple[str, str]:
+    """Execute ``code`` and wait for it; return what it printed and its error's name, if any."""
+    return outputs(client, submit(client, code))
+
+
+@pytest.mark.timeout(120)
+def test_interrupting_ask_sync_stops_the_reply_on_the_server(
+    kernel: tuple[KernelManager, Any],
+) -> None:
+    """A kernel interrupt during ask_sync raises KeyboardInterrupt; the server stops the reply."""
+    manager, client = kernel
+    printed, error = run(
+        client,
+        "import asyncio, nbchat\n"
+        "chat = nbchat.ChatWidget()\n"
+        "streaming, stopped = asyncio.Event(), asyncio.Event()\n"
+        "def watch(message):\n"
+        "    if message.type == 'token' and not streaming.is_set():\n"
+        "        streaming.set()\n"
+        "        print('streaming', flush=True)\n"
+        "    if message.type == 'done' and message.cancelled:\n"
+        "        stopped.set()\n"
+        "chat.client.on('message', watch)\n"
+        "chat",
+    )
+    assert error == "", printed
+    long_ask = submit(client, "chat.ask_sync('count to 300')")  # 6 s of tokens
+    outputs(client, long_ask, until="streaming")
+    manager.interrupt_kernel()
+    printed, error = outputs(client, long_ask)
+    assert error == "KeyboardInterrupt", printed
+    printed, error = run(
+        client, f"await asyncio.wait_for(stopped.wait(), {TIMEOUT})\nprint('stopped')"
+    )
+    assert (printed, error) == ("stopped\n", ""), "the server never stopped the reply"
+    printed, error = run(client, f"print(chat.ask_sync('What is 6*7?', timeout={TIMEOUT}).text)")
+    assert "42" in printed, printed + error
