@@ -13,24 +13,21 @@ the one turn type, :class:`nbchat.turn.Turn`.
 from __future__ import annotations
 
 from ..turn import Turn
-from .export import conversation_markdown, conversation_text, markdown_literal, turn_markdown
+from .export import conversation_markdown, conversation_text, turn_markdown
 from .html import (
     MAX_TOOL_TEXT,
     STYLES,
     STYLESHEET,
     assistant_message_html,
     conversation_html,
-    ending_note,
     error_banner_html,
     status_header_html,
     stylesheet,
     tool_call_html,
-    tool_status,
-    tool_value_text,
     turn_html,
     user_message_html,
 )
-from .markdown import StreamingMarkdown, markdown_to_html, normalize_newlines
+from .markdown import StreamingMarkdown, markdown_to_html
 
 __all__ = [
     "MAX_TOOL_TEXT",
@@ -42,16 +39,11 @@ __all__ = [
     "conversation_html",
     "conversation_markdown",
     "conversation_text",
-    "ending_note",
     "error_banner_html",
-    "markdown_literal",
     "markdown_to_html",
-    "normalize_newlines",
     "status_header_html",
     "stylesheet",
     "tool_call_html",
-    "tool_status",
-    "tool_value_text",
     "turn_html",
     "turn_markdown",
     "user_message_html",

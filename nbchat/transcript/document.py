@@ -142,16 +142,16 @@ class Transcript:
 
     def to_markdown(self) -> str:
         """A readable conversation; no text from the session can become raw HTML."""
-        from .. import render  # markdown-it and nh3: loaded only when a transcript is shown
+        # markdown-it and nh3: loaded only when a transcript is shown
+        from ..render.export import conversation_markdown, markdown_literal
 
         with gc_paused():
             parts = ["# nbchat transcript"]
             about = self._about()
             if about:
-                parts.append(
-                    f"*{render.markdown_literal(about[:1].upper() + about[1:], one_line=True)}*"
-                )
-            body = render.conversation_markdown(self.turns)
+                about = about[:1].upper() + about[1:]
+                parts.append(f"*{markdown_literal(about, one_line=True)}*")
+            body = conversation_markdown(self.turns)
             return "\n\n".join(parts) + "\n\n" + (body or "*(no messages)*\n")
 
     def to_notebook(self) -> NotebookNode:
