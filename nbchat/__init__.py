@@ -1,18 +1,36 @@
 """nbchat: chat with a backend from inside Jupyter.
 
-``import nbchat`` stays light: it never imports ipywidgets or IPython, so the
-client works in plain scripts and services. ``nbchat.ChatWidget`` is imported
-on first use.
+The public surface is every public name of the modules below, in one place.
+``import nbchat`` stays light: the client, the protocol and transcripts load
+at once; the reference server (its agent and tools, and the model bridge)
+and the widget (ipywidgets, IPython) load on first use of one of their names.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .client import ChatClient, ConnectionState, destroy_client, get_client
-from .config import ClientConfig
+from .client import (
+    ChatClient,
+    ClientEvent,
+    ConnectionState,
+    ReplyRestarted,
+    destroy_client,
+    get_client,
+)
+from .config import (
+    DEFAULT_MAX_SIZE,
+    DEFAULT_URL,
+    DEMO_DELAY,
+    RECORD_ENV,
+    TOKEN_ENV,
+    URL_ENV,
+    ClientConfig,
+    default_url,
+)
 from .exceptions import (
     ClientClosed,
     ConfigError,
@@ -24,10 +42,20 @@ from .exceptions import (
     ReconnectExhausted,
     ReplyTimeout,
     ServerError,
+    ToolError,
     TranscriptError,
 )
-from .policy import Disconnect, backoff, should_reconnect
+from .policy import (
+    NORMAL_CLOSURE,
+    RECONNECT_CODES,
+    Disconnect,
+    ReconnectPolicy,
+    backoff,
+    should_reconnect,
+)
 from .protocol import (
+    CLIENT_ID_HEADER,
+    PROTOCOL_VERSION,
     AckMessage,
     CancelRequest,
     ClientMessage,
@@ -41,57 +69,156 @@ from .protocol import (
     ToolResultMessage,
     UnknownMessage,
     UserMessage,
+    WireModel,
+    as_user_message,
+    dump,
+    new_id,
+    parse_client_message,
+    parse_server_message,
 )
-from .reply import Reply
-from .server import DemoServer, ReplayServer, serve_demo, serve_replay
-from .transcript import Recorder, Transcript, TranscriptWarning
+from .reply import Reply, ReplyBuilder
+from .transcript import (
+    TRANSCRIPT_VERSION,
+    Direction,
+    EventSource,
+    Recorder,
+    Transcript,
+    TranscriptLine,
+    TranscriptWarning,
+    redact_url,
+)
+from .turn import Segment, Turn, TurnEnding
 
 if TYPE_CHECKING:
-    from .widget import ChatWidget
+    from .server import (
+        DEFAULT_OPTIONS,
+        NOT_IN_TRANSCRIPT,
+        TOO_MANY_REPLIES,
+        ChatServer,
+        DemoAgent,
+        DemoServer,
+        ReplayResponder,
+        ReplayServer,
+        ReplyLog,
+        Responder,
+        ResponderMessage,
+        ServerOptions,
+        serve_demo,
+        serve_replay,
+    )
+    from .widget import ChatWidget, Throttle, TurnLog, TurnView, current_widget
 
 # A library logs; the application decides where it goes (no "last resort" stderr lines).
 logging.getLogger("nbchat").addHandler(logging.NullHandler())
 
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "DEFAULT_OPTIONS",
+            "NOT_IN_TRANSCRIPT",
+            "TOO_MANY_REPLIES",
+            "ChatServer",
+            "DemoAgent",
+            "DemoServer",
+            "ReplayResponder",
+            "ReplayServer",
+            "ReplyLog",
+            "Responder",
+            "ResponderMessage",
+            "ServerOptions",
+            "serve_demo",
+            "serve_replay",
+        ],
+        ".server",
+    ),
+    **dict.fromkeys(["ChatWidget", "Throttle", "TurnLog", "TurnView", "current_widget"], ".widget"),
+}
+"""Names whose modules load on first use: the server and the widget are heavy."""
+
 __all__ = [
+    "CLIENT_ID_HEADER",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_OPTIONS",
+    "DEFAULT_URL",
+    "DEMO_DELAY",
+    "NORMAL_CLOSURE",
+    "NOT_IN_TRANSCRIPT",
+    "PROTOCOL_VERSION",
+    "RECONNECT_CODES",
+    "RECORD_ENV",
+    "TOKEN_ENV",
+    "TOO_MANY_REPLIES",
+    "TRANSCRIPT_VERSION",
+    "URL_ENV",
     "AckMessage",
     "CancelRequest",
     "ChatClient",
+    "ChatServer",
     "ChatWidget",
     "ClientClosed",
     "ClientConfig",
+    "ClientEvent",
     "ClientMessage",
     "ConfigError",
     "ConnectionFailed",
     "ConnectionState",
+    "DemoAgent",
     "DemoServer",
+    "Direction",
     "Disconnect",
     "DoneMessage",
     "ErrorInfo",
     "ErrorMessage",
+    "EventSource",
     "HandshakeRejected",
     "NbchatError",
     "ProtocolError",
     "QueueFull",
     "ReconnectExhausted",
+    "ReconnectPolicy",
     "Recorder",
+    "ReplayResponder",
     "ReplayServer",
     "Reply",
+    "ReplyBuilder",
+    "ReplyLog",
+    "ReplyRestarted",
     "ReplyTimeout",
+    "Responder",
+    "ResponderMessage",
+    "Segment",
     "ServerError",
     "ServerMessage",
+    "ServerOptions",
+    "Throttle",
     "TokenMessage",
     "ToolCall",
     "ToolCallMessage",
+    "ToolError",
     "ToolResultMessage",
     "Transcript",
     "TranscriptError",
+    "TranscriptLine",
     "TranscriptWarning",
+    "Turn",
+    "TurnEnding",
+    "TurnLog",
+    "TurnView",
     "UnknownMessage",
     "UserMessage",
+    "WireModel",
     "__version__",
+    "as_user_message",
     "backoff",
+    "current_widget",
+    "default_url",
     "destroy_client",
+    "dump",
     "get_client",
+    "new_id",
+    "parse_client_message",
+    "parse_server_message",
+    "redact_url",
     "serve_demo",
     "serve_replay",
     "should_reconnect",
@@ -99,12 +226,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: the widget pulls in ipywidgets and IPython, so load it only when asked for.
-    if name == "ChatWidget":
-        from .widget import ChatWidget
+    # PEP 562: import the module that defines ``name`` on first use, then keep it here.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbchat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-        return ChatWidget
-    raise AttributeError(f"module 'nbchat' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def load_ipython_extension(ipython: Any) -> None:

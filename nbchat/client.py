@@ -19,49 +19,32 @@ synchronous code on the loop (callbacks, the widget).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import enum
-import inspect
-import json
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, Literal, TypeAlias
-
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from typing import Any, TypeAlias
 
 from .blocking import run_sync
 from .config import ClientConfig
+from .connection import Connection, ConnectionState
+from .events import ClientEvent, Emitter
 from .exceptions import (
     ClientClosed,
     ConfigError,
     ConnectionFailed,
-    HandshakeRejected,
     NbchatError,
     ProtocolError,
-    ReconnectExhausted,
     ReplyTimeout,
     ServerError,
 )
-from .policy import NORMAL_CLOSURE, Disconnect, backoff
-from .protocol import (
-    CLIENT_ID_HEADER,
-    CancelRequest,
-    ErrorMessage,
-    ServerMessage,
-    UserMessage,
-    new_id,
-    parse_client_message,
-    parse_server_message,
-)
+from .policy import Disconnect
+from .protocol import ErrorMessage, UserMessage, as_user_message, new_id
 from .redact import redact_url
 from .reply import Reply
 from .session import Completed, Failed, Outcome, Pending, Received, Restarted, Session
 from .transcript import Recorder
+from .waiters import ReplyRestarted, StreamItem, Waiters
 
 __all__ = [
     "ChatClient",
@@ -74,48 +57,8 @@ __all__ = [
 
 logger = logging.getLogger("nbchat.client")
 
-ClientEvent: TypeAlias = Literal[
-    "open", "close", "error", "message", "send", "state", "restart", "failed"
-]
-_EVENTS: frozenset[str] = frozenset(
-    {"open", "close", "error", "message", "send", "state", "restart", "failed"}
-)
-
-# Frames between max_size and this multiple of it are refused one by one (the
-# connection survives); beyond it websockets closes the connection (1009) so a
-# hostile server cannot make the client buffer without bound.
-_HARD_LIMIT_FACTOR = 16
-_MESSAGE_TOO_BIG = 1009
 
 SendArg: TypeAlias = UserMessage | Mapping[str, Any] | str
-
-
-class ConnectionState(str, enum.Enum):
-    """Where the connection is in its lifecycle (the seed's state diagram)."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    CLOSING = "closing"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class ReplyRestarted:
-    """Yielded by :meth:`ChatClient.stream` when the server lost a reply and began it again.
-
-    Everything the stream yielded before it is void: the reply starts over.
-    """
-
-    def __init__(self, message_id: str) -> None:
-        self.message_id = message_id
-
-    def __repr__(self) -> str:
-        return f"<ReplyRestarted {self.message_id}>"
-
-
-_StreamItem: TypeAlias = ServerMessage | ReplyRestarted | NbchatError
 
 
 class ChatClient:
@@ -131,30 +74,18 @@ class ChatClient:
         self.config = ClientConfig.build(config, **overrides)
         self.conversation_id: str = self.config.conversation_id or new_id()
         """Sent with every message unless the caller names another conversation."""
-        self.attempt = 0
-        """Consecutive failed (re)connection attempts; 0 while connected."""
-        self.last_disconnect: Disconnect | None = None
-        """How the last connection ended, for status displays."""
         self.failure: NbchatError | None = None
         """Why the client stopped trying, until the next :meth:`connect` or send."""
         self.closed_by_user = False
         """True after :meth:`disconnect`: no reconnection, sends refused until connect()."""
         self._session = Session(max_pending=self.config.max_queue)
+        self._connection: Connection | None = None
         self._state = ConnectionState.DISCONNECTED
-        self._reconnecting = False
-        self._listeners: dict[str, tuple[Callable[..., Any], ...]] = {name: () for name in _EVENTS}
-        """Copied on (un)subscribe, so emitting iterates without copying."""
-        self._waiters: dict[str, asyncio.Future[Reply]] = {}
-        self._streams: dict[str, list[asyncio.Queue[_StreamItem]]] = {}
+        self._events = Emitter()
+        self._emit = self._events.emit
+        self._waiters = Waiters()
         self._identity = secrets.token_hex(16)
         """Sent in the handshake: the server scopes ids, resume and cancel to it. Never logged."""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake_writer: asyncio.Event | None = None
-        self._ws: ClientConnection | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopped: asyncio.Future[None] | None = None
-        self._opened: asyncio.Event | None = None
-        self._background: set[asyncio.Task[Any]] = set()
         self._recorder: Recorder | None = None
         self._record_path: str | os.PathLike[str] | None = None
         self._register_config_callbacks()
@@ -179,7 +110,17 @@ class ChatClient:
     @property
     def reconnecting(self) -> bool:
         """True between connections while the client will try again."""
-        return self._reconnecting
+        return self._connection is not None and self._connection.reconnecting
+
+    @property
+    def attempt(self) -> int:
+        """Consecutive failed (re)connection attempts; 0 while connected."""
+        return self._connection.attempt if self._connection is not None else 0
+
+    @property
+    def last_disconnect(self) -> Disconnect | None:
+        """How the last connection ended, for status displays."""
+        return self._connection.last_disconnect if self._connection is not None else None
 
     @property
     def url(self) -> str:
@@ -211,15 +152,15 @@ class ChatClient:
         are used up, :class:`ConnectionFailed` when the policy gives up.
         """
         self.closed_by_user = False
-        self._ensure_running()
-        assert self._opened is not None and self._stopped is not None
-        if self.is_connected:
-            return
-        opened: asyncio.Future[Any] = asyncio.ensure_future(self._opened.wait())
-        try:
-            await asyncio.wait({opened, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            opened.cancel()
+        connection = self._ensure_running()
+        assert connection is not None
+        if not self.is_connected:
+            opened: asyncio.Future[Any] = asyncio.ensure_future(connection.opened.wait())
+            try:
+                waiting: set[asyncio.Future[Any]] = {opened, connection.finished}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                opened.cancel()
         if not self.is_connected:
             raise self.failure or ConnectionFailed(f"could not connect to {self.safe_url}")
 
@@ -232,23 +173,13 @@ class ChatClient:
         complete reply: they are reported, not lost.
         """
         self.closed_by_user = True
-        self._reconnecting = False
-        task = self._task
-        if task is not None and not task.done() and self._loop is _running_loop():
-            self._set_state(ConnectionState.CLOSING)
-            ws = self._ws
-            if ws is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        ws.close(NORMAL_CLOSURE, "Client disconnect"), self.config.close_timeout
-                    )
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        connection = self._connection
+        if connection is not None and connection.loop is _running_loop():
+            await connection.close()
         self._carry_out(
             self._session.fail_all(ClientClosed("client disconnected before the reply arrived"))
         )
-        self._set_state(ConnectionState.DISCONNECTED)
+        self.connection_state(ConnectionState.DISCONNECTED)
         self._close_recorder()
 
     async def aclose(self) -> None:
@@ -280,17 +211,7 @@ class ChatClient:
         will never be complete. A coroutine function is scheduled as a task. A
         callback that raises is logged and does not disturb the client.
         """
-        if event not in _EVENTS:
-            raise ConfigError(f"unknown event {event!r}: use one of {sorted(_EVENTS)}")
-        self._listeners[event] += (callback,)
-
-        def unsubscribe() -> None:
-            callbacks = list(self._listeners[event])
-            with contextlib.suppress(ValueError):
-                callbacks.remove(callback)
-            self._listeners[event] = tuple(callbacks)
-
-        return unsubscribe
+        return self._events.on(event, callback)
 
     # Public methods: recording
 
@@ -341,7 +262,7 @@ class ChatClient:
         the server is asked to stop its reply.
         """
         pending = self._submit(text, conversation_id)
-        future = self._waiter(pending.id)
+        future = self._waiters.future(pending.id)
         try:
             reply = await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
@@ -373,7 +294,7 @@ class ChatClient:
 
     def stream(
         self, text: SendArg, conversation_id: str | None = None
-    ) -> AsyncIterator[ServerMessage | ReplyRestarted]:
+    ) -> AsyncIterator[StreamItem]:
         """Send a message now; iterate over its reply's server messages, ending after ``done``.
 
         An ``error`` reply raises :class:`ServerError` from the iterator; a
@@ -381,11 +302,11 @@ class ChatClient:
         iteration early abandons the message, as a timed-out :meth:`ask` does.
         """
         pending = self._submit(text, conversation_id)
-        queue: asyncio.Queue[_StreamItem] = asyncio.Queue()
-        for message in pending.builder.messages:
-            queue.put_nowait(message)
-        self._streams.setdefault(pending.id, []).append(queue)
-        return self._iterate(pending.id, queue)
+
+        def abandon(message_id: str) -> None:
+            self._abandon(message_id, ClientClosed("the caller stopped reading the reply"))
+
+        return self._waiters.stream(pending.id, pending.builder.messages, abandon)
 
     def cancel(self, conversation_id: str | None = None) -> bool:
         """Ask the server to stop the replies of a conversation; False if none is pending.
@@ -402,14 +323,19 @@ class ChatClient:
 
     def replies(self) -> Iterator[asyncio.Future[Reply]]:
         """Futures of the replies still pending, oldest first."""
-        return (self._waiter(message_id) for message_id in list(self._session.pending))
+        return (self._waiters.future(message_id) for message_id in list(self._session.pending))
 
     # Private methods: submission
 
     def _submit(self, message: SendArg, conversation_id: str | None = None) -> Pending:
         if self.closed_by_user:
             raise ClientClosed("client is disconnected: call connect() before sending")
-        user = self._as_user_message(message, conversation_id)
+        try:
+            user = as_user_message(message, conversation_id or self.conversation_id)
+        except ProtocolError as exc:
+            raise ConfigError(f"cannot send this: {exc}") from exc
+        if conversation_id is not None and user.conversation_id != conversation_id:
+            user = user.model_copy(update={"conversation_id": conversation_id})
         pending, new = self._session.submit(user)
         if new:
             self._emit("send", user)
@@ -417,382 +343,105 @@ class ChatClient:
         self._wake()
         return pending
 
-    def _as_user_message(self, message: SendArg, conversation_id: str | None) -> UserMessage:
-        cid = conversation_id or self.conversation_id
-        if isinstance(message, str):
-            return UserMessage(message=message, conversation_id=cid)
-        if isinstance(message, UserMessage):
-            parsed = message
-        else:
-            if not isinstance(message, Mapping):
-                raise ConfigError(
-                    f"cannot send a {type(message).__name__}: send text, a mapping or a UserMessage"
-                )
-            try:
-                parsed_any = parse_client_message(json.dumps(dict(message)))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"message is not JSON-serialisable: {exc}") from exc
-            except ProtocolError as exc:
-                raise ConfigError(f"cannot send this message: {exc}") from exc
-            if isinstance(parsed_any, CancelRequest):
-                raise ConfigError("send a cancel with client.cancel(), not send()")
-            parsed = parsed_any
-        updates: dict[str, Any] = {}
-        if parsed.id is None:
-            updates["id"] = new_id()
-        if parsed.conversation_id is None or conversation_id is not None:
-            updates["conversation_id"] = cid
-        return parsed.model_copy(update=updates) if updates else parsed
-
-    def _waiter(self, message_id: str) -> asyncio.Future[Reply]:
-        future = self._waiters.get(message_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            # A reply nobody awaits must not log "exception was never retrieved".
-            future.add_done_callback(_consume_exception)
-            self._waiters[message_id] = future
-        return future
-
     def _abandon(self, message_id: str, error: NbchatError) -> None:
         self._carry_out(self._session.abandon(message_id, error))
         self._wake()
 
-    async def _iterate(
-        self, message_id: str, queue: asyncio.Queue[_StreamItem]
-    ) -> AsyncIterator[ServerMessage | ReplyRestarted]:
-        finished = False
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, NbchatError):
-                    finished = True
-                    raise item
-                if isinstance(item, ErrorMessage):
-                    finished = True
-                    raise ServerError(item.error.code, item.error.message)
-                done = getattr(item, "type", None) == "done"
-                finished = done
-                yield item
-                if done:
-                    return
-        finally:
-            queues = self._streams.get(message_id, [])
-            with contextlib.suppress(ValueError):
-                queues.remove(queue)
-            if not queues:
-                self._streams.pop(message_id, None)
-            if not finished:
-                self._abandon(message_id, ClientClosed("the caller stopped reading the reply"))
-
     # Private methods: carrying out what the session decided
 
     def _carry_out(self, outcomes: list[Outcome]) -> None:
+        waiters, emit = self._waiters, self._emit
         for outcome in outcomes:
             if type(outcome) is Received:  # the hot path: one per server frame
                 message = outcome.message
-                if message.type != "ack":
-                    for queue in self._streams.get(message.reply_to or "", ()):
-                        queue.put_nowait(message)
+                waiters.received(message)
                 if message.reply_to is None and isinstance(message, ErrorMessage):
-                    self._emit("error", ServerError(message.error.code, message.error.message))
-                self._emit("message", message)
+                    emit("error", ServerError(message.error.code, message.error.message))
+                emit("message", message)
             elif isinstance(outcome, Completed):
-                future = self._waiters.pop(outcome.message_id, None)
-                if future is not None and not future.done():
-                    future.set_result(outcome.reply)
+                waiters.completed(outcome.message_id, outcome.reply)
             elif isinstance(outcome, Restarted):
                 logger.info("reply to %s restarts: the server had lost it", outcome.message_id)
-                for queue in self._streams.get(outcome.message_id, ()):
-                    queue.put_nowait(ReplyRestarted(outcome.message_id))
-                self._emit("restart", outcome.message_id)
+                waiters.restarted(outcome.message_id)
+                emit("restart", outcome.message_id)
             elif isinstance(outcome, Failed):
-                future = self._waiters.pop(outcome.message_id, None)
-                if future is not None and not future.done():
-                    future.set_exception(outcome.error)
-                for queue in self._streams.get(outcome.message_id, ()):
-                    queue.put_nowait(outcome.error)
-                self._emit("failed", outcome.message_id, outcome.error)
+                waiters.failed(outcome.message_id, outcome.error)
+                emit("failed", outcome.message_id, outcome.error)
 
-    # Private methods: the connection task
+    # Private methods: the connection
 
-    def _ensure_running(self, required: bool = True) -> None:
-        """Start the connection task on the running loop (moving there if the old one ended)."""
+    def _ensure_running(self, required: bool = True) -> Connection | None:
+        """Start a connection on the running loop (moving there if the old one ended)."""
         loop = _running_loop()
         if loop is None:
             if required:
                 raise ConfigError(
                     "no running event loop: await this in async code, or use ask_sync()"
                 )
-            return
-        if self._loop is not loop:
-            self._move_to(loop)
-        if self._task is not None and not self._task.done():
-            return
+            return None
+        connection = self._connection
+        if connection is not None and connection.loop is not loop:
+            self._move_to(connection)
+            connection = None
+        if connection is not None and connection.running:
+            return connection
         if self._recorder is None and self._record_path is not None:
             self._open_recorder(self._record_path)
         self.failure = None
-        self._opened = asyncio.Event()
-        self._stopped = loop.create_future()
-        self._stopped.add_done_callback(_consume_exception)
-        # The connection outlives whatever started it (in a notebook: a cell), so it
-        # runs in a fresh context rather than inheriting the caller's. ipykernel 7
-        # keeps the parent request in a context variable; unset, it falls back to
-        # the request running now, so output from events reaches the current cell.
-        self._task = contextvars.Context().run(
-            loop.create_task, self._run(), name=f"nbchat-client {self.safe_url}"
-        )
+        self._connection = Connection(self.config, self._session, self._identity, self)
+        return self._connection
 
-    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to ``loop``; refuse if the loop this client runs on is still running elsewhere."""
-        old = self._loop
-        if old is not None and not old.is_closed() and old.is_running():
+    def _move_to(self, old: Connection) -> None:
+        """The loop changed: refuse if the old one still runs elsewhere, else start afresh."""
+        if not old.loop.is_closed() and old.loop.is_running():
             raise ConfigError(
                 "this ChatClient runs on another thread's event loop: "
                 "use it from that loop, or make one ChatClient per loop"
             )
-        if old is not None:
-            logger.info("client moves to a new event loop; the old one has ended")
-            # The old loop's tasks and futures can never run again: start afresh,
-            # keeping what the session holds (pending messages are resent).
-            self._task = None
-            self._ws = None
-            self._session.closed()
-            for future in self._waiters.values():
-                if not future.done():
-                    future.cancel()
-            self._waiters.clear()
-            self._streams.clear()
-            self._background.clear()
-            self._set_state(ConnectionState.DISCONNECTED)
-        self._loop = loop
-        self._wake_writer = asyncio.Event()
+        logger.info("client moves to a new event loop; the old one has ended")
+        # The old loop's tasks and futures can never run again: what the session
+        # holds stays (pending messages are resent), the waiters of that loop go.
+        self._connection = None
+        self._session.closed()
+        self._waiters.forget()
+        self._events.forget_tasks()
+        self.connection_state(ConnectionState.DISCONNECTED)
 
     def _wake(self) -> None:
-        if self._wake_writer is not None:
-            self._wake_writer.set()
+        if self._connection is not None:
+            self._connection.wake()
 
-    async def _run(self) -> None:
-        assert self._stopped is not None
-        try:
-            await self._connection_loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A bug here must never leave a caller waiting forever: everyone hears of it.
-            logger.exception("the connection task of %s failed", self.safe_url)
-            self._stop(ConnectionFailed(f"the client failed unexpectedly ({exc!r}): reconnect"))
-        finally:
-            self._ws = None
-            self._reconnecting = False
-            self._session.closed()
-            if not self._stopped.done():
-                self._stopped.set_result(None)
-            if self._state is not ConnectionState.CLOSING:
-                self._set_state(ConnectionState.DISCONNECTED)
+    # ConnectionListener: what the connection tells this client
 
-    async def _connection_loop(self) -> None:
-        delays = self._delays()
-        self.attempt = 0
-        while True:
-            disconnect, progressed = await self._connect_once()
-            self.last_disconnect = disconnect
-            if progressed:
-                # The server answered on that connection: a restart loop that lets
-                # work through is ridden out, however short each connection was.
-                self.attempt = 0
-                delays = self._delays()
-            if self.closed_by_user:
-                return
-            failure = self._give_up_reason(disconnect)
-            if failure is not None:
-                self._stop(failure)
-                return
-            self.attempt += 1
-            self._reconnecting = True
-            self._set_state(ConnectionState.DISCONNECTED)
-            delay = next(delays)
-            logger.info(
-                "reconnecting to %s in %.2f s (attempt %d of %d)",
-                self.safe_url,
-                delay,
-                self.attempt,
-                self.config.max_reconnect_attempts,
-            )
-            await asyncio.sleep(delay)
+    def connection_state(self, state: ConnectionState) -> None:
+        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``state``."""
+        if state is not self._state:
+            self._state = state
+            self._emit("state", state)
 
-    def _delays(self) -> Iterator[float]:
-        return backoff(
-            self.config.reconnect_interval,
-            self.config.backoff_factor,
-            self.config.max_reconnect_interval,
-            self.config.jitter,
-        )
+    def connection_opened(self) -> None:
+        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``open``."""
+        self._emit("open")
 
-    def _give_up_reason(self, disconnect: Disconnect) -> NbchatError | None:
-        """None to reconnect, else the error that stops the client."""
-        if disconnect.status is not None and not self.config.should_reconnect(disconnect):
-            return HandshakeRejected(disconnect.status, disconnect.reason)
-        if not self.config.reconnect or not self.config.should_reconnect(disconnect):
-            what = (
-                f"closed with code {disconnect.code}"
-                if disconnect.code is not None
-                else f"failed ({disconnect.reason})"
-            )
-            if disconnect.reason and disconnect.code is not None:
-                what += f" ({disconnect.reason})"
-            return ConnectionFailed(
-                f"connection to {self.safe_url} {what} and will not be retried: "
-                "check the server, then send again"
-            )
-        if self.attempt >= self.config.max_reconnect_attempts:
-            return ReconnectExhausted(self.attempt, self.safe_url)
-        return None
+    def connection_closed(self, code: int | None, reason: str) -> None:
+        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``close``."""
+        self._emit("close", code, reason)
 
-    def _stop(self, failure: NbchatError) -> None:
-        """Stop for good: say so in an ``error`` event, fail what is pending."""
+    def connection_error(self, exc: NbchatError) -> None:
+        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``error``."""
+        self._emit("error", exc)
+
+    def outcomes(self, outcomes: list[Outcome]) -> None:
+        """Part of :class:`~nbchat.connection.ConnectionListener`: carry the outcomes out."""
+        self._carry_out(outcomes)
+
+    def stopped(self, failure: NbchatError) -> None:
+        """Part of :class:`~nbchat.connection.ConnectionListener`: fail what is pending."""
         self.failure = failure
-        self._reconnecting = False
-        logger.error("%s", failure)
         self._emit("error", failure)
         self._carry_out(self._session.fail_all(failure))
 
-    async def _connect_once(self) -> tuple[Disconnect, bool]:
-        """Open one connection and serve it until it ends: how it ended, and if it progressed."""
-        self._set_state(ConnectionState.CONNECTING)
-        loop = asyncio.get_running_loop()
-        try:
-            ws = await ws_connect(
-                self.url,
-                additional_headers={
-                    **self.config.handshake_headers(),
-                    CLIENT_ID_HEADER: self._identity,
-                },
-                open_timeout=self.config.open_timeout,
-                ping_interval=self.config.ping_interval,
-                ping_timeout=self.config.ping_timeout,
-                close_timeout=self.config.close_timeout,
-                max_size=(
-                    None
-                    if self.config.max_size is None
-                    else self.config.max_size * _HARD_LIMIT_FACTOR
-                ),
-                proxy=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body or b""
-            detail = body.decode("utf-8", "replace").strip()[:200]
-            return Disconnect(status=status, reason=detail, error=exc), False
-        except InvalidURI as exc:
-            return Disconnect(status=400, reason=f"invalid URL {self.safe_url}", error=exc), False
-        except (OSError, asyncio.TimeoutError, InvalidHandshake, ValueError) as exc:
-            # ValueError: what the URL parser lets through but the socket refuses (a bad port).
-            reason = str(exc) or type(exc).__name__
-            logger.info("could not connect to %s: %s", self.safe_url, reason)
-            return Disconnect(reason=reason, error=exc), False
-        self._ws = ws
-        resent = self._session.opened()
-        self._wake()
-        if resent:
-            logger.info("resending %d messages without a complete reply", resent)
-        self.attempt = 0 if self.config.stable_after == 0 else self.attempt
-        self._reconnecting = False
-        self._set_state(ConnectionState.CONNECTED)
-        assert self._opened is not None
-        self._opened.set()
-        self._emit("open")
-        opened_at = loop.time()
-        writer = loop.create_task(self._write(ws), name="nbchat-client writer")
-        try:
-            progressed = await self._read(ws)
-        finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            # Closed already, unless this task was cancelled (its loop is ending): then
-            # release the socket now rather than leave it to the garbage collector.
-            ws.transport.abort()
-            self._ws = None
-            self._session.closed()
-        if loop.time() - opened_at >= self.config.stable_after:
-            progressed = True
-        code, reason = ws.close_code, ws.close_reason or ""
-        self._emit("close", code, reason)
-        return Disconnect(code=code, reason=reason), progressed
-
-    async def _write(self, ws: ClientConnection) -> None:
-        """Drain the outbox in order; on failure the unsent frame stays first in line."""
-        wake = self._wake_writer
-        assert wake is not None
-        session = self._session
-        while True:
-            await wake.wait()
-            wake.clear()
-            while (frame := session.next_frame()) is not None:
-                try:
-                    await ws.send(frame)
-                except ConnectionClosed:
-                    return  # the reader sees the close; the frame stays queued
-                session.written()
-
-    async def _read(self, ws: ClientConnection) -> bool:
-        """Read until the connection ends; True if the server sent anything."""
-        # The hot loop: one iteration per server frame, tens of thousands a second.
-        limit = self.config.max_size or float("inf")
-        recv, receive, carry_out = ws.recv, self._session.receive, self._carry_out
-        progressed = False
-        while True:
-            try:
-                frame = await recv()
-            except ConnectionClosed as exc:
-                if exc.sent is not None and exc.sent.code == _MESSAGE_TOO_BIG:
-                    self._bad_frame(
-                        ProtocolError(
-                            f"the server sent a frame over {limit * _HARD_LIMIT_FACTOR:.0f} "
-                            "bytes: connection closed (1009); raise max_size if it is legitimate"
-                        )
-                    )
-                return progressed
-            progressed = True
-            if type(frame) is str and len(frame) <= limit:
-                try:
-                    message = parse_server_message(frame)
-                except ProtocolError as exc:
-                    self._bad_frame(exc)
-                else:
-                    carry_out(receive(message))
-            elif isinstance(frame, bytes):
-                self._bad_frame(ProtocolError("binary frame refused: protocol v1 uses text", frame))
-            else:
-                self._bad_frame(
-                    ProtocolError(
-                        f"frame of {len(frame)} characters refused (max_size {limit})",
-                        frame[:1024],
-                    )
-                )
-
-    def _bad_frame(self, exc: ProtocolError) -> None:
-        logger.warning("ignored a bad frame from %s: %s", self.safe_url, exc)
-        self._emit("error", exc)
-
     # Private methods: events and recording
-
-    def _set_state(self, state: ConnectionState) -> None:
-        if state is self._state:
-            return
-        self._state = state
-        self._emit("state", state)
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for callback in self._listeners[event]:
-            try:
-                result = callback(*args)
-                if result is not None and inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
-            except Exception:
-                logger.exception("nbchat %s callback %r raised", event, callback)
 
     def _open_recorder(self, path: str | os.PathLike[str]) -> Recorder:
         recorder = Recorder(path, url=self.url)
@@ -829,11 +478,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _consume_exception(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 # The app-wide instance (the seed's singleton pattern).

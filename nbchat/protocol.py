@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -38,6 +39,7 @@ __all__ = [
     "UnknownMessage",
     "UserMessage",
     "WireModel",
+    "as_user_message",
     "dump",
     "new_id",
     "parse_client_message",
@@ -275,6 +277,40 @@ def parse_client_message(raw: str | bytes) -> UserMessage | CancelRequest:
             f"client message does not match protocol v1 ({_first_error(exc)}): {_preview(raw)}",
             raw,
         ) from exc
+
+
+def as_user_message(
+    message: str | UserMessage | Mapping[str, Any], conversation_id: str
+) -> UserMessage:
+    """What a caller may send (text, a mapping shaped like the wire, a model) as a UserMessage.
+
+    The result always has an id; its conversation is ``conversation_id`` unless
+    the message named one. Raises :class:`ProtocolError` for what is not a
+    user message (a cancel, a non-serialisable mapping, a wrong type).
+    """
+    if isinstance(message, str):
+        return UserMessage(message=message, conversation_id=conversation_id)
+    if isinstance(message, UserMessage):
+        parsed = message
+    elif isinstance(message, Mapping):
+        try:
+            text = json.dumps(dict(message))
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"message is not JSON-serialisable: {exc}") from exc
+        decoded = parse_client_message(text)
+        if not isinstance(decoded, UserMessage):
+            raise ProtocolError("send a cancel with client.cancel(), not send()")
+        parsed = decoded
+    else:
+        raise ProtocolError(
+            f"cannot send a {type(message).__name__}: send text, a mapping or a UserMessage"
+        )
+    updates: dict[str, Any] = {}
+    if parsed.id is None:
+        updates["id"] = new_id()
+    if parsed.conversation_id is None:
+        updates["conversation_id"] = conversation_id
+    return parsed.model_copy(update=updates) if updates else parsed
 
 
 def dump(message: WireModel) -> str:

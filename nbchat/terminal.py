@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TextIO
 
-from .client import ChatClient
+from .client import ChatClient, ReplyRestarted
 from .exceptions import NbchatError
 from .protocol import ServerMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 
@@ -35,7 +35,13 @@ async def chat_once(client: ChatClient, text: str, out: TextIO = sys.stdout) -> 
     out.flush()
 
 
-def _print_message(message: ServerMessage, out: TextIO, at_line_start: bool) -> bool:
+def _print_message(
+    message: ServerMessage | ReplyRestarted, out: TextIO, at_line_start: bool
+) -> bool:
+    if isinstance(message, ReplyRestarted):
+        out.write(("" if at_line_start else "\n") + "[the server lost the reply: it starts over]\n")
+        out.flush()
+        return True
     if isinstance(message, TokenMessage):
         out.write(message.response)
         out.flush()

@@ -27,8 +27,9 @@ from typing import Any, ClassVar
 import ipywidgets as widgets
 
 from . import render
-from .client import ChatClient, ConnectionState
+from .client import ChatClient
 from .config import DEMO_DELAY, URL_ENV
+from .connection import ConnectionState
 from .exceptions import ConnectionFailed, NbchatError, ProtocolError
 from .input import ChatInput, shared_style
 from .protocol import (

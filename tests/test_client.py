@@ -162,7 +162,7 @@ async def test_disconnect_never_reconnects(client: ChatClient, demo: DemoServer)
     events = attach(client, "open")
     await client.connect()
     await client.disconnect()
-    assert client._task is not None and client._task.done()
+    assert client.state is ConnectionState.DISCONNECTED and not client.reconnecting
     with pytest.raises(ClientClosed, match="call connect"):
         client.send("hello?")
     assert len(events.of("open")) == 1
@@ -200,15 +200,16 @@ async def test_close_code_table(code: int, reconnects: bool) -> None:
 
     async with scripted_server(handler) as url:
         chat = ChatClient(url=url, **FAST)
-        events = attach(chat, "open", "close", "error")
+        events = attach(chat, "open", "close", "error", "state")
         await chat.connect()
         await events.wait_for("close")
         assert events.of("close")[0] == (code, "scripted")
         if reconnects:
             await events.wait_for("open", 2)
         else:
-            assert chat._task is not None
-            await asyncio.wait_for(chat._task, 5)
+            await events.wait_for("state", 3)  # connecting, connected, disconnected
+            assert events.of("state")[-1] == (ConnectionState.DISCONNECTED,)
+            assert not chat.reconnecting and chat.state is ConnectionState.DISCONNECTED
             assert len(events.of("open")) == 1
             if code != 1000:
                 assert isinstance(events.of("error")[-1][0], ConnectionFailed)

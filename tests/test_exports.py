@@ -1,46 +1,75 @@
-"""The public surface: complete, sorted, and light to import."""
+"""The public surface: the union of the public modules' names, sorted, and light to import."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
 import nbchat
 
+PUBLIC_MODULES = [
+    "client",
+    "config",
+    "exceptions",
+    "policy",
+    "protocol",
+    "reply",
+    "server",
+    "transcript",
+    "turn",
+    "widget",
+]
+"""Modules whose public names all belong to ``nbchat``'s surface (websockets checks its own so)."""
+
+
+def test_all_is_the_union_of_the_public_modules() -> None:
+    """``nbchat.__all__`` is exactly the public modules' ``__all__`` together, plus the version."""
+    union = {"__version__"}
+    for name in PUBLIC_MODULES:
+        union |= set(importlib.import_module(f"nbchat.{name}").__all__)
+    assert set(nbchat.__all__) == union
+
 
 def test_all_is_sorted_and_every_name_resolves() -> None:
-    """``nbchat.__all__`` is sorted and each name in it can be imported."""
-    assert list(nbchat.__all__) == sorted(nbchat.__all__)
-    for name in nbchat.__all__:
-        assert getattr(nbchat, name) is not None
+    """``nbchat.__all__`` is sorted and each name resolves to its module's object."""
+    assert list(nbchat.__all__) == sorted(nbchat.__all__, key=_isort_style)
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(f"nbchat.{name}")
+        for public in module.__all__:
+            assert getattr(nbchat, public) is getattr(module, public), public
 
 
-def test_every_public_class_and_function_is_exported() -> None:
-    """Whatever public classes and functions nbchat defines at the top level are in __all__."""
-    public = {
-        name
-        for name, value in vars(nbchat).items()
-        if not name.startswith("_")
-        and callable(value)
-        and getattr(value, "__module__", "").startswith("nbchat")
-    }
-    assert public - {"load_ipython_extension"} <= set(nbchat.__all__)
+def _isort_style(name: str) -> tuple[int, str]:
+    """Constants, then classes, then the rest: the order ruff keeps ``__all__`` in."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
 
-def test_import_does_not_pull_in_the_notebook_stack() -> None:
-    """``import nbchat`` loads neither ipywidgets nor IPython, so plain scripts stay light."""
+def test_import_does_not_pull_in_the_server_or_the_notebook_stack() -> None:
+    """``import nbchat`` loads neither the server (agent, tools) nor ipywidgets or IPython."""
     code = (
         "import sys, nbchat\n"
-        "heavy = [m for m in ('ipywidgets', 'IPython', 'nbformat', 'markdown_it', 'nh3') "
-        "if m in sys.modules]\n"
+        "heavy = [m for m in ('nbchat.server', 'nbchat.server.agent', 'nbchat.server.tools', "
+        "'nbchat.widget', 'ipywidgets', 'IPython', 'nbformat', 'openai') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
-def test_chat_widget_is_imported_lazily() -> None:
-    """``nbchat.ChatWidget`` resolves on first use."""
+def test_lazy_names_load_their_module_on_first_use() -> None:
+    """``nbchat.ChatWidget`` and ``nbchat.DemoServer`` resolve to their modules' classes."""
+    from nbchat.server import DemoServer
     from nbchat.widget import ChatWidget
 
-    assert nbchat.ChatWidget is ChatWidget
+    assert nbchat.ChatWidget is ChatWidget and nbchat.DemoServer is DemoServer
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    """A name nbchat does not have raises AttributeError, as for any module."""
+    try:
+        nbchat.NoSuchThing  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("no AttributeError")
