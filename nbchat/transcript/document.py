@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from ..exceptions import TranscriptError
+from ..redact import redact_text, redact_url
 from ..turn import Turn
 from .format import (
     TRANSCRIPT_VERSION,
@@ -130,7 +131,7 @@ class Transcript:
     def to_json(self) -> str:
         """One JSON document: the header's fields and ``events``, a list of line objects."""
         head = header_line(self.created, self.url).rstrip("\n")[:-1]
-        events = ",".join(event.model_dump_json() for event in self.events)
+        events = ",".join(redact_text(event.model_dump_json()) for event in self.events)
         return f'{head},"events":[{events}]}}'
 
     # Views
@@ -224,10 +225,12 @@ class Transcript:
         """``"recorded <when> from <url>"`` as far as known, else ``""``."""
         about = f" {self.created}" if self.created else ""
         if self.url:
-            about += f" from {self.url}"
+            about += f" from {redact_url(self.url)}"
         return f"recorded{about}" if about else ""
 
     def _lines(self) -> Iterator[str]:
         yield header_line(self.created, self.url)
         for event in self.events:
-            yield event.model_dump_json() + "\n"
+            # Redacted again: a transcript written before redaction covered every line
+            # (or edited by hand) loses its secrets when saved.
+            yield redact_text(event.model_dump_json()) + "\n"

@@ -60,14 +60,17 @@ from ..protocol import (
 from ..redact import redact_text
 
 __all__ = [
+    "FORMAT_KEY",
     "TRANSCRIPT_VERSION",
     "Direction",
     "Header",
     "TranscriptLine",
     "TranscriptWarning",
     "event_line",
+    "first_problem",
     "gc_paused",
     "header_line",
+    "line_list",
     "now_iso",
     "parse_header",
     "parse_header_data",
@@ -78,6 +81,7 @@ TRANSCRIPT_VERSION = 1
 """The on-disk format version written in every header; readers refuse any other."""
 
 FORMAT_KEY = "nbchat_transcript"
+"""The header's key: its presence marks a transcript, its value is the format version."""
 _MAX_LINE_WARNINGS = 10
 """Corrupt lines reported one by one; beyond this, one summary warning (no flood)."""
 

@@ -213,3 +213,18 @@ def test_large_transcript_loads_and_exports(tmp_path: Path) -> None:
 def test_repr_is_cheap_and_short() -> None:
     """The repr counts events rather than showing them."""
     assert repr(Transcript(url="ws://h/")) == "Transcript(0 events, url='ws://h/', created=None)"
+
+
+def test_saving_an_old_transcript_redacts_what_it_had_kept(tmp_path: Path) -> None:
+    """A transcript written before every line was redacted loses its secrets when saved."""
+    path = tmp_path / "old.jsonl"
+    path.write_text(
+        '{"nbchat_transcript":1,"created":null,"url":"ws://h/ws?token=SECRET1"}\n'
+        '{"t":1.0,"dir":"error","data":{"message":"gave up on ws://h/ws?token=SECRET2"}}\n',
+        encoding="utf-8",
+    )
+    transcript = Transcript.load(path)
+    assert "SECRET" not in transcript.to_text() and "SECRET" not in transcript.to_markdown()
+    transcript.save(path)
+    assert "SECRET" not in path.read_text(encoding="utf-8")
+    assert "SECRET" not in Transcript.load(path).to_json()
