@@ -11,9 +11,9 @@ What it adds to the TypeScript client it carries over (../shared/seed):
 Every delivery decision (what to write, which pending message a server message
 answers, resume and restart) is made by :class:`~nbchat.session.Session`, which
 has no I/O. This module only connects, reads, writes, waits and tells
-listeners. One task per client (``_run``) owns the connection; ``send()`` only
-hands a message to the session and wakes the writer, so it can be called from
-synchronous code on the loop (callbacks, the widget).
+listeners; the connection task (:mod:`nbchat.connection`) moves the bytes.
+``send()`` only hands a message to the session and wakes the writer, so it can
+be called from synchronous code on the loop (callbacks, the widget).
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ class ChatClient:
         """True after :meth:`disconnect`: no reconnection, sends refused until connect()."""
         self._session = Session(max_pending=self.config.max_queue)
         self._connection: Connection | None = None
-        self._state = ConnectionState.DISCONNECTED
         self._events = Emitter()
         self._emit = self._events.emit
         self._waiters = Waiters()
@@ -93,19 +92,20 @@ class ChatClient:
             self._record_path = self.config.record
 
     def __repr__(self) -> str:
-        return f"<ChatClient {self.safe_url} {self._state.value}>"
+        return f"<ChatClient {self.safe_url} {self.state.value}>"
 
     # Public properties
 
     @property
     def state(self) -> ConnectionState:
         """The connection state."""
-        return self._state
+        connection = self._connection
+        return connection.state if connection is not None else ConnectionState.DISCONNECTED
 
     @property
     def is_connected(self) -> bool:
         """True while a connection is open."""
-        return self._state is ConnectionState.CONNECTED
+        return self.state is ConnectionState.CONNECTED
 
     @property
     def reconnecting(self) -> bool:
@@ -179,7 +179,6 @@ class ChatClient:
         self._carry_out(
             self._session.fail_all(ClientClosed("client disconnected before the reply arrived"))
         )
-        self.connection_state(ConnectionState.DISCONNECTED)
         self._close_recorder()
 
     async def aclose(self) -> None:
@@ -388,7 +387,7 @@ class ChatClient:
         if self._recorder is None and self._record_path is not None:
             self._open_recorder(self._record_path)
         self.failure = None
-        self._connection = Connection(self.config, self._session, self._identity, self)
+        self._connection = Connection(self.config, self._session, self._identity, self, self._emit)
         return self._connection
 
     def _move_to(self, old: Connection) -> None:
@@ -401,42 +400,23 @@ class ChatClient:
         logger.info("client moves to a new event loop; the old one has ended")
         # The old loop's tasks and futures can never run again: what the session
         # holds stays (pending messages are resent), the waiters of that loop go.
-        self._connection = None
         self._session.closed()
         self._waiters.forget()
         self._events.forget_tasks()
-        self.connection_state(ConnectionState.DISCONNECTED)
+        old.set_state(ConnectionState.DISCONNECTED)
 
     def _wake(self) -> None:
         if self._connection is not None:
             self._connection.wake()
 
-    # ConnectionListener: what the connection tells this client
-
-    def connection_state(self, state: ConnectionState) -> None:
-        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``state``."""
-        if state is not self._state:
-            self._state = state
-            self._emit("state", state)
-
-    def connection_opened(self) -> None:
-        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``open``."""
-        self._emit("open")
-
-    def connection_closed(self, code: int | None, reason: str) -> None:
-        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``close``."""
-        self._emit("close", code, reason)
-
-    def connection_error(self, exc: NbchatError) -> None:
-        """Part of :class:`~nbchat.connection.ConnectionListener`; emits ``error``."""
-        self._emit("error", exc)
+    # ConnectionListener: what the connection hands this client
 
     def outcomes(self, outcomes: list[Outcome]) -> None:
-        """Part of :class:`~nbchat.connection.ConnectionListener`: carry the outcomes out."""
+        """Carry out what the session decided (for :class:`~nbchat.connection.Connection`)."""
         self._carry_out(outcomes)
 
     def stopped(self, failure: NbchatError) -> None:
-        """Part of :class:`~nbchat.connection.ConnectionListener`: fail what is pending."""
+        """The connection gave up: fail what is pending (for the connection)."""
         self.failure = failure
         self._emit("error", failure)
         self._carry_out(self._session.fail_all(failure))

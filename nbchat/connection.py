@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import enum
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
@@ -58,36 +58,31 @@ class ConnectionState(str, enum.Enum):
 
 
 class ConnectionListener(Protocol):
-    """What a connection tells its owner."""
-
-    def connection_state(self, state: ConnectionState) -> None:
-        """The state changed."""
-
-    def connection_opened(self) -> None:
-        """A connection opened (and the session has queued what to resend)."""
-
-    def connection_closed(self, code: int | None, reason: str) -> None:
-        """An open connection ended."""
-
-    def connection_error(self, exc: NbchatError) -> None:
-        """Something went wrong that the connection survives (a bad frame), or it gave up."""
+    """What a connection hands its owner: the session's outcomes, and its final failure."""
 
     def outcomes(self, outcomes: list[Outcome]) -> None:
         """Carry out what the session decided about a server message."""
 
     def stopped(self, failure: NbchatError) -> None:
-        """The connection gave up for good, for ``failure``."""
+        """The connection gave up for good, for ``failure``: fail what is pending."""
 
 
 class Connection:
     """Keeps one client connected to its server until told to stop, or until the policy gives up."""
 
     def __init__(
-        self, config: ClientConfig, session: Session, identity: str, listener: ConnectionListener
+        self,
+        config: ClientConfig,
+        session: Session,
+        identity: str,
+        listener: ConnectionListener,
+        emit: Callable[..., None],
     ) -> None:
         self.config = config
         self.session = session
         self.listener = listener
+        self._emit = emit
+        """Emits the client events ``state``, ``open``, ``close`` and ``error``."""
         self.safe_url = redact_url(config.url) or ""
         """The URL with credentials replaced by ``***``: the only form logs and errors show."""
         self.state = ConnectionState.DISCONNECTED
@@ -129,7 +124,7 @@ class Connection:
         self.reconnecting = False
         if not self.running:
             return
-        self._set_state(ConnectionState.CLOSING)
+        self.set_state(ConnectionState.CLOSING)
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -139,6 +134,7 @@ class Connection:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self.set_state(ConnectionState.DISCONNECTED)
 
     # The task
 
@@ -159,7 +155,7 @@ class Connection:
             if not self.finished.done():
                 self.finished.set_result(None)
             if self.state is not ConnectionState.CLOSING:
-                self._set_state(ConnectionState.DISCONNECTED)
+                self.set_state(ConnectionState.DISCONNECTED)
 
     async def _connection_loop(self) -> None:
         delays = self._delays()
@@ -179,7 +175,7 @@ class Connection:
                 return
             self.attempt += 1
             self.reconnecting = True
-            self._set_state(ConnectionState.DISCONNECTED)
+            self.set_state(ConnectionState.DISCONNECTED)
             delay = next(delays)
             logger.info(
                 "reconnecting to %s in %.2f s (attempt %d of %d)",
@@ -227,7 +223,7 @@ class Connection:
 
     async def _connect_once(self) -> tuple[Disconnect, bool]:
         """Open one connection and serve it until it ends: how it ended, and if it progressed."""
-        self._set_state(ConnectionState.CONNECTING)
+        self.set_state(ConnectionState.CONNECTING)
         config = self.config
         try:
             ws = await ws_connect(
@@ -260,9 +256,9 @@ class Connection:
         self.attempt = 0 if config.stable_after == 0 else self.attempt
         self.reconnecting = False
         self.failure = None
-        self._set_state(ConnectionState.CONNECTED)
+        self.set_state(ConnectionState.CONNECTED)
         self.opened.set()
-        self.listener.connection_opened()
+        self._emit("open")
         opened_at = self.loop.time()
         writer = self.loop.create_task(self._write(ws), name="nbchat-client writer")
         try:
@@ -279,7 +275,7 @@ class Connection:
             self.session.closed()
         progressed = progressed or self.loop.time() - opened_at >= config.stable_after
         code, reason = ws.close_code, ws.close_reason or ""
-        self.listener.connection_closed(code, reason)
+        self._emit("close", code, reason)
         return Disconnect(code=code, reason=reason), progressed
 
     async def _write(self, ws: ClientConnection) -> None:
@@ -333,9 +329,10 @@ class Connection:
 
     def _bad_frame(self, exc: ProtocolError) -> None:
         logger.warning("ignored a bad frame from %s: %s", self.safe_url, exc)
-        self.listener.connection_error(exc)
+        self._emit("error", exc)
 
-    def _set_state(self, state: ConnectionState) -> None:
+    def set_state(self, state: ConnectionState) -> None:
+        """Move to ``state``, emitting ``state`` if it changed."""
         if state is not self.state:
             self.state = state
-            self.listener.connection_state(state)
+            self._emit("state", state)

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from websockets.sync.server import ServerConnection, serve
 
-from tests.test_kernel import run_notebook, text_of
+from tests.test_kernel import KERNEL_TIMEOUT, run_notebook, text_of
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(2 * KERNEL_TIMEOUT)
 
 
 @pytest.fixture
@@ -37,10 +37,10 @@ def typescript_shaped_server() -> Iterator[str]:
 def test_chat_shows_the_reply_of_a_server_without_reply_to(typescript_shaped_server: str) -> None:
     """%chat and %%chat show the reply when the server leaves out reply_to."""
     nb = run_notebook(
-        "%load_ext nbchat",
+        "%load_ext nbchat\nimport nbchat\n"
+        f"chat = nbchat.ChatWidget(url={typescript_shaped_server!r})",
         "%chat hi there",
         "%%chat\nsecond message",
-        env={"NBCHAT_WS_URL": typescript_shaped_server},
     )
     assert "You said hi there" in text_of(nb.cells[1])
     assert "You said second message" in text_of(nb.cells[2])
