@@ -60,7 +60,7 @@ class Recorder:
         """Arguments of every recorded ``name`` event, in order."""
         return [args for event, args in self.events if event == name]
 
-    async def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> None:
+    async def wait_for(self, name: str, count: int = 1, timeout: float = TIMEOUT) -> None:
         """Wait until ``name`` has been recorded ``count`` times."""
 
         async def wait() -> None:

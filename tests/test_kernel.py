@@ -12,26 +12,37 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.timeout(120)
+from nbchat.config import URL_ENV
+from tests.helpers import TIMEOUT
+
+KERNEL_TIMEOUT = 6 * TIMEOUT
+"""Seconds a kernel gets to start or run one cell: a cold start on 2 busy cores takes several."""
+
+pytestmark = pytest.mark.timeout(2 * KERNEL_TIMEOUT)
 
 
-def run_notebook(*sources: str, env: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """Execute code cells in a fresh kernel, storing widget state, and return the notebook."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+def run_notebook(*sources: str) -> nbformat.NotebookNode:
+    """Execute code cells in a fresh kernel, storing widget state, and return the notebook.
+
+    The kernel inherits this process's environment without ``NBCHAT_WS_URL``, so a
+    ``ChatWidget()`` starts its built-in server whatever the caller exported.
+    """
+    nb: nbformat.NotebookNode = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]  # type: ignore[no-untyped-call]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    os.environ.pop("NBCHAT_WS_URL", None) if env is None else None
+    saved = os.environ.pop(URL_ENV, None)
     try:
-        NotebookClient(nb, timeout=60, kernel_name="python3", store_widget_state=True).execute()
+        client = NotebookClient(
+            nb, timeout=KERNEL_TIMEOUT, kernel_name="python3", store_widget_state=True
+        )
+        client.execute()
     finally:
-        os.environ.clear()
-        os.environ.update(old)
+        if saved is not None:
+            os.environ[URL_ENV] = saved
     return nb
 
 
@@ -99,7 +110,7 @@ def test_text_fallbacks_are_final_when_first_sent() -> None:
 @pytest.fixture
 def kernel() -> Iterator[Any]:
     """A bare kernel client, for sending requests the way JupyterLab does."""
-    manager, client = start_new_kernel(kernel_name="python3")
+    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=KERNEL_TIMEOUT)
     try:
         yield client
     finally:
@@ -121,7 +132,7 @@ def execute_in_cell(kernel: Any, code: str, cell_id: str) -> str:
     kernel.shell_channel.send(msg)
     out: list[str] = []
     while True:
-        reply = kernel.get_iopub_msg(timeout=60)
+        reply = kernel.get_iopub_msg(timeout=KERNEL_TIMEOUT)
         if reply["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
             continue
         if reply["msg_type"] == "stream":
@@ -148,9 +159,9 @@ def test_rerunning_a_cell_does_not_pile_up_connections(kernel: Any) -> None:
     )
     count = execute_in_cell(
         kernel,
-        "for _ in range(500):\n"
-        "    if server.connection_count <= 2: break\n"
-        "    await asyncio.sleep(0.01)\n"
+        f"deadline = asyncio.get_running_loop().time() + {TIMEOUT}\n"
+        "while server.connection_count > 2 and asyncio.get_running_loop().time() < deadline:\n"
+        "    await asyncio.sleep(0.01)  # closes are asynchronous: poll, with a deadline\n"
         "print(server.connection_count)",
         "count",
     )

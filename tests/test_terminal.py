@@ -15,8 +15,7 @@ from nbchat import ChatClient
 from nbchat.protocol import ToolCall
 from nbchat.server import DemoServer, serve_demo
 from nbchat.terminal import PROMPT, chat_once, chat_repl, format_tool_call
-
-from .helpers import TIMEOUT, scripted_server
+from tests.helpers import TIMEOUT, scripted_server
 
 
 @pytest.fixture
