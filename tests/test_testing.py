@@ -10,28 +10,32 @@ import pytest
 from nbchat.config import URL_ENV
 from nbchat.protocol import DoneMessage, TokenMessage, UserMessage
 from nbchat.transcript import Recorder
+from tests.helpers import TIMEOUT
 
 pytest_plugins = ["pytester"]
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
 # Shared by the small test files: one message over a plain websockets client, its reply text.
-ASK = """
+ASK = (
+    f"\nTIMEOUT = {TIMEOUT!r}\n"
+    + """
 import json
 import uuid
 from websockets.sync.client import connect
 
 def ask(url, text, conversation="c"):
-    with connect(url, open_timeout=10) as ws:
+    with connect(url, open_timeout=TIMEOUT) as ws:
         message = {"id": uuid.uuid4().hex, "conversation_id": conversation, "message": text}
         ws.send(json.dumps(message))
         frames = []
         while not frames or frames[-1]["type"] not in ("done", "error"):
-            frames.append(json.loads(ws.recv(timeout=10)))
+            frames.append(json.loads(ws.recv(timeout=TIMEOUT)))
     if frames[-1]["type"] == "error":
         return "error: " + frames[-1]["error"]["code"]
     return "".join(f.get("response", "") for f in frames)
 """
+)
 
 
 def write_transcript(path: Path, text: str = "hello?", answer: str = "recorded hi") -> Path:
@@ -68,9 +72,9 @@ def test_fixtures_serve_in_sync_and_async_tests(pytester: pytest.Pytester) -> No
         @pytest.mark.asyncio
         async def test_async(nbchat_server, nbchat_replay):
             async with ChatClient(url=nbchat_replay({str(transcript)!r})) as client:
-                assert (await client.ask("hello?", timeout=10)).text == "recorded hi"
+                assert (await client.ask("hello?", timeout={TIMEOUT})).text == "recorded hi"
             async with ChatClient(url=nbchat_server) as client:
-                assert (await client.ask("What is 6*7?", timeout=10)).text == "6*7 = 42."
+                assert (await client.ask("What is 6*7?", timeout={TIMEOUT})).text == "6*7 = 42."
         """
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
