@@ -31,7 +31,7 @@ import ipywidgets as widgets
 
 from nbchat import render
 from nbchat.protocol import DoneMessage, TokenMessage
-from nbchat.widget import Throttle, TurnView
+from nbchat.views import Throttle, TurnView
 from tests.widget_comm import RecordingComm, recording_comms
 
 

@@ -106,7 +106,8 @@ if TYPE_CHECKING:
         serve_demo,
         serve_replay,
     )
-    from .widget import ChatWidget, Throttle, TurnLog, TurnView, current_widget
+    from .views import Throttle, TurnLog, TurnView
+    from .widget import ChatWidget, current_widget
 
 # A library logs; the application decides where it goes (no "last resort" stderr lines).
 logging.getLogger("nbchat").addHandler(logging.NullHandler())

@@ -18,7 +18,8 @@ from . import render
 from .exceptions import NbchatError
 from .input import shared_style
 from .protocol import ServerMessage, UserMessage
-from .widget import ChatWidget, Throttle, TurnView, current_widget
+from .views import Throttle, TurnView
+from .widget import ChatWidget, current_widget
 
 __all__ = ["ChatMagics", "TurnDisplay", "load_ipython_extension"]
 

@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "server",
     "transcript",
     "turn",
+    "views",
     "widget",
 ]
 """Modules whose public names all belong to ``nbchat``'s surface (websockets checks its own so)."""
@@ -50,7 +51,8 @@ def test_import_does_not_pull_in_the_server_or_the_notebook_stack() -> None:
     code = (
         "import sys, nbchat\n"
         "heavy = [m for m in ('nbchat.server', 'nbchat.server.agent', 'nbchat.server.tools', "
-        "'nbchat.widget', 'ipywidgets', 'IPython', 'nbformat', 'openai') if m in sys.modules]\n"
+        "'nbchat.widget', 'nbchat.views', 'ipywidgets', 'IPython', 'nbformat', 'openai') "
+        "if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
