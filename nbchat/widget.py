@@ -21,7 +21,7 @@ from . import render
 from .client import ChatClient
 from .config import DEMO_DELAY, URL_ENV
 from .connection import ConnectionState
-from .exceptions import ConnectionFailed, NbchatError, ProtocolError
+from .exceptions import ConfigError, ConnectionFailed, NbchatError, ProtocolError
 from .input import ChatInput, shared_style
 from .protocol import CancelRequest, ServerMessage, UserMessage
 from .reply import Reply
@@ -71,7 +71,7 @@ class ChatWidget(widgets.VBox):
                 url = self._server.url
             client = ChatClient(url=url, **config) if url else ChatClient(**config)
         elif url is not None or config:
-            raise NbchatError("pass either a client or url/config settings, not both")
+            raise ConfigError("pass either a client or url/config settings, not both")
         self.client = client
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False
@@ -86,7 +86,7 @@ class ChatWidget(widgets.VBox):
         self._home_loop = _running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
         self._input.on_submit(lambda text: self._call_home(lambda: self._submit(text)))
-        self._input.on_stop(lambda: self._call_home(self.stop))
+        self._input.on_stop(lambda: self._call_home(self.cancel))
         super().__init__([shared_style(), self._header, self._log.box, self._input])
         self.add_class("nbchat")
 
@@ -123,8 +123,8 @@ class ChatWidget(widgets.VBox):
         """Record this conversation to a JSON Lines transcript (see :meth:`ChatClient.record`)."""
         return self.client.record(path)
 
-    def stop(self) -> bool:
-        """Ask the server to stop the reply that is streaming."""
+    def cancel(self) -> bool:
+        """Ask the server to stop the reply that is streaming (what the Stop button does)."""
         return self.client.cancel()
 
     @property
