@@ -10,7 +10,12 @@ Two texts: prose (a paragraph break every 60 words) and a single paragraph
 (the worst case: one Markdown block that grows to the end). Next to them, the
 naive widget: render the whole Markdown and set ``HTML.value`` on every token.
 
-Targets: <= 5 us per token amortized; cost linear in tokens (20k <= 2.2 x 10k).
+Then a long conversation: the bytes one more turn costs at turn 90 and turn 490,
+in the panel's paged log (TurnLog) and in one flat box of turns (what the panel
+did before: every new turn re-sent the whole list of children).
+
+Targets: <= 5 us per token amortized; cost linear in tokens (20k <= 2.2 x 10k);
+a turn costs the same bytes at turn 490 as at turn 90.
 Run: ``.venv/bin/python benchmarks/widget_render.py``
 """
 
@@ -31,7 +36,7 @@ import ipywidgets as widgets
 
 from nbchat import render
 from nbchat.protocol import DoneMessage, TokenMessage
-from nbchat.views import Throttle, TurnView
+from nbchat.views import Throttle, TurnLog, TurnView
 from tests.widget_comm import RecordingComm, recording_comms
 
 
@@ -92,6 +97,26 @@ def naive(tokens: list[TokenMessage]) -> Result:
     return Result(elapsed, after[0] - before[0], after[1] - before[1])
 
 
+def turn_costs(turns: int, paged: bool) -> list[int]:
+    """Bytes sent for each turn added to a conversation (user text, a short reply, done)."""
+    costs = []
+    with recording_comms() as log:
+        flat = widgets.VBox()
+        paged_log = TurnLog()
+        throttle = Throttle(30.0)
+        for i in range(turns):
+            before = sent(log)[1]
+            view = TurnView(f"question {i}", throttle)
+            if paged:
+                paged_log.append(view.box)
+            else:
+                flat.children += (view.box,)
+            view.feed(TokenMessage(response=f"answer {i}"))
+            view.feed(DoneMessage())
+            costs.append(sent(log)[1] - before)
+    return costs
+
+
 def best(run: Callable[[], Result], repeat: int) -> Result:
     return min((run() for _ in range(repeat)), key=lambda r: r.seconds)
 
@@ -129,6 +154,11 @@ def main() -> None:
             f"{'naive prose':<14}{n:>8}{result.per_token_us(n):>10.2f}"
             f"{result.messages:>11}{result.bytes:>12,}"
         )
+
+    print("bytes for one more turn, at turn 90 and at turn 490 of a conversation:")
+    for label, paged in [("paged log", True), ("flat box", False)]:
+        costs = turn_costs(491, paged)
+        print(f"{label:<14}{costs[90]:>10,} B{costs[490]:>10,} B  ({costs[490] / costs[90]:.2f}x)")
 
 
 if __name__ == "__main__":
