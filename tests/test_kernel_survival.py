@@ -1,4 +1,4 @@
-"""Blocking cells in many fresh kernels: the notebook shape that used to kill kernels never does.
+"""Blocking cells in real kernels: no death, and an interrupt stops the reply it interrupts.
 
 The death (``IndexError: pop from an empty deque`` in asyncio's ``_run_once``)
 struck only when other handles were ready in the same loop iteration as the
