@@ -398,7 +398,7 @@ class OpenAIAgent:
         """One completion: yield its tokens, fill ``current``; errors land in ``current.error``."""
         import openai
 
-        stream: AsyncStream[dict[str, Any]] | None = None
+        stream: AsyncStream[object] | None = None
         try:
             stream = await self._create(messages)
             async for chunk in stream:
@@ -427,7 +427,7 @@ class OpenAIAgent:
                 # Closing the response closes its connection: the server sees the request end.
                 await stream.close()
 
-    async def _create(self, messages: list[dict[str, Any]]) -> AsyncStream[dict[str, Any]]:
+    async def _create(self, messages: list[dict[str, Any]]) -> AsyncStream[object]:
         """Open a streamed completion, retrying 429s with jittered exponential backoff.
 
         The SDK sends the request, decodes the SSE stream and maps errors, but its
@@ -450,9 +450,9 @@ class OpenAIAgent:
                 return await self._client.post(
                     "/chat/completions",
                     body=body,
-                    cast_to=dict[str, Any],
+                    cast_to=object,  # decoded JSON as is: no model, no per-field walk
                     stream=True,
-                    stream_cls=openai.AsyncStream[dict[str, Any]],
+                    stream_cls=openai.AsyncStream[object],
                 )
             except openai.RateLimitError as exc:
                 if attempt >= self.max_retries:
