@@ -180,6 +180,8 @@ class ToolCallAccumulator:
         key = 0 if index is None else index
         call = self._by_index.get(key)
         if call is None or (call_id and call.id and call_id != call.id):
+            if len(self.calls) > MAX_CALLS_PER_ROUND:
+                return  # one call past the bound is kept, to be refused with an error result
             call = _Call(id=call_id or "")
             self.calls.append(call)
             self._by_index[key] = call
@@ -218,6 +220,8 @@ class _Round:
     """What one streamed completion produced."""
 
     text: list[str] = field(default_factory=list)
+    size: int = 0
+    """Characters of text this round, against ``max_reply_chars``."""
     calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
     error: ErrorMessage | None = None
 
@@ -254,6 +258,7 @@ class OpenAIAgent:
         tools: Iterable[Callable[..., Any] | ToolSpec] = SERVER_TOOLS,
         max_rounds: int = MAX_ROUNDS,
         max_history_chars: int = 32_000,
+        max_reply_chars: int = 1_000_000,
         max_conversations: int = 1000,
         timeout: float = 60.0,
         tool_timeout: float = 30.0,
@@ -273,6 +278,8 @@ class OpenAIAgent:
         self.max_history_chars = max_history_chars
         """Past this many characters of history, the oldest turns are dropped."""
         self.max_conversations = max_conversations
+        self.max_reply_chars = max_reply_chars
+        """A completion's text past this many characters is stopped, with an error."""
         self.timeout = timeout
         """Seconds to wait for the server to answer, and between two chunks."""
         self.tool_timeout = tool_timeout
@@ -405,6 +412,14 @@ class OpenAIAgent:
                 delta = _delta(chunk)
                 content = delta.get("content")
                 if content and isinstance(content, str):
+                    current.size += len(content)
+                    if current.size > self.max_reply_chars:
+                        current.error = _error(
+                            "reply_too_long",
+                            f"the model's reply passed {self.max_reply_chars} characters, so the "
+                            "bridge stopped it: ask for something shorter, or set max_tokens",
+                        )
+                        return
                     current.text.append(content)
                     yield TokenMessage(response=content)
                     # Chunks that arrived together are decoded without a pause: let the

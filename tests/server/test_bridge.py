@@ -130,7 +130,7 @@ def test_accumulator_bounds_argument_text() -> None:
 
 async def test_tokens_stream_as_they_arrive(upstream: Upstream, make_agent: AgentFactory) -> None:
     """The first token reaches the client while the upstream is still streaming."""
-    upstream.script.append(Reply(text_chunks("one ", "two ", "three"), delay=0.2))
+    upstream.script.append(Reply(text_chunks("one ", "two ", "three"), delay=0.1))
     async with ChatServer(make_agent()) as server, ChatClient(url=server.url) as client:
         stream = client.stream("hello")
         async for message in stream:
@@ -447,6 +447,20 @@ async def test_a_stream_cut_mid_reply_is_one_error_after_the_tokens(
     assert tokens(messages) == "half a "
     error = error_of(messages)
     assert error.error.code == "upstream_unreachable" and "mid-reply" in error.error.message
+
+
+async def test_endless_text_and_endless_calls_are_bounded(
+    upstream: Upstream, make_agent: AgentFactory
+) -> None:
+    """A reply past max_reply_chars is stopped with an error; calls past the bound are refused."""
+    upstream.script.append(Reply(endless=True))
+    error = error_of(await reply_of(make_agent(max_reply_chars=500), "talk"))
+    assert error.error.code == "reply_too_long" and "500 characters" in error.error.message
+    await asyncio.wait_for(upstream.disconnected.wait(), TIMEOUT)
+    calls = ToolCallAccumulator()
+    for index in range(100):
+        calls.add(index, f"id{index}", "calculator", "{}")
+    assert len(calls.calls) == 33
 
 
 async def test_a_silent_upstream_times_out(upstream: Upstream, make_agent: AgentFactory) -> None:
