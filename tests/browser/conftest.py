@@ -9,19 +9,19 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from .lab import CHROMIUM_ARGS, JupyterLab, find_chromium
-from .page import RESULTS, Watch
+from .page import RESULTS, TIMEOUT_MS, Watch
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
-VIEWPORT = {"width": 1100, "height": 1400}
+VIEWPORT: ViewportSize = {"width": 1100, "height": 1400}
 """Tall enough that the quickstart's whole panel is on screen for its screenshot."""
 
 
@@ -65,7 +65,9 @@ def browser(chromium_path: str) -> Iterator[Browser]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Keep each phase's report on the item, so the page fixture knows a test failed."""
     report = yield
     setattr(item, f"report_{report.when}", report)
@@ -78,9 +80,12 @@ def page(browser: Browser, lab: JupyterLab, request: pytest.FixtureRequest) -> I
 
     When the test fails, the page is saved to test-results/ for a look at what went wrong.
     """
+    from playwright.sync_api import expect
+
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, reduced_motion="reduce")
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(3 * TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)  # its own default, 5 s, would not scale
     yield page
     report = getattr(request.node, "report_call", None)
     if report is None or report.failed:

@@ -25,6 +25,8 @@ from typing import Any
 
 import nbformat
 
+from ..helpers import TIMEOUT
+
 __all__ = ["CHROMIUM_ARGS", "JupyterLab", "find_chromium"]
 
 CHROMIUM_ARGS = [
@@ -41,7 +43,7 @@ background services whose connections this machine's closed network refuses."""
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 
-STARTUP_TIMEOUT = 60.0
+STARTUP_TIMEOUT = 6 * TIMEOUT
 """Seconds JupyterLab gets to answer /api/status: a cold start on 2 cores takes about 3."""
 
 NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
@@ -117,7 +119,7 @@ class JupyterLab:
                 raise TimeoutError(f"jupyter-lab did not answer in {timeout} s:\n{self.log_tail()}")
             time.sleep(0.1)  # polling a condition (the server answering), with a deadline
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 2 * TIMEOUT) -> None:
         """Shut the kernels down, then the server (terminate, and kill if it hangs)."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
@@ -144,7 +146,7 @@ class JupyterLab:
             method=method,
             headers={"Authorization": f"token {self.token}"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             body = response.read()
         return json.loads(body) if body else None
 
@@ -155,14 +157,14 @@ class JupyterLab:
 
     def write_notebook(self, name: str, sources: Sequence[str]) -> str:
         """Write a notebook of code cells into the root; return its name."""
-        notebook = nbformat.v4.new_notebook()
-        notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+        notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+        notebook.cells = [nbformat.v4.new_code_cell(s) for s in sources]  # type: ignore[no-untyped-call]
         notebook.metadata["kernelspec"] = {
             "name": "python3",
             "display_name": "Python 3 (ipykernel)",
             "language": "python",
         }
-        nbformat.write(notebook, self.root / name)
+        nbformat.write(notebook, self.root / name)  # type: ignore[no-untyped-call]
         return name
 
     def copy_notebook(self, source: Path, name: str | None = None) -> str:
@@ -171,14 +173,14 @@ class JupyterLab:
         Saved widget views would render before any cell runs: the page must only
         show what this run produces.
         """
-        notebook = nbformat.read(source, as_version=4)
+        notebook = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 cell.outputs = []
                 cell.execution_count = None
         notebook.metadata.pop("widgets", None)
         name = name or source.name
-        nbformat.write(notebook, self.root / name)
+        nbformat.write(notebook, self.root / name)  # type: ignore[no-untyped-call]
         return name
 
     def log_tail(self, lines: int = 40) -> str:

@@ -14,12 +14,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..helpers import TIMEOUT
 from .lab import JupyterLab
 
 if TYPE_CHECKING:
     from playwright.sync_api import Dialog, Locator, Page, Request
 
-__all__ = ["IMAGES", "LOOPBACK", "RESULTS", "Notebook", "Panel", "Watch", "screenshot"]
+__all__ = [
+    "IMAGES",
+    "LOOPBACK",
+    "RESULTS",
+    "TIMEOUT_MS",
+    "Notebook",
+    "Panel",
+    "Watch",
+    "screenshot",
+]
 
 RESULTS = Path(__file__).parents[2] / "test-results" / "browser"
 """Screenshots of this run, and the page of a failed test (ignored by git)."""
@@ -30,7 +40,10 @@ does not rewrite tracked files (the port in the header changes every run)."""
 
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
-CELLS_TIMEOUT = 90_000
+TIMEOUT_MS = 1000 * TIMEOUT
+"""The suite's TIMEOUT in Playwright's unit: every wait in the page is a multiple of it."""
+
+CELLS_TIMEOUT = 9 * TIMEOUT_MS
 """Milliseconds for Run All: a kernel start plus the cells (a cold start takes about 3 s)."""
 
 _KERNEL_IDLE = """() => [...document.querySelectorAll('#jp-main-statusbar .jp-StatusBar-TextItem')]
@@ -60,8 +73,8 @@ class Notebook:
         """
         workspace = re.sub(r"[^A-Za-z0-9_-]", "-", Path(name).stem)  # a dot breaks the route
         page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{name}") + "&reset")
-        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-        page.wait_for_function(_KERNEL_IDLE, timeout=60_000)
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=6 * TIMEOUT_MS)
+        page.wait_for_function(_KERNEL_IDLE, timeout=6 * TIMEOUT_MS)
         return cls(page)
 
     def run_all(self, timeout: float = CELLS_TIMEOUT) -> None:
@@ -86,7 +99,7 @@ class Notebook:
     def panel(self, index: int = 0) -> Panel:
         """The ``index``-th chat panel on the page, once it has rendered."""
         root = self.page.locator(".nbchat").nth(index)
-        root.wait_for(timeout=30_000)
+        root.wait_for(timeout=3 * TIMEOUT_MS)
         return Panel(self.page, root)
 
 
@@ -123,7 +136,7 @@ class Panel:
             arg=[self.root.element_handle(), before],
         )
 
-    def wait_state(self, state: str, timeout: float = 30_000) -> None:
+    def wait_state(self, state: str, timeout: float = 3 * TIMEOUT_MS) -> None:
         """Wait until the header shows ``state`` (connected, reconnecting, ...)."""
         self.root.locator(f".nbchat-status-{state}").wait_for(timeout=timeout)
 
@@ -131,7 +144,7 @@ class Panel:
         """The assistant text of one turn so far (textContent: no layout needed)."""
         return (turn.locator(".nbchat-assistant").last.text_content() or "").strip()
 
-    def wait_finished_replies(self, count: int, timeout: float = 60_000) -> None:
+    def wait_finished_replies(self, count: int, timeout: float = 6 * TIMEOUT_MS) -> None:
         """Wait until ``count`` replies are shown complete (no streaming cursor)."""
         self.page.wait_for_function(
             """([root, count]) => root.querySelectorAll(

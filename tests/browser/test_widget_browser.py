@@ -19,14 +19,15 @@ import pytest
 
 from nbchat.server import DemoServer
 
+from ..helpers import TIME_SCALE, TIMEOUT
 from ..payloads import PAYLOADS
 from .lab import JupyterLab
-from .page import RESULTS, Notebook, Panel, Watch, screenshot
+from .page import RESULTS, TIMEOUT_MS, Notebook, Panel, Watch, screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(12 * TIMEOUT)]
 
 WIDGET_CELL = "import nbchat\n\nchat = nbchat.ChatWidget({arguments})\nchat"
 
@@ -34,6 +35,10 @@ LONG_REPLY_TOKENS = 10_000
 LONG_REPLY_DELAYS = (0.0005, 0.0)
 """Seconds between tokens: paced, the reply streams for several seconds (many large
 updates); in a burst, it arrives as fast as the server and kernel can move it."""
+
+LONGEST_TASK_MS = 200 * TIME_SCALE
+"""The target of docs/benchmarks.md: no main-thread task over 200 ms while a long reply
+streams (measured: none over 50 ms). Scaled like every wait, for slow machines."""
 
 INJECTED = (
     "script, iframe, frame, frameset, object, embed, img, svg, math, video, audio, source,"
@@ -57,8 +62,13 @@ _AUDIT = """([root, injected]) => {
       }
     }
   }
+  // The panel's stylesheet is loaded once into the page by anywidget (ChatStyle's _css):
+  // any <style> inside the panel was injected, and one page stylesheet styles every panel.
   const styles = root.querySelectorAll('style').length;
-  if (styles !== 1) found.push(`${styles} <style> elements in the panel (its own is 1)`);
+  if (styles !== 0) found.push(`${styles} <style> elements in the panel (it has none of its own)`);
+  const sheets = [...document.querySelectorAll('style')]
+    .filter((style) => style.textContent.includes('.nbchat-body')).length;
+  if (sheets !== 1) found.push(`${sheets} nbchat stylesheets in the page (expected 1)`);
   if (getComputedStyle(document.body).display === 'none') found.push('the page body was hidden');
   return found;
 }"""
@@ -172,7 +182,7 @@ def test_reply_streams_into_the_panel(page: Page, lab: JupyterLab, quickstart: P
     screenshot(panel.root, RESULTS / "widget-streaming.png")
     expect(streaming).to_have_count(1)  # the picture was taken mid-stream
     expect(turn.locator(".nbchat-assistant:not(.nbchat-streaming)")).to_have_count(
-        1, timeout=60_000
+        1, timeout=6 * TIMEOUT_MS
     )
     assert panel.reply_text(turn) == counting(300)
 
@@ -213,9 +223,9 @@ def test_injection_payloads_execute_nothing(page: Page, lab: JupyterLab, watch: 
     from playwright.sync_api import expect
 
     (lab.root / "payloads.json").write_text(json.dumps(PAYLOADS))
-    send_all = (
+    send_all = (  # one at a time: the server refuses a client's 73rd reply in progress
         "import json\n\nwith open('payloads.json') as f:\n    payloads = json.load(f)\n"
-        "for payload in payloads:\n    chat.send('echo ' + payload)"
+        "for payload in payloads:\n    await chat.ask('echo ' + payload)"
     )
     panel = open_widget_notebook(
         page, lab, "injection.ipynb", WIDGET_CELL.format(arguments="delay=0"), send_all
@@ -249,7 +259,7 @@ def test_long_reply_keeps_the_page_responsive(
     capsys: pytest.CaptureFixture[str],
     record_property: Callable[[str, object], None],
 ) -> None:
-    """A 10,000-token reply completes; the longest main-thread task and the time are reported."""
+    """A 10,000-token reply completes with no main-thread task over 200 ms; figures are printed."""
     panel = open_widget_notebook(
         page, lab, f"long-{delay}.ipynb", WIDGET_CELL.format(arguments=f"delay={delay}")
     )
@@ -259,7 +269,7 @@ def test_long_reply_keeps_the_page_responsive(
         _REPLY_COMPLETE_AT,
         arg=[panel.root.element_handle(), LONG_REPLY_TOKENS],
         polling="raf",
-        timeout=90_000,
+        timeout=9 * TIMEOUT_MS,
     ).json_value()
     tasks: list[float] = page.evaluate("window.nbchatLongTasks")
     assert panel.reply_text(panel.turns.last) == counting(LONG_REPLY_TOKENS)
@@ -278,6 +288,10 @@ def test_long_reply_keeps_the_page_responsive(
         record_property(key, value)
     with capsys.disabled():
         print(f"\nwidget in Chromium, a {LONG_REPLY_TOKENS}-token reply: {json.dumps(figures)}")
+    assert figures["longest_task_ms"] <= LONGEST_TASK_MS, (
+        f"the page froze for {figures['longest_task_ms']} ms (target: {LONGEST_TASK_MS:g} ms); "
+        f"{figures['long_tasks']} tasks over 50 ms, {figures['long_tasks_total_ms']} ms in all"
+    )
 
 
 def test_leaving_the_input_box_sends_nothing(page: Page, lab: JupyterLab) -> None:
@@ -298,7 +312,7 @@ def test_enter_sends_and_the_reply_arrives(page: Page, lab: JupyterLab) -> None:
 
     panel = open_widget_notebook(page, lab, "enter.ipynb", WIDGET_CELL.format(arguments="delay=0"))
     panel.send("echo by enter", key="Enter")
-    expect(panel.finished_replies).to_have_text(["by enter"], timeout=10_000)
+    expect(panel.finished_replies).to_have_text(["by enter"], timeout=TIMEOUT_MS)
 
 
 BUSY_CELL = (
