@@ -17,10 +17,12 @@ from websockets.asyncio.client import connect
 from nbchat import ChatClient
 from nbchat.exceptions import ConfigError, ServerError
 from nbchat.protocol import (
+    CLIENT_ID_HEADER,
     ErrorMessage,
     TokenMessage,
     ToolCallMessage,
     ToolResultMessage,
+    new_id,
     parse_server_message,
 )
 from nbchat.server import ChatServer
@@ -360,10 +362,11 @@ async def test_a_resent_message_never_asks_upstream_twice(
     upstream.script.append(Reply(text_chunks("a ", "b ", "c"), delay=0.05))
     async with ChatServer(make_agent()) as server:
         frame = json.dumps({"type": "message", "id": "m1", "conversation_id": "k", "message": "hi"})
-        async with connect(server.url) as ws:
+        identity = {CLIENT_ID_HEADER: new_id()}  # the same client on both connections
+        async with connect(server.url, additional_headers=identity) as ws:
             await ws.send(frame)
             assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "ack"
-        async with connect(server.url) as ws:
+        async with connect(server.url, additional_headers=identity) as ws:
             await ws.send(frame)
             ack = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
             assert ack["duplicate"] is True
