@@ -50,7 +50,7 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -68,8 +68,6 @@ _reentrant: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _lock = threading.Lock()
 _private_loop: asyncio.AbstractEventLoop | None = None
 _closed_at_exit: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-_blocked: list[asyncio.Task[Any]] = []
-"""The tasks blocking calls are waiting for, outermost first (nested calls stack up)."""
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -96,52 +94,70 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 def _run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` as a task on ``loop`` until done; Ctrl-C cancels it, then raises."""
     task = loop.create_task(coro)
-    _blocked.append(task)
-    interrupted = False
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        if interrupted:  # a second Ctrl-C: stop waiting for the cleanup
-            raise KeyboardInterrupt
-        interrupted = True
-        for blocked in reversed(_blocked):
-            blocked.cancel()
-        loop.call_soon_threadsafe(_noop)  # wake the selector so the cancellation runs now
-
+    interrupt = _Interrupt(loop, task)
     try:
-        with _sigint_handled_by(on_sigint):
+        with interrupt.installed():
             try:
                 return loop.run_until_complete(task)
             except asyncio.CancelledError:
-                if interrupted:
+                if interrupt.happened:
                     raise KeyboardInterrupt from None
                 raise
     except BaseException:
         task.cancel()  # interrupted some other way: the coroutine still hears of it
         raise
-    finally:
-        _blocked.remove(task)
 
 
-@contextlib.contextmanager
-def _sigint_handled_by(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
-    """Install ``handler`` for SIGINT, if this is the main thread and SIGINT would raise.
+class _Interrupt:
+    """The SIGINT handler while a blocking call waits: cancel its task, wake the loop.
 
-    Only Python's default handler (the one that raises ``KeyboardInterrupt``;
-    ipykernel installs it while a cell runs) is replaced: a handler someone
-    chose, or the one of an outer blocking call, stays.
+    It stands in for Python's default handler (the one that raises
+    ``KeyboardInterrupt``; ipykernel sets it while a plain cell runs), for
+    ipykernel's own (set while a cell with top-level ``await`` runs: it would
+    only cancel the cell once the blocking call had returned) and for an
+    outer blocking call's (whose task ends with the inner call's
+    ``KeyboardInterrupt``). A handler set by anyone else stays, as does an
+    ignored SIGINT; and only in the main thread, where signals are delivered.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        self.happened = False
+        """True once SIGINT arrived while the call waited."""
+        self._loop = loop
+        self._task = task
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT for the duration of the block, then restore the previous handler."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if not _stands_in_for(previous):
+            yield
+            return
+        signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.happened:  # a second Ctrl-C: stop waiting for the cleanup
+            raise KeyboardInterrupt
+        self.happened = True
+        self._task.cancel()
+        self._loop.call_soon_threadsafe(_noop)  # wake the selector: cancel now, not at timeout
+
+
+def _stands_in_for(handler: Any) -> bool:
+    """Whether a blocking call should handle SIGINT instead of ``handler`` (see _Interrupt)."""
+    if handler is signal.default_int_handler or isinstance(
+        getattr(handler, "__self__", None), _Interrupt
     ):
-        yield
-        return
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return True
+    module = getattr(handler, "__module__", None) or ""
+    return module.split(".")[0] == "ipykernel"
 
 
 @contextlib.contextmanager

@@ -198,6 +198,28 @@ def interrupted_inside_a_running_loop() -> None:
     loop.close()
 
 
+def interrupted_while_nested() -> None:
+    """Ctrl-C during a blocking call made inside a coroutine that a blocking call runs."""
+    loop = FreshLoop()
+    asyncio.set_event_loop(loop)
+
+    async def outer() -> None:
+        await asyncio.sleep(0)
+        run_sync(wait_forever())
+
+    def cell() -> None:
+        try:
+            run_sync(outer())
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt")
+        print(run_sync(asyncio.sleep(0, "still usable")))
+        loop.call_later(0, loop.stop)
+
+    loop.call_soon(cell)
+    loop.run_forever()
+    loop.close()
+
+
 def tasks_left_on_the_private_loop() -> None:
     """A script whose blocking call leaves a task running, as a client's connection does."""
 
@@ -295,6 +317,12 @@ def test_ctrl_c_cancels_a_blocking_call_in_a_script() -> None:
 def test_ctrl_c_cancels_a_blocking_call_in_a_running_loop() -> None:
     """In a running loop too, Ctrl-C cancels the coroutine first, then raises KeyboardInterrupt."""
     printed = interrupt_when_blocking(start_in_fresh_process(interrupted_inside_a_running_loop))
+    assert printed.splitlines() == ["blocking", "cleaned up", "KeyboardInterrupt", "still usable"]
+
+
+def test_ctrl_c_during_nested_blocking_calls() -> None:
+    """Ctrl-C during a nested blocking call cancels it and ends the outer call too."""
+    printed = interrupt_when_blocking(start_in_fresh_process(interrupted_while_nested))
     assert printed.splitlines() == ["blocking", "cleaned up", "KeyboardInterrupt", "still usable"]
 
 

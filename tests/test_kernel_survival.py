@@ -9,9 +9,9 @@ reproduces the mechanism deterministically in one process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import nbformat
@@ -50,13 +50,14 @@ EXPECTED = ("", "42\n5", "1 2 3", "1 2", "6", "9")
 """What each cell's output must contain, line by line."""
 
 
-def run_in_fresh_kernel(index: int) -> str | None:
+async def run_in_fresh_kernel(index: int, slots: asyncio.Semaphore) -> str | None:
     """Run CELLS in a new kernel; None if all went as expected, else what went wrong."""
     nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]  # type: ignore[no-untyped-call]
     env = {name: value for name, value in os.environ.items() if name != URL_ENV}
     try:
-        NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=env)
+        async with slots:
+            await NotebookClient(nb, timeout=60, kernel_name="python3").async_execute(env=env)
     except DeadKernelError:
         ran = sum(1 for cell in nb.cells if cell.get("execution_count"))
         return f"kernel {index} died during cell {ran - 1}"
@@ -72,10 +73,11 @@ def run_in_fresh_kernel(index: int) -> str | None:
 
 
 @pytest.mark.timeout(300)
-def test_blocking_cells_never_kill_a_kernel() -> None:
+async def test_blocking_cells_never_kill_a_kernel() -> None:
     """Fifty fresh kernels each run two blocking calls in one cell, then four more: none dies."""
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        failures = [failure for failure in pool.map(run_in_fresh_kernel, range(KERNELS)) if failure]
+    slots = asyncio.Semaphore(PARALLEL)
+    results = await asyncio.gather(*(run_in_fresh_kernel(i, slots) for i in range(KERNELS)))
+    failures = [failure for failure in results if failure]
     assert not failures, f"{len(failures)} of {KERNELS} kernels failed: {failures}"
 
 
@@ -124,8 +126,17 @@ def run(client: Any, code: str) -> tuple[str, str]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "chat.ask_sync('count to 300')",  # 6 s of tokens
+        # A top-level await makes ipykernel run the cell as a task, with its own SIGINT handler.
+        "await asyncio.sleep(0)\nchat.ask_sync('count to 300')",
+    ],
+    ids=["plain cell", "cell with await"],
+)
 def test_interrupting_ask_sync_stops_the_reply_on_the_server(
-    kernel: tuple[KernelManager, Any],
+    kernel: tuple[KernelManager, Any], cell: str
 ) -> None:
     """A kernel interrupt during ask_sync raises KeyboardInterrupt; the server stops the reply."""
     manager, client = kernel
@@ -144,7 +155,7 @@ def test_interrupting_ask_sync_stops_the_reply_on_the_server(
         "chat",
     )
     assert error == "", printed
-    long_ask = submit(client, "chat.ask_sync('count to 300')")  # 6 s of tokens
+    long_ask = submit(client, cell)
     outputs(client, long_ask, until="streaming")
     manager.interrupt_kernel()
     printed, error = outputs(client, long_ask)
