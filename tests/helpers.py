@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypedDict
 
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -13,7 +14,21 @@ TIME_SCALE = float(os.environ.get("NBCHAT_TEST_TIME_SCALE", "1"))
 """Multiply every test wait by this on a slow machine (after websockets' test suite)."""
 TIMEOUT = 10.0 * TIME_SCALE
 """The longest a test waits for one event before failing: the one value every test uses."""
-FAST = {"reconnect_interval": 0.01, "max_reconnect_interval": 0.05, "stable_after": 60.0}
+
+
+class Reconnection(TypedDict):
+    """Reconnection settings of ``ClientConfig``, typed so ``ChatClient(url, **FAST)`` checks."""
+
+    reconnect_interval: float
+    max_reconnect_interval: float
+    stable_after: float
+
+
+FAST: Reconnection = {
+    "reconnect_interval": 0.01,
+    "max_reconnect_interval": 0.05,
+    "stable_after": 60.0,
+}
 """Client settings that reconnect at once, for tests of reconnection (never resetting attempts)."""
 
 Handler = Callable[[ServerConnection], Awaitable[None]]

@@ -15,7 +15,7 @@ from nbchat import ChatClient
 from nbchat.protocol import ToolCall
 from nbchat.server import DemoServer, serve_demo
 from nbchat.terminal import PROMPT, chat_once, chat_repl, format_tool_call
-from tests.helpers import TIMEOUT, scripted_server
+from tests.helpers import FAST, TIMEOUT, scripted_server
 
 
 @pytest.fixture
@@ -148,3 +148,39 @@ async def test_repl_reports_an_error_and_keeps_reading() -> None:
     errors = lines[1:-1]
     assert len(errors) == 2
     assert all(line.startswith("error: ") and "401" in line for line in errors), errors
+
+
+class Screen(io.StringIO):
+    """Standard output that says when a given text has been printed."""
+
+    def __init__(self, awaited: str) -> None:
+        super().__init__()
+        self.awaited = awaited
+        self.shown = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.awaited in self.getvalue():
+            self.shown.set()
+        return written
+
+
+async def test_a_reply_the_server_lost_is_said_to_start_over() -> None:
+    """A backend restarted mid-reply answers afresh: one line says so, then the whole reply."""
+    server = await serve_demo(port=0, delay=0.05)
+    port = server.port
+    client = ChatClient(url=server.url, max_reconnect_attempts=50, **FAST)
+    screen = Screen("1 2 3 ")
+    try:
+        printing = asyncio.ensure_future(chat_once(client, "count to 8", screen))
+        await asyncio.wait_for(screen.shown.wait(), TIMEOUT)
+        await server.close()  # the replies it was generating are gone with it
+        server = await serve_demo(port=port, delay=0)
+        await asyncio.wait_for(printing, TIMEOUT)
+    finally:
+        await client.disconnect()
+        await server.close()
+    before, restarted, after = screen.getvalue().split("\n", 2)
+    assert before.startswith("1 2 3 ")  # what had streamed before the server went away
+    assert restarted == "[the server lost the reply: it starts over]"
+    assert after == "1 2 3 4 5 6 7 8\n"
