@@ -61,6 +61,8 @@ _WORD = re.compile(r"\S+")
 _MAX_COUNT_DIGITS = len(str(MAX_COUNT))
 _MAX_REMEMBERED = 2000
 """Characters of a message kept for ``what did I say``: memory per conversation is bounded."""
+_MAX_BURST = 64
+"""Late tokens yielded in a row before giving the loop a turn."""
 _MAX_ARITHMETIC_TEXT = 4000
 """Longer messages are not searched for arithmetic (the calculator takes 200 characters):
 the search is linear, and this bounds it to a few milliseconds of the loop."""
@@ -347,20 +349,33 @@ class DemoAgent:
 
 
 class _Pace:
-    """Token deadlines on a fixed schedule: one timer per token when on time, none when late."""
+    """Token deadlines on a fixed schedule: one timer per token when on time, none when late.
+
+    A late token is yielded at once, without going back to the loop, up to
+    :data:`_MAX_BURST` in a row: the reply catches up in one step, and the
+    server writes the tokens due together in one socket write.
+    """
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.due: float | None = None
+        self.burst = 0
 
     async def next(self) -> None:
-        """Wait until the next token is due; always yield to the loop (fairness)."""
+        """Wait until the next token is due."""
         if self.delay <= 0:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # as fast as possible, but fair to other replies
             return
         now = asyncio.get_running_loop().time()
         self.due = (now if self.due is None else self.due) + self.delay
-        await asyncio.sleep(max(0.0, self.due - now))
+        if self.due > now:
+            self.burst = 0
+            await asyncio.sleep(self.due - now)
+        elif self.burst < _MAX_BURST:
+            self.burst += 1
+        else:
+            self.burst = 0
+            await asyncio.sleep(0)
 
 
 def _call_id(conversation_id: str, turn: int, tool: str) -> str:

@@ -105,10 +105,13 @@ class ReplyLog:
         if self.finished:
             raise RuntimeError("this reply log is already finished")
         if type(message) is TokenMessage and not message.model_extra:
-            text = json.dumps(message.response, ensure_ascii=False)
-            # A lone surrogate cannot be UTF-8: it becomes "?" rather than a failed reply.
-            frame = b'{"type":"token","response":' + text.encode("utf-8", "replace")
-            frame += self._token_tail
+            text = message.response
+            if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+                quoted = b'"' + text.encode() + b'"'  # nothing to escape: json.dumps not needed
+            else:
+                # A lone surrogate cannot be UTF-8: it becomes "?" rather than a failed reply.
+                quoted = json.dumps(text, ensure_ascii=False).encode("utf-8", "replace")
+            frame = b'{"type":"token","response":' + quoted + self._token_tail
         else:
             message.conversation_id = self.conversation_id
             message.reply_to = self.message_id

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import connect
 
-from nbchat.protocol import CLIENT_ID_HEADER, TokenMessage
-from nbchat.server import TOO_MANY_REPLIES, ChatServer, ResponderMessage, serve_demo
+from nbchat.protocol import CLIENT_ID_HEADER, DoneMessage, TokenMessage, parse_server_message
+from nbchat.server import TOO_MANY_REPLIES, ChatServer, ReplyLog, ResponderMessage, serve_demo
 from tests.helpers import TIMEOUT
 from tests.server.helpers import numbers, recv, reply, send, text
 
@@ -221,3 +221,21 @@ async def test_finished_logs_are_evicted_by_frame_count() -> None:
         await reply(ws, "f1")
         await send(ws, id="f3", conversation_id="c", message="count to 10")
         assert (await recv(ws))["duplicate"] is True
+
+
+# Reply logs
+
+
+async def test_reply_log_frames_are_valid_json_whatever_the_text() -> None:
+    """Token frames built without pydantic parse back to the same text, escapes included."""
+    texts = ["plain", " 5", 'quote " and \\ back', "line\nbreak\ttab", "é ü 漢字 🙂", "\x00\x7f"]
+    log = ReplyLog("m1", "c1")
+    for value in texts:
+        log.append(TokenMessage(response=value))
+    log.append(TokenMessage(response="half \ud800 pair"))
+    log.finish(DoneMessage())
+    parsed = [parse_server_message(frame) for frame in log.frames]
+    assert [m.response for m in parsed[:-2] if isinstance(m, TokenMessage)] == texts
+    assert isinstance(parsed[-2], TokenMessage) and parsed[-2].response == "half ? pair"
+    assert all((m.conversation_id, m.reply_to) == ("c1", "m1") for m in parsed)
+    assert log.finished and isinstance(parsed[-1], DoneMessage)
