@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from nbchat.config import DEFAULT_URL, ClientConfig
+from nbchat.config import DEFAULT_URL, TOKEN_ENV, ClientConfig
 from nbchat.exceptions import ConfigError
 
 
@@ -43,7 +45,7 @@ def test_overrides_merge_into_a_given_config() -> None:
         {"nope": 1},
     ],
 )
-def test_invalid_settings_raise_config_error(overrides: dict[str, object]) -> None:
+def test_invalid_settings_raise_config_error(overrides: dict[str, Any]) -> None:
     """An invalid setting is a one-line ConfigError naming it."""
     with pytest.raises(ConfigError, match="invalid client setting") as info:
         ClientConfig.build(**overrides)
@@ -56,3 +58,21 @@ def test_recording_path_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert ClientConfig().record == "/tmp/session.jsonl"
     monkeypatch.delenv("NBCHAT_RECORD")
     assert ClientConfig().record is None
+
+
+def test_token_comes_from_the_environment_and_goes_in_the_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``NBCHAT_TOKEN`` becomes the handshake's bearer token, and is never shown."""
+    monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    config = ClientConfig(headers={"X-Trace": "1"})
+    assert config.handshake_headers() == {"X-Trace": "1", "Authorization": "Bearer s3cret"}
+    assert "s3cret" not in repr(config) and "s3cret" not in str(config.model_dump())
+    monkeypatch.delenv(TOKEN_ENV)
+    assert ClientConfig().handshake_headers() == {}
+
+
+def test_an_authorization_header_given_wins_over_the_token() -> None:
+    """Headers the caller set are sent as given, whatever their case; the token is not added."""
+    config = ClientConfig.build(token="t", headers={"authorization": "Basic abc"})
+    assert config.handshake_headers() == {"authorization": "Basic abc"}

@@ -15,6 +15,7 @@ from nbchat.protocol import (
     ToolResultMessage,
     UnknownMessage,
     UserMessage,
+    as_user_message,
     dump,
     parse_client_message,
     parse_server_message,
@@ -124,3 +125,85 @@ def test_dump_round_trips_and_omits_unset_fields() -> None:
 def test_user_messages_get_distinct_ids() -> None:
     """Every new message has its own id."""
     assert UserMessage(message="a").id != UserMessage(message="a").id
+
+
+@pytest.mark.parametrize(
+    ("arguments", "decoded"),
+    [
+        ('""', {}),
+        ('"   "', {}),
+        ('"{not json"', {"_raw": "{not json"}),
+        ('"[1, 2]"', {"_value": [1, 2]}),
+        ("null", {}),
+    ],
+)
+def test_odd_string_arguments_are_kept_not_rejected(arguments: str, decoded: object) -> None:
+    """Arguments that are empty, broken JSON or not an object still parse, their content kept."""
+    frame = f'{{"type":"tool_call","tool_calls":[{{"id":"t","name":"c","arguments":{arguments}}}]}}'
+    message = parse_server_message(frame)
+    assert isinstance(message, ToolCallMessage)
+    assert message.tool_calls[0].arguments == decoded
+
+
+def test_typeless_message_without_known_fields_is_unknown() -> None:
+    """A message with no ``type`` and none of the telling fields is delivered as unknown."""
+    message = parse_server_message('{"percent": 40, "conversation_id": "c"}')
+    assert isinstance(message, UnknownMessage)
+    assert message.model_extra == {"percent": 40}
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        ('{"conversation_id": "c"}', "message.message: Field required"),
+        ('{"type": "message", "message": 5}', "message.message: Input should be a valid string"),
+        ('{"type": "launch"}', "tag 'launch'"),
+        ("[]", "not an object"),
+    ],
+)
+def test_bad_client_messages_raise_protocol_error(frame: str, words: str) -> None:
+    """A client frame that is not a message or a cancel is a one-line ProtocolError, raw kept."""
+    with pytest.raises(ProtocolError, match=words) as info:
+        parse_client_message(frame)
+    assert info.value.raw == frame
+    assert "\n" not in str(info.value)
+
+
+def test_text_becomes_a_message_of_the_given_conversation() -> None:
+    """Plain text gets a fresh id and the conversation it is sent in."""
+    message = as_user_message("hi", "c")
+    assert (message.message, message.conversation_id) == ("hi", "c")
+    assert message.id and message.id != as_user_message("hi", "c").id
+
+
+def test_a_mapping_keeps_its_own_id_and_conversation() -> None:
+    """The TypeScript client's shape is accepted; what it names wins over the defaults."""
+    named = as_user_message({"message": "hi", "conversation_id": "mine", "id": "m1"}, "c")
+    assert (named.id, named.conversation_id) == ("m1", "mine")
+    bare = as_user_message({"message": "hi"}, "c")
+    assert bare.conversation_id == "c" and bare.id
+
+
+def test_a_user_message_is_completed_not_changed() -> None:
+    """A UserMessage missing its id or conversation gets them in a copy; a complete one is kept."""
+    complete = UserMessage(id="m1", conversation_id="x", message="hi")
+    assert as_user_message(complete, "c") is complete
+    partial = UserMessage(id=None, message="hi")
+    filled = as_user_message(partial, "c")
+    assert filled.id and filled.conversation_id == "c"
+    assert (partial.id, partial.conversation_id) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [
+        ({"type": "cancel"}, "client.cancel"),
+        ({"message": "hi", "when": object()}, "not JSON-serialisable"),
+        (42, "cannot send a int"),
+        ({"type": "message"}, "message.message: Field required"),
+    ],
+)
+def test_what_is_not_a_user_message_cannot_be_sent(message: object, words: str) -> None:
+    """A cancel, an unserialisable mapping, a number or a mapping without text is refused."""
+    with pytest.raises(ProtocolError, match=words):
+        as_user_message(message, "c")  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from nbchat.protocol import (
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
+    ServerMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
@@ -97,7 +98,7 @@ def test_repr_is_short_and_free_of_ids() -> None:
 def test_messages_come_back_equal_to_what_was_fed() -> None:
     """Tokens kept compactly are rebuilt equal; tokens with extra fields are kept whole."""
     builder = ReplyBuilder("m", "c")
-    fed = [
+    fed: list[ServerMessage] = [
         TokenMessage(response="a", reply_to="m", conversation_id="c"),
         TokenMessage.model_validate(
             {"response": "b", "reply_to": "m", "conversation_id": "c", "x": 1}
@@ -110,3 +111,25 @@ def test_messages_come_back_equal_to_what_was_fed() -> None:
     assert builder.messages == fed
     assert builder.build().messages == fed
     assert builder.messages[1].model_extra == {"x": 1}
+
+
+def test_repr_names_an_error_or_a_cancellation_and_cuts_long_text() -> None:
+    """A failed or cancelled reply says so in its repr; text beyond 300 characters is cut."""
+    failed = ReplyBuilder()
+    failed.feed(ErrorMessage(error=ErrorInfo(code="busy", message="later")))
+    assert repr(failed.build()) == "<Reply '' error='busy'>"
+    cancelled = ReplyBuilder()
+    cancelled.feed(TokenMessage(response="x" * 400))
+    cancelled.feed(DoneMessage(cancelled=True))
+    assert repr(cancelled.build()) == f"<Reply {'x' * 300 + '…'!r} cancelled>"
+    assert str(cancelled.build()) == "x" * 400
+
+
+def test_a_tool_call_is_found_by_id_at_its_latest_status() -> None:
+    """``tool_call(id)`` gives the merged call, or None for an id never announced."""
+    builder = ReplyBuilder()
+    builder.feed(ToolCallMessage(tool_calls=[ToolCall(id="a", name="x", arguments={"n": 1})]))
+    builder.feed(ToolResultMessage(tool_calls=[ToolCall(id="a", name="x", status="error")]))
+    call = builder.tool_call("a")
+    assert call is not None and (call.status, call.arguments) == ("error", {"n": 1})
+    assert builder.tool_call("b") is None
