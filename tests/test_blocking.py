@@ -364,8 +364,25 @@ class Terminal:
 
     def run(self, line: str) -> str:
         """Type ``line`` and Enter; return what IPython printed before the next prompt."""
+        start = self.type(line)
+        self.prompt += 1
+        self._read_until(f"In [{self.prompt}]")
+        return self.output[start:]
+
+    def type(self, line: str) -> int:
+        """Type ``line`` and Enter without waiting; return where its output starts."""
         start = len(self.output)
         os.write(self._fd, line.encode() + b"\r")
+        return start
+
+    def wait_for(self, text: str, start: int) -> None:
+        """Wait until ``text`` is printed after position ``start``."""
+        self._read_until(text, start)
+
+    def interrupt(self) -> str:
+        """Press Ctrl-C (SIGINT, as the terminal sends it); return the output to the next prompt."""
+        start = len(self.output)
+        self.process.send_signal(signal.SIGINT)
         self.prompt += 1
         self._read_until(f"In [{self.prompt}]")
         return self.output[start:]
@@ -376,9 +393,9 @@ class Terminal:
         self.process.wait(TIMEOUT)
         os.close(self._fd)
 
-    def _read_until(self, marker: str) -> None:
+    def _read_until(self, marker: str, start: int = 0) -> None:
         deadline = time.monotonic() + TIMEOUT
-        while marker not in self.output:
+        while marker not in self.output[start:]:
             readable, _, _ = select.select([self._fd], [], [], deadline - time.monotonic())
             assert readable, f"no {marker!r} within {TIMEOUT} s; IPython printed:\n{self.output}"
             self.output += os.read(self._fd, 65536).decode(errors="replace")
@@ -391,7 +408,7 @@ def terminal() -> Iterator[Terminal]:
     try:
         term.run(
             "import nbchat; from nbchat.server import DemoServer; "
-            "server = DemoServer.start_in_thread(port=0, delay=0); "
+            "server = DemoServer.start_in_thread(port=0); "
             "client = nbchat.ChatClient(url=server.url)"
         )
         yield term
@@ -410,3 +427,19 @@ def test_terminal_ipython_mixes_ask_sync_and_await(terminal: Terminal, first: st
     expected = ["6*7 = 42.", "2+3 = 5."] if first == "sync" else ["2+3 = 5.", "6*7 = 42."]
     for output, text in zip(outputs, expected, strict=True):
         assert f"'{text}'" in output, output
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_in_terminal_ipython_stops_the_reply(terminal: Terminal) -> None:
+    """Ctrl-C during ask_sync in terminal IPython: KeyboardInterrupt, the server stops the reply."""
+    terminal.run(
+        "streaming = []; stopped = []; client.on('message', lambda m: ("
+        "m.type == 'token' and not streaming and (print('streaming'), streaming.append(m)), "
+        "m.type == 'done' and m.cancelled and stopped.append(m)))"
+    )
+    start = terminal.type("client.ask_sync('count to 300')")  # 6 s of tokens
+    terminal.wait_for("streaming", start)
+    assert "KeyboardInterrupt" in terminal.interrupt()
+    answer = terminal.run(f"client.ask_sync('What is 6*7?', timeout={TIMEOUT}).text")
+    assert "'6*7 = 42.'" in answer, answer
+    assert "stopped 1" in terminal.run("print('stopped', len(stopped))")
