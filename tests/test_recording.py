@@ -92,7 +92,7 @@ async def test_credentials_never_reach_the_file(tmp_path: Path) -> None:
 
 
 async def test_errors_and_state_details_are_redacted(tmp_path: Path) -> None:
-    """A client that gives up on a URL full of secrets records none of them, in any line."""
+    """A client that gives up on a URL full of secrets records why, and none of the secrets."""
     path = tmp_path / "chat.jsonl"
     port = await free_port()
     url = f"ws://ada:SECRETP@127.0.0.1:{port}/ws;jsessionid=SECRETJ?token=SECRETQ&api_key=SECRETK"
@@ -109,6 +109,9 @@ async def test_errors_and_state_details_are_redacted(tmp_path: Path) -> None:
     assert any(e["dir"] == "error" for e in lines(path)[1:])
     details = [e["data"]["detail"] for e in lines(path)[1:] if e["dir"] == "state"]
     assert any(details)  # why the connection ended is kept, without its secrets
+    [sent] = [e["data"]["id"] for e in lines(path)[1:] if e["dir"] == "out"]
+    [failed] = [e["data"] for e in lines(path)[1:] if e["dir"] == "client"]
+    assert (failed["event"], failed["reply_to"]) == ("failed", sent)
 
 
 async def test_recording_pauses_at_disconnect_and_resumes_on_connect(
