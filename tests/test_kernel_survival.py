@@ -26,9 +26,9 @@ from tests.helpers import TIMEOUT
 __all__: list[str] = []
 
 KERNELS = 50
-"""Fresh kernels to run. Before the fix 3 in 10 died on an idle machine (50 survive that by
-chance with p < 1e-7); on a busy one (load 9 on 2 cores) none in 60 did, since the race
-depends on timing: tests/test_blocking.py is the reproduction that always fails."""
+"""Fresh kernels to run. Before the fix this test saw 8 of 50 die (and 3 of 10 in a first
+trial), though once none of 60 under a load of 9 on 2 cores: the race depends on timing.
+tests/test_blocking.py holds the reproduction that always fails."""
 PARALLEL = 2
 
 CELLS = (
