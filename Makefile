@@ -44,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/transcript_load.py
 
 clean:
-	rm -rf $(VENV) dist build
+	rm -rf $(VENV) dist build test-results
