@@ -56,6 +56,19 @@ asyncio.run(main())
 """
 
 
+_PIDS: dict[str, int] = {}
+"""Helper processes by URL, to read how much CPU each used."""
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used so far; Linux only, else 0."""
+    try:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def process(*command: str) -> Iterator[str]:
     """Start a helper process that prints its URL on its first line; stop it afterwards."""
@@ -64,7 +77,9 @@ def process(*command: str) -> Iterator[str]:
     )
     try:
         assert child.stdout is not None
-        yield child.stdout.readline().strip()
+        url = child.stdout.readline().strip()
+        _PIDS[url] = child.pid
+        yield url
     finally:
         child.terminate()
         child.wait(10)
@@ -149,14 +164,24 @@ async def overhead(upstream: str, bridge: str, rounds: int, tokens: int) -> None
 async def load(upstream: str, bridge: str, conversations: int, tokens: int) -> None:
     nb_lags: list[float] = []
     direct_lags: list[float] = []
-    async with ChatClient(url=bridge, max_queue=conversations * 2) as client:
-        start = time.perf_counter()
-        results = await asyncio.gather(
-            *(nbchat_once(client, f"load{n}", nb_lags) for n in range(conversations)),
-            return_exceptions=True,
-        )
-        elapsed = time.perf_counter() - start
+    # One client per conversation, as 200 people would be: the server bounds the replies
+    # generated at once for one client (max_generations).
+    clients = [ChatClient(url=bridge) for _ in range(conversations)]
+    await asyncio.gather(*(client.connect() for client in clients))
+    pids = {"upstream": _PIDS[upstream], "bridge": _PIDS[bridge], "clients": None}
+    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(nbchat_once(client, "load", nb_lags) for client in clients),
+        return_exceptions=True,
+    )
+    elapsed = time.perf_counter() - start
+    cpu = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
+    await asyncio.gather(*(client.disconnect() for client in clients))
     complete = sum(1 for r in results if not isinstance(r, BaseException) and r[2] == tokens)
+    failures = {f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, BaseException)}
+    for failure in sorted(failures)[:5]:
+        print(f"   failed: {failure}")
     sdk = AsyncOpenAI(base_url=upstream, api_key="unused", max_retries=0)
     direct = await asyncio.gather(
         *(direct_once(sdk, direct_lags) for _ in range(conversations)), return_exceptions=True
@@ -169,6 +194,7 @@ async def load(upstream: str, bridge: str, conversations: int, tokens: int) -> N
     }
     print(f"2. {conversations} concurrent conversations of {tokens} tokens, paced upstream")
     print(f"   nbchat: {complete}/{conversations} complete in {elapsed:.1f} s")
+    print("   CPU used: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu.items()))
     print("   token lateness (client receive time - upstream write time):")
     print(f"   through nbchat        p50 {ms['nbchat'][0]:9.2f} ms, p99 {ms['nbchat'][1]:9.2f} ms")
     print(
