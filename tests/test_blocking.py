@@ -1,9 +1,10 @@
-"""run_sync: a private loop in scripts, the running loop made reentrant in notebooks.
+"""run_sync: the running loop made reentrant in notebooks, one idle loop elsewhere, Ctrl-C.
 
 nest_asyncio2 patches asyncio for a whole process (the Task class, the loop's
 class), as it does in a kernel. So every scenario that blocks inside a running
 loop runs in a fresh Python process: the patch starts from nothing there, as in
-a fresh kernel, and never leaks into the other tests of this session.
+a fresh kernel, and never leaks into the other tests of this session. Terminal
+IPython is a real ``ipython`` process on a pseudo-terminal.
 """
 
 from __future__ import annotations

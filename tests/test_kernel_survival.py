@@ -23,8 +23,6 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from nbchat.config import URL_ENV
 from tests.helpers import TIMEOUT
 
-__all__: list[str] = []
-
 KERNELS = 50
 """Fresh kernels to run. Before the fix this test saw 8 of 50 die (and 3 of 10 in a first
 trial), though once none of 60 under a load of 9 on 2 cores: the race depends on timing.
