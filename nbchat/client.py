@@ -153,7 +153,6 @@ class ChatClient:
         """
         self.closed_by_user = False
         connection = self._ensure_running()
-        assert connection is not None
         if not self.is_connected:
             opened: asyncio.Future[Any] = asyncio.ensure_future(connection.opened.wait())
             try:
@@ -239,11 +238,16 @@ class ChatClient:
 
         While not connected the message is queued and a connection is started;
         the queue is flushed in order on open. Raises :class:`QueueFull` when
-        ``max_queue`` messages are already pending (nothing is dropped), and
-        :class:`ClientClosed` after :meth:`disconnect` (call :meth:`connect`).
-        With no running event loop (a script), connecting waits for the next
-        blocking call (``ask_sync``).
+        ``max_queue`` messages are already pending (nothing is dropped),
+        :class:`ClientClosed` after :meth:`disconnect` (call :meth:`connect`),
+        and :class:`ConfigError` where no event loop runs (a script), since
+        nothing could deliver the message in the background: use ``ask_sync``.
         """
+        if _running_loop() is None:
+            raise ConfigError(
+                "send() delivers in the background and no event loop is running: "
+                "in a script, use ask_sync(), or call send() inside asyncio.run()"
+            )
         return self._submit(message).id
 
     async def ask(
@@ -338,7 +342,7 @@ class ChatClient:
         pending, new = self._session.submit(user)
         if new:
             self._emit("send", user)
-        self._ensure_running(required=False)
+        self._ensure_running()
         self._wake()
         return pending
 
@@ -369,15 +373,9 @@ class ChatClient:
 
     # Private methods: the connection
 
-    def _ensure_running(self, required: bool = True) -> Connection | None:
+    def _ensure_running(self) -> Connection:
         """Start a connection on the running loop (moving there if the old one ended)."""
-        loop = _running_loop()
-        if loop is None:
-            if required:
-                raise ConfigError(
-                    "no running event loop: await this in async code, or use ask_sync()"
-                )
-            return None
+        loop = asyncio.get_running_loop()
         connection = self._connection
         if connection is not None and connection.loop is not loop:
             self._move_to(connection)

@@ -263,6 +263,11 @@ class Connection:
         writer = self.loop.create_task(self._write(ws), name="nbchat-client writer")
         try:
             progressed = await self._read(ws)
+        except asyncio.CancelledError:
+            if not self._closing:  # not close(): the loop is ending (a script's exit)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(1001, "going away"), config.close_timeout)
+            raise
         finally:
             self.opened.clear()
             writer.cancel()

@@ -264,3 +264,11 @@ def test_close_sync_leaves_no_task_behind() -> None:
         assert chat.state.value == "disconnected"
     finally:
         server.stop()
+
+
+def test_send_without_a_running_loop_says_what_to_do() -> None:
+    """send() in a script, where nothing could deliver in the background, is one clear line."""
+    chat = ChatClient(url="ws://127.0.0.1:1/ws")
+    with pytest.raises(ConfigError, match="in a script, use ask_sync"):
+        chat.send("hello")
+    assert chat.pending == 0
