@@ -88,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 os.environ.pop(URL_ENV, None)
             else:
                 os.environ[URL_ENV] = previous
-        server.stop()
+        server.close_sync()
 
     config.add_cleanup(stop)
 
@@ -116,7 +116,7 @@ def nbchat_server() -> Iterator[str]:
     try:
         yield server.url
     finally:
-        server.stop()
+        server.close_sync()
 
 
 @pytest.fixture
@@ -137,4 +137,4 @@ def nbchat_replay() -> Iterator[ReplayFactory]:
         yield start
     finally:
         for server in servers:
-            server.stop()
+            server.close_sync()

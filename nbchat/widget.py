@@ -13,7 +13,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as widgets
 
@@ -27,6 +27,9 @@ from .protocol import CancelRequest, ServerMessage, UserMessage
 from .reply import Reply
 from .transcript import Recorder
 from .views import Throttle, TurnLog, TurnView
+
+if TYPE_CHECKING:
+    from .server import ChatServer, Responder
 
 __all__ = ["ChatWidget", "current_widget"]
 
@@ -48,8 +51,11 @@ class ChatWidget(widgets.VBox):
     """A chat panel: the conversation, tool calls as they run, and the client underneath.
 
     ``ChatWidget()`` talks to ``$NBCHAT_WS_URL`` or, when unset, to a built-in
-    reference server it starts on a free loopback port. ``ChatWidget(client)``
-    wraps an existing client; ``ChatWidget(url=..., **config)`` makes one.
+    reference server it starts on a free loopback port, answering with the demo
+    agent, or with a model when ``$NBCHAT_OPENAI_BASE_URL`` and ``$NBCHAT_MODEL``
+    are set. ``ChatWidget(backend=OpenAIAgent(...))`` runs any responder as the
+    built-in server; ``ChatWidget(client)`` wraps an existing client;
+    ``ChatWidget(url=..., **config)`` makes one.
     """
 
     max_fps: ClassVar[float] = MAX_FPS
@@ -59,19 +65,22 @@ class ChatWidget(widgets.VBox):
         client: ChatClient | None = None,
         *,
         url: str | None = None,
+        backend: Responder | None = None,
         delay: float = DEMO_DELAY,
         **config: Any,
     ) -> None:
-        self._server: Any = None
+        self.closed = True
+        """True once closed (and until built: a refused construction has nothing to release)."""
+        self._server: ChatServer | None = None
+        if client is not None and (url is not None or backend is not None or config):
+            raise ConfigError("pass either a client or url/backend/config settings, not both")
+        if url is not None and backend is not None:
+            raise ConfigError("pass either a url or a backend to run here, not both")
         if client is None:
-            if url is None and not os.environ.get(URL_ENV):
-                from .server import DemoServer
-
-                self._server = DemoServer.start_in_thread(port=0, delay=delay)
+            if url is None and (backend is not None or not os.environ.get(URL_ENV)):
+                self._server = _builtin_server(backend, delay)
                 url = self._server.url
             client = ChatClient(url=url, **config) if url else ChatClient(**config)
-        elif url is not None or config:
-            raise ConfigError("pass either a client or url/config settings, not both")
         self.client = client
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False
@@ -172,7 +181,7 @@ class ChatWidget(widgets.VBox):
         if server is not None:
             # The server's loop waits for this loop's client to finish closing: stop it
             # from a worker thread so this loop stays free to answer.
-            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.close_sync)
 
     def close_all_children(self) -> None:
         """Close every child widget (they hold comms of their own)."""
@@ -313,6 +322,17 @@ class ChatWidget(widgets.VBox):
 
 
 _closing: set[asyncio.Task[None]] = set()
+
+
+def _builtin_server(backend: Responder | None, delay: float) -> ChatServer:
+    """The embedded backend: ``backend``, else a model from the environment, else the demo."""
+    from .server import ChatServer, DemoServer
+    from .server.bridge import agent_from_environment
+
+    responder = backend if backend is not None else agent_from_environment()
+    if responder is None:
+        return DemoServer.start_in_thread(port=0, delay=delay)
+    return ChatServer.start_in_thread(responder, port=0)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

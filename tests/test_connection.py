@@ -59,7 +59,7 @@ async def test_a_client_moves_to_a_new_event_loop() -> None:
         first = await asyncio.to_thread(run_in_fresh_loop, "count to 2")
         second = await asyncio.to_thread(run_in_fresh_loop, "count to 3")
     finally:
-        server.stop()
+        server.close_sync()
     assert (first, second) == ("1 2", "1 2 3")
 
 
@@ -263,7 +263,7 @@ def test_close_sync_leaves_no_task_behind() -> None:
         chat.close_sync()
         assert chat.state.value == "disconnected"
     finally:
-        server.stop()
+        server.close_sync()
 
 
 def test_send_without_a_running_loop_says_what_to_do() -> None:

@@ -182,7 +182,7 @@ def test_a_real_model_streams_into_a_widget_in_a_kernel(llama_url: str) -> None:
             "reply = chat.ask_sync('Say hello.', timeout=60)\n"
             "print('chars', len(reply.text) > 0, 'cancelled', reply.cancelled)"
         ),
-        nbformat.v4.new_code_cell("chat.close()\nserver.stop()"),
+        nbformat.v4.new_code_cell("chat.close()\nserver.close_sync()"),
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(ROOT))
     output = "".join(o.get("text", "") for o in nb.cells[1].outputs)

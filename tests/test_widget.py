@@ -11,10 +11,12 @@ from html.parser import HTMLParser
 import pytest
 from websockets.asyncio.server import ServerConnection
 
-from nbchat import ChatClient, ConnectionState, Reply, ReplyTimeout, UserMessage
+from nbchat import ChatClient, ConfigError, ConnectionState, Reply, ReplyTimeout, UserMessage
 from nbchat.server import DemoServer
+from nbchat.server.bridge import OpenAIAgent
 from nbchat.widget import ChatWidget
 from tests.helpers import FAST, TIMEOUT, attach, scripted_server
+from tests.openai_upstream import Upstream
 from tests.widget_comm import RecordingComm, recording_comms
 
 
@@ -230,3 +232,21 @@ async def test_a_failed_reply_says_why_and_stops_streaming(comms: list[Recording
         (turn,) = chat.turns
         assert turn.done and "no reply" in "\n".join(html_values(chat))
         await chat.aclose()
+
+
+async def test_a_model_backend_runs_as_the_built_in_server(comms: list[RecordingComm]) -> None:
+    """ChatWidget(backend=OpenAIAgent(...)) serves a model in one line: the reply streams in."""
+    async with Upstream() as upstream:
+        agent = OpenAIAgent(base_url=upstream.base_url, model="scripted", api_key="sk-test")
+        chat = ChatWidget(backend=agent)
+        reply = await chat.ask("hello model", timeout=TIMEOUT)
+        assert reply.text.strip() == "You said: hello model"
+        assert "You said: hello model" in "\n".join(html_values(chat))
+        assert "built-in server" in "\n".join(html_values(chat))
+        await chat.aclose()
+
+
+async def test_a_url_and_a_backend_together_are_refused() -> None:
+    """Naming both a server to reach and a backend to run is a one-line ConfigError."""
+    with pytest.raises(ConfigError, match="either a url or a backend"):
+        ChatWidget(url="ws://127.0.0.1:1/ws", backend=object())  # type: ignore[arg-type]
