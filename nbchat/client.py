@@ -89,7 +89,7 @@ class ChatClient:
         self._record_path: str | os.PathLike[str] | None = None
         self._register_config_callbacks()
         if self.config.record is not None:
-            self._record_path = self.config.record
+            self.record(self.config.record)
 
     def __repr__(self) -> str:
         return f"<ChatClient {self.safe_url} {self.state.value}>"
@@ -339,10 +339,10 @@ class ChatClient:
             raise ConfigError(f"cannot send this: {exc}") from exc
         if conversation_id is not None and user.conversation_id != conversation_id:
             user = user.model_copy(update={"conversation_id": conversation_id})
+        self._ensure_running()
         pending, new = self._session.submit(user)
         if new:
             self._emit("send", user)
-        self._ensure_running()
         self._wake()
         return pending
 

@@ -310,3 +310,16 @@ async def test_a_full_disk_while_connecting_never_escapes_connect(
         assert (await client.ask("count to 2", timeout=TIMEOUT)).text == "1 2"
     finally:
         await client.disconnect()
+
+
+async def test_the_first_message_is_recorded_when_it_opens_the_connection(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    """A client that records from its settings writes the message that starts its connection."""
+    path = tmp_path / "chat.jsonl"
+    client = ChatClient(url=demo.url, record=path)
+    await client.ask("What is 6*7?", timeout=TIMEOUT)
+    await client.disconnect()
+    assert kinds(path)[:2] == ["message", "ack"]
+    [turn] = Transcript.load(path).turns
+    assert turn.user == "What is 6*7?" and "42" in turn.assistant
