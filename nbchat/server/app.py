@@ -393,6 +393,9 @@ class ChatServer:
                     await self._error(
                         connection, "the server failed on this frame", "internal_error"
                     )
+                # websockets hands over every frame already received without suspending:
+                # one message per turn of the loop, so a flood cannot hold the loop.
+                await asyncio.sleep(0)
         except ConnectionClosed:
             pass  # the client went away (or sent a frame above max_size: 1009)
         finally:
