@@ -18,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from nbchat._version import __version__
-from nbchat.cli import main
+from nbchat.cli import build_parser, main
+from nbchat.config import DEFAULT_MAX_SIZE, DEFAULT_URL, DEMO_DELAY
 from nbchat.protocol import (
     AckMessage,
     DoneMessage,
@@ -28,11 +29,12 @@ from nbchat.protocol import (
     ToolResultMessage,
     UserMessage,
 )
-from nbchat.server import serve_demo
+from nbchat.server import DEFAULT_OPTIONS, serve_demo
+from nbchat.server.app import DEFAULT_HOST
 from nbchat.transcript import Recorder, Transcript
+from tests.helpers import TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 20.0
 LISTENING = re.compile(r"nbchat serve: listening on (ws://127\.0\.0\.1:(\d+)/ws)\n")
 
 
@@ -102,6 +104,19 @@ def test_serve_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for option in ["--host", "--port", "--token", "--allow-origin", "--delay", "--max-size"]:
         assert option in out
+
+
+def test_serve_defaults_are_the_servers_and_the_configs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nbchat serve repeats no default: each comes from DEFAULT_OPTIONS or nbchat.config."""
+    monkeypatch.delenv("NBCHAT_TOKEN", raising=False)
+    args = build_parser().parse_args(["serve"])
+    assert args.host == DEFAULT_HOST
+    assert f":{args.port}/" in DEFAULT_URL
+    assert args.max_size == DEFAULT_OPTIONS["max_size"] == DEFAULT_MAX_SIZE
+    assert args.delay == DEMO_DELAY
+    assert args.token is DEFAULT_OPTIONS["token"] is None
 
 
 # As a process

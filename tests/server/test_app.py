@@ -14,7 +14,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
 from nbchat.protocol import CLIENT_ID_HEADER, ErrorMessage, TokenMessage
-from nbchat.server import ChatServer, DemoServer, ResponderMessage, serve_demo
+from nbchat.server import (
+    DEFAULT_OPTIONS,
+    ChatServer,
+    DemoServer,
+    ResponderMessage,
+    ServerOptions,
+    serve_demo,
+)
 from nbchat.server.app import is_loopback_origin
 from tests.helpers import TIME_SCALE, TIMEOUT
 from tests.server.helpers import (
@@ -533,3 +540,8 @@ async def test_plain_responder_ends_with_done() -> None:
         await send(ws, id="p", conversation_id="c", message="hi")
         await recv(ws)
         assert [f["type"] for f in await reply(ws, "p")] == ["token", "done"]
+
+
+def test_every_server_option_has_its_default_written_once() -> None:
+    """DEFAULT_OPTIONS holds a default for each ServerOptions key, and only those."""
+    assert set(DEFAULT_OPTIONS) == set(ServerOptions.__annotations__)
