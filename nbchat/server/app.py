@@ -16,19 +16,15 @@ bounds.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import re
 import threading
 from collections.abc import Generator, Iterable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, TypedDict, TypeVar
-from urllib.parse import urlsplit
 
 from typing_extensions import Unpack
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -36,7 +32,6 @@ from websockets.protocol import State
 from ..config import DEFAULT_MAX_SIZE
 from ..exceptions import ProtocolError
 from ..protocol import (
-    CLIENT_ID_HEADER,
     AckMessage,
     CancelRequest,
     ErrorInfo,
@@ -44,31 +39,18 @@ from ..protocol import (
     dump,
     parse_client_message,
 )
+from .forward import BatchingConnection, forward
+from .handshake import PATH, check_request, client_identity
 from .responder import Responder
-from .sessions import Client, Limits, Refused, Registry, ReplyLog
+from .sessions import Client, Limits, Refused, Registry
 
-__all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_OPTIONS",
-    "PATH",
-    "ChatServer",
-    "ServerOptions",
-    "is_loopback_origin",
-]
+__all__ = ["DEFAULT_HOST", "DEFAULT_OPTIONS", "ChatServer", "ServerOptions"]
 
 logger = logging.getLogger("nbchat.server")
-
-PATH = "/ws"
-"""The only path that accepts WebSocket connections; any other is answered 404."""
 
 DEFAULT_HOST = "127.0.0.1"
 """Loopback only unless told otherwise: the server is for this machine's notebooks."""
 
-_LOOPBACK_ORIGIN = re.compile(
-    r"https?://(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?", re.IGNORECASE
-)
-_CLIENT_ID = re.compile(r"[\x21-\x7e]{16,256}")
-"""A client identity: 16 to 256 visible ASCII characters (nbchat sends 32 random hex digits)."""
 _MAX_ERROR_TEXT = 300
 
 _S = TypeVar("_S", bound="ChatServer")
@@ -110,11 +92,6 @@ DEFAULT_OPTIONS: Final[ServerOptions] = {
     "grace": 60.0,
 }
 """The default of every :class:`ServerOptions` setting."""
-
-
-def is_loopback_origin(origin: str) -> bool:
-    """Whether a browser Origin is a page served from this machine (any port)."""
-    return _LOOPBACK_ORIGIN.fullmatch(origin) is not None
 
 
 class ChatServer:
@@ -184,7 +161,7 @@ class ChatServer:
             # Replies are small JSON frames: deflate cost ~10% of the CPU and ~46 KB
             # per connection for little gain on loopback (benchmarks/server_concurrency.py).
             compression=None,
-            create_connection=_Connection,
+            create_connection=BatchingConnection,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         logger.info("listening on %s", self.url)
@@ -280,19 +257,6 @@ class ChatServer:
         """How many WebSocket connections are open."""
         return len(self.connections)
 
-    # Deprecated names, kept until their callers outside nbchat/server move (see the report).
-
-    def stop(self, timeout: float = 10.0, *, grace: float = 0.25) -> None:
-        """Deprecated: :meth:`close_sync`."""
-        self.close_sync(timeout, grace=grace)
-
-    async def drop_connections(self) -> None:
-        """Deprecated: ``tests.server.helpers.drop_connections``."""
-        closing = self.connections
-        for connection in closing:
-            connection.transport.abort()
-        await asyncio.gather(*(connection.wait_closed() for connection in closing))
-
     # Private methods: lifecycle
 
     async def _close(self, grace: float | None) -> None:
@@ -328,56 +292,23 @@ class ChatServer:
     # Private methods: handshake
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if urlsplit(request.path).path != PATH:
-            return connection.respond(HTTPStatus.NOT_FOUND, f"Not found: connect to {PATH}.\n")
-        origins = request.headers.get_all("Origin")
-        if len(origins) > 1 or (origins and not self._origin_allowed(origins[0])):
-            logger.warning("refused a connection from origin %s", ", ".join(origins)[:200])
-            return connection.respond(
-                HTTPStatus.FORBIDDEN,
-                "Forbidden origin: start the server with --allow-origin for this page.\n",
-            )
-        if self.token is not None and not self._token_valid(request.headers):
-            logger.warning("refused a connection without a valid token")
-            response = connection.respond(
-                HTTPStatus.UNAUTHORIZED,
-                "Missing or wrong token: send Authorization: Bearer <token>.\n",
-            )
-            response.headers["WWW-Authenticate"] = 'Bearer realm="nbchat"'
-            return response
-        identities = request.headers.get_all(CLIENT_ID_HEADER)
-        if len(identities) > 1 or (identities and not _CLIENT_ID.fullmatch(identities[0])):
-            logger.warning("refused a connection with a malformed %s header", CLIENT_ID_HEADER)
-            return connection.respond(
-                HTTPStatus.BAD_REQUEST,
-                f"Bad {CLIENT_ID_HEADER} header: send one value of 16 to 256 visible ASCII "
-                "characters, random and kept secret, or none.\n",
-            )
-        return None
-
-    def _origin_allowed(self, origin: str) -> bool:
-        return (
-            is_loopback_origin(origin)
-            or origin.rstrip("/") in self.allowed_origins
-            or "*" in self.allowed_origins
+        refusal = check_request(
+            request.path, request.headers, token=self.token, allowed_origins=self.allowed_origins
         )
-
-    def _token_valid(self, headers: Headers) -> bool:
-        assert self.token is not None
-        values = headers.get_all("Authorization")
-        if len(values) != 1:
-            return False
-        scheme, _, credentials = values[0].strip().partition(" ")
-        # compare_digest: the time taken does not reveal how much of the token matched.
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode(), self.token.encode()
-        )
+        if refusal is None:
+            return None
+        if refusal.status != HTTPStatus.NOT_FOUND:
+            logger.warning(refusal.log)
+        response = connection.respond(refusal.status, refusal.body)
+        for name, value in refusal.headers:
+            response.headers[name] = value
+        return response
 
     # Private methods: connections
 
     async def _handle(self, connection: ServerConnection) -> None:
         request = connection.request
-        identity = None if request is None else request.headers.get(CLIENT_ID_HEADER)
+        identity = None if request is None else client_identity(request.headers)
         client = self.registry.attach(identity)
         self._connections.add(connection)
         forwarding: dict[str, asyncio.Task[None]] = {}
@@ -454,7 +385,7 @@ class ChatServer:
         running = forwarding.get(log.message_id)
         if running is not None and not running.done():
             return  # resent on the same connection: the reply is already on its way
-        task = asyncio.get_running_loop().create_task(_forward(connection, log))
+        task = asyncio.get_running_loop().create_task(forward(connection, log))
         forwarding[log.message_id] = task
 
         def forget(done: asyncio.Task[None]) -> None:
@@ -483,45 +414,6 @@ class ChatServer:
             conversation_id=conversation_id,
         )
         await connection.send(dump(error))
-
-
-class _Connection(ServerConnection):
-    """A connection that writes everything framed so far in one socket write.
-
-    websockets writes each frame with its own ``transport.write``, i.e. its own
-    ``send()`` system call when the socket buffer is empty: under load that was
-    the server's largest cost (one call per token per connection). Frames
-    framed together (a batch in :func:`_forward`) now go out in one call.
-    """
-
-    def send_data(self) -> None:
-        """Write the pending frames at once; an end-of-stream marker keeps its meaning."""
-        chunks = self.protocol.data_to_send()
-        if all(chunks):
-            if chunks:
-                self.transport.writelines(chunks)
-            return
-        for chunk in chunks:  # b"" asks to half-close: keep websockets' handling of it
-            if chunk:
-                self.transport.write(chunk)
-            elif self.transport.can_write_eof():
-                self.transport.write_eof()
-            else:
-                self.transport.close()
-
-
-async def _forward(connection: ServerConnection, log: ReplyLog) -> None:
-    """Send a log's frames to one connection, each batch of available frames in one write."""
-    try:
-        async for batch in log.follow():
-            if len(batch) == 1:
-                await connection.send(batch[0], text=True)
-                continue
-            async with connection.send_context():  # checks the state, writes, drains
-                for frame in batch:
-                    connection.protocol.send_text(frame)
-    except ConnectionClosed:
-        pass  # the log lives on: the client can resend the id to get it all
 
 
 def _encodable(value: str | None) -> bool:

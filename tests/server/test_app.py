@@ -22,7 +22,7 @@ from nbchat.server import (
     ServerOptions,
     serve_demo,
 )
-from nbchat.server.app import is_loopback_origin
+from nbchat.server.handshake import is_loopback_origin
 from tests.helpers import TIME_SCALE, TIMEOUT
 from tests.server.helpers import (
     close_connections,
