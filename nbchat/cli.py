@@ -6,9 +6,11 @@ adding ``chat``, ``demo`` or ``transcript`` touches nothing else. ``main`` never
 raises: usage errors and runtime failures are one line on stderr and exit 2.
 
 ``nbchat serve --replay FILE`` answers from a recorded transcript instead of the
-demo agent; ``nbchat transcript show FILE`` prints one as plain text
-(:meth:`Transcript.to_text`: replies in their Markdown source, terminal control
-characters removed) and ``nbchat transcript export`` converts it.
+demo agent, ``nbchat serve --openai BASE_URL --model NAME`` with a model behind
+an OpenAI-compatible API (``nbchat.server.bridge``). ``nbchat transcript show
+FILE`` prints a transcript as plain text (:meth:`Transcript.to_text`: replies in
+their Markdown source, terminal control characters removed) and ``nbchat
+transcript export`` converts it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ._version import __version__
 from .config import DEFAULT_URL, DEMO_DELAY, TOKEN_ENV, URL_ENV
 
 if TYPE_CHECKING:
+    from .server import Responder
     from .transcript import Transcript
 
 __all__ = ["EXIT_ERROR", "build_parser", "main"]
@@ -137,11 +140,25 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
         choices=["debug", "info", "warning", "error"],
         help="logging level on stderr (default: %(default)s)",
     )
+    from .server.bridge import add_arguments as add_model_arguments  # light: openai is lazy
+
+    add_model_arguments(serve)
     serve.set_defaults(handler=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from .exceptions import ConfigError
+    from .server.bridge import agent_from_arguments
+
     transcript = None
+    if args.replay is not None and args.openai:
+        print("nbchat serve: give --replay FILE or --openai BASE_URL, not both", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        model = agent_from_arguments(args)
+    except ConfigError as exc:
+        print(f"nbchat serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     if args.replay is None:
         if args.speed is not None:
             print("nbchat serve: --speed needs --replay FILE", file=sys.stderr)
@@ -155,7 +172,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
     try:
-        asyncio.run(_serve(args, transcript))
+        asyncio.run(_serve(args, transcript, model))
     except KeyboardInterrupt:
         pass  # where signal handlers are unavailable (Windows), Ctrl-C lands here
     except OSError as exc:
@@ -170,7 +187,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(args: argparse.Namespace, transcript: Transcript | None) -> None:
+async def _serve(
+    args: argparse.Namespace, transcript: Transcript | None, model: Responder | None
+) -> None:
     from .server import ChatServer, DemoServer, ReplayServer, ServerOptions
 
     options: ServerOptions = {
@@ -179,7 +198,9 @@ async def _serve(args: argparse.Namespace, transcript: Transcript | None) -> Non
         "max_size": args.max_size,
     }
     server: ChatServer
-    if transcript is None:
+    if model is not None:
+        server = ChatServer(model, host=args.host, port=args.port, **options)
+    elif transcript is None:
         server = DemoServer(delay=args.delay, host=args.host, port=args.port, **options)
     else:
         server = ReplayServer(

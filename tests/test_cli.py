@@ -33,6 +33,7 @@ from nbchat.server import DEFAULT_OPTIONS, serve_demo
 from nbchat.server.app import DEFAULT_HOST
 from nbchat.transcript import Recorder, Transcript
 from tests.helpers import TIMEOUT
+from tests.openai_upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"nbchat serve: listening on (ws://127\.0\.0\.1:(\d+)/ws)\n")
@@ -102,7 +103,8 @@ def test_serve_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> No
     """serve --help documents each option and exits 0."""
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ["--host", "--port", "--token", "--allow-origin", "--delay", "--max-size"]:
+    options = ["--host", "--port", "--token", "--allow-origin", "--delay", "--max-size"]
+    for option in [*options, "--openai", "--model"]:
         assert option in out
 
 
@@ -152,6 +154,44 @@ async def test_serve_takes_the_token_from_the_environment_and_exits_on_sigterm()
         code, _, err = await finish(process)
     assert code == 0
     assert err == "nbchat.server: refused a connection without a valid token\n"
+
+
+async def test_serve_openai_answers_with_the_model() -> None:
+    """nbchat serve --openai URL --model NAME streams the upstream model's reply."""
+    async with (
+        Upstream() as upstream,
+        nbchat(
+            "serve", "--port", "0", "--openai", upstream.base_url, "--model", "scripted"
+        ) as process,
+    ):
+        url = await listening_url(process)
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"id": "m", "conversation_id": "c", "message": "hello"}))
+            frames: list[dict[str, Any]] = []
+            while not frames or frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+        assert "".join(f.get("response", "") for f in frames).strip() == "You said: hello"
+        assert upstream.completion_requests()[0]["model"] == "scripted"
+        process.send_signal(signal.SIGTERM)
+        code, _, err = await finish(process)
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--openai", "http://127.0.0.1:9/v1"], "--model"),
+        (["--openai", "http://127.0.0.1:9/v1", "--model", "m", "--replay", "x.jsonl"], "not both"),
+    ],
+)
+def test_serve_openai_misuse_is_one_line_and_exit_2(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--openai without a model, or with --replay, is refused in one line before serving."""
+    monkeypatch.delenv("NBCHAT_MODEL", raising=False)
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 async def test_port_in_use_is_one_line_and_exit_2() -> None:
