@@ -269,6 +269,9 @@ class Registry:
 
     def cancel(self, client: Client, conversation_id: str | None, message_id: str | None) -> int:
         """Cancel a client's unfinished replies: one message's, or a conversation's; how many."""
+        known = None if message_id is None else client.logs.get(message_id)
+        if known is not None:  # named by its id: whatever conversation the cancel names
+            return 1 if known.task is not None and known.task.cancel() else 0
         conversation = client.conversations.get(conversation_id)
         if conversation is None:
             return 0

@@ -104,6 +104,21 @@ async def test_another_client_cannot_cancel_a_conversation() -> None:
         assert (await reply(alice, "a2"))[-1]["cancelled"] is True
 
 
+async def test_a_cancel_naming_a_message_stops_only_that_reply() -> None:
+    """A cancel with an id stops that reply, whatever conversation it names, and no other."""
+    async with (
+        serve_demo(port=0, delay=0.001) as server,
+        connect(server.url, additional_headers=ALICE) as ws,
+    ):
+        await send(ws, id="k1", conversation_id="c", message="count to 100000")
+        await send(ws, id="k2", conversation_id="d", message="count to 300")
+        await send(ws, type="cancel", id="k1")
+        first = await reply(ws, "k1")
+        second = await reply(ws, "k2")
+    assert first[-1]["cancelled"] is True
+    assert "cancelled" not in second[-1] and text(second) == numbers(300)
+
+
 async def test_the_responder_gets_an_opaque_key_per_client_and_conversation() -> None:
     """Responders never see a client's conversation id as is, and two clients get two keys."""
     keys: list[str] = []
