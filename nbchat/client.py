@@ -42,7 +42,7 @@ from .policy import Disconnect
 from .protocol import ErrorMessage, UserMessage, as_user_message, new_id
 from .redact import redact_url
 from .reply import Reply
-from .session import Completed, Failed, Outcome, Pending, Received, Restarted, Session
+from .session import NOTICES, Completed, Failed, Outcome, Pending, Restarted, Session
 from .transcript import Recorder
 from .waiters import ReplyRestarted, StreamItem, Waiters
 
@@ -175,7 +175,7 @@ class ChatClient:
         connection = self._connection
         if connection is not None and connection.loop is _running_loop():
             await connection.close()
-        self._carry_out(
+        self.outcomes(
             self._session.fail_all(ClientClosed("client disconnected before the reply arrived"))
         )
         self._close_recorder()
@@ -347,17 +347,19 @@ class ChatClient:
         return pending
 
     def _abandon(self, message_id: str, error: NbchatError) -> None:
-        self._carry_out(self._session.abandon(message_id, error))
+        self.outcomes(self._session.abandon(message_id, error))
         self._wake()
 
-    # Private methods: carrying out what the session decided
+    # Carrying out what the session decided
 
-    def _carry_out(self, outcomes: list[Outcome]) -> None:
+    def outcomes(self, outcomes: list[Outcome]) -> None:
+        """Carry out what the session decided (also for the connection, once per frame)."""
         waiters, emit = self._waiters, self._emit
         for outcome in outcomes:
-            if type(outcome) is Received:  # the hot path: one per server frame
-                message = outcome.message
-                waiters.received(message)
+            if not isinstance(outcome, NOTICES):  # the hot path: a server message, each frame
+                message = outcome
+                if waiters.streaming:
+                    waiters.received(message)
                 if message.reply_to is None and isinstance(message, ErrorMessage):
                     emit("error", ServerError(message.error.code, message.error.message))
                 emit("message", message)
@@ -409,15 +411,12 @@ class ChatClient:
 
     # ConnectionListener: what the connection hands this client
 
-    def outcomes(self, outcomes: list[Outcome]) -> None:
-        """Carry out what the session decided (for :class:`~nbchat.connection.Connection`)."""
-        self._carry_out(outcomes)
 
     def stopped(self, failure: NbchatError) -> None:
         """The connection gave up: fail what is pending (for the connection)."""
         self.failure = failure
         self._emit("error", failure)
-        self._carry_out(self._session.fail_all(failure))
+        self.outcomes(self._session.fail_all(failure))
 
     # Private methods: events and recording
 

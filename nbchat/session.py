@@ -3,7 +3,7 @@
 After websockets' ``protocol.py``: no asyncio, no sockets, no clock. The shell
 (:class:`~nbchat.client.ChatClient`) feeds it what happens (a message accepted,
 a connection opened or lost, a server message parsed) and carries out what it
-says: frames to write, in order, and :class:`Outcome` values to hand to
+says: frames to write, in order, and :data:`Outcome` values to hand to
 listeners and waiters. Everything the protocol promises about delivery
 (docs/protocol.md, "Delivery") is decided here, once:
 
@@ -29,15 +29,15 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .exceptions import NbchatError, QueueFull
-from .protocol import AckMessage, CancelRequest, ServerMessage, UserMessage, dump
+from .protocol import AckMessage, CancelRequest, ServerMessage, TokenMessage, UserMessage, dump
 from .reply import Reply, ReplyBuilder
 
 __all__ = [
+    "NOTICES",
     "Completed",
     "Failed",
     "Outcome",
     "Pending",
-    "Received",
     "Restarted",
     "Session",
 ]
@@ -73,13 +73,6 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class Received:
-    """A server message to hand to listeners; ``message.reply_to`` says what it answers."""
-
-    message: ServerMessage
-
-
-@dataclass(frozen=True)
 class Restarted:
     """The server had lost the reply to ``message_id`` and generates it afresh."""
 
@@ -102,8 +95,13 @@ class Failed:
     error: NbchatError
 
 
-Outcome = Received | Restarted | Completed | Failed
-"""What the shell carries out, in the order given."""
+Outcome = ServerMessage | Restarted | Completed | Failed
+"""What the shell carries out, in the order given: a server message is handed to
+listeners as it is (its ``reply_to`` says what it answers); the others are notices.
+A message stands for itself rather than in a wrapper: one is handed on per frame."""
+
+NOTICES = (Restarted, Completed, Failed)
+"""The outcome types that are not server messages."""
 
 
 @dataclass
@@ -234,32 +232,40 @@ class Session:
 
     def receive(self, message: ServerMessage) -> list[Outcome]:
         """Route one server message; return what to hand on, in order."""
+        key = message.reply_to
+        if type(message) is TokenMessage and key is not None:
+            # The hot path, most frames: a token naming a pending message, not resumed.
+            pending = self.pending.get(key)
+            if pending is not None and not pending.skip:
+                pending.seen += 1
+                pending.builder.feed(message)  # a token never completes a reply
+                return [message]
         pending = self._answers(message)
         answer = pending.id if pending is not None else None
         if message.reply_to != answer:
             message = message.model_copy(update={"reply_to": answer})
         if pending is None:
-            return [Received(message)]
+            return [message]
         if isinstance(message, AckMessage):
             restarted = pending.skip and not message.duplicate
             pending.acked = True
             if restarted:
                 pending.skip = pending.seen = 0
                 pending.builder = _builder(pending.message)
-                return [Restarted(pending.id), Received(message)]
-            return [Received(message)]
+                return [Restarted(pending.id), message]
+            return [message]
         if pending.skip:
             pending.skip -= 1
             return []  # delivered before the reconnect: the resumed reply repeats it
         pending.seen += 1
         if not pending.builder.feed(message):
-            return [Received(message)]
+            return [message]
         self._unqueue(pending)
         if pending.abandoned:
             self._abandoned.pop(pending.id, None)
-            return [Received(message)]
+            return [message]
         del self.pending[pending.id]
-        return [Received(message), Completed(pending.id, pending.builder.build())]
+        return [message, Completed(pending.id, pending.builder.build())]
 
     # Outputs
 

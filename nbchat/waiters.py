@@ -43,6 +43,11 @@ class Waiters:
         self._futures: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, list[asyncio.Queue[_Queued]]] = {}
 
+    @property
+    def streaming(self) -> bool:
+        """True while any stream is open: only then does a received message concern them."""
+        return bool(self._streams)
+
     def future(self, message_id: str) -> asyncio.Future[Reply]:
         """The future of the reply to ``message_id``, made on the running loop if new."""
         future = self._futures.get(message_id)

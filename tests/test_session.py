@@ -8,7 +8,7 @@ import pytest
 
 from nbchat.exceptions import ClientClosed, QueueFull, ReplyTimeout
 from nbchat.protocol import ServerMessage, UserMessage, parse_server_message
-from nbchat.session import Completed, Failed, Outcome, Received, Restarted, Session
+from nbchat.session import NOTICES, Completed, Failed, Outcome, Restarted, Session
 
 
 def user(message_id: str, text: str = "hi", conversation: str = "c") -> UserMessage:
@@ -52,7 +52,7 @@ def completed(outcomes: list[Outcome]) -> dict[str, str]:
 
 def answers(outcomes: list[Outcome]) -> list[str | None]:
     """The message each received server message was resolved to."""
-    return [o.message.reply_to for o in outcomes if isinstance(o, Received)]
+    return [o.reply_to for o in outcomes if not isinstance(o, NOTICES)]
 
 
 def test_nothing_is_written_before_a_connection_opens() -> None:
@@ -161,7 +161,7 @@ def test_resend_after_reconnect_uses_the_same_id_and_resumes() -> None:
     for text in ["one ", "two"]:
         after += session.receive(server(type="token", response=text, reply_to="m1"))
     after += session.receive(server(type="done", reply_to="m1"))
-    tokens = [o.message for o in after if isinstance(o, Received) and o.message.type == "token"]
+    tokens = [o for o in after if not isinstance(o, NOTICES) and o.type == "token"]
     assert [t.response for t in tokens] == ["two"]  # type: ignore[attr-defined]
     assert completed(after) == {"m1": "one two"}
     assert not any(isinstance(o, Restarted) for o in after)
