@@ -32,6 +32,7 @@ from nbchat import (
 from nbchat.client import ReplyRestarted
 from nbchat.server import DemoServer, serve_demo
 from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
+from tests.server.helpers import drop_connections
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ async def test_auto_reconnect_after_abnormal_closure(client: ChatClient, demo: D
     """A dropped connection (1006) is reopened after the backoff delay."""
     events = attach(client, "open", "close")
     await client.connect()
-    await demo.drop_connections()
+    await drop_connections(demo)
     await events.wait_for("open", 2)
     assert events.of("close")[0][0] == 1006
     assert client.is_connected
@@ -176,7 +177,7 @@ async def test_attempts_reset_after_a_stable_connection(demo: DemoServer) -> Non
     events = attach(chat, "open")
     await chat.connect()
     for n in range(2, 5):
-        await demo.drop_connections()
+        await drop_connections(demo)
         await events.wait_for("open", n)
     assert chat.attempt == 0
     await chat.disconnect()
@@ -402,7 +403,7 @@ async def test_dropped_connection_resumes_the_same_reply_once(demo: DemoServer) 
     try:
         stream = chat.stream("count to 200")
         first = await anext(aiter(stream))
-        await slow.drop_connections()
+        await drop_connections(slow)
         rest = [m async for m in stream]
         text = "".join(m.response for m in [first, *rest] if isinstance(m, TokenMessage))
         assert text == count_words(200)

@@ -17,6 +17,7 @@ from nbchat.server.bridge import OpenAIAgent
 from nbchat.widget import ChatWidget
 from tests.helpers import FAST, TIMEOUT, attach, scripted_server
 from tests.openai_upstream import Upstream
+from tests.server.helpers import drop_connections
 from tests.widget_comm import RecordingComm, recording_comms
 
 
@@ -121,7 +122,7 @@ async def test_lost_connection_shows_then_recovers(comms: list[RecordingComm]) -
     chat.client.on("state", lambda s: notes.extend(v.note for v in chat.turns))
     ask = asyncio.ensure_future(chat.ask("count to 100"))
     await events.wait_for("message", 3)  # ack and a couple of tokens
-    await server.drop_connections()
+    await drop_connections(server)
     reply = await asyncio.wait_for(ask, 10)
     assert reply.text == " ".join(str(i) for i in range(1, 101))
     assert any("reconnecting" in h for h in headers)
