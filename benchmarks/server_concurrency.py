@@ -12,11 +12,14 @@ times (fresh processes each run):
   frames on the same fixed schedule, done (no logs, no scoping, no rules).
 
 Reported per server: wall time from the first send to the last ``done``
-(median and spread over the runs), its ratio to the ideal, and how late each
-token arrived after its due time ``k * delay`` (p50, p99), with the machine's
-load average (the machine is shared). Target: nbchat within 1.5x the
-ideal. Clients use raw websockets without compression, and count frames
-without parsing them, so that they cost both servers the same.
+(median and spread over the runs), its ratio to the ideal, how late each
+token arrived after its due time ``k * delay`` (p50, p99), the CPU seconds the
+server process spent (the measure a shared machine disturbs least), and the
+machine's load average. Target: nbchat within 1.5x the
+ideal. Clients use raw websockets, offering permessage-deflate as every
+websockets client (ChatClient included) does by default (both servers here
+decline it), and count frames without parsing them, so that they cost both
+servers the same.
 
 Run: ``.venv/bin/python benchmarks/server_concurrency.py`` (add ``--profile
 FILE`` to write a cProfile of one nbchat server process).
@@ -129,12 +132,14 @@ async def _stream(
             raise RuntimeError(frame)
 
 
-async def _measure(url: str, streams: int, tokens: int, delay: float) -> tuple[float, list[float]]:
+async def _measure(
+    url: str, streams: int, tokens: int, delay: float, compression: str | None
+) -> tuple[float, list[float]]:
     opening = asyncio.Semaphore(100)
 
     async def opened() -> ClientConnection:
         async with opening:
-            return await connect(url, compression=None, open_timeout=60, ping_interval=None)
+            return await connect(url, compression=compression, open_timeout=60, ping_interval=None)
 
     connections = await asyncio.gather(*(opened() for _ in range(streams)))
     lateness: list[float] = []
@@ -161,10 +166,31 @@ def _run(
     try:
         port = queue.get(timeout=60)
         url = f"ws://127.0.0.1:{port}/ws"
-        return asyncio.run(_measure(url, args.streams, args.tokens, args.delay))
+        assert process.pid is not None
+        before = _cpu_seconds(process.pid)
+        compression = None if args.compression == "none" else args.compression
+        elapsed, lateness = asyncio.run(
+            _measure(url, args.streams, args.tokens, args.delay, compression)
+        )
+        _CPU[kind].append(_cpu_seconds(process.pid) - before)
+        return elapsed, lateness
     finally:
         process.terminate()
         process.join(30)
+
+
+_CPU: dict[str, list[float]] = {kind: [] for kind in _SERVERS}
+"""CPU seconds each server process spent per run (its share of a busy machine varies; this not)."""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, from /proc (Linux; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _load() -> str:
@@ -185,6 +211,13 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=sorted(_SERVERS), help="time one server only")
+    parser.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="what the clients offer (default: deflate, as websockets and ChatClient do; "
+        "a server may refuse it)",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile one nbchat server into FILE")
     args = parser.parse_args()
     ideal = args.tokens * args.delay
@@ -205,7 +238,8 @@ def main() -> None:
             print(
                 f"run {run + 1} {kind:>6}: {elapsed:6.2f}s ({elapsed / ideal:.2f}x ideal), "
                 f"token lateness p50 {_percentile(lateness, 0.5) * 1000:.0f} ms "
-                f"p99 {_percentile(lateness, 0.99) * 1000:.0f} ms; load {_load()}",
+                f"p99 {_percentile(lateness, 0.99) * 1000:.0f} ms; "
+                f"server CPU {_CPU[kind][-1]:.2f}s; load {_load()}",
                 flush=True,
             )
     print()
@@ -219,7 +253,9 @@ def main() -> None:
             f"(spread {min(times):.2f}-{max(times):.2f}s over {len(times)} runs); "
             f"token lateness p50 {statistics.median(p50s):.0f} ms "
             f"(spread {min(p50s):.0f}-{max(p50s):.0f}), "
-            f"p99 {statistics.median(p99s):.0f} ms (spread {min(p99s):.0f}-{max(p99s):.0f})"
+            f"p99 {statistics.median(p99s):.0f} ms (spread {min(p99s):.0f}-{max(p99s):.0f}); "
+            f"server CPU {statistics.median(_CPU[kind]):.2f}s "
+            f"(spread {min(_CPU[kind]):.2f}-{max(_CPU[kind]):.2f})"
         )
 
 
