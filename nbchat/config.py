@@ -60,8 +60,8 @@ class ClientConfig(BaseModel):
     on_message: Callable[[Any], Any] | None = None
 
     # Beyond the TypeScript client.
-    max_reconnect_interval: float = Field(30.0, ge=0)
-    """Cap on any one reconnection delay, in seconds."""
+    max_reconnect_interval: float = Field(10.0, ge=0)
+    """Cap on any one reconnection delay, in seconds: a person waits at most this long."""
     backoff_factor: float = Field(2.0, ge=1)
     jitter: float = Field(1.0, ge=0, le=1)
     """Fraction of each delay drawn at random (1.0 = full jitter, 0.0 = none)."""
