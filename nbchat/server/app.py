@@ -16,6 +16,7 @@ bounds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Generator, Iterable
@@ -269,6 +270,12 @@ class ChatServer:
                 connection.transport.abort()
             await self._server.wait_closed()
         await self.registry.close()
+        # A responder holding resources (a model bridge's HTTP connections) releases
+        # them here, on the loop they belong to, once no reply runs any more.
+        closer = getattr(self.responder, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
         logger.info("closed %s", self.url)
         if self._closed is not None:
             self._closed.set()

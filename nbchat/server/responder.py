@@ -27,7 +27,9 @@ class Responder(Protocol):
     treat ``error`` as the end of a reply), so nothing after it is read. A
     cancelled reply is a cancelled task: the responder sees
     :exc:`asyncio.CancelledError` at its current ``await`` and its generator is
-    closed, so it should release what it holds in ``finally`` blocks.
+    closed, so it should release what it holds in ``finally`` blocks. A responder
+    that holds resources beyond a reply (connections to a model) may define an
+    ``async def aclose()``: the server awaits it when it closes, on its own loop.
     """
 
     def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
