@@ -13,7 +13,9 @@
     ├── ServerError                the server answered a message with an ``error``
     ├── ReplyTimeout (also TimeoutError)
     ├── TranscriptError            a transcript file could not be read or written
-    └── ToolError                  a server tool refused its input (nbchat.server.tools)
+    ├── ToolError                  a server tool refused its input (nbchat.server.tools)
+    ├── ToolSpecError (also TypeError)      a function cannot be a tool (nbchat.toolspec)
+    └── ToolArgumentsError (also ValueError) a model's arguments do not fit the tool
 
 Lower-layer exceptions (websockets, pydantic, OSError) are converted where they
 cross into nbchat, with ``raise ... from exc`` so the cause stays visible.
@@ -33,7 +35,9 @@ __all__ = [
     "ReconnectExhausted",
     "ReplyTimeout",
     "ServerError",
+    "ToolArgumentsError",
     "ToolError",
+    "ToolSpecError",
     "TranscriptError",
 ]
 
@@ -126,3 +130,11 @@ class ToolError(NbchatError):
 
     The server shows the message as the tool call's result (status ``error``).
     """
+
+
+class ToolSpecError(NbchatError, TypeError):
+    """A function cannot be offered as a tool (no type hints, an unusable signature)."""
+
+
+class ToolArgumentsError(NbchatError, ValueError):
+    """A model's arguments for a tool are not valid JSON or do not fit its signature."""

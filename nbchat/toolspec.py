@@ -38,16 +38,14 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .exceptions import NbchatError
+from .exceptions import NbchatError, ToolArgumentsError, ToolSpecError
 
 __all__ = [
     "MAX_ARGUMENT_CHARS",
     "MAX_DESCRIPTION_CHARS",
     "MAX_RESULT_CHARS",
-    "ToolArgumentsError",
     "ToolResult",
     "ToolSpec",
-    "ToolSpecError",
     "error_text",
     "parse_arguments",
     "serialize_result",
@@ -69,14 +67,6 @@ _MAX_ERROR_CHARS = 300
 _REPR = reprlib.Repr()
 _REPR.maxstring = 200
 _REPR.maxother = 200
-
-
-class ToolSpecError(NbchatError, TypeError):
-    """A function cannot be offered as a tool (no type hints, an unusable signature)."""
-
-
-class ToolArgumentsError(NbchatError, ValueError):
-    """A model's arguments for a tool are not valid JSON or do not fit its signature."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "protocol",
     "reply",
     "server",
+    "toolspec",
     "transcript",
     "turn",
     "views",

@@ -12,14 +12,12 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, Field
 
-from nbchat.exceptions import NbchatError
+from nbchat.exceptions import NbchatError, ToolArgumentsError, ToolSpecError
 from nbchat.server.tools import calculator, current_time
 from nbchat.toolspec import (
     MAX_ARGUMENT_CHARS,
     MAX_DESCRIPTION_CHARS,
     MAX_RESULT_CHARS,
-    ToolArgumentsError,
-    ToolSpecError,
     error_text,
     serialize_result,
     tool_spec,

@@ -3,14 +3,15 @@
 ``ChatServer`` serves any :class:`Responder` (``responder.py`` holds the
 contract); ``DemoServer`` and ``serve_demo`` serve the deterministic
 :class:`DemoAgent`; ``ReplayServer`` and ``serve_replay`` answer from a recorded
-transcript (:class:`ReplayResponder`). ``nbchat serve`` runs either from the
-command line.
+transcript (:class:`ReplayResponder`); :class:`OpenAIAgent` bridges to any
+OpenAI-compatible model endpoint. ``nbchat serve`` runs any of them.
 """
 
 from __future__ import annotations
 
 from .agent import DemoAgent
 from .app import DEFAULT_OPTIONS, ChatServer, ServerOptions
+from .bridge import OpenAIAgent
 from .demo import DemoServer, serve_demo
 from .replay import NOT_IN_TRANSCRIPT, ReplayResponder, ReplayServer, serve_replay
 from .responder import Responder, ResponderMessage
@@ -23,6 +24,7 @@ __all__ = [
     "ChatServer",
     "DemoAgent",
     "DemoServer",
+    "OpenAIAgent",
     "ReplayResponder",
     "ReplayServer",
     "ReplyLog",

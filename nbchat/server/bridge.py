@@ -55,7 +55,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, M
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, ToolArgumentsError
 from ..protocol import (
     ErrorInfo,
     ErrorMessage,
@@ -67,7 +67,6 @@ from ..protocol import (
 from ..redact import redact_text, redact_url
 from ..toolspec import (
     MAX_ARGUMENT_CHARS,
-    ToolArgumentsError,
     ToolSpec,
     error_text,
     parse_arguments,
