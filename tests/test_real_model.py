@@ -13,9 +13,10 @@ import asyncio
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -24,8 +25,7 @@ from nbclient import NotebookClient
 
 from nbchat import ChatClient
 from nbchat.protocol import TokenMessage
-from nbchat.server import ChatServer, serve_replay
-from nbchat.server.bridge import OpenAIAgent
+from nbchat.server import serve_replay
 from tests.helpers import TIMEOUT
 
 pytestmark = pytest.mark.timeout(180)
@@ -119,20 +119,44 @@ def _wait_for_port(process: subprocess.Popen[str]) -> tuple[str, threading.Threa
     return f"http://127.0.0.1:{port[0]}/v1", thread
 
 
-@pytest.fixture
-async def agent(llama_url: str) -> AsyncIterator[OpenAIAgent]:
-    """The bridge to the real model: greedy, short replies, no tools (135M cannot use them)."""
-    bridge = OpenAIAgent(
-        base_url=llama_url, model=MODEL_NAME, temperature=0.0, max_tokens=24, tools=()
+@pytest.fixture(scope="module")
+def bridge_url(llama_url: str) -> Iterator[str]:
+    """``nbchat serve --openai`` in front of the model, as a user runs it: its WebSocket URL.
+
+    Greedy and short (135M cannot use tools, and its long answers only cost time).
+    """
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "nbchat", "serve", "--port", "0"),
+            *("--openai", llama_url, "--model", MODEL_NAME, "--temperature", "0"),
+            *("--max-tokens", "24", "--no-tools"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    yield bridge
-    await bridge.aclose()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"listening on (ws://\S+)", line)
+        assert match, (line, process.stderr.read() if process.poll() is not None else "")
+        yield match.group(1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
-async def test_a_real_model_streams_records_and_replays(agent: OpenAIAgent, tmp_path: Path) -> None:
-    """SmolLM2's reply streams token by token to a client, completes, is recorded and replays."""
+async def test_a_real_model_streams_records_and_replays(bridge_url: str, tmp_path: Path) -> None:
+    """SmolLM2 streams through nbchat serve --openai to a client, completes, records, replays."""
     path = tmp_path / "model.jsonl"
-    async with ChatServer(agent) as server, ChatClient(url=server.url, record=path) as client:
+    async with ChatClient(url=bridge_url, record=path) as client:
         pieces: list[str] = []
         arrivals: list[float] = []
         done = None
@@ -159,8 +183,31 @@ async def test_a_real_model_streams_records_and_replays(agent: OpenAIAgent, tmp_
     assert (replayed.text, again.text) == (text, second.text)
 
 
-def test_a_real_model_streams_into_a_widget_in_a_kernel(llama_url: str) -> None:
-    """A ChatWidget in a real kernel, on the bridge to SmolLM2, gets a complete reply."""
+def test_a_real_model_streams_into_a_widget_in_a_kernel(bridge_url: str) -> None:
+    """A ChatWidget in a real kernel, on nbchat serve --openai in front of SmolLM2, gets a reply."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import nbchat\nchat = nbchat.ChatWidget(url={bridge_url!r})\nchat"
+        ),
+        nbformat.v4.new_code_cell(
+            "reply = chat.ask_sync('Say hello.', timeout=60)\n"
+            "print('chars', len(reply.text) > 0, 'cancelled', reply.cancelled)"
+        ),
+        nbformat.v4.new_code_cell("chat.close()"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(ROOT))
+    output = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert "chars True cancelled False" in output, nb.cells[1].outputs
+
+
+def test_the_widget_runs_the_bridge_as_its_built_in_backend(llama_url: str) -> None:
+    """ChatWidget(backend=OpenAIAgent(...)) in a real kernel: the model in one line, no process."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -170,19 +217,16 @@ def test_a_real_model_streams_into_a_widget_in_a_kernel(llama_url: str) -> None:
     nb.cells = [
         nbformat.v4.new_code_cell(
             "import nbchat\n"
-            "from nbchat.server import ChatServer\n"
-            "from nbchat.server.bridge import OpenAIAgent\n"
-            f"agent = OpenAIAgent(base_url={llama_url!r}, model={MODEL_NAME!r}, "
+            f"agent = nbchat.OpenAIAgent(base_url={llama_url!r}, model={MODEL_NAME!r}, "
             "temperature=0.0, max_tokens=16, tools=())\n"
-            "server = ChatServer.start_in_thread(agent)\n"
-            "chat = nbchat.ChatWidget(url=server.url)\n"
+            "chat = nbchat.ChatWidget(backend=agent)\n"
             "chat"
         ),
         nbformat.v4.new_code_cell(
             "reply = chat.ask_sync('Say hello.', timeout=60)\n"
             "print('chars', len(reply.text) > 0, 'cancelled', reply.cancelled)"
         ),
-        nbformat.v4.new_code_cell("chat.close()\nserver.close_sync()"),
+        nbformat.v4.new_code_cell("chat.close()"),
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(ROOT))
     output = "".join(o.get("text", "") for o in nb.cells[1].outputs)

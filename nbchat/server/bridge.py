@@ -650,7 +650,7 @@ class OpenAIAgent:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--openai``, ``--model``, ``--api-key-env``, ``--system``, ``--temperature``,
-    ``--max-tokens`` to ``nbchat serve``."""
+    ``--max-tokens`` and ``--no-tools`` to ``nbchat serve``."""
     group = parser.add_argument_group(
         "model", "answer with a model behind an OpenAI-compatible API instead of the demo agent"
     )
@@ -679,6 +679,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-tokens", type=int, default=None, help="the most tokens one completion may have"
     )
+    group.add_argument(
+        "--no-tools",
+        action="store_true",
+        help="offer the model no tools (small local models answer better without)",
+    )
 
 
 def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
@@ -694,6 +699,7 @@ def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         api_key_env=args.api_key_env,
+        tools=() if getattr(args, "no_tools", False) else SERVER_TOOLS,
     )
 
 
