@@ -203,7 +203,7 @@ def test_header_follows_the_backend_through_a_restart(page: Page, lab: JupyterLa
         panel.send("echo before")
         expect(panel.finished_replies.last).to_have_text("before")
 
-        server.stop()
+        server.close_sync()
         panel.wait_state("reconnecting")
         expect(panel.header).to_contain_text(re.compile(r"attempt \d+ of 50"))
         panel.send("echo sent while away")
@@ -215,7 +215,7 @@ def test_header_follows_the_backend_through_a_restart(page: Page, lab: JupyterLa
             "sent while away"
         )
     finally:
-        server.stop()
+        server.close_sync()
 
 
 def test_injection_payloads_execute_nothing(page: Page, lab: JupyterLab, watch: Watch) -> None:
