@@ -411,7 +411,6 @@ class ChatClient:
 
     # ConnectionListener: what the connection hands this client
 
-
     def stopped(self, failure: NbchatError) -> None:
         """The connection gave up: fail what is pending (for the connection)."""
         self.failure = failure
