@@ -158,7 +158,7 @@ async def test_state_follows_the_lifecycle(client: ChatClient) -> None:
     assert states == ["connecting", "connected", "closing", "disconnected"]
 
 
-async def test_disconnect_never_reconnects(client: ChatClient, demo: DemoServer) -> None:
+async def test_disconnect_never_reconnects(client: ChatClient) -> None:
     """After disconnect() no reconnect is pending and sending needs connect() first."""
     events = attach(client, "open")
     await client.connect()
@@ -396,7 +396,7 @@ async def test_server_killed_mid_reply_and_restarted_loses_nothing() -> None:
         await replacement.close()
 
 
-async def test_dropped_connection_resumes_the_same_reply_once(demo: DemoServer) -> None:
+async def test_dropped_connection_resumes_the_same_reply_once() -> None:
     """After a drop, the resent id resumes the server's reply: no gap, no repeat."""
     slow = await DemoServer.start(port=0, delay=0.002)
     chat = ChatClient(url=slow.url, **FAST)
@@ -496,7 +496,7 @@ async def test_server_error_reply_raises_server_error() -> None:
         await chat.disconnect()
 
 
-async def test_cancel_stops_the_reply(demo: DemoServer) -> None:
+async def test_cancel_stops_the_reply() -> None:
     """cancel() ends the streaming reply early, marked cancelled."""
     slow = await DemoServer.start(port=0, delay=0.01)
     chat = ChatClient(url=slow.url)
