@@ -140,7 +140,7 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
         choices=["debug", "info", "warning", "error"],
         help="logging level on stderr (default: %(default)s)",
     )
-    from .server.bridge import add_arguments as add_model_arguments  # light: openai is lazy
+    from .server.model_options import add_arguments as add_model_arguments  # light: openai is lazy
 
     add_model_arguments(serve)
     serve.set_defaults(handler=_run_serve)
@@ -148,7 +148,7 @@ def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _run_serve(args: argparse.Namespace) -> int:
     from .exceptions import ConfigError
-    from .server.bridge import agent_from_arguments
+    from .server.model_options import agent_from_arguments
 
     transcript = None
     if args.replay is not None and args.openai:

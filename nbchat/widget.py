@@ -327,7 +327,7 @@ _closing: set[asyncio.Task[None]] = set()
 def _builtin_server(backend: Responder | None, delay: float) -> ChatServer:
     """The embedded backend: ``backend``, else a model from the environment, else the demo."""
     from .server import ChatServer, DemoServer
-    from .server.bridge import agent_from_environment
+    from .server.model_options import agent_from_environment
 
     responder = backend if backend is not None else agent_from_environment()
     if responder is None:

@@ -43,7 +43,6 @@ retried with backoff ``max_retries`` times first. Other conversations go on.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -66,15 +65,21 @@ from ..protocol import (
 )
 from ..redact import redact_text, redact_url
 from ..toolspec import (
-    MAX_ARGUMENT_CHARS,
     ToolSpec,
     error_text,
-    parse_arguments,
     serialize_result,
     tool_spec,
 )
 from . import tools as _server_tools
+from .model_options import API_KEY_ENV
 from .responder import ResponderMessage
+from .toolcalls import (
+    MAX_CALLS_PER_ROUND,
+    StreamedCall,
+    ToolCallAccumulator,
+    chunk_delta,
+    shown_arguments,
+)
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
@@ -82,37 +87,16 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 __all__ = [
-    "API_KEY_ENV",
-    "BASE_URL_ENV",
-    "MAX_CALLS_PER_ROUND",
     "MAX_ROUNDS",
-    "MODEL_ENV",
     "SERVER_TOOLS",
-    "SYSTEM_ENV",
     "OpenAIAgent",
-    "ToolCallAccumulator",
-    "add_arguments",
-    "agent_from_arguments",
-    "agent_from_environment",
     "network_check",
 ]
 
 logger = logging.getLogger("nbchat.server.bridge")
 
-API_KEY_ENV = "OPENAI_API_KEY"
-"""Where the API key is read from unless told otherwise (``--api-key-env``)."""
-BASE_URL_ENV = "NBCHAT_OPENAI_BASE_URL"
-"""Makes the widget's embedded backend a model: its OpenAI-compatible base URL."""
-MODEL_ENV = "NBCHAT_MODEL"
-"""The model name used with ``$NBCHAT_OPENAI_BASE_URL`` (and ``--model``'s default)."""
-SYSTEM_ENV = "NBCHAT_SYSTEM"
-"""An optional system prompt for the embedded model backend."""
-
 MAX_ROUNDS = 8
 """Rounds of tool calls per reply before the bridge stops and says so."""
-MAX_CALLS_PER_ROUND = 32
-"""Tool calls accepted from one completion; further ones are refused with an error result."""
-
 _NO_KEY = "unused"
 """Sent as the key to servers that need none: the SDK insists on one."""
 _MAX_ERROR_TEXT = 200
@@ -122,8 +106,6 @@ _FORWARD_EVERY = 16
 Once per token doubled the CPU of both the bridge and its clients at 10,000 tokens/s
 (benchmarks/bridge_overhead.py), for nothing: a paced stream pauses for the network
 between chunks anyway. A burst waits at most 16 decodes (about 1 ms)."""
-_MAX_SHOWN_RAW = 1000
-"""Undecodable arguments are shown on the card up to this many characters."""
 _MAX_LISTED_MODELS = 10
 _MAX_RETRY_DELAY = 30.0
 _MODELS_TIMEOUT = 5.0
@@ -145,76 +127,6 @@ SERVER_TOOLS: tuple[Callable[..., Any], ...] = (
     network_check,
 )
 """The server's tools, offered to models by default."""
-
-
-# Tool call accumulation (pure)
-
-
-@dataclass
-class _Call:
-    """One tool call being streamed: its id, name and argument fragments."""
-
-    id: str
-    name: str = ""
-    fragments: list[str] = field(default_factory=list)
-    size: int = 0
-
-    @property
-    def arguments(self) -> str:
-        return "".join(self.fragments)
-
-
-class ToolCallAccumulator:
-    """Rebuilds whole tool calls from streamed ``delta.tool_calls`` fragments.
-
-    Fragments are matched by ``index``; id, name and argument text arrive split
-    across chunks. A fragment at a known index but with a *different* id starts
-    a new call (Ollama sends every call at index 0, each with its own id).
-    Argument text is kept up to :data:`~nbchat.toolspec.MAX_ARGUMENT_CHARS` per
-    call (plus one character, so the excess is detected and refused).
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[_Call] = []
-        self._by_index: dict[int, _Call] = {}
-
-    def add(
-        self, index: int | None, call_id: str | None, name: str | None, arguments: str | None
-    ) -> None:
-        """Take one fragment."""
-        key = 0 if index is None else index
-        call = self._by_index.get(key)
-        if call is None or (call_id and call.id and call_id != call.id):
-            if len(self.calls) > MAX_CALLS_PER_ROUND:
-                return  # one call past the bound is kept, to be refused with an error result
-            call = _Call(id=call_id or "")
-            self.calls.append(call)
-            self._by_index[key] = call
-        elif call_id and not call.id:
-            call.id = call_id
-        if name and not call.name:
-            call.name = name
-        if arguments and call.size <= MAX_ARGUMENT_CHARS:
-            piece = arguments[: MAX_ARGUMENT_CHARS + 1 - call.size]
-            call.fragments.append(piece)
-            call.size += len(piece)
-
-    def add_deltas(self, deltas: object) -> None:
-        """Take the ``delta.tool_calls`` of one chunk, as decoded JSON; skip what is malformed."""
-        if not isinstance(deltas, list):
-            return
-        for delta in deltas:
-            if not isinstance(delta, dict):
-                continue
-            function = delta.get("function")
-            if not isinstance(function, dict):
-                function = {}
-            self.add(
-                _typed(delta.get("index"), int),
-                _typed(delta.get("id"), str),
-                _typed(function.get("name"), str),
-                _typed(function.get("arguments"), str),
-            )
 
 
 # The agent
@@ -414,7 +326,7 @@ class OpenAIAgent:
         try:
             stream = await self._create(messages)
             async for chunk in stream:
-                delta = _delta(chunk)
+                delta = chunk_delta(chunk)
                 content = delta.get("content")
                 if content and isinstance(content, str):
                     current.size += len(content)
@@ -491,13 +403,15 @@ class OpenAIAgent:
         self, calls: ToolCallAccumulator, round_number: int, outcomes: list[_Outcome]
     ) -> AsyncGenerator[ResponderMessage, None]:
         """Announce the round's calls, run them concurrently, yield each result as it lands."""
-        announced: list[tuple[ToolCall, _Call]] = []
+        announced: list[tuple[ToolCall, StreamedCall]] = []
         for number, streamed in enumerate(calls.calls):
             call_id = streamed.id or f"call_{round_number}_{number}"
             streamed.id = call_id
             announced.append(
                 (
-                    ToolCall(id=call_id, name=streamed.name or "?", arguments=_shown(streamed)),
+                    ToolCall(
+                        id=call_id, name=streamed.name or "?", arguments=shown_arguments(streamed)
+                    ),
                     streamed,
                 )
             )
@@ -518,7 +432,9 @@ class OpenAIAgent:
             await asyncio.gather(*tasks, return_exceptions=True)
         outcomes.extend(finished[number] for number in sorted(finished))
 
-    async def _run_one(self, call: ToolCall, streamed: _Call, number: int) -> tuple[int, _Outcome]:
+    async def _run_one(
+        self, call: ToolCall, streamed: StreamedCall, number: int
+    ) -> tuple[int, _Outcome]:
         def failed(message: str) -> tuple[int, _Outcome]:
             done = call.model_copy(update={"status": "error", "result": message})
             return number, _Outcome(done, f"error: {message}")
@@ -645,115 +561,12 @@ class OpenAIAgent:
         return f": {text}"
 
 
-# Command line and environment
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--openai``, ``--model``, ``--api-key-env``, ``--system``, ``--temperature``,
-    ``--max-tokens`` and ``--no-tools`` to ``nbchat serve``."""
-    group = parser.add_argument_group(
-        "model", "answer with a model behind an OpenAI-compatible API instead of the demo agent"
-    )
-    group.add_argument(
-        "--openai",
-        metavar="BASE_URL",
-        default=None,
-        help="the API root, e.g. http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 "
-        "(llama.cpp), https://api.openai.com/v1",
-    )
-    group.add_argument(
-        "--model",
-        metavar="NAME",
-        default=os.environ.get(MODEL_ENV) or None,
-        help=f"the model to ask (default: ${MODEL_ENV})",
-    )
-    group.add_argument(
-        "--api-key-env",
-        metavar="VAR",
-        default=API_KEY_ENV,
-        help=f"the environment variable holding the API key (default: {API_KEY_ENV}; "
-        "local servers need none)",
-    )
-    group.add_argument("--system", metavar="TEXT", default=None, help="a system prompt")
-    group.add_argument("--temperature", type=float, default=None, help="sampling temperature")
-    group.add_argument(
-        "--max-tokens", type=int, default=None, help="the most tokens one completion may have"
-    )
-    group.add_argument(
-        "--no-tools",
-        action="store_true",
-        help="offer the model no tools (small local models answer better without)",
-    )
-
-
-def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
-    """The agent ``nbchat serve --openai ...`` asks for, or None without ``--openai``."""
-    if not getattr(args, "openai", None):
-        return None
-    if not args.model:
-        raise ConfigError(f"--openai needs --model NAME (or ${MODEL_ENV}): the model to ask")
-    return OpenAIAgent(
-        base_url=args.openai,
-        model=args.model,
-        system=args.system,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        api_key_env=args.api_key_env,
-        tools=() if getattr(args, "no_tools", False) else SERVER_TOOLS,
-    )
-
-
-def agent_from_environment(environ: Mapping[str, str] | None = None) -> OpenAIAgent | None:
-    """The embedded backend's model from ``$NBCHAT_OPENAI_BASE_URL`` and ``$NBCHAT_MODEL``.
-
-    None when no base URL is set (the demo agent answers). The key comes from
-    ``$OPENAI_API_KEY``; ``$NBCHAT_SYSTEM`` is an optional system prompt.
-    """
-    environ = os.environ if environ is None else environ
-    base_url = environ.get(BASE_URL_ENV)
-    if not base_url:
-        return None
-    model = environ.get(MODEL_ENV)
-    if not model:
-        raise ConfigError(f"${BASE_URL_ENV} is set but ${MODEL_ENV} is not: name the model")
-    return OpenAIAgent(
-        base_url=base_url,
-        model=model,
-        api_key=environ.get(API_KEY_ENV) or None,
-        system=environ.get(SYSTEM_ENV) or None,
-    )
-
-
 # Private helpers
-
-
-def _typed(value: object, kind: type[_T]) -> _T | None:
-    """``value`` if it has the expected JSON type (a model server's output is untrusted)."""
-    return value if isinstance(value, kind) and not isinstance(value, bool) else None
-
-
-def _delta(chunk: object) -> dict[str, Any]:
-    """``choices[0].delta`` of a decoded chunk, or ``{}`` when it has none (usage chunks)."""
-    if not isinstance(chunk, dict):
-        return {}
-    choices = chunk.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return {}
-    delta = choices[0].get("delta")
-    return delta if isinstance(delta, dict) else {}
 
 
 def _error(code: str, message: str) -> ErrorMessage:
     logger.warning("%s: %s", code, message)
     return ErrorMessage(error=ErrorInfo(code=code, message=message))
-
-
-def _shown(call: _Call) -> dict[str, Any]:
-    """The arguments as the card shows them: decoded when they are a JSON object."""
-    try:
-        return parse_arguments(call.arguments, call.name)
-    except ToolArgumentsError:
-        return {"_raw": call.arguments[:_MAX_SHOWN_RAW]}
 
 
 def _assistant_message(content: str, outcomes: list[_Outcome]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -26,14 +25,9 @@ from nbchat.protocol import (
     parse_server_message,
 )
 from nbchat.server import ChatServer
-from nbchat.server.bridge import (
-    OpenAIAgent,
-    ToolCallAccumulator,
-    add_arguments,
-    agent_from_arguments,
-    agent_from_environment,
-)
+from nbchat.server.bridge import OpenAIAgent
 from nbchat.server.responder import ResponderMessage
+from nbchat.server.toolcalls import ToolCallAccumulator
 from tests.helpers import TIMEOUT, free_port
 from tests.openai_upstream import (
     Reply,
@@ -90,41 +84,6 @@ def error_of(messages: list[Any]) -> ErrorMessage:
     """The one error that ends a failed reply."""
     assert isinstance(messages[-1], ErrorMessage), messages
     return messages[-1]
-
-
-# Tool call accumulation (pure)
-
-
-def test_accumulator_joins_fragments_by_index() -> None:
-    """Id, name and argument pieces split across chunks make one call per index."""
-    calls = ToolCallAccumulator()
-    calls.add(0, "a", "calculator", "")
-    calls.add(1, "b", "current_time", "{")
-    calls.add(0, None, None, '{"expr')
-    calls.add(0, None, None, 'ession": "6*7"}')
-    calls.add(1, None, None, "}")
-    assert [(c.id, c.name, c.arguments) for c in calls.calls] == [
-        ("a", "calculator", '{"expression": "6*7"}'),
-        ("b", "current_time", "{}"),
-    ]
-
-
-def test_accumulator_starts_a_new_call_when_an_index_comes_with_a_new_id() -> None:
-    """Ollama reuses index 0 for a second call with its own id: two calls, not one."""
-    calls = ToolCallAccumulator()
-    calls.add(0, "first", "calculator", '{"expression": "1+1"}')
-    calls.add(0, "second", "calculator", '{"expression": "2+2"}')
-    calls.add(None, None, None, "")
-    assert [c.id for c in calls.calls] == ["first", "second"]
-    assert calls.calls[1].arguments == '{"expression": "2+2"}'
-
-
-def test_accumulator_bounds_argument_text() -> None:
-    """A call's argument text stops growing just past the bound, so it is refused, not kept."""
-    calls = ToolCallAccumulator()
-    for _ in range(30):
-        calls.add(0, "a", "calculator", "x" * 10_000)
-    assert 100_000 < len(calls.calls[0].arguments) <= 100_001
 
 
 # Streaming and memory
@@ -515,37 +474,6 @@ async def test_a_recorded_reply_holds_no_key(
     text = path.read_text()
     assert "It is now." in text and "current_time" in text
     assert "sk-test-secret-123" not in text
-
-
-def test_command_line_arguments_make_an_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """nbchat serve's model options build the agent; --openai without a model is refused."""
-    monkeypatch.setenv("MY_KEY", "sk-from-env")
-    monkeypatch.delenv("NBCHAT_MODEL", raising=False)
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert agent_from_arguments(parser.parse_args([])) is None
-    args = parser.parse_args(
-        [
-            *("--openai", "http://127.0.0.1:9/v1", "--model", "m", "--api-key-env", "MY_KEY"),
-            *("--system", "S", "--temperature", "0.1", "--max-tokens", "5"),
-        ]
-    )
-    agent = agent_from_arguments(args)
-    assert agent is not None
-    assert (agent.model, agent.system, agent.temperature, agent.max_tokens) == ("m", "S", 0.1, 5)
-    with pytest.raises(ConfigError, match="--model"):
-        agent_from_arguments(parser.parse_args(["--openai", "http://127.0.0.1:9/v1"]))
-
-
-def test_environment_makes_the_embedded_default_a_model() -> None:
-    """NBCHAT_OPENAI_BASE_URL and NBCHAT_MODEL choose a model; neither means the demo agent."""
-    assert agent_from_environment({}) is None
-    agent = agent_from_environment(
-        {"NBCHAT_OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "NBCHAT_MODEL": "m"}
-    )
-    assert agent is not None and agent.model == "m"
-    with pytest.raises(ConfigError, match="NBCHAT_MODEL"):
-        agent_from_environment({"NBCHAT_OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
 
 
 def test_without_the_sdk_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
