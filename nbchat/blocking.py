@@ -54,7 +54,7 @@ from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
-from .exceptions import NbchatError
+from .exceptions import ConfigError
 
 __all__ = ["run_sync"]
 
@@ -80,7 +80,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         _make_reentrant(loop)
     except ValueError as exc:  # nest_asyncio2 patches only asyncio's own loops
         coro.close()
-        raise NbchatError(
+        raise ConfigError(
             f"cannot block inside a running {type(loop).__name__} loop: "
             "use the async method with await instead"
         ) from exc
