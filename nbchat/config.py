@@ -70,7 +70,7 @@ class ClientConfig(BaseModel):
     should_reconnect: ReconnectPolicy = should_reconnect
     """Predicate deciding, from a :class:`~nbchat.policy.Disconnect`, whether to retry."""
     max_queue: int = Field(1000, ge=1)
-    """Messages held while disconnected; one more raises :class:`~nbchat.QueueFull`."""
+    """Messages whose reply is not complete, connected or not; one more raises ``QueueFull``."""
     ping_interval: float | None = Field(5.0, gt=0)
     """Seconds between keepalive pings: with ``ping_timeout``, a hung server is noticed in 10 s."""
     ping_timeout: float | None = Field(5.0, gt=0)
