@@ -56,14 +56,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..exceptions import ConfigError, ToolArgumentsError
 from ..protocol import (
-    ErrorInfo,
     ErrorMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
 )
-from ..redact import redact_text, redact_url
+from ..redact import redact_url
 from ..toolspec import (
     ToolSpec,
     error_text,
@@ -80,6 +79,7 @@ from .toolcalls import (
     chunk_delta,
     shown_arguments,
 )
+from .upstream import UpstreamErrors, error
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
@@ -99,16 +99,13 @@ MAX_ROUNDS = 8
 """Rounds of tool calls per reply before the bridge stops and says so."""
 _NO_KEY = "unused"
 """Sent as the key to servers that need none: the SDK insists on one."""
-_MAX_ERROR_TEXT = 200
 _FORWARD_EVERY = 16
 """Tokens decoded in a row before the server is let to forward them (and the first).
 
 Once per token doubled the CPU of both the bridge and its clients at 10,000 tokens/s
 (benchmarks/bridge_overhead.py), for nothing: a paced stream pauses for the network
 between chunks anyway. A burst waits at most 16 decodes (about 1 ms)."""
-_MAX_LISTED_MODELS = 10
 _MAX_RETRY_DELAY = 30.0
-_MODELS_TIMEOUT = 5.0
 _INSTALL = "pip install 'nbchat[openai]'"
 
 
@@ -215,6 +212,14 @@ class OpenAIAgent:
             max_retries=0,  # 429s are retried here, where the wait can be said and bounded
         )
         self._histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._errors = UpstreamErrors(
+            url=self.url,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            key=self._key,
+            list_models=self.models,
+        )
 
     def __repr__(self) -> str:
         return f"<OpenAIAgent {self.model!r} at {self.url}>"
@@ -250,7 +255,7 @@ class OpenAIAgent:
                     return
                 if round_number == self.max_rounds:
                     failed = True
-                    yield _error(
+                    yield error(
                         "tool_rounds",
                         f"the model asked for tools {self.max_rounds} rounds in a row without "
                         "answering, so the bridge stopped: ask again, more simply",
@@ -331,7 +336,7 @@ class OpenAIAgent:
                 if content and isinstance(content, str):
                     current.size += len(content)
                     if current.size > self.max_reply_chars:
-                        current.error = _error(
+                        current.error = error(
                             "reply_too_long",
                             f"the model's reply passed {self.max_reply_chars} characters, so the "
                             "bridge stopped it: ask for something shorter, or set max_tokens",
@@ -348,13 +353,13 @@ class OpenAIAgent:
         except openai.OpenAIError as exc:
             broken = stream is not None and not isinstance(exc, openai.APITimeoutError)
             if broken and isinstance(exc, openai.APIConnectionError):
-                current.error = self._broke(exc)
+                current.error = self._errors.broke(exc)
             else:
-                current.error = await self._map_error(exc)
+                current.error = await self._errors.map(exc)
         except Exception as exc:
             if not type(exc).__module__.startswith(("httpx", "httpcore")):
                 raise
-            current.error = self._broke(exc)  # a transport error the SDK left unwrapped
+            current.error = self._errors.broke(exc)  # a transport error the SDK left unwrapped
         finally:
             if stream is not None:
                 # Closing the response closes its connection: the server sees the request end.
@@ -464,109 +469,8 @@ class OpenAIAgent:
         done = call.model_copy(update={"status": "done", "result": result.value})
         return number, _Outcome(done, result.text)
 
-    # Private methods: errors
-
-    async def _map_error(self, exc: Exception) -> ErrorMessage:
-        """One line per SDK error, saying what happened and what to do; never the key."""
-        import openai
-
-        url = self.url
-        if isinstance(exc, openai.APITimeoutError):
-            return _error(
-                "upstream_timeout",
-                f"the model server at {url} did not answer within {self.timeout:g}s: "
-                "check that it is running, or raise the timeout",
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return _error(
-                "upstream_unreachable",
-                f"cannot reach the model server at {url}: start it, or check the URL (--openai)",
-            )
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return _error(
-                "upstream_auth",
-                f"the model server at {url} refused the API key (HTTP {exc.status_code}): "
-                f"set ${API_KEY_ENV} (or --api-key-env VAR) to a valid key",
-            )
-        if isinstance(exc, openai.NotFoundError):
-            return _error("upstream_not_found", await self._not_found())
-        if isinstance(exc, openai.RateLimitError):
-            return _error(
-                "upstream_rate_limited",
-                f"the model server at {url} is rate limiting (HTTP 429) and still was after "
-                f"{self.max_retries} retries: wait a minute, then send again",
-            )
-        if isinstance(exc, openai.APIStatusError):
-            detail = self._detail(exc)
-            if exc.status_code >= 500:
-                return _error(
-                    "upstream_failed",
-                    f"the model server at {url} failed (HTTP {exc.status_code}{detail}): "
-                    "try again, or check its logs",
-                )
-            return _error(
-                "upstream_refused",
-                f"the model server at {url} refused the request (HTTP {exc.status_code}"
-                f"{detail}): check the model's options",
-            )
-        return _error(
-            "upstream_failed",
-            f"the model server at {url} sent an error{self._detail(exc)}: try again",
-        )
-
-    def _broke(self, exc: Exception) -> ErrorMessage:
-        return _error(
-            "upstream_unreachable",
-            f"the connection to the model server at {self.url} broke mid-reply "
-            f"({type(exc).__name__}): check the server, then send again",
-        )
-
-    async def _not_found(self) -> str:
-        try:
-            names = await asyncio.wait_for(self.models(), _MODELS_TIMEOUT)
-        except Exception:  # listing is a courtesy: any failure means "cannot list"
-            names = None
-        if names is None:
-            return (
-                f"the model server at {self.url} has no model {self.model!r} (HTTP 404): "
-                "check --model, and that the URL ends in /v1"
-            )
-        if self.model in names:
-            return (
-                f"the model server at {self.url} answered 404 for its own model {self.model!r}: "
-                "check that the URL is the API root (it usually ends in /v1)"
-            )
-        listed = ", ".join(names[:_MAX_LISTED_MODELS]) or "none"
-        if len(names) > _MAX_LISTED_MODELS:
-            listed += f" (and {len(names) - _MAX_LISTED_MODELS} more)"
-        return (
-            f"unknown model {self.model!r} at {self.url}; it offers: {listed}: "
-            "pass one of them with --model"
-        )
-
-    def _detail(self, exc: Exception) -> str:
-        """The server's own words, redacted (never the key) and cut to one short line."""
-        body = getattr(exc, "body", None)
-        text = None
-        if isinstance(body, Mapping):
-            inner = body.get("error", body)
-            text = inner.get("message") if isinstance(inner, Mapping) else inner
-        if not isinstance(text, str) or not text.strip():
-            return ""
-        text = redact_text(" ".join(text.split()))
-        if self._key:
-            text = text.replace(self._key, "***")
-        if len(text) > _MAX_ERROR_TEXT:
-            text = text[: _MAX_ERROR_TEXT - 3] + "..."
-        return f": {text}"
-
 
 # Private helpers
-
-
-def _error(code: str, message: str) -> ErrorMessage:
-    logger.warning("%s: %s", code, message)
-    return ErrorMessage(error=ErrorInfo(code=code, message=message))
 
 
 def _assistant_message(content: str, outcomes: list[_Outcome]) -> dict[str, Any]:
