@@ -26,7 +26,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from ._version import __version__
@@ -47,11 +47,22 @@ _DEFAULT_PORT = urlsplit(DEFAULT_URL).port or 8000
 """``nbchat serve`` listens where clients look by default (the port of ``DEFAULT_URL``)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line: what is wrong, and where the usage is.
+
+    argparse prints the whole usage first; the README promises one line on
+    stderr and exit 2 for every error. Subcommand parsers inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: MESSAGE: see PROG --help`` on stderr and exit 2."""
+        print(f"{self.prog}: {message}: see {self.prog} --help", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="nbchat", description="Chat with a backend from inside Jupyter."
-    )
+    parser = _Parser(prog="nbchat", description="Chat with a backend from inside Jupyter.")
     parser.add_argument("--version", action="version", version=f"nbchat {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(subcommands)
@@ -72,15 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help(sys.stderr)
+        return _usage(parser)
+    try:
+        return handler(args)
+    except Exception as exc:  # a failure no handler foresaw is still one line, not a traceback
+        command = " ".join(filter(None, ["nbchat", args.command, getattr(args, "action", None)]))
+        print(f"{command}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return handler(args)
 
 
 # nbchat serve
 
 
-def _add_serve(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     serve = subcommands.add_parser(
         "serve",
         help="run the demo backend, or replay a transcript (protocol v1 over WebSocket)",
@@ -252,7 +267,7 @@ def _reason(exc: OSError) -> str:
 # nbchat chat
 
 
-def _add_chat(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_chat(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     chat = subcommands.add_parser(
         "chat",
         help="chat from the terminal: one message, or an interactive prompt",
@@ -269,8 +284,28 @@ def _add_chat(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=os.environ.get(TOKEN_ENV) or None,
         help=f"send 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})",
     )
-    chat.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a reply")
+    chat.add_argument(
+        "--timeout",
+        type=_positive,
+        default=120.0,
+        help="seconds to wait for the connection and for each reply (default: %(default)s)",
+    )
     chat.set_defaults(handler=_run_chat)
+
+
+def _positive(text: str) -> float:
+    """A number of seconds above 0 (argparse type): ``nan``, ``0`` and ``-1`` are usage errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+class _ChatFailed(Exception):
+    """A failure of ``nbchat chat``, already phrased as its one stderr line."""
 
 
 def _run_chat(args: argparse.Namespace) -> int:
@@ -280,10 +315,25 @@ def _run_chat(args: argparse.Namespace) -> int:
         asyncio.run(_chat(args))
     except KeyboardInterrupt:
         return 130
-    except NbchatError as exc:
+    except _ChatFailed as exc:
         print(f"nbchat chat: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except NbchatError as exc:
+        print(f"nbchat chat: {_chat_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
+
+
+def _chat_error(exc: BaseException) -> str:
+    """The one line for ``exc``, with advice a terminal user can follow."""
+    from .exceptions import ReconnectExhausted
+
+    if isinstance(exc, ReconnectExhausted):
+        return (
+            f"cannot reach {exc.url} (gave up after {exc.attempts} attempts): "
+            "start the server (nbchat serve) or check --url"
+        )
+    return str(exc)
 
 
 async def _chat(args: argparse.Namespace) -> None:
@@ -301,12 +351,23 @@ async def _chat(args: argparse.Namespace) -> None:
     # A terminal user wants an answer or an error, not five silent retries.
     client = ChatClient(url=url, headers=headers, max_reconnect_attempts=2, reconnect_interval=0.5)
     try:
-        await asyncio.wait_for(client.connect(), args.timeout)
+        try:
+            await asyncio.wait_for(client.connect(), args.timeout)
+        except asyncio.TimeoutError:
+            raise _ChatFailed(
+                f"could not connect to {client.safe_url} within {args.timeout:g} s: "
+                "check the server or raise --timeout"
+            ) from None
         if args.message:
-            await asyncio.wait_for(chat_once(client, " ".join(args.message)), args.timeout)
+            try:
+                await asyncio.wait_for(chat_once(client, " ".join(args.message)), args.timeout)
+            except asyncio.TimeoutError:
+                raise _ChatFailed(
+                    f"no complete reply within {args.timeout:g} s: raise --timeout "
+                    "or check the server"
+                ) from None
         else:
-            print(f"nbchat chat: connected to {url} (/quit to leave)", file=sys.stderr)
-            await chat_repl(client)
+            await chat_repl(client, timeout=args.timeout)
     finally:
         await client.disconnect()
         if server is not None:
@@ -316,7 +377,7 @@ async def _chat(args: argparse.Namespace) -> None:
 # nbchat demo
 
 
-def _add_demo(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_demo(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     demo = subcommands.add_parser(
         "demo",
         help="open JupyterLab on the quickstart notebook (built-in backend)",
@@ -366,7 +427,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 _FORMATS = {".md": "md", ".markdown": "md", ".ipynb": "ipynb", ".json": "json"}
 
 
-def _add_transcript(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_transcript(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     transcript = subcommands.add_parser(
         "transcript",
         help="show or export a recorded transcript",
@@ -398,7 +459,7 @@ def _add_transcript(subcommands: argparse._SubParsersAction[argparse.ArgumentPar
     export.add_argument(
         "--format",
         choices=["md", "ipynb", "json"],
-        help="output format (default: from the extension of OUT)",
+        help="output format (default: from the extension of OUT; md on standard output)",
     )
     export.add_argument(
         "-o", "--output", metavar="OUT", default="-", help="output file, - for stdout (default)"
@@ -407,7 +468,18 @@ def _add_transcript(subcommands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
+    """One stderr line naming the commands ``parser`` expects; exit 2."""
+    choices = [
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    ]
+    listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+    print(
+        f"{parser.prog}: give one of {listed}: see {parser.prog} --help",
+        file=sys.stderr,
+    )
     return EXIT_ERROR
 
 
@@ -422,7 +494,9 @@ def _run_transcript_show(args: argparse.Namespace) -> int:
 def _run_transcript_export(args: argparse.Namespace) -> int:
     command = "nbchat transcript export"
     output: str = args.output
-    kind: str | None = args.format or _FORMATS.get(Path(output).suffix.lower())
+    kind: str | None = args.format or (
+        "md" if output == "-" else _FORMATS.get(Path(output).suffix.lower())
+    )
     if kind is None:
         print(
             f"{command}: cannot tell the format of {output!r}: give --format md, ipynb or json",

@@ -32,7 +32,7 @@ from nbchat.protocol import (
 from nbchat.server import DEFAULT_OPTIONS, serve_demo
 from nbchat.server.app import DEFAULT_HOST
 from nbchat.transcript import Recorder, Transcript
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, free_port
 from tests.openai_upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,17 +86,41 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"nbchat {__version__}\n"
 
 
-def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    """Without a subcommand the usage goes to stderr and the exit code is 2."""
-    assert main([]) == 2
-    assert "serve" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        ([], "nbchat: give one of serve, chat, demo or transcript: see nbchat --help"),
+        (["nosuch"], "nbchat: argument COMMAND: invalid choice: 'nosuch' (choose from"),
+        (["serve", "--port", "eighty"], "nbchat serve: argument --port: invalid int value:"),
+        (["serve", "--bogus"], "nbchat: unrecognized arguments: --bogus: see nbchat --help"),
+        (["chat", "--timeout", "0", "hi"], "nbchat chat: argument --timeout: must be a number"),
+        (["chat", "--timeout", "nan", "hi"], "nbchat chat: argument --timeout: must be a number"),
+        (["chat", "--timeout", "soon", "hi"], "nbchat chat: argument --timeout: not a number"),
+        (["demo", "--port", "x"], "nbchat demo: argument --port: invalid int value: 'x'"),
+        (["transcript", "export"], "nbchat transcript export: the following arguments are"),
+        (["transcript", "show"], "nbchat transcript show: the following arguments are"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    """A missing command, an unknown option or a bad value: one stderr line, exit 2."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(line), captured.err
+    assert captured.err.endswith("--help\n")
 
 
-def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    """An invalid option value exits 2 with argparse's message, not a traceback."""
-    assert main(["serve", "--port", "eighty"]) == 2
-    err = capsys.readouterr().err
-    assert "invalid int value" in err and "Traceback" not in err
+async def test_usage_errors_from_the_installed_command() -> None:
+    """The ``nbchat`` entry point itself exits 2 with the one line, no usage block."""
+    async with nbchat("chat", "--timeout", "-1", "hi") as process:
+        code, out, err = await finish(process)
+    assert (code, out) == (2, "")
+    assert err == (
+        "nbchat chat: argument --timeout: must be a number of seconds above 0, got '-1': "
+        "see nbchat chat --help\n"
+    )
 
 
 def test_serve_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,6 +218,15 @@ def test_serve_openai_misuse_is_one_line_and_exit_2(
     assert says in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+async def test_serve_on_an_unknown_host_is_one_line_and_exit_2() -> None:
+    """A host name that does not resolve is one line naming it, exit 2."""
+    async with nbchat("serve", "--host", "no-such-host.invalid", "--port", "0") as process:
+        code, out, err = await finish(process)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("nbchat serve: cannot listen on no-such-host.invalid:0: ")
+
+
 async def test_port_in_use_is_one_line_and_exit_2() -> None:
     """A port already taken is reported on one stderr line with exit code 2, no traceback."""
     async with serve_demo(port=0) as taken, nbchat("serve", "--port", str(taken.port)) as process:
@@ -233,11 +266,23 @@ async def test_chat_interactive_prompt_keeps_the_conversation() -> None:
 
 
 async def test_chat_to_a_dead_url_is_one_line_and_exit_2() -> None:
-    """A server that is not there gives one clear line on stderr, not a traceback."""
-    async with nbchat("chat", "--url", "ws://127.0.0.1:9/ws", "hi") as process:
+    """A server that is not there gives one line saying what to do, not a traceback."""
+    url = f"ws://127.0.0.1:{await free_port()}/ws"
+    async with nbchat("chat", "--url", url, "hi") as process:
         code, out, err = await finish(process)
-    assert code == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith("nbchat chat: gave up after")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"nbchat chat: cannot reach {url} (gave up after 2 attempts): "
+        "start the server (nbchat serve) or check --url\n"
+    )
+
+
+async def test_chat_with_an_invalid_url_is_one_line_and_exit_2() -> None:
+    """A URL that is not ws:// or wss:// is refused in one line before connecting."""
+    async with nbchat("chat", "--url", "http://127.0.0.1:1/ws", "hi") as process:
+        code, out, err = await finish(process)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("nbchat chat: invalid client setting url")
 
 
 async def test_chat_sends_the_token() -> None:
@@ -248,7 +293,67 @@ async def test_chat_sends_the_token() -> None:
         assert (code, out) == (0, "1 2 3\n"), err
         async with nbchat("chat", "--url", server.url, "--token", "bad", "hi") as process:
             code, out, err = await finish(process)
-        assert code == 2 and "HTTP 401" in err and err.count("\n") == 1
+        assert (code, out) == (2, "")
+        assert err == (
+            "nbchat chat: server refused the connection with HTTP 401 "
+            "(Missing or wrong token: send Authorization: Bearer <token>.): "
+            "check the token (Authorization: Bearer ...)\n"
+        )
+
+
+async def test_chat_reply_timeout_is_one_line_and_exit_2() -> None:
+    """--timeout shorter than the reply: the streamed part ends its line, then one error line."""
+    async with (
+        serve_demo(port=0, delay=DEMO_DELAY) as server,
+        nbchat("chat", "--url", server.url, "--timeout", "0.5", "count to 300") as process,
+    ):
+        code, out, err = await finish(process)
+    assert code == 2
+    assert out.startswith("1 2 3 ") and out.endswith("\n") and "300" not in out
+    assert err == (
+        "nbchat chat: no complete reply within 0.5 s: raise --timeout or check the server\n"
+    )
+
+
+async def test_chat_connect_timeout_is_one_line_and_exit_2() -> None:
+    """A server that accepts TCP but never answers the handshake: one line after --timeout."""
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    tcp = await asyncio.start_server(silent, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{tcp.sockets[0].getsockname()[1]}/ws"
+    try:
+        async with nbchat("chat", "--url", url, "--timeout", "0.5", "hi") as process:
+            code, out, err = await finish(process)
+    finally:
+        tcp.close()
+    assert accepted.is_set()
+    assert (code, out) == (2, "")
+    assert err == (
+        f"nbchat chat: could not connect to {url} within 0.5 s: "
+        "check the server or raise --timeout\n"
+    )
+
+
+async def test_chat_whose_server_dies_mid_reply_is_one_line_and_exit_2() -> None:
+    """The server going away during a reply: the partial line ends, one error line, exit 2."""
+    server = await serve_demo(port=0, delay=0.05)
+    try:
+        async with nbchat("chat", "--url", server.url, "count to 300") as process:
+            assert process.stdout is not None
+            first = await asyncio.wait_for(process.stdout.readuntil(b"3 "), TIMEOUT)
+            await server.close()
+            code, out, err = await finish(process)
+    finally:
+        await server.close()
+    assert code == 2
+    assert first.startswith(b"1 2 3 ") and out.endswith("\n") and "300" not in out
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"nbchat chat: cannot reach {server.url} (gave up after 2 attempts)")
 
 
 # nbchat transcript
@@ -322,6 +427,26 @@ def test_transcript_export_markdown_to_stdout(
     assert capsys.readouterr().out == Transcript.load(path).to_markdown()
 
 
+def test_transcript_export_without_options_writes_markdown_to_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export FILE alone writes Markdown to standard output."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    assert main(["transcript", "export", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == Transcript.load(path).to_markdown()
+
+
+async def test_transcript_export_without_options_from_the_command(tmp_path: Path) -> None:
+    """The installed command, ``nbchat transcript export FILE``, prints the Markdown and exits 0."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    async with nbchat("transcript", "export", str(path)) as process:
+        code, out, err = await finish(process)
+    assert (code, err) == (0, "")
+    assert out == Transcript.load(path).to_markdown()
+
+
 def test_transcript_export_notebook_is_valid(tmp_path: Path) -> None:
     """export -o OUT.ipynb infers the format and writes a notebook nbformat validates."""
     import nbformat
@@ -351,19 +476,28 @@ def test_transcript_export_json_round_trips(
         (["export", "{missing}", "-o", "x.md"], "nbchat transcript export: transcript {missing}"),
         (["export", "{good}", "-o", "x.txt"], "nbchat transcript export: cannot tell the format"),
         (["export", "{good}", "-o", "{tmp}/no/such/dir/x.md"], "nbchat transcript export: cannot"),
+        (
+            ["show", "{tmp}"],
+            "nbchat transcript show: cannot read transcript {tmp} (Is a directory)",
+        ),
+        (["show", "{torn}"], "nbchat transcript show: {torn} is not an nbchat transcript"),
+        (["export", "{torn}"], "nbchat transcript export: {torn} is not an nbchat transcript"),
     ],
 )
 def test_transcript_failures_are_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    """A missing file, a file that is no transcript, an unknown format: one line, exit 2."""
+    """A missing file, no transcript, a torn header, an unknown format: one line, exit 2."""
     names = {
         "missing": str(tmp_path / "missing.jsonl"),
         "other": str(tmp_path / "notes.txt"),
         "good": str(write_transcript(tmp_path / "chat.jsonl")),
+        "torn": str(tmp_path / "torn.jsonl"),
         "tmp": str(tmp_path),
     }
     Path(names["other"]).write_text("my notes\n", encoding="utf-8")
+    header = Path(names["good"]).read_bytes().split(b"\n", 1)[0]
+    Path(names["torn"]).write_bytes(header[: len(header) // 2])  # killed while writing it
     assert main(["transcript", *(arg.format(**names) for arg in argv)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
@@ -371,10 +505,11 @@ def test_transcript_failures_are_one_line_and_exit_2(
 
 
 def test_transcript_without_an_action_prints_its_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    """``nbchat transcript`` alone lists show and export on stderr and exits 2."""
+    """``nbchat transcript`` alone names show and export on one stderr line and exits 2."""
     assert main(["transcript"]) == 2
-    err = capsys.readouterr().err
-    assert "show" in err and "export" in err
+    assert capsys.readouterr().err == (
+        "nbchat transcript: give one of show or export: see nbchat transcript --help\n"
+    )
 
 
 # nbchat serve --replay
