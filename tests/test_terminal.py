@@ -1,21 +1,33 @@
-"""``nbchat chat``'s terminal client against the real demo server: streamed text, tool lines."""
+"""``nbchat chat``'s terminal client against the real demo server: streamed text, tool lines,
+commands, connection notices, and the interactive prompt in a real pseudo-terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
+import os
+import pty
+import re
+import struct
+import sys
+import termios
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection
 
 from nbchat import ChatClient
+from nbchat.config import DEMO_DELAY
 from nbchat.protocol import ToolCall
 from nbchat.server import DemoServer, serve_demo
-from nbchat.terminal import PROMPT, chat_once, chat_repl, format_tool_call
+from nbchat.terminal import HELP, PROMPT, chat_once, chat_repl, format_tool_call
 from tests.helpers import FAST, TIMEOUT, scripted_server
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -184,3 +196,178 @@ async def test_a_reply_the_server_lost_is_said_to_start_over() -> None:
     assert before.startswith("1 2 3 ")  # what had streamed before the server went away
     assert restarted == "[the server lost the reply: it starts over]"
     assert after == "1 2 3 4 5 6 7 8\n"
+
+
+# chat_repl's commands and connection notices, read from a pipe
+
+
+async def test_help_and_new_conversation(client: ChatClient) -> None:
+    """/help lists the commands; /new starts a conversation that knows nothing yet."""
+    before = client.conversation_id
+    printed = await repl(client, "my name is Ada\n/help\n/new\nwhat is my name\n")
+    assert HELP in printed
+    assert "Nice to meet you, Ada!" in printed
+    assert "[a new conversation]\n" in printed
+    assert "I don't know your name yet." in printed
+    assert client.conversation_id != before
+
+
+async def test_a_server_that_dies_is_reported_while_waiting_for_input() -> None:
+    """With nothing typed, a lost server is said at once, and so is giving up on it."""
+    server = await serve_demo(port=0)
+    client = ChatClient(url=server.url, max_reconnect_attempts=2, **FAST)
+    read_end, write_end = os.pipe()
+    screen = Screen("is gone")
+    try:
+        await client.connect()
+        with open(read_end, encoding="utf-8") as stdin:
+            session = asyncio.ensure_future(chat_repl(client, stdin, screen))
+            await server.close()
+            await asyncio.wait_for(screen.shown.wait(), TIMEOUT)
+            os.close(write_end)  # end of input: the session ends
+            await asyncio.wait_for(session, TIMEOUT)
+    finally:
+        await client.disconnect()
+        await server.close()
+    assert screen.getvalue() == (
+        f"{PROMPT}[lost the connection to {server.url}: reconnecting]\n"
+        f"[the server at {server.url} is gone (gave up after 2 attempts): "
+        "start it again and send a message, or /quit]\n"
+        "\n"
+    )
+
+
+# Interactive: the real command in a pseudo-terminal
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
+"""Terminal control sequences and carriage returns: removed to read the screen as text."""
+
+
+SHOWN_PROMPT = PROMPT.rstrip()
+"""The prompt as a screen shows it: prompt_toolkit draws its trailing space as a cursor move."""
+
+
+class Terminal:
+    """``nbchat chat`` in a pseudo-terminal: keys go in, what it shows comes out as text."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.output = ""
+        """Everything the process wrote, control sequences removed."""
+        self._grew = asyncio.Event()
+        self._master = -1
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Terminal:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        self._master = master
+        environ = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TERM": "xterm",
+            "PROMPT_TOOLKIT_NO_CPR": "1",  # do not wait for a cursor-position answer
+        }
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "nbchat", "chat", "--url", self.url,
+            stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=environ,
+            preexec_fn=_take_the_terminal,
+        )  # fmt: skip
+        os.close(slave)
+        asyncio.get_running_loop().add_reader(master, self._read)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        asyncio.get_running_loop().remove_reader(self._master)
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        os.close(self._master)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._master, 65536)
+        except OSError:  # EIO: the process has closed the terminal
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self._master)
+            return
+        self.output = ANSI.sub("", self.output + data.decode("utf-8", "replace"))
+        self._grew.set()
+
+    def type(self, keys: str) -> None:
+        """Send ``keys`` as typed (``\\r`` is Enter, ``\\x03`` Ctrl-C, ``\\x1b[A`` the Up arrow)."""
+        os.write(self._master, keys.encode())
+
+    async def shows(self, text: str, count: int = 1) -> None:
+        """Wait until ``text`` has been shown ``count`` times."""
+
+        async def wait() -> None:
+            while self.output.count(text) < count:
+                self._grew.clear()
+                await self._grew.wait()
+
+        try:
+            await asyncio.wait_for(wait(), TIMEOUT)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{text!r} not shown {count} times in {self.output!r}") from None
+
+    async def exit_code(self) -> int:
+        """Wait for the process to end; its exit code."""
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), TIMEOUT)
+
+
+def _take_the_terminal() -> None:
+    """In the child: a new session whose controlling terminal is the pty, so Ctrl-C is SIGINT."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+async def test_ctrl_c_stops_the_reply_and_arrows_edit_and_recall() -> None:
+    """Ctrl-C ends a long reply but not the session; Left edits the line, Up recalls the last."""
+    async with serve_demo(port=0, delay=DEMO_DELAY) as server, Terminal(server.url) as term:
+        await term.shows(SHOWN_PROMPT)
+        term.type("count to 10000\r")
+        await term.shows("1 2 3 4 5 ")
+        term.type("\x03")
+        await term.shows("[stopped]\n")
+        await term.shows(SHOWN_PROMPT, 2)  # the session goes on
+        stopped_at = term.output.split("[stopped]")[0]
+        assert " 9999 " not in stopped_at and "^C\n" in stopped_at  # the tty echoes ^C
+        term.type("count to 3\x1b[D1\r")  # Left, then 1: "count to 13"
+        await term.shows("11 12 13\n")
+        term.type("What is 6*7?\r")
+        await term.shows("6*7 = 42.\n")
+        term.type("\x1b[A\r")  # Up: the last line again
+        await term.shows("6*7 = 42.\n", 2)
+        term.type("/quit\r")
+        assert await term.exit_code() == 0
+    assert "Traceback" not in term.output
+
+
+async def test_commands_and_a_dying_server_in_the_terminal() -> None:
+    """/help, /new and /quit work at the prompt; a server that dies is said while it waits."""
+    server = await serve_demo(port=0, delay=0)
+    try:
+        async with Terminal(server.url) as term:
+            await term.shows(f"nbchat chat: connected to {server.url} (/help for commands)\n")
+            term.type("/help\r")
+            await term.shows("/new   start a new conversation")
+            term.type("my name is Ada\r")
+            await term.shows("Nice to meet you, Ada!")
+            term.type("/new\r")
+            await term.shows("[a new conversation]\n")
+            term.type("what is my name\r")
+            await term.shows("I don't know your name yet.")
+            term.type("\r")  # an empty line sends nothing: the last message stays the last
+            term.type("what did I ask\r")
+            await term.shows("You said: what is my name\n")
+            await server.close()  # nothing typed: the prompt is waiting
+            await term.shows(f"[lost the connection to {server.url}: reconnecting]\n")
+            await term.shows(f"[the server at {server.url} is gone")
+            term.type("/quit\r")
+            assert await term.exit_code() == 0
+    finally:
+        await server.close()
+    assert "Traceback" not in term.output
