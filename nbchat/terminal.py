@@ -202,6 +202,11 @@ async def _answer(client: ChatClient, text: str, out: TextIO, timeout: float | N
         out.write("[stopped]\n")
     except asyncio.TimeoutError:
         out.write(f"error: no complete reply within {timeout:g} s: ask again or raise --timeout\n")
+    except ReconnectExhausted as exc:  # its own text advises connect(), which a person cannot
+        out.write(
+            f"error: cannot reach {exc.url} (gave up after {exc.attempts} attempts): "
+            "start the server, then send again\n"
+        )
     except NbchatError as exc:
         out.write(f"error: {exc}\n")
     else:

@@ -25,7 +25,7 @@ from nbchat.config import DEMO_DELAY
 from nbchat.protocol import ToolCall
 from nbchat.server import DemoServer, serve_demo
 from nbchat.terminal import HELP, PROMPT, chat_once, chat_repl, format_tool_call
-from tests.helpers import FAST, TIMEOUT, scripted_server
+from tests.helpers import FAST, TIMEOUT, free_port, scripted_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -234,6 +234,20 @@ async def test_a_server_that_dies_is_reported_while_waiting_for_input() -> None:
         f"[the server at {server.url} is gone (gave up after 2 attempts): "
         "start it again and send a message, or /quit]\n"
         "\n"
+    )
+
+
+async def test_a_message_to_a_server_still_gone_says_what_to_do() -> None:
+    """Sending after the client gave up tries again, then says to start the server."""
+    url = f"ws://127.0.0.1:{await free_port()}/ws"
+    client = ChatClient(url=url, max_reconnect_attempts=1, **FAST)
+    try:
+        printed = await repl(client, "hello\n")
+    finally:
+        await client.disconnect()
+    assert printed == (
+        f"{PROMPT}error: cannot reach {url} (gave up after 1 attempts): "
+        f"start the server, then send again\n{PROMPT}\n"
     )
 
 
