@@ -13,7 +13,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from .client import ChatClient, ReplyRestarted
 from .connection import ConnectionState
@@ -41,6 +41,16 @@ HELP = (
 """What ``/help`` prints: every command of the prompt."""
 
 
+class Output(Protocol):
+    """Where a reply is printed: ``sys.stdout``, a ``StringIO``, any text file."""
+
+    def write(self, text: str, /) -> int:
+        """Write ``text``; return its length."""
+
+    def flush(self) -> None:
+        """Push what was written to the screen."""
+
+
 def format_tool_call(call: ToolCall) -> str:
     """One line per tool call state, e.g. ``[calculator running] {"expression": "6*7"}``."""
     arguments = json.dumps(call.arguments, ensure_ascii=False)
@@ -50,46 +60,39 @@ def format_tool_call(call: ToolCall) -> str:
     return line
 
 
-async def chat_once(client: ChatClient, text: str, out: TextIO = sys.stdout) -> bool:
+async def chat_once(client: ChatClient, text: str, out: Output = sys.stdout) -> bool:
     """Send ``text`` and print the reply as it streams, tool calls on their own lines.
 
     Returns True if the reply was stopped (cancelled) before it was complete.
     However the reply ends, even by an error or a timeout, the output ends at the
     start of a line, so what comes next (an error, the prompt) is not glued to it.
     """
-    at_line_start = True
+    lines = out if isinstance(out, _Lines) else _Lines(out)
     cancelled = False
     try:
         async for message in client.stream(text):
-            at_line_start = _print_message(message, out, at_line_start)
+            _print_message(message, lines)
             if isinstance(message, DoneMessage):
                 cancelled = bool(message.cancelled)
     finally:
-        if not at_line_start:
-            out.write("\n")
-        out.flush()
+        lines.end_line()
+        lines.flush()
     return cancelled
 
 
-def _print_message(
-    message: ServerMessage | ReplyRestarted, out: TextIO, at_line_start: bool
-) -> bool:
+def _print_message(message: ServerMessage | ReplyRestarted, out: _Lines) -> None:
     if isinstance(message, ReplyRestarted):
-        out.write(("" if at_line_start else "\n") + "[the server lost the reply: it starts over]\n")
-        out.flush()
-        return True
-    if isinstance(message, TokenMessage):
+        out.end_line()
+        out.write("[the server lost the reply: it starts over]\n")
+    elif isinstance(message, TokenMessage):
         out.write(message.response)
-        out.flush()
-        return message.response.endswith("\n")
-    if isinstance(message, ToolCallMessage | ToolResultMessage):
-        if not at_line_start:
-            out.write("\n")
+    elif isinstance(message, ToolCallMessage | ToolResultMessage):
+        out.end_line()
         for call in message.tool_calls:
             out.write(format_tool_call(call) + "\n")
-        out.flush()
-        return True
-    return at_line_start
+    else:
+        return
+    out.flush()
 
 
 async def chat_repl(
@@ -107,31 +110,32 @@ async def chat_repl(
     if interactive:
         out.write(f"nbchat chat: connected to {client.safe_url} (/help for commands)\n")
         out.flush()
-    read = _prompt_reader(out) if interactive else _plain_reader(stdin, out)
-    unsubscribe = client.on("state", _StateReporter(client, out).changed)
+    lines = _Lines(out)
+    read = _prompt_reader() if interactive else _plain_reader(stdin, lines)
+    unsubscribe = client.on("state", _StateReporter(client, lines).changed)
     try:
         while True:
             line = await read()
             if line is None:
-                out.write("\n")
-                out.flush()
+                lines.write("\n")
+                lines.flush()
                 return
             text = line.strip()
             if text in {"/quit", "/exit"}:
                 if not interactive:
-                    out.write("\n")
-                    out.flush()
+                    lines.write("\n")
+                    lines.flush()
                 return
             if not text:
                 continue
             if text == "/help":
-                out.write(HELP)
+                lines.write(HELP)
             elif text == "/new":
                 client.conversation_id = new_id()
-                out.write("[a new conversation]\n")
+                lines.write("[a new conversation]\n")
             else:
-                await _answer(client, text, out, timeout)
-            out.flush()
+                await _answer(client, text, lines, timeout)
+            lines.flush()
     finally:
         unsubscribe()
 
@@ -140,7 +144,7 @@ Reader = Callable[[], Any]
 """A coroutine function returning the next line typed, or None at end of input."""
 
 
-def _plain_reader(stdin: TextIO, out: TextIO) -> Reader:
+def _plain_reader(stdin: TextIO, out: _Lines) -> Reader:
     """Lines from a pipe or file, each after a printed prompt (scripts and tests)."""
     loop = asyncio.get_running_loop()
 
@@ -148,12 +152,13 @@ def _plain_reader(stdin: TextIO, out: TextIO) -> Reader:
         out.write(PROMPT)
         out.flush()
         line = await loop.run_in_executor(None, stdin.readline)
+        out.at_line_start = True  # the line typed ends the prompt's line; the reply follows
         return line or None
 
     return read
 
 
-def _prompt_reader(out: TextIO) -> Reader:
+def _prompt_reader() -> Reader:
     """Lines from prompt_toolkit: editing, arrow-key history; Ctrl-C clears the line."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import InMemoryHistory
@@ -173,7 +178,7 @@ def _prompt_reader(out: TextIO) -> Reader:
     return read
 
 
-async def _answer(client: ChatClient, text: str, out: TextIO, timeout: float | None) -> None:
+async def _answer(client: ChatClient, text: str, out: Output, timeout: float | None) -> None:
     """Print the reply to ``text``.
 
     The first Ctrl-C asks the server to stop the reply (what was written stays),
@@ -233,10 +238,37 @@ def _on_sigint(handler: Callable[[], None]) -> Callable[[], None]:
     return restore
 
 
+class _Lines:
+    """An output that knows whether it is at the start of a line.
+
+    A connection notice can arrive in the middle of a reply (or after the plain
+    prompt); it then starts its own line instead of running on from the text.
+    """
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.at_line_start = True
+
+    def write(self, text: str, /) -> int:
+        """Write ``text``, remembering whether it ended a line."""
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self.out.write(text)
+
+    def flush(self) -> None:
+        """Flush the output underneath."""
+        self.out.flush()
+
+    def end_line(self) -> None:
+        """Finish the current line, if text was left on it."""
+        if not self.at_line_start:
+            self.write("\n")
+
+
 class _StateReporter:
     """Says on one line when a connection that was up drops, comes back, or is given up."""
 
-    def __init__(self, client: ChatClient, out: TextIO) -> None:
+    def __init__(self, client: ChatClient, out: _Lines) -> None:
         self.client = client
         self.out = out
         self.up = client.is_connected
@@ -272,6 +304,7 @@ class _StateReporter:
             self._write(line)
 
     def _write(self, line: str) -> None:
+        self.out.end_line()
         self.out.write(line + "\n")
         self.out.flush()
 

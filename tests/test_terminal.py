@@ -230,10 +230,40 @@ async def test_a_server_that_dies_is_reported_while_waiting_for_input() -> None:
         await client.disconnect()
         await server.close()
     assert screen.getvalue() == (
-        f"{PROMPT}[lost the connection to {server.url}: reconnecting]\n"
+        f"{PROMPT}\n[lost the connection to {server.url}: reconnecting]\n"
         f"[the server at {server.url} is gone (gave up after 2 attempts): "
         "start it again and send a message, or /quit]\n"
         "\n"
+    )
+
+
+async def test_a_notice_during_a_reply_starts_its_own_line() -> None:
+    """A server restarted mid-reply: each notice on its own line, no empty line, then the reply."""
+    server = await serve_demo(port=0, delay=0.05)
+    port = server.port
+    client = ChatClient(url=server.url, max_reconnect_attempts=50, **FAST)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"count to 8\n")
+    screen = Screen("1 2 3 ")
+    try:
+        await client.connect()
+        with open(read_end, encoding="utf-8") as stdin:
+            session = asyncio.ensure_future(chat_repl(client, stdin, screen))
+            await asyncio.wait_for(screen.shown.wait(), TIMEOUT)
+            await server.close()
+            server = await serve_demo(port=port, delay=0)
+            os.close(write_end)  # end of input once the reply is complete
+            await asyncio.wait_for(session, TIMEOUT)
+    finally:
+        await client.disconnect()
+        await server.close()
+    before, rest = screen.getvalue().split("\n", 1)
+    assert before.startswith(f"{PROMPT}1 2 3 ")
+    assert rest == (
+        f"[lost the connection to {server.url}: reconnecting]\n"
+        f"[reconnected to {server.url}]\n"
+        "[the server lost the reply: it starts over]\n"
+        f"1 2 3 4 5 6 7 8\n{PROMPT}\n"
     )
 
 
