@@ -41,12 +41,8 @@ class Waiters:
 
     def __init__(self) -> None:
         self._futures: dict[str, asyncio.Future[Reply]] = {}
-        self._streams: dict[str, list[asyncio.Queue[_Queued]]] = {}
-
-    @property
-    def streaming(self) -> bool:
-        """True while any stream is open: only then does a received message concern them."""
-        return bool(self._streams)
+        self.streams: dict[str, list[asyncio.Queue[_Queued]]] = {}
+        """Open streams by message id: empty (falsy) unless someone iterates a reply."""
 
     def future(self, message_id: str) -> asyncio.Future[Reply]:
         """The future of the reply to ``message_id``, made on the running loop if new."""
@@ -68,7 +64,7 @@ class Waiters:
         queue: asyncio.Queue[_Queued] = asyncio.Queue()
         for message in backlog:
             queue.put_nowait(message)
-        self._streams.setdefault(message_id, []).append(queue)
+        self.streams.setdefault(message_id, []).append(queue)
         return self._iterate(message_id, queue, abandon)
 
     # What happened to a reply
@@ -76,7 +72,7 @@ class Waiters:
     def received(self, message: ServerMessage) -> None:
         """A message of a reply (acks are not part of it)."""
         if message.type != "ack":
-            for queue in self._streams.get(message.reply_to or "", ()):
+            for queue in self.streams.get(message.reply_to or "", ()):
                 queue.put_nowait(message)
 
     def completed(self, message_id: str, reply: Reply) -> None:
@@ -87,7 +83,7 @@ class Waiters:
 
     def restarted(self, message_id: str) -> None:
         """The server lost the reply and begins it again."""
-        for queue in self._streams.get(message_id, ()):
+        for queue in self.streams.get(message_id, ()):
             queue.put_nowait(ReplyRestarted(message_id))
 
     def failed(self, message_id: str, error: NbchatError) -> None:
@@ -95,7 +91,7 @@ class Waiters:
         future = self._futures.pop(message_id, None)
         if future is not None and not future.done():
             future.set_exception(error)
-        for queue in self._streams.get(message_id, ()):
+        for queue in self.streams.get(message_id, ()):
             queue.put_nowait(error)
 
     def forget(self) -> None:
@@ -104,7 +100,7 @@ class Waiters:
             if not future.done():
                 future.cancel()
         self._futures.clear()
-        self._streams.clear()
+        self.streams.clear()
 
     async def _iterate(
         self,
@@ -127,11 +123,11 @@ class Waiters:
                 if finished:
                     return
         finally:
-            queues = self._streams.get(message_id, [])
+            queues = self.streams.get(message_id, [])
             with contextlib.suppress(ValueError):
                 queues.remove(queue)
             if not queues:
-                self._streams.pop(message_id, None)
+                self.streams.pop(message_id, None)
             if not finished:
                 abandon(message_id)
 
