@@ -12,8 +12,8 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TextIO
 
 from .client import ChatClient, ReplyRestarted
 from .connection import ConnectionState
@@ -140,7 +140,7 @@ async def chat_repl(
         unsubscribe()
 
 
-Reader = Callable[[], Any]
+Reader = Callable[[], Awaitable[str | None]]
 """A coroutine function returning the next line typed, or None at end of input."""
 
 
