@@ -183,8 +183,8 @@ async def test_a_real_model_streams_records_and_replays(bridge_url: str, tmp_pat
     assert (replayed.text, again.text) == (text, second.text)
 
 
-def test_a_real_model_streams_into_a_widget_in_a_kernel(bridge_url: str) -> None:
-    """A ChatWidget in a real kernel, on nbchat serve --openai in front of SmolLM2, gets a reply."""
+def widget_reply_in_a_kernel(setup: str) -> str:
+    """Run ``setup`` (which makes ``chat``), one ask_sync and a close in a fresh kernel."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -192,9 +192,7 @@ def test_a_real_model_streams_into_a_widget_in_a_kernel(bridge_url: str) -> None
         "language": "python",
     }
     nb.cells = [
-        nbformat.v4.new_code_cell(
-            f"import nbchat\nchat = nbchat.ChatWidget(url={bridge_url!r})\nchat"
-        ),
+        nbformat.v4.new_code_cell(f"import nbchat\n{setup}\nchat"),
         nbformat.v4.new_code_cell(
             "reply = chat.ask_sync('Say hello.', timeout=60)\n"
             "print('chars', len(reply.text) > 0, 'cancelled', reply.cancelled)"
@@ -202,32 +200,20 @@ def test_a_real_model_streams_into_a_widget_in_a_kernel(bridge_url: str) -> None
         nbformat.v4.new_code_cell("chat.close()"),
     ]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(ROOT))
-    output = "".join(o.get("text", "") for o in nb.cells[1].outputs)
-    assert "chars True cancelled False" in output, nb.cells[1].outputs
+    return "".join(output.get("text", "") for output in nb.cells[1].outputs)
+
+
+def test_a_real_model_streams_into_a_widget_in_a_kernel(bridge_url: str) -> None:
+    """A ChatWidget in a real kernel, on nbchat serve --openai in front of SmolLM2, gets a reply."""
+    output = widget_reply_in_a_kernel(f"chat = nbchat.ChatWidget(url={bridge_url!r})")
+    assert "chars True cancelled False" in output, output
 
 
 def test_the_widget_runs_the_bridge_as_its_built_in_backend(llama_url: str) -> None:
     """ChatWidget(backend=OpenAIAgent(...)) in a real kernel: the model in one line, no process."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import nbchat\n"
-            f"agent = nbchat.OpenAIAgent(base_url={llama_url!r}, model={MODEL_NAME!r}, "
-            "temperature=0.0, max_tokens=16, tools=())\n"
-            "chat = nbchat.ChatWidget(backend=agent)\n"
-            "chat"
-        ),
-        nbformat.v4.new_code_cell(
-            "reply = chat.ask_sync('Say hello.', timeout=60)\n"
-            "print('chars', len(reply.text) > 0, 'cancelled', reply.cancelled)"
-        ),
-        nbformat.v4.new_code_cell("chat.close()"),
-    ]
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute(cwd=str(ROOT))
-    output = "".join(o.get("text", "") for o in nb.cells[1].outputs)
-    assert "chars True cancelled False" in output, nb.cells[1].outputs
+    output = widget_reply_in_a_kernel(
+        f"agent = nbchat.OpenAIAgent(base_url={llama_url!r}, model={MODEL_NAME!r}, "
+        "temperature=0.0, max_tokens=16, tools=())\n"
+        "chat = nbchat.ChatWidget(backend=agent)"
+    )
+    assert "chars True cancelled False" in output, output
