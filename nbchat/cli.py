@@ -84,10 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         return _usage(parser)
+    command = " ".join(filter(None, ["nbchat", args.command, getattr(args, "action", None)]))
     try:
         return handler(args)
+    except BrokenPipeError:  # e.g. nbchat transcript show FILE | head: the reader left
+        # Nothing more can reach the reader; point stdout at /dev/null so that the
+        # interpreter's own flush at exit does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        print(f"{command}: standard output was closed before all was written", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:  # a failure no handler foresaw is still one line, not a traceback
-        command = " ".join(filter(None, ["nbchat", args.command, getattr(args, "action", None)]))
         print(f"{command}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
@@ -488,6 +496,7 @@ def _run_transcript_show(args: argparse.Namespace) -> int:
     if transcript is None:
         return EXIT_ERROR
     sys.stdout.write(transcript.to_text())
+    sys.stdout.flush()  # a closed pipe fails here, inside main, not at exit
     return 0
 
 
@@ -519,6 +528,7 @@ def _run_transcript_export(args: argparse.Namespace) -> int:
         text = nbformat.writes(transcript.to_notebook())  # type: ignore[no-untyped-call]
     if output == "-":
         sys.stdout.write(text)
+        sys.stdout.flush()  # a closed pipe fails here, inside main, not at exit
         return 0
     try:
         Path(output).write_text(text, encoding="utf-8")

@@ -447,6 +447,26 @@ async def test_transcript_export_without_options_from_the_command(tmp_path: Path
     assert out == Transcript.load(path).to_markdown()
 
 
+async def test_transcript_show_into_a_closed_pipe_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Standard output whose reader has gone (``| head``): one line, exit 2, no traceback."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "nbchat", "transcript", "show", str(path),
+            stdout=write_end, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    _, stderr = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    assert process.returncode == 2
+    assert stderr.decode() == (
+        "nbchat transcript show: standard output was closed before all was written\n"
+    )
+
+
 def test_transcript_export_notebook_is_valid(tmp_path: Path) -> None:
     """export -o OUT.ipynb infers the format and writes a notebook nbformat validates."""
     import nbformat
