@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,3 +44,15 @@ def pytest_configure(config: pytest.Config) -> None:
     patch = pytest.MonkeyPatch()
     patch.setattr(RunningKernel, "stop", stop)
     config.add_cleanup(patch.undo)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the widgets the tests left open, while ipywidgets can still do so.
+
+    Left to the interpreter's exit, each one's ``__del__`` runs after ipywidgets'
+    class state is gone and prints a traceback: thousands of lines of noise
+    after the summary.
+    """
+    widgets = sys.modules.get("ipywidgets")
+    if widgets is not None:
+        widgets.Widget.close_all()
