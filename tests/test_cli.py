@@ -594,3 +594,23 @@ def test_demo_without_its_notebook_is_one_line_and_exit_2(
     assert main(["demo", str(tmp_path / "missing.ipynb")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no notebook at" in err
+
+
+async def test_demo_without_jupyterlab_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """In an environment with no jupyter-lab command, demo names what to install: one line."""
+    # An environment with this one's packages but another bin/ folder, where
+    # jupyter-lab is not: the same interpreter, pyvenv.cfg and lib/, a new prefix.
+    venv = Path(sys.prefix)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(Path(sys.executable).resolve())
+    (tmp_path / "lib").symlink_to(venv / "lib")
+    (tmp_path / "pyvenv.cfg").write_bytes((venv / "pyvenv.cfg").read_bytes())
+    notebook = ROOT / "notebooks" / "quickstart.ipynb"
+    process = await asyncio.create_subprocess_exec(
+        str(tmp_path / "bin" / "python"), "-m", "nbchat", "demo", str(notebook), "--no-browser",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": str(tmp_path / "bin")},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    assert (process.returncode, out) == (2, b"")
+    assert err.decode() == ("nbchat demo: JupyterLab is not installed: pip install 'nbchat[lab]'\n")
