@@ -281,7 +281,8 @@ def _add_chat(subcommands: argparse._SubParsersAction[_Parser]) -> None:
         help="chat from the terminal: one message, or an interactive prompt",
         description=(
             "Send MESSAGE and stream the reply with its tool calls, or, without MESSAGE, "
-            "answer each line typed until end of input or /quit. Without --url and "
+            "answer each line typed until end of input or /quit (on a terminal: line "
+            "editing and history, Ctrl-C stops a reply, /new and /help). Without --url and "
             "$NBCHAT_WS_URL a built-in server is started for the session."
         ),
     )
