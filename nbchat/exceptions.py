@@ -81,7 +81,7 @@ class ReconnectExhausted(ConnectionFailed):
         self.url = url
         super().__init__(
             f"gave up after {attempts} reconnection attempts to {url}: "
-            "start the server (nbchat serve) or call connect() again"
+            "start the server (nbchat serve), then send again: the client reconnects"
         )
 
 
