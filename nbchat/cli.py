@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_chat(subcommands)
     _add_demo(subcommands)
     _add_transcript(subcommands)
+    parser.set_defaults(handler=lambda _: _usage(parser.prog, subcommands.choices))
     return parser
 
 
@@ -81,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
         return EXIT_ERROR
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        return _usage(parser)
+    handler: Handler = args.handler
     command = " ".join(filter(None, ["nbchat", args.command, getattr(args, "action", None)]))
     try:
         return handler(args)
@@ -442,8 +441,8 @@ def _add_transcript(subcommands: argparse._SubParsersAction[_Parser]) -> None:
         help="show or export a recorded transcript",
         description="Read a transcript recorded by ChatClient(record=...) or chat.record().",
     )
-    transcript.set_defaults(handler=lambda _: _usage(transcript))
     actions = transcript.add_subparsers(dest="action", metavar="ACTION")
+    transcript.set_defaults(handler=lambda _: _usage(transcript.prog, actions.choices))
 
     show = actions.add_parser(
         "show",
@@ -476,19 +475,11 @@ def _add_transcript(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     export.set_defaults(handler=_run_transcript_export)
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    """One stderr line naming the commands ``parser`` expects; exit 2."""
-    choices = [
-        name
-        for action in parser._actions
-        if isinstance(action, argparse._SubParsersAction)
-        for name in action.choices
-    ]
+def _usage(prog: str, commands: Iterable[str]) -> int:
+    """One stderr line naming the commands ``prog`` expects; exit 2."""
+    choices = list(commands)
     listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
-    print(
-        f"{parser.prog}: give one of {listed}: see {parser.prog} --help",
-        file=sys.stderr,
-    )
+    print(f"{prog}: give one of {listed}: see {prog} --help", file=sys.stderr)
     return EXIT_ERROR
 
 
