@@ -5,10 +5,16 @@ function render({ model, el }) {
   // Keys typed here are text, not notebook commands (Lumino stops matching
   // keyboard shortcuts at an element carrying this attribute).
   form.setAttribute("data-lm-suppress-shortcuts", "true");
-  const input = document.createElement("input");
-  input.type = "text";
+  // A textarea: Enter sends, Shift+Enter starts a new line; it grows with its text.
+  const input = document.createElement("textarea");
+  input.rows = 1;
   input.className = "nbchat-input";
   input.setAttribute("aria-label", "Message");
+  const grow = () => {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight + 2, 160)}px`;
+  };
+  input.addEventListener("input", grow);
   const send = document.createElement("button");
   send.type = "submit";
   send.className = "jupyter-button mod-primary nbchat-send";
@@ -26,6 +32,7 @@ function render({ model, el }) {
     if (text) {
       model.send({ event: "submit", text });
       input.value = "";
+      grow();
     }
   };
   form.addEventListener("submit", (event) => {
@@ -37,6 +44,13 @@ function render({ model, el }) {
       event.preventDefault();
       event.stopPropagation();
       submit();
+    } else if (event.key === "Enter" && !event.isComposing) {
+      // Shift+Enter is a new line here, never "run the cell": insert it ourselves,
+      // since JupyterLab's own Shift+Enter handling may cancel the default.
+      event.preventDefault();
+      event.stopPropagation();
+      input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
+      grow();
     }
   });
   stop.addEventListener("click", () => model.send({ event: "stop" }));

@@ -110,7 +110,7 @@ class Panel:
         self.page = page
         self.root = root
         self.header = root.locator(".nbchat-status")
-        self.input = root.locator(".nbchat-controls input")
+        self.input = root.locator(".nbchat-controls .nbchat-input")
         self.send_button = root.locator(".nbchat-controls button", has_text="Send")
         self.turns = root.locator(".nbchat-turn")
         self.user_messages = root.locator(".nbchat-user")
@@ -132,7 +132,7 @@ class Panel:
             self.input.press(key)
         self.page.wait_for_function(
             """([root, before]) => root.querySelectorAll('.nbchat-user').length > before
-                 && root.querySelector('.nbchat-controls input').value === ''""",
+                 && root.querySelector('.nbchat-controls .nbchat-input').value === ''""",
             arg=[self.root.element_handle(), before],
         )
 

@@ -315,6 +315,24 @@ def test_enter_sends_and_the_reply_arrives(page: Page, lab: JupyterLab) -> None:
     expect(panel.finished_replies).to_have_text(["by enter"], timeout=TIMEOUT_MS)
 
 
+def test_shift_enter_adds_a_line_and_enter_sends(page: Page, lab: JupyterLab) -> None:
+    """The input is multi-line: Shift+Enter adds a line, Enter sends the whole message."""
+    from playwright.sync_api import expect
+
+    panel = open_widget_notebook(page, lab, "lines.ipynb", WIDGET_CELL.format(arguments="delay=0"))
+    panel.input.click()
+    panel.input.type("echo first line")
+    panel.input.press("Shift+Enter")
+    panel.input.type("second line")
+    assert panel.input.input_value() == "echo first line\nsecond line"
+    assert panel.user_messages.count() == 0  # Shift+Enter sent nothing (nor ran the cell)
+    panel.input.press("Enter")
+    expect(panel.user_messages).to_have_count(1, timeout=TIMEOUT_MS)
+    assert "second line" in (panel.user_messages.first.text_content() or "")
+    expect(panel.finished_replies).to_have_count(1, timeout=TIMEOUT_MS)
+    assert panel.input.input_value() == ""
+
+
 BUSY_CELL = (
     "import pathlib\nimport time\n\n"
     "while pathlib.Path('busy.gate').exists():  # the test keeps the kernel busy with this file\n"
