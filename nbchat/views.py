@@ -103,12 +103,17 @@ class TurnView:
             self.finish()
 
     def finish(self) -> None:
-        """The reply is complete: render the last run one final time."""
+        """The reply is complete: render the last run one final time, marked if it was stopped."""
         self.done = True
-        self.note = ""
+        self.note = "stopped" if self.builder.cancelled else ""
+        if self.note and self._runs:
+            self._dirty.add(id(self._runs[-1]))
         self._close_run()
         if not self._runs and not self._cards and self.builder.error is None:
             self._open_run()  # an empty reply still shows as a (blank) assistant bubble
+            self._close_run()
+        elif self.note and not self._runs[-1:]:
+            self._open_run()  # only tool cards: the stopped mark needs a line of its own
             self._close_run()
         self.flush()
 

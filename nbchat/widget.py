@@ -84,6 +84,7 @@ class ChatWidget(widgets.VBox):
         self.client = client
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False
+        self._connected_once = False
         self._views: dict[str, TurnView] = {}
         self._throttle = Throttle(self.max_fps)
         self._connect_task: asyncio.Task[None] | None = None
@@ -245,12 +246,19 @@ class ChatWidget(widgets.VBox):
     def _on_state(self, state: ConnectionState) -> None:
         self._update_header()
         if state is ConnectionState.CONNECTED:
+            self._connected_once = True
             for view in self._views.values():
                 if view.note:
                     view.show_note("")
         elif state is ConnectionState.DISCONNECTED and self.client.reconnecting:
+            # A reply can only resume on a server that was reached once.
+            note = (
+                "connection lost: the reply resumes when it is back"
+                if self._connected_once
+                else "waiting for the server: the message goes out once it answers"
+            )
             for view in self._views.values():
-                view.show_note("connection lost: the reply resumes when it is back")
+                view.show_note(note)
 
     def _on_error(self, exc: BaseException) -> None:
         # Errors answering a message arrive in its turn; these answer none.

@@ -84,3 +84,16 @@ async def test_a_new_turn_costs_the_same_however_many_came_before(
     costs = [cost_of_append() for _ in range(500)]
     early, late = max(costs[16:40]), max(costs[476:500])
     assert late <= early * 1.05, (early, late)
+
+
+async def test_a_stopped_reply_is_marked_stopped(comms: list[RecordingComm]) -> None:
+    """A reply that ends cancelled says so under what arrived; a complete one does not."""
+    stopped = TurnView("count", Throttle(30.0))
+    stopped.feed(TokenMessage(response="1 2 3"))
+    stopped.feed(DoneMessage(cancelled=True))
+    complete = TurnView("count", Throttle(30.0))
+    complete.feed(TokenMessage(response="1 2 3"))
+    complete.feed(DoneMessage())
+    last = [comm.values() for comm in comms if comm.values()]
+    texts = [values[-1] for values in last if isinstance(values[-1], str)]
+    assert sum("stopped" in text for text in texts) == 1

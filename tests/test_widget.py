@@ -15,7 +15,7 @@ from nbchat import ChatClient, ConfigError, ConnectionState, Reply, ReplyTimeout
 from nbchat.server import DemoServer
 from nbchat.server.bridge import OpenAIAgent
 from nbchat.widget import ChatWidget
-from tests.helpers import FAST, TIMEOUT, attach, scripted_server
+from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
 from tests.openai_upstream import Upstream
 from tests.server.helpers import drop_connections
 from tests.widget_comm import RecordingComm, recording_comms
@@ -251,3 +251,14 @@ async def test_a_url_and_a_backend_together_are_refused() -> None:
     """Naming both a server to reach and a backend to run is a one-line ConfigError."""
     with pytest.raises(ConfigError, match="either a url or a backend"):
         ChatWidget(url="ws://127.0.0.1:1/ws", backend=object())  # type: ignore[arg-type]
+
+
+async def test_before_any_connection_no_resume_is_promised(comms: list[RecordingComm]) -> None:
+    """A message waiting for a server never reached says it waits, not that it resumes."""
+    chat = ChatWidget(url=f"ws://127.0.0.1:{await free_port()}/ws", **FAST)
+    events = attach(chat.client, "state")
+    chat.send("hello?")
+    await events.wait_for("state", 3)  # connecting, disconnected, connecting
+    html = "\n".join(html_values(chat))
+    assert "waiting for the server" in html and "resumes" not in html
+    await chat.aclose()
