@@ -1,0 +1,163 @@
+"""``nbchat serve``: the reference backend (demo agent, a replay, or a model) until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from ..config import DEMO_DELAY, TOKEN_ENV
+
+if TYPE_CHECKING:
+    from ..server import Responder
+    from ..transcript import Transcript
+
+from .common import DEFAULT_PORT, EXIT_ERROR, Parser, load_transcript, reason
+
+__all__ = ["add_serve"]
+
+# nbchat serve
+
+
+def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
+    serve = subcommands.add_parser(
+        "serve",
+        help="run the demo backend, or replay a transcript (protocol v1 over WebSocket)",
+        description=(
+            "Run the demo backend until interrupted (Ctrl-C or SIGTERM); with --replay, "
+            "answer each message with the reply recorded for it in a transcript."
+        ),
+    )
+    from ..server.app import DEFAULT_HOST, DEFAULT_OPTIONS  # light: no agent, no tools
+
+    serve.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or DEFAULT_OPTIONS["token"],
+        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept browser pages from ORIGIN, e.g. https://example.org (repeatable)",
+    )
+    serve.add_argument(
+        "--delay",
+        type=float,
+        default=DEMO_DELAY,
+        help="seconds between streamed words of the demo agent (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="answer from this transcript (JSON Lines) instead of the demo agent",
+    )
+    serve.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="with --replay: 1 replays at the recorded pace, 2 twice as fast "
+        "(default: as fast as possible)",
+    )
+    serve.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_OPTIONS["max_size"],
+        metavar="BYTES",
+        help="largest incoming frame; larger ones close the connection (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="logging level on stderr (default: %(default)s)",
+    )
+    from ..server.model_options import add_arguments as add_model_arguments  # light: openai is lazy
+
+    add_model_arguments(serve)
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from ..exceptions import ConfigError
+    from ..server.model_options import agent_from_arguments
+
+    transcript = None
+    if args.replay is not None and args.openai:
+        print("nbchat serve: give --replay FILE or --openai BASE_URL, not both", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        model = agent_from_arguments(args)
+    except ConfigError as exc:
+        print(f"nbchat serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.replay is None:
+        if args.speed is not None:
+            print("nbchat serve: --speed needs --replay FILE", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        if args.speed is not None and not args.speed >= 0:
+            print(f"nbchat serve: --speed must be 0 or more, got {args.speed}", file=sys.stderr)
+            return EXIT_ERROR
+        transcript = load_transcript(args.replay, "nbchat serve")
+        if transcript is None:
+            return EXIT_ERROR
+    logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(args, transcript, model))
+    except KeyboardInterrupt:
+        pass  # where signal handlers are unavailable (Windows), Ctrl-C lands here
+    except OSError as exc:
+        print(
+            f"nbchat serve: cannot listen on {args.host}:{args.port}: {reason(exc)}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except Exception as exc:
+        print(f"nbchat serve: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+async def _serve(
+    args: argparse.Namespace, transcript: Transcript | None, model: Responder | None
+) -> None:
+    from ..server import ChatServer, DemoServer, ReplayServer, ServerOptions
+
+    options: ServerOptions = {
+        "token": args.token,
+        "allowed_origins": args.allow_origin,
+        "max_size": args.max_size,
+    }
+    server: ChatServer
+    if model is not None:
+        server = ChatServer(model, host=args.host, port=args.port, **options)
+    elif transcript is None:
+        server = DemoServer(delay=args.delay, host=args.host, port=args.port, **options)
+    else:
+        server = ReplayServer(
+            transcript, speed=args.speed, host=args.host, port=args.port, **options
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    await server.open()
+    try:
+        print(f"nbchat serve: listening on {server.url}", flush=True)
+        await stop.wait()
+    finally:
+        await server.close(grace=2.0)  # a client that does not answer the close must not hang us
