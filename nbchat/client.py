@@ -151,7 +151,10 @@ class ChatClient:
 
         Returns once connected. Raises :class:`HandshakeRejected` (wrong token,
         forbidden origin) at once, :class:`ReconnectExhausted` once the attempts
-        are used up, :class:`ConnectionFailed` when the policy gives up.
+        are used up (or, for a server never reached, after ``connect_timeout``
+        seconds: 5 by default), :class:`ConnectionFailed` when the policy gives
+        up. Each retry is logged (logger ``nbchat.client``, WARNING) and seen
+        as ``state`` events.
         """
         self.closed_by_user = False
         connection = self._ensure_running()
@@ -390,7 +393,10 @@ class ChatClient:
         if self._recorder is None and self._record_path is not None:
             self._open_recorder(self._record_path)
         self.failure = None
-        self._connection = Connection(self.config, self._session, self._identity, self, self._emit)
+        reached = self._connection is not None and self._connection.reached
+        self._connection = Connection(
+            self.config, self._session, self._identity, self, self._emit, reached
+        )
         return self._connection
 
     def _move_to(self, old: Connection) -> None:

@@ -75,6 +75,13 @@ class ClientConfig(BaseModel):
     """Seconds between keepalive pings: with ``ping_timeout``, a hung server is noticed in 10 s."""
     ping_timeout: float | None = Field(5.0, gt=0)
     open_timeout: float | None = Field(10.0, gt=0)
+    connect_timeout: float | None = Field(5.0, gt=0)
+    """Seconds to keep trying a server this client never reached (a wrong URL fails this fast).
+
+    Counted from the first attempt; each attempt's ``open_timeout`` is cut to
+    what is left (at least one second). Once a connection has succeeded,
+    reconnects follow ``max_reconnect_attempts`` alone. None: no time limit.
+    """
     close_timeout: float = Field(2.0, gt=0)
     """Longest ``disconnect()`` waits for the server's closing handshake."""
     max_size: int | None = Field(DEFAULT_MAX_SIZE, ge=1)

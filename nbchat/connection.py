@@ -43,6 +43,8 @@ HARD_LIMIT_FACTOR = 16
 connection survives); beyond it websockets closes the connection (1009), so a
 hostile server cannot make the client buffer without bound."""
 _MESSAGE_TOO_BIG = 1009
+_LAST_ATTEMPT = 1.0
+"""Seconds an attempt may take however little of ``connect_timeout`` is left."""
 
 
 class ConnectionState(str, enum.Enum):
@@ -77,8 +79,11 @@ class Connection:
         identity: str,
         listener: ConnectionListener,
         emit: Callable[..., None],
+        reached: bool = False,
     ) -> None:
         self.config = config
+        self.reached = reached
+        """True once a connection of this client has opened: then ``connect_timeout`` is over."""
         self.session = session
         self.listener = listener
         self._emit = emit
@@ -146,7 +151,12 @@ class Connection:
         except Exception as exc:
             # A bug here must never leave a caller waiting forever: everyone hears of it.
             logger.exception("the connection task of %s failed", self.safe_url)
-            self._stop(ConnectionFailed(f"the client failed unexpectedly ({exc!r}): reconnect"))
+            self._stop(
+                ConnectionFailed(
+                    f"the client failed unexpectedly ({exc!r}): send again to start a new "
+                    "connection"
+                )
+            )
         finally:
             self._ws = None
             self.reconnecting = False
@@ -159,8 +169,11 @@ class Connection:
 
     async def _connection_loop(self) -> None:
         delays = self._delays()
+        timeout = self.config.connect_timeout
+        # Until a connection opens: when a server never reached is given up.
+        deadline = None if timeout is None else self.loop.time() + timeout
         while True:
-            disconnect, progressed = await self._connect_once()
+            disconnect, progressed = await self._connect_once(None if self.reached else deadline)
             self.last_disconnect = disconnect
             if progressed:
                 # The server answered on that connection: a restart loop that lets
@@ -170,21 +183,36 @@ class Connection:
             if self._closing:
                 return
             failure = self._give_up_reason(disconnect)
+            left = None if self.reached or deadline is None else deadline - self.loop.time()
+            if failure is None and left is not None and left <= 0:
+                failure = ReconnectExhausted(self.attempt + 1, self.safe_url, within=timeout)
             if failure is not None:
                 self._stop(failure)
                 return
             self.attempt += 1
             self.reconnecting = True
             self.set_state(ConnectionState.DISCONNECTED)
-            delay = next(delays)
-            logger.info(
-                "reconnecting to %s in %.2f s (attempt %d of %d)",
-                self.safe_url,
-                delay,
-                self.attempt,
-                self.config.max_reconnect_attempts,
-            )
+            delay = next(delays) if left is None else min(next(delays), left)
+            self._log_retry(disconnect, delay, timeout if left is not None else None)
             await asyncio.sleep(delay)
+
+    def _log_retry(self, disconnect: Disconnect, delay: float, within: float | None) -> None:
+        """One WARNING line per retry: what happened, retry n of m, when the next try is."""
+        if disconnect.code is not None:
+            what = f"connection to {self.safe_url} closed with code {disconnect.code}"
+        elif disconnect.status is not None:
+            what = f"{self.safe_url} answered the handshake with HTTP {disconnect.status}"
+        else:
+            what = f"could not connect to {self.safe_url} ({disconnect.reason or 'no reason'})"
+        bound = "" if within is None else f" (giving up {within:g} s after the first try)"
+        logger.warning(
+            "%s; retry %d of %d in %.2f s%s",
+            what,
+            self.attempt,
+            self.config.max_reconnect_attempts,
+            delay,
+            bound,
+        )
 
     def _delays(self) -> Iterator[float]:
         config = self.config
@@ -221,15 +249,23 @@ class Connection:
         logger.error("%s", failure)
         self.listener.stopped(failure)
 
-    async def _connect_once(self) -> tuple[Disconnect, bool]:
-        """Open one connection and serve it until it ends: how it ended, and if it progressed."""
+    async def _connect_once(self, deadline: float | None = None) -> tuple[Disconnect, bool]:
+        """Open one connection and serve it until it ends: how it ended, and if it progressed.
+
+        Before ``deadline`` (loop time) the opening handshake must be done, give
+        or take the one second every attempt is allowed.
+        """
         self.set_state(ConnectionState.CONNECTING)
         config = self.config
+        open_timeout = config.open_timeout
+        if deadline is not None:
+            left = max(deadline - self.loop.time(), _LAST_ATTEMPT)
+            open_timeout = left if open_timeout is None else min(open_timeout, left)
         try:
             ws = await ws_connect(
                 config.url,
                 additional_headers={**config.handshake_headers(), CLIENT_ID_HEADER: self._identity},
-                open_timeout=config.open_timeout,
+                open_timeout=open_timeout,
                 ping_interval=config.ping_interval,
                 ping_timeout=config.ping_timeout,
                 close_timeout=config.close_timeout,
@@ -246,9 +282,9 @@ class Connection:
         except (OSError, asyncio.TimeoutError, InvalidHandshake, ValueError) as exc:
             # ValueError: what the URL parser lets through but the socket refuses (a bad port).
             reason = str(exc) or type(exc).__name__
-            logger.info("could not connect to %s: %s", self.safe_url, reason)
             return Disconnect(reason=reason, error=exc), False
         self._ws = ws
+        self.reached = True
         resent = self.session.opened()
         if resent:
             logger.info("resending %d messages without a complete reply", resent)

@@ -6,7 +6,7 @@
     ├── ConfigError (also ValueError)
     ├── ConnectionFailed
     │   ├── HandshakeRejected      the server refused the opening handshake (token, origin)
-    │   └── ReconnectExhausted     max_reconnect_attempts used up
+    │   └── ReconnectExhausted     max_reconnect_attempts (or a first connect_timeout) used up
     ├── ClientClosed               the client was disconnected while work was pending
     ├── QueueFull                  the outgoing queue is at max_queue
     ├── ProtocolError              a frame the client or server could not understand
@@ -76,13 +76,19 @@ class HandshakeRejected(ConnectionFailed):
 class ReconnectExhausted(ConnectionFailed):
     """Every reconnection attempt failed; the client has stopped trying."""
 
-    def __init__(self, attempts: int, url: str) -> None:
+    def __init__(self, attempts: int, url: str, within: float | None = None) -> None:
         self.attempts = attempts
         self.url = url
-        super().__init__(
-            f"gave up after {attempts} reconnection attempts to {url}: "
-            "start the server (nbchat serve), then send again: the client reconnects"
-        )
+        self.within = within
+        """Set when a server never reached was given up on after this many seconds."""
+        if within is None:
+            text = f"gave up after {attempts} reconnection attempts to {url}: start the server"
+        else:
+            text = (
+                f"could not reach {url} within {within:g} s ({attempts} attempts): "
+                "check the URL and start the server"
+            )
+        super().__init__(f"{text} (nbchat serve), then send again: the client reconnects")
 
 
 class ClientClosed(NbchatError):

@@ -413,6 +413,44 @@ async def test_dropped_connection_resumes_the_same_reply_once() -> None:
         await slow.close()
 
 
+async def test_a_server_never_reached_is_given_up_within_connect_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused port fails connect() within connect_timeout, logging each retry and its state."""
+    url = f"ws://user:secret@127.0.0.1:{await free_port()}/ws"
+    chat = ChatClient(
+        url=url, connect_timeout=0.5, reconnect_interval=0.1, max_reconnect_attempts=50
+    )
+    events = attach(chat, "state")
+    started = asyncio.get_running_loop().time()
+    with (
+        caplog.at_level(logging.WARNING, logger="nbchat.client"),
+        pytest.raises(ReconnectExhausted, match=r"could not reach .* within 0.5 s") as info,
+    ):
+        await asyncio.wait_for(chat.connect(), TIMEOUT)
+    assert asyncio.get_running_loop().time() - started < 0.5 + 1.0 + TIMEOUT / 10
+    assert info.value.within == 0.5 and "connect()" not in str(info.value)
+    retries = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert retries and "retry 1 of 50 in" in retries[0]
+    assert all("secret" not in line and "could not connect to" in line for line in retries)
+    connecting = [s for (s,) in events.of("state") if s is ConnectionState.CONNECTING]
+    assert len(connecting) == len(retries) + 1
+    assert chat.state is ConnectionState.DISCONNECTED
+
+
+async def test_connect_timeout_does_not_bound_reconnects(demo: DemoServer) -> None:
+    """Once connected, a lost server is retried max_reconnect_attempts times, however long."""
+    chat = ChatClient(url=demo.url, connect_timeout=0.001, max_reconnect_attempts=3, **FAST)
+    await chat.connect()
+    failed = asyncio.get_running_loop().create_future()
+    chat.on("error", lambda exc: failed.done() or failed.set_result(exc))
+    await demo.close()
+    error = await asyncio.wait_for(failed, TIMEOUT)
+    assert isinstance(error, ReconnectExhausted) and error.within is None
+    assert "gave up after 3 reconnection attempts" in str(error)
+    await chat.disconnect()
+
+
 async def test_max_attempts_fail_pending_asks() -> None:
     """When reconnection gives up, a pending ask() fails with ReconnectExhausted."""
     port = await free_port()
