@@ -157,7 +157,7 @@ class Transcript:
 
     def to_notebook(self) -> NotebookNode:
         """An nbformat v4 notebook: one Markdown cell per turn, as the widget's fallback."""
-        import nbformat  # a test/extra dependency: imported only when a notebook is wanted
+        import nbformat  # a dependency, imported only when a notebook is wanted (it is slow)
 
         from .. import render
 
