@@ -27,7 +27,12 @@ else:  # pragma: no cover - Python 3.10
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-DISTRIBUTION_OF = {"IPython": "ipython", "markdown_it": "markdown-it-py", "yaml": "pyyaml"}
+DISTRIBUTION_OF = {
+    "IPython": "ipython",
+    "markdown_it": "markdown-it-py",
+    "nbchat": "jupyter-nbchat",  # "nbchat" on PyPI is another project
+    "yaml": "pyyaml",
+}
 """Importable modules whose distribution is not named after them. Any other module must
 be provided by the distribution of its own name (``nest_asyncio2`` by ``nest-asyncio2``)."""
 
@@ -78,12 +83,12 @@ def binder_requirements() -> list[Requirement]:
 
 
 def binder_distributions() -> set[str]:
-    """Distributions Binder installs: binder/requirements.txt, then nbchat and its dependencies.
+    """Distributions Binder installs: binder/requirements.txt, then this one and its dependencies.
 
     postBuild runs ``pip install .``: nbchat's own dependencies, as pyproject.toml
     declares them, without extras.
     """
-    names = {"nbchat"} | {r.name for r in binder_requirements()}
+    names = {pyproject()["project"]["name"]} | {r.name for r in binder_requirements()}
     for spec in pyproject()["project"]["dependencies"]:
         requirement = Requirement(spec)
         if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
@@ -144,6 +149,12 @@ def test_binder_asks_for_the_versions_the_project_declares() -> None:
         and str(r.specifier) != declared[canonicalize_name(r.name)]
     ]
     assert not disagree, f"binder/requirements.txt disagrees with pyproject.toml: {disagree}"
+
+
+def test_notebooks_import_nbchat_from_the_distribution_binder_installs() -> None:
+    """Binder's ``pip install .`` brings the module ``nbchat``: the check knows its distribution."""
+    assert distribution_of("nbchat") == canonicalize_name(pyproject()["project"]["name"])
+    assert missing_from_binder({"nbchat"}, binder_distributions()) == []
 
 
 def test_notebooks_declare_a_kernelspec() -> None:

@@ -106,7 +106,7 @@ Once per token doubled the CPU of both the bridge and its clients at 10,000 toke
 (benchmarks/bridge_overhead.py), for nothing: a paced stream pauses for the network
 between chunks anyway. A burst waits at most 16 decodes (about 1 ms)."""
 _MAX_RETRY_DELAY = 30.0
-_INSTALL = "pip install 'nbchat[openai]'"
+_INSTALL = "pip install 'jupyter-nbchat[openai]'"
 
 
 def network_check() -> dict[str, Any]:

@@ -481,4 +481,4 @@ def test_without_the_sdk_the_error_says_what_to_install(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "openai", None)
     with pytest.raises(ConfigError) as caught:
         OpenAIAgent(base_url="http://127.0.0.1:9/v1", model="m")
-    assert "pip install 'nbchat[openai]'" in str(caught.value)
+    assert "pip install 'jupyter-nbchat[openai]'" in str(caught.value)
