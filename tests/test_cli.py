@@ -586,14 +586,170 @@ def test_serve_speed_needs_replay_and_a_positive_value(
 
 # nbchat demo
 
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+LAB_URL = re.compile(r"(http://127\.0\.0\.1:\d+)/lab/tree/quickstart\.ipynb\?token=(\w+)")
+"""The URL JupyterLab prints for the demo: the notebook itself, not the Launcher."""
+
+
+@asynccontextmanager
+async def demo(
+    cwd: Path, *args: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, list[str]]]:
+    """``nbchat demo ARGS --port 0 --no-browser`` in ``cwd``, the URL JupyterLab prints, output.
+
+    The URL comes from the process's output (stderr merged into stdout); the rest of
+    the output is drained in the background into the list of lines. JupyterLab runs
+    in the demo's process group, which is ended if the test leaves it running.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nbchat", "demo", *args, "--port", "0", "--no-browser",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output: list[str] = []
+
+    async def url() -> str:
+        assert process.stdout is not None
+        while line := (await process.stdout.readline()).decode():
+            output.append(line)
+            if match := LAB_URL.search(line):
+                return match.group(0)
+        raise AssertionError(f"nbchat demo exited before printing a URL:\n{''.join(output)}")
+
+    async def drain() -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            output.append(line.decode())
+
+    drained = None
+    try:
+        # JupyterLab takes a few seconds to start, more on a busy machine.
+        found = await asyncio.wait_for(url(), 6 * TIMEOUT)
+        drained = asyncio.create_task(drain())
+        yield process, found, output
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGTERM)  # JupyterLab too, and its kernels
+            try:
+                await asyncio.wait_for(process.wait(), TIMEOUT)
+            except asyncio.TimeoutError:
+                os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        if drained is not None:
+            await asyncio.wait_for(drained, TIMEOUT)
+
+
+async def get_json(url: str) -> Any:
+    """The JSON document at ``url`` (a thread: urllib blocks)."""
+    from urllib.request import urlopen
+
+    def read() -> Any:
+        with urlopen(url, timeout=TIMEOUT) as response:
+            return json.load(response)
+
+    return await asyncio.to_thread(read)
+
+
+async def test_demo_opens_a_copy_of_the_quickstart_in_its_own_folder(tmp_path: Path) -> None:
+    """The copy is made in ./nbchat-demo, JupyterLab's root, and the printed URL opens it."""
+    async with demo(tmp_path) as (process, url, output):
+        folder = tmp_path / "nbchat-demo"
+        assert output[0] == (
+            f"nbchat demo: starting JupyterLab in {folder} on quickstart.ipynb (Ctrl-C to stop)\n"
+        )
+        assert (folder / "quickstart.ipynb").read_bytes() == QUICKSTART.read_bytes()
+        match = LAB_URL.fullmatch(url)
+        assert match
+        base, token = match.groups()
+        root = await get_json(f"{base}/api/contents?token={token}")
+        assert [item["name"] for item in root["content"]] == ["quickstart.ipynb"]
+        notebook = await get_json(f"{base}/api/contents/quickstart.ipynb?token={token}")
+        assert notebook["type"] == "notebook" and notebook["content"]["cells"]
+        # The "get notified about official Jupyter news?" question is off by default.
+        settings = f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+        schema = (await get_json(f"{settings}?token={token}"))["schema"]
+        assert schema["properties"]["fetchNews"]["default"] == "false"
+        # Ctrl-C (SIGINT to nbchat alone here) stops JupyterLab without asking, exit 0.
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 3 * TIMEOUT) == 0
+        with pytest.raises(OSError):
+            await get_json(f"{base}/api/status?token={token}")
+
+
+async def test_demo_keeps_an_edited_copy_and_says_so(tmp_path: Path) -> None:
+    """An existing, edited quickstart.ipynb is opened as it is, with one line saying so."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "quickstart.ipynb").write_bytes(QUICKSTART.read_bytes().replace(b"Ada", b"Bob"))
+    async with demo(tmp_path, "work") as (_, url, output):
+        assert output[0] == (
+            f"nbchat demo: keeping your {folder / 'quickstart.ipynb'}, which differs from the "
+            "original (--reset replaces it)\n"
+        )
+        edited = (folder / "quickstart.ipynb").read_bytes()
+        assert b"Bob" in edited and b"Ada" not in edited
+        assert url.startswith("http://127.0.0.1:")
+
+
+def test_demo_copy_keeps_replaces_or_writes(tmp_path: Path) -> None:
+    """A new copy is silent; an edited one is kept unless --reset, and each case is said."""
+    from nbchat.cli.demo import _copy
+
+    target = tmp_path / "dir" / "quickstart.ipynb"
+    assert _copy(QUICKSTART, target.parent, reset=False) == ""
+    assert _copy(QUICKSTART, target.parent, reset=False) == ""  # the same bytes: nothing to say
+    target.write_text("{}")
+    assert _copy(QUICKSTART, target.parent, reset=False) == (
+        f"keeping your {target}, which differs from the original (--reset replaces it)"
+    )
+    assert target.read_text() == "{}"
+    assert _copy(QUICKSTART, target.parent, reset=True) == (
+        f"replaced {target}, which differed, with the original"
+    )
+    assert target.read_bytes() == QUICKSTART.read_bytes()
+
+
+def test_demo_prefers_the_packaged_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wheel's nbchat/data/quickstart.ipynb comes first, a checkout's second."""
+    from nbchat.cli import demo as module
+
+    assert module._original() == QUICKSTART  # this checkout: no package data in the source
+    (tmp_path / "quickstart.ipynb").write_text("{}")
+    monkeypatch.setattr(module, "_DATA", tmp_path)
+    assert module._original() == tmp_path / "quickstart.ipynb"
+
 
 def test_demo_without_its_notebook_is_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``nbchat demo`` run away from the repository says where the notebook should be."""
-    assert main(["demo", str(tmp_path / "missing.ipynb")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no notebook at" in err
+    """An installation that lost its notebook says how to repair it, and copies nothing."""
+    from nbchat.cli import demo as module
+
+    monkeypatch.setattr(module, "_DATA", tmp_path / "data")
+    monkeypatch.setattr(module, "_CHECKOUT_NOTEBOOK", tmp_path / "missing.ipynb")
+    assert main(["demo", str(tmp_path / "work")]) == 2
+    assert capsys.readouterr().err == (
+        "nbchat demo: quickstart.ipynb is missing from this installation: reinstall it "
+        "with pip install --force-reinstall 'jupyter-nbchat[lab]'\n"
+    )
+    assert not (tmp_path / "work").exists()
+
+
+def test_demo_settings_come_after_the_users_jupyter_config_path() -> None:
+    """JUPYTER_CONFIG_PATH entries already set keep their priority over the demo's settings."""
+    from nbchat.cli.demo import lab_environment
+
+    ours = str(ROOT / "nbchat" / "data" / "jupyter")
+    assert lab_environment({})["JUPYTER_CONFIG_PATH"] == ours
+    env = lab_environment({"JUPYTER_CONFIG_PATH": "/mine", "HOME": "/home/x"})
+    assert env == {"JUPYTER_CONFIG_PATH": f"/mine{os.pathsep}{ours}", "HOME": "/home/x"}
+    overrides = Path(ours) / "labconfig" / "default_setting_overrides.json"
+    assert json.loads(overrides.read_text()) == {
+        "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}
+    }
 
 
 async def test_demo_without_jupyterlab_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -605,12 +761,14 @@ async def test_demo_without_jupyterlab_is_one_line_and_exit_2(tmp_path: Path) ->
     (tmp_path / "bin" / "python").symlink_to(Path(sys.executable).resolve())
     (tmp_path / "lib").symlink_to(venv / "lib")
     (tmp_path / "pyvenv.cfg").write_bytes((venv / "pyvenv.cfg").read_bytes())
-    notebook = ROOT / "notebooks" / "quickstart.ipynb"
     process = await asyncio.create_subprocess_exec(
-        str(tmp_path / "bin" / "python"), "-m", "nbchat", "demo", str(notebook), "--no-browser",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        str(tmp_path / "bin" / "python"), "-m", "nbchat", "demo", "--no-browser",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": str(tmp_path / "bin")},
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
     assert (process.returncode, out) == (2, b"")
-    assert err.decode() == ("nbchat demo: JupyterLab is not installed: pip install 'nbchat[lab]'\n")
+    assert err.decode() == (
+        "nbchat demo: JupyterLab is not installed: pip install 'jupyter-nbchat[lab]'\n"
+    )
+    assert not (tmp_path / "nbchat-demo").exists()  # nothing is copied when it cannot run

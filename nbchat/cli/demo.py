@@ -1,18 +1,43 @@
-"""``nbchat demo``: JupyterLab on the quickstart notebook, with the built-in backend."""
+"""``nbchat demo``: JupyterLab on a copy of the quickstart notebook, with the built-in backend.
+
+The wheel ships the notebook as ``nbchat/data/quickstart.ipynb`` (hatchling copies
+it from ``notebooks/quickstart.ipynb``, its one source, at build time); a checkout
+or an editable install reads that source directly. The demo copies it into a
+working directory it names, which is JupyterLab's root, and opens the copy there:
+what the person saves stays beside it, never in the package or the repository's
+``notebooks/``, which the test suite validates.
+
+JupyterLab runs with ``nbchat/data/jupyter`` added to ``JUPYTER_CONFIG_PATH`` for
+its process alone: its ``labconfig/default_setting_overrides.json`` turns off the
+"Would you like to get notified about official Jupyter news?" question, which
+covers the panel's Send and Stop buttons. It is a default, so a person's own
+setting still wins, and nothing in their Jupyter configuration changes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
+from pathlib import Path
 
 from .common import EXIT_ERROR, Parser
 
-__all__ = ["add_demo"]
+__all__ = ["DEFAULT_DIRECTORY", "NOTEBOOK", "add_demo", "lab_command", "lab_environment"]
+
+DEFAULT_DIRECTORY = "nbchat-demo"
+"""Where the copy goes when no directory is given: a folder of the current directory."""
+
+NOTEBOOK = "quickstart.ipynb"
+"""The notebook the demo opens, by its file name in the working directory."""
+
+_DATA = Path(__file__).resolve().parents[1] / "data"
+"""``nbchat/data``: the shipped notebook and the demo's Jupyter settings (real files:
+JupyterLab reads its settings from a directory)."""
+
+_CHECKOUT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK
+"""The notebook's source, where a checkout (or an editable install of one) has it."""
 
 # nbchat demo
 
@@ -20,25 +45,101 @@ __all__ = ["add_demo"]
 def add_demo(subcommands: argparse._SubParsersAction[Parser]) -> None:
     demo = subcommands.add_parser(
         "demo",
-        help="open JupyterLab on the quickstart notebook (built-in backend)",
+        help="open JupyterLab on a copy of the quickstart notebook (built-in backend)",
         description=(
-            "Start JupyterLab on loopback with NOTEBOOK open; the notebook's ChatWidget "
-            "starts nbchat's built-in backend, so nothing else needs to run."
+            f"Copy the quickstart notebook into DIRECTORY (created if missing; an existing "
+            f"copy is kept) and start JupyterLab on loopback there, with {NOTEBOOK} open. "
+            "The notebook's ChatWidget starts nbchat's built-in backend, so nothing else "
+            "needs to run."
         ),
     )
-    demo.add_argument("notebook", nargs="?", default="notebooks/quickstart.ipynb")
-    demo.add_argument("--port", type=int, default=8888)
+    demo.add_argument(
+        "directory",
+        nargs="?",
+        default=DEFAULT_DIRECTORY,
+        metavar="DIRECTORY",
+        help="working directory and JupyterLab's root (default: ./%(default)s)",
+    )
+    demo.add_argument(
+        "--port", type=int, default=8888, help="port to try first, 0 for any (default: 8888)"
+    )
     demo.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    demo.add_argument(
+        "--reset",
+        action="store_true",
+        help=f"replace an existing {NOTEBOOK} in DIRECTORY with the original",
+    )
     demo.set_defaults(handler=_run_demo)
+
+
+def lab_command(jupyter: str, port: int, *, browser: bool = True) -> list[str]:
+    """The ``jupyter-lab`` command line of the demo, run in its working directory.
+
+    Its default URL is the notebook's own (``/lab/tree/quickstart.ipynb``): the
+    URL JupyterLab prints, the browser it opens and ``/`` all land on the notebook,
+    not on the Launcher.
+    """
+    command = [
+        jupyter,
+        "--ServerApp.root_dir=.",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
+    ]
+    if not browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines run as root
+    return command
+
+
+def lab_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) with the demo's Jupyter settings added.
+
+    ``nbchat/data/jupyter`` goes after any ``JUPYTER_CONFIG_PATH`` already set,
+    whose entries keep their priority.
+    """
+    env = dict(os.environ if environ is None else environ)
+    config = str(_DATA / "jupyter")
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        filter(None, [env.get("JUPYTER_CONFIG_PATH"), config])
+    )
+    return env
+
+
+def _original() -> Path | None:
+    """The quickstart notebook as shipped: package data, else the checkout's source."""
+    shipped = _DATA / NOTEBOOK
+    if shipped.is_file():
+        return shipped
+    return _CHECKOUT_NOTEBOOK if _CHECKOUT_NOTEBOOK.is_file() else None
+
+
+def _copy(original: Path, directory: Path, *, reset: bool) -> str:
+    """Put the notebook in ``directory``; say what became of an existing copy (or "")."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / NOTEBOOK
+    content = original.read_bytes()
+    if not target.exists():
+        target.write_bytes(content)
+        return ""
+    if target.read_bytes() == content:
+        return ""
+    if reset:
+        target.write_bytes(content)
+        return f"replaced {target}, which differed, with the original"
+    return f"keeping your {target}, which differs from the original (--reset replaces it)"
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    if not os.path.exists(args.notebook):
+    original = _original()
+    if original is None:
         print(
-            f"nbchat demo: no notebook at {args.notebook}: run it from the repository",
+            f"nbchat demo: {NOTEBOOK} is missing from this installation: "
+            "reinstall it with pip install --force-reinstall 'jupyter-nbchat[lab]'",
             file=sys.stderr,
         )
         return EXIT_ERROR
@@ -47,16 +148,30 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     if jupyter is None:
         print(
-            "nbchat demo: JupyterLab is not installed: pip install 'nbchat[lab]'", file=sys.stderr
+            "nbchat demo: JupyterLab is not installed: pip install 'jupyter-nbchat[lab]'",
+            file=sys.stderr,
         )
         return EXIT_ERROR
-    command = [jupyter, args.notebook, "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}"]
-    if args.no_browser:
-        command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # containers and CI machines run as root
-    print(f"nbchat demo: starting JupyterLab on {args.notebook} (Ctrl-C to stop)", flush=True)
+    directory = Path(args.directory).expanduser().resolve()
     try:
-        return subprocess.call(command)
+        note = _copy(original, directory, reset=args.reset)
+    except OSError as exc:
+        print(f"nbchat demo: cannot copy {NOTEBOOK} to {directory}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if note:
+        print(f"nbchat demo: {note}", flush=True)
+    print(
+        f"nbchat demo: starting JupyterLab in {directory} on {NOTEBOOK} (Ctrl-C to stop)",
+        flush=True,
+    )
+    command = lab_command(jupyter, args.port, browser=not args.no_browser)
+    lab = subprocess.Popen(command, cwd=directory, env=lab_environment())
+    try:
+        return lab.wait()
     except KeyboardInterrupt:
+        # Ctrl-C: JupyterLab would ask "Shutdown this Jupyter server?" (if the terminal
+        # sent it the signal too). SIGTERM stops it at once, kernels included.
+        lab.terminate()
+        with contextlib.suppress(KeyboardInterrupt):
+            lab.wait()
         return 0
