@@ -22,10 +22,11 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeAlias, TypeVar, overload
 
 from .blocking import run_sync
+from .client_tools import ClientTool, ToolApprover, ToolRunner
 from .config import ClientConfig
 from .connection import Connection, ConnectionState
 from .events import ClientEvent, Emitter
@@ -39,10 +40,27 @@ from .exceptions import (
     ServerError,
 )
 from .policy import Disconnect
-from .protocol import ErrorMessage, ServerMessage, UserMessage, as_user_message, new_id
+from .protocol import (
+    ErrorMessage,
+    ServerMessage,
+    ToolResponse,
+    UserMessage,
+    as_user_message,
+    dump,
+    new_id,
+)
 from .redact import redact_url
 from .reply import Reply
-from .session import NOTICES, Completed, Failed, Outcome, Pending, Restarted, Session
+from .session import (
+    NOTICES,
+    Completed,
+    Failed,
+    Outcome,
+    Pending,
+    Restarted,
+    Session,
+    ToolRequested,
+)
 from .transcript import Recorder
 from .waiters import ReplyRestarted, StreamItem, Waiters
 
@@ -62,6 +80,8 @@ SendArg: TypeAlias = UserMessage | Mapping[str, Any] | str
 
 _NOTICE_TYPES = frozenset(NOTICES)
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 
 class ChatClient:
     """An asyncio chat client with reconnection, a bounded queue and request/reply.
@@ -72,7 +92,13 @@ class ChatClient:
     scripts.
     """
 
-    def __init__(self, config: ClientConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        tools: Iterable[Callable[..., Any]] = (),
+        **overrides: Any,
+    ) -> None:
         self.config = ClientConfig.build(config, **overrides)
         self.conversation_id: str = self.config.conversation_id or new_id()
         """Sent with every message unless the caller names another conversation."""
@@ -89,6 +115,9 @@ class ChatClient:
         """Sent in the handshake: the server scopes ids, resume and cancel to it. Never logged."""
         self._recorder: Recorder | None = None
         self._record_path: str | os.PathLike[str] | None = None
+        self._tools = ToolRunner(self._send_tool_response)
+        for function in tools:
+            self.tool(function)
         self._register_config_callbacks()
         if self.config.record is not None:
             self.record(self.config.record)
@@ -144,6 +173,64 @@ class ChatClient:
         """Messages whose reply is not complete yet (bounded by ``max_queue``)."""
         return len(self._session.pending)
 
+    @property
+    def tools(self) -> Mapping[str, ClientTool]:
+        """The functions offered to the server as tools, by name (read-only, live)."""
+        return self._tools.view
+
+    @property
+    def approver(self) -> ToolApprover | None:
+        """Asked before each call of a ``confirm=True`` tool: ``await approver(call)``.
+
+        ``call`` is the :class:`~nbchat.ToolCall` (id, name, arguments); True runs
+        it, False returns "denied by the user" to the model. While None, such
+        calls are refused, saying that confirmation is needed and nothing can
+        ask. :class:`~nbchat.ChatWidget` sets it to show Run / Deny on the card.
+        """
+        return self._tools.approver
+
+    @approver.setter
+    def approver(self, approver: ToolApprover | None) -> None:
+        self._tools.approver = approver
+
+    # Public methods: tools
+
+    @overload
+    def tool(self, fn: _F, *, name: str | None = None, confirm: bool = False) -> _F: ...
+
+    @overload
+    def tool(
+        self, fn: None = None, *, name: str | None = None, confirm: bool = False
+    ) -> Callable[[_F], _F]: ...
+
+    def tool(
+        self, fn: _F | None = None, *, name: str | None = None, confirm: bool = False
+    ) -> _F | Callable[[_F], _F]:
+        """Offer a typed function (sync or async) to the server's model; return it unchanged.
+
+        Usable as ``client.tool(fn)``, ``@client.tool`` and
+        ``@client.tool(confirm=True)``. The JSON Schema comes from the signature
+        and the docstring (:mod:`nbchat.toolspec`); a function without type hints
+        raises :class:`~nbchat.ToolSpecError` with a one-line reason. A tool of
+        the same name is replaced. The server learns of the change at once (if
+        connected) and on every reconnect. Calls run in this process: an
+        ``async def`` on the client's loop (Stop cancels it), a plain function
+        in a worker thread. See :mod:`nbchat.client_tools` for what each call
+        does with bad arguments, exceptions and large results.
+        """
+
+        def register(function: _F) -> _F:
+            self._tools.add(ClientTool.of(function, name=name, confirm=confirm))
+            self._declare_tools()
+            return function
+
+        return register if fn is None else register(fn)
+
+    def remove_tool(self, name: str) -> None:
+        """Stop offering the tool ``name``; :class:`ConfigError` (one line) if there is none."""
+        self._tools.remove(name)
+        self._declare_tools()
+
     # Public methods: lifecycle
 
     async def connect(self) -> None:
@@ -177,6 +264,7 @@ class ChatClient:
         complete reply: they are reported, not lost.
         """
         self.closed_by_user = True
+        self._tools.cancel()
         connection = self._connection
         if connection is not None and connection.loop is _running_loop():
             await connection.close()
@@ -322,9 +410,17 @@ class ChatClient:
         The cancel is written again after a reconnect until those replies end,
         each of them then completing with ``cancelled=True``.
         """
-        request = self._session.cancel(conversation_id or self.conversation_id)
+        conversation = conversation_id or self.conversation_id
+        request = self._session.cancel(conversation)
         if request is None:
             return False
+        self._tools.cancel(
+            {
+                message_id
+                for message_id, pending in self._session.pending.items()
+                if pending.conversation_id == conversation
+            }
+        )
         self._wake()
         self._emit("send", request)
         return True
@@ -352,6 +448,7 @@ class ChatClient:
         return pending
 
     def _abandon(self, message_id: str, error: NbchatError) -> None:
+        self._tools.cancel({message_id})
         self.outcomes(self._session.abandon(message_id, error))
         self._wake()
 
@@ -378,6 +475,18 @@ class ChatClient:
             elif isinstance(outcome, Failed):
                 waiters.failed(outcome.message_id, outcome.error)
                 emit("failed", outcome.message_id, outcome.error)
+            elif isinstance(outcome, ToolRequested):
+                self._tools.requested(outcome.request, outcome.key)
+
+    # Private methods: tools
+
+    def _declare_tools(self) -> None:
+        self._session.declare_tools(dump(self._tools.declaration()))
+        self._wake()
+
+    def _send_tool_response(self, response: ToolResponse) -> None:
+        self._session.tool_result(response.id, dump(response))
+        self._wake()
 
     # Private methods: the connection
 
@@ -423,6 +532,7 @@ class ChatClient:
     def stopped(self, failure: NbchatError) -> None:
         """The connection gave up: fail what is pending (for the connection)."""
         self.failure = failure
+        self._tools.cancel()
         self._emit("error", failure)
         self.outcomes(self._session.fail_all(failure))
 

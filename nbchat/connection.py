@@ -30,7 +30,7 @@ from .exceptions import (
     ReconnectExhausted,
 )
 from .policy import NORMAL_CLOSURE, Disconnect, backoff
-from .protocol import CLIENT_ID_HEADER, parse_server_message
+from .protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER, parse_server_frame
 from .redact import redact_url
 from .session import Outcome, Session
 
@@ -285,7 +285,14 @@ class Connection:
             return Disconnect(reason=reason, error=exc), False
         self._ws = ws
         self.reached = True
-        resent = self.session.opened()
+        features = ws.response.headers.get(FEATURES_HEADER, "") if ws.response else ""
+        client_tools = CLIENT_TOOLS_FEATURE in (f.strip() for f in features.split(","))
+        if self.session.tools_frame is not None and not client_tools:
+            logger.warning(
+                "%s does not support client tools: this client's tools are not offered",
+                self.safe_url,
+            )
+        resent = self.session.opened(client_tools)
         if resent:
             logger.info("resending %d messages without a complete reply", resent)
         self.wake()
@@ -353,7 +360,7 @@ class Connection:
             progressed = True
             if type(frame) is str and len(frame) <= limit:
                 try:
-                    message = parse_server_message(frame)
+                    message = parse_server_frame(frame)
                 except ProtocolError as exc:
                     self._bad_frame(exc)
                 else:

@@ -24,18 +24,26 @@ from .exceptions import ProtocolError
 
 __all__ = [
     "CLIENT_ID_HEADER",
+    "CLIENT_TOOLS_FEATURE",
+    "FEATURES_HEADER",
     "PROTOCOL_VERSION",
     "AckMessage",
     "CancelRequest",
     "ClientMessage",
+    "ClientToolInfo",
     "DoneMessage",
     "ErrorInfo",
     "ErrorMessage",
     "ServerMessage",
     "TokenMessage",
+    "ToolAck",
     "ToolCall",
     "ToolCallMessage",
+    "ToolControl",
+    "ToolRequest",
+    "ToolResponse",
     "ToolResultMessage",
+    "ToolsDeclaration",
     "UnknownMessage",
     "UserMessage",
     "WireModel",
@@ -43,6 +51,7 @@ __all__ = [
     "dump",
     "new_id",
     "parse_client_message",
+    "parse_server_frame",
     "parse_server_message",
 ]
 
@@ -55,6 +64,15 @@ The server scopes message ids, conversations, resume and cancel to it. A
 client that sends none (a browser, the TypeScript client) is scoped to its
 connection. Like every header, it is never recorded.
 """
+
+
+FEATURES_HEADER = "Nbchat-Features"
+"""Handshake response header: the protocol extensions a server supports, comma-separated."""
+
+CLIENT_TOOLS_FEATURE = "client-tools"
+"""The feature naming client tools (``tools``, ``tool_request``, ``tool_response``,
+``tool_ack``): a client sends ``tools`` only to a server that announces it, so a
+server that knows nothing of client tools never receives a frame it cannot read."""
 
 
 def new_id() -> str:
@@ -96,8 +114,42 @@ class CancelRequest(WireModel):
     """
 
 
-ClientMessage: TypeAlias = Annotated[UserMessage | CancelRequest, Field(discriminator="type")]
-_client_adapter: TypeAdapter[UserMessage | CancelRequest] = TypeAdapter(ClientMessage)
+class ClientToolInfo(WireModel):
+    """One function the client offers as a tool, as the server (and a model) sees it."""
+
+    name: str
+    """Unique among the client's tools: 1-64 letters, digits, ``_`` or ``-``."""
+    description: str = ""
+    """What the tool does, for a model choosing one (the function's docstring)."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    """The JSON Schema (an ``object`` schema) of the arguments."""
+
+
+class ToolsDeclaration(WireModel):
+    """The client's tools, all of them: sent first on every connection and whenever they change.
+
+    Each declaration replaces the previous one. Sent only to a server whose
+    handshake response names ``client-tools`` in ``Nbchat-Features``.
+    """
+
+    type: Literal["tools"] = "tools"
+    tools: list[ClientToolInfo] = Field(default_factory=list)
+
+
+class ToolResponse(WireModel):
+    """The outcome of one ``tool_request``: sent again after every reconnect until acked."""
+
+    type: Literal["tool_response"] = "tool_response"
+    id: str
+    """The call id of the request it answers."""
+    status: Literal["done", "error"] = "done"
+    result: Any = None
+    """The function's return value as JSON (bounded), or the one-line error."""
+
+
+_ClientMessage: TypeAlias = UserMessage | CancelRequest | ToolsDeclaration | ToolResponse
+ClientMessage: TypeAlias = Annotated[_ClientMessage, Field(discriminator="type")]
+_client_adapter: TypeAdapter[_ClientMessage] = TypeAdapter(ClientMessage)
 
 
 # Server to client
@@ -135,6 +187,9 @@ class ToolCall(WireModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     status: Literal["running", "done", "error"] = "running"
     result: Any = None
+    runs_in: Literal["server", "client"] | None = None
+    """Where the tool runs: ``client`` for a function of the client (a notebook's);
+    None (left out of the wire) means the server, as before the field existed."""
 
     @field_validator("arguments", mode="before")
     @classmethod
@@ -190,6 +245,32 @@ class ErrorMessage(ServerEvent):
         return {"code": "error", "message": value} if isinstance(value, str) else value
 
 
+class ToolRequest(ServerEvent):
+    """Run one of the client's tools; part of the reply it belongs to (``reply_to``).
+
+    Sent only to a client that declared tools. It travels in the reply's log, so
+    a resumed reply sends it again: the client runs each call id at most once
+    and answers a repeat with the result it kept.
+    """
+
+    type: Literal["tool_request"] = "tool_request"
+    id: str
+    """The call id: the ``id`` of the ``tool_call`` card showing this call."""
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def call(self) -> ToolCall:
+        """The request as the :class:`ToolCall` a card (and an approver) shows: running."""
+        return ToolCall(id=self.id, name=self.name, arguments=self.arguments, runs_in="client")
+
+
+class ToolAck(ServerEvent):
+    """The server has the ``tool_response`` for call ``id``: the client stops resending it."""
+
+    type: Literal["tool_ack"] = "tool_ack"
+    id: str
+
+
 class UnknownMessage(ServerEvent):
     """A message of a type this client does not know: delivered as is, never a crash."""
 
@@ -200,12 +281,16 @@ _KnownServerMessage: TypeAlias = (
     AckMessage | TokenMessage | ToolCallMessage | ToolResultMessage | DoneMessage | ErrorMessage
 )
 ServerMessage: TypeAlias = _KnownServerMessage | UnknownMessage
-_server_adapter: TypeAdapter[_KnownServerMessage] = TypeAdapter(
-    Annotated[_KnownServerMessage, Field(discriminator="type")]
+"""A message of a reply, as listeners, waiters and transcripts see it."""
+ToolControl: TypeAlias = ToolRequest | ToolAck
+"""Client-tool messages: handled by the client's session, never handed to listeners."""
+_server_adapter: TypeAdapter[_KnownServerMessage | ToolControl] = TypeAdapter(
+    Annotated[_KnownServerMessage | ToolControl, Field(discriminator="type")]
 )
 _KNOWN_SERVER_TYPES = frozenset(
-    {"ack", "token", "tool_call", "tool_result", "done", "error"},
+    {"ack", "token", "tool_call", "tool_result", "done", "error", "tool_request", "tool_ack"},
 )
+_CONTROL_TYPES = (ToolRequest, ToolAck)
 
 
 def _infer_server_type(data: dict[str, Any]) -> str:
@@ -240,7 +325,20 @@ def _decode_object(raw: str | bytes) -> dict[str, Any]:
 
 
 def parse_server_message(raw: str | bytes) -> ServerMessage:
-    """Parse one server frame; raise :class:`ProtocolError` (carrying ``raw``) if impossible."""
+    """Parse one server frame; raise :class:`ProtocolError` (carrying ``raw``) if impossible.
+
+    A client-tool message (``tool_request``, ``tool_ack``) is an
+    :class:`UnknownMessage` here, as for a client that knows nothing of them;
+    the client's connection reads frames with :func:`parse_server_frame`.
+    """
+    message = parse_server_frame(raw)
+    if isinstance(message, _CONTROL_TYPES):
+        return UnknownMessage.model_validate(message.model_dump(exclude_none=True))
+    return message
+
+
+def parse_server_frame(raw: str | bytes) -> ServerMessage | ToolControl:
+    """Parse one server frame, client-tool messages included; ProtocolError if impossible."""
     try:
         return _server_adapter.validate_json(raw)
     except ValidationError:
@@ -261,7 +359,9 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
         ) from exc
 
 
-def parse_client_message(raw: str | bytes) -> UserMessage | CancelRequest:
+def parse_client_message(
+    raw: str | bytes,
+) -> UserMessage | CancelRequest | ToolsDeclaration | ToolResponse:
     """Parse one client frame; ``type`` defaults to ``message`` (the TypeScript client's shape)."""
     try:
         return _client_adapter.validate_json(raw)

@@ -29,7 +29,17 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .exceptions import NbchatError, QueueFull
-from .protocol import AckMessage, CancelRequest, ServerMessage, TokenMessage, UserMessage, dump
+from .protocol import (
+    AckMessage,
+    CancelRequest,
+    ServerMessage,
+    TokenMessage,
+    ToolAck,
+    ToolControl,
+    ToolRequest,
+    UserMessage,
+    dump,
+)
 from .reply import Reply, ReplyBuilder
 
 __all__ = [
@@ -40,7 +50,11 @@ __all__ = [
     "Pending",
     "Restarted",
     "Session",
+    "ToolRequested",
 ]
+
+MAX_UNACKED_RESULTS = 1000
+"""Tool results kept for resending until the server acks them; the oldest go first beyond."""
 
 
 @dataclass(eq=False)
@@ -95,12 +109,26 @@ class Failed:
     error: NbchatError
 
 
-Outcome = ServerMessage | Restarted | Completed | Failed
+@dataclass(frozen=True)
+class ToolRequested:
+    """The server asks this client to run one of its tools.
+
+    ``request.reply_to`` is the message whose reply the call belongs to, as
+    routed here (None: no pending message of this client, so nothing awaits
+    the call). ``key`` identifies the call across resends, for running it at
+    most once.
+    """
+
+    request: ToolRequest
+    key: tuple[str | None, str]
+
+
+Outcome = ServerMessage | Restarted | Completed | Failed | ToolRequested
 """What the shell carries out, in the order given: a server message is handed to
 listeners as it is (its ``reply_to`` says what it answers); the others are notices.
 A message stands for itself rather than in a wrapper: one is handed on per frame."""
 
-NOTICES = (Restarted, Completed, Failed)
+NOTICES = (Restarted, Completed, Failed, ToolRequested)
 """The outcome types that are not server messages."""
 
 
@@ -124,6 +152,13 @@ class Session:
     """Pending (and abandoned) messages by conversation, oldest first: routing is O(1)."""
     _abandoned: dict[str, Pending] = field(default_factory=dict)
     """Abandoned messages the server may still answer, until their reply ends or the next open."""
+    tools_frame: str | None = None
+    """The client's ``tools`` declaration, written first on every open of a server that
+    supports client tools; None while the client never had tools."""
+    client_tools: bool = False
+    """Whether the server of the open connection supports client tools."""
+    _results: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    """``tool_response`` frames by call id, until the server acks them (bounded)."""
 
     # Inputs: the caller
 
@@ -196,14 +231,37 @@ class Session:
         self._outbox.clear()
         return failed
 
+    def declare_tools(self, frame: str) -> None:
+        """The client's tools changed: write the ``tools`` declaration now and on every open."""
+        self.tools_frame = frame
+        if self.connected and self.client_tools:
+            self._outbox.append(_Frame(frame, None))
+
+    def tool_result(self, call_id: str, frame: str) -> None:
+        """A ``tool_response`` to write now, and again after every open until it is acked."""
+        self._results.pop(call_id, None)
+        self._results[call_id] = frame
+        while len(self._results) > MAX_UNACKED_RESULTS:
+            self._results.popitem(last=False)
+        if self.connected and self.client_tools:
+            self._outbox.append(_Frame(frame, None))
+
+    @property
+    def unacked_results(self) -> int:
+        """Tool results the server has not acknowledged yet."""
+        return len(self._results)
+
     # Inputs: the connection
 
-    def opened(self) -> int:
-        """A connection opened: pending messages go first, same ids, then the cancels owed.
+    def opened(self, client_tools: bool = False) -> int:
+        """A connection opened: the tools first, pending messages next (same ids), then the
+        cancels owed and the tool results not acked yet.
 
+        ``client_tools``: the server announced the client-tools feature.
         Returns how many pending messages are written again.
         """
         self.connected = True
+        self.client_tools = client_tools
         queued = {frame.message_id for frame in self._outbox if frame.message_id is not None}
         resend: list[_Frame] = []
         owed: dict[str | None, None] = {}
@@ -221,7 +279,13 @@ class Session:
         self._abandoned.clear()
         # Cancels queued for the connection that dropped are among those owed, if still useful.
         fresh = [frame for frame in self._outbox if frame.message_id is not None]
-        self._outbox = deque(resend + fresh + cancels)
+        tools: list[_Frame] = []
+        results: list[_Frame] = []
+        if client_tools:
+            if self.tools_frame is not None:
+                tools.append(_Frame(self.tools_frame, None))
+            results = [_Frame(frame, None) for frame in self._results.values()]
+        self._outbox = deque(tools + resend + fresh + cancels + results)
         return len(resend)
 
     def closed(self) -> None:
@@ -230,7 +294,7 @@ class Session:
 
     # Inputs: the server
 
-    def receive(self, message: ServerMessage) -> list[Outcome]:
+    def receive(self, message: ServerMessage | ToolControl) -> list[Outcome]:
         """Route one server message; return what to hand on, in order."""
         key = message.reply_to
         if type(message) is TokenMessage and key is not None:
@@ -240,6 +304,11 @@ class Session:
                 pending.seen += 1
                 pending.builder.feed(message)  # a token never completes a reply
                 return [message]
+        if isinstance(message, ToolAck):
+            self._results.pop(message.id, None)
+            return []
+        if isinstance(message, ToolRequest):
+            return self._requested(message)
         pending = self._answers(message)
         answer = pending.id if pending is not None else None
         if message.reply_to != answer:
@@ -284,7 +353,21 @@ class Session:
 
     # Private methods
 
-    def _answers(self, message: ServerMessage) -> Pending | None:
+    def _requested(self, request: ToolRequest) -> list[Outcome]:
+        """A tool request is part of its reply's log: counted, and skipped when resumed."""
+        key = (request.reply_to, request.id)
+        pending = self._answers(request) if request.reply_to is not None else None
+        if pending is not None and pending.skip:
+            pending.skip -= 1
+            return []  # delivered before the reconnect; an unacked result is resent on open
+        if pending is not None:
+            pending.seen += 1
+        answer = None if pending is None or pending.abandoned else pending.id
+        if request.reply_to != answer:
+            request = request.model_copy(update={"reply_to": answer})
+        return [ToolRequested(request, key)]
+
+    def _answers(self, message: ServerMessage | ToolRequest) -> Pending | None:
         key = message.reply_to
         if key is None and isinstance(message, AckMessage):
             key = message.id

@@ -442,8 +442,13 @@ async def test_connect_timeout_does_not_bound_reconnects(demo: DemoServer) -> No
     """Once connected, a lost server is retried max_reconnect_attempts times, however long."""
     chat = ChatClient(url=demo.url, connect_timeout=0.001, max_reconnect_attempts=3, **FAST)
     await chat.connect()
-    failed = asyncio.get_running_loop().create_future()
-    chat.on("error", lambda exc: failed.done() or failed.set_result(exc))
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def first_error(exc: BaseException) -> None:
+        if not failed.done():
+            failed.set_result(exc)
+
+    chat.on("error", first_error)
     await demo.close()
     error = await asyncio.wait_for(failed, TIMEOUT)
     assert isinstance(error, ReconnectExhausted) and error.within is None

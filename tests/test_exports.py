@@ -10,6 +10,7 @@ import nbchat
 
 PUBLIC_MODULES = [
     "client",
+    "client_tools",
     "config",
     "exceptions",
     "policy",

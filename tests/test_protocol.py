@@ -207,3 +207,45 @@ def test_what_is_not_a_user_message_cannot_be_sent(message: object, words: str) 
     """A cancel, an unserialisable mapping, a number or a mapping without text is refused."""
     with pytest.raises(ProtocolError, match=words):
         as_user_message(message, "c")  # type: ignore[arg-type]
+
+
+# Client tools
+
+
+def test_client_tool_messages_parse_in_both_directions() -> None:
+    """tools and tool_response parse as client messages; tool_request and tool_ack as frames."""
+    from nbchat.protocol import (
+        ToolAck,
+        ToolRequest,
+        ToolResponse,
+        ToolsDeclaration,
+        parse_server_frame,
+    )
+
+    declared = parse_client_message(
+        '{"type":"tools","tools":[{"name":"f","description":"d","parameters":{"type":"object"}}]}'
+    )
+    assert isinstance(declared, ToolsDeclaration) and declared.tools[0].name == "f"
+    answered = parse_client_message('{"type":"tool_response","id":"t1","result":[1]}')
+    assert isinstance(answered, ToolResponse) and answered.status == "done"
+    request = parse_server_frame(
+        '{"type":"tool_request","id":"t1","name":"f","arguments":{"x":1},"reply_to":"m"}'
+    )
+    assert isinstance(request, ToolRequest) and request.arguments == {"x": 1}
+    assert request.call().runs_in == "client" and request.call().status == "running"
+    assert isinstance(parse_server_frame('{"type":"tool_ack","id":"t1"}'), ToolAck)
+
+
+def test_listeners_see_client_tool_control_messages_as_unknown() -> None:
+    """parse_server_message keeps its types: a tool_request is an UnknownMessage there."""
+    message = parse_server_message('{"type":"tool_request","id":"t1","name":"f"}')
+    assert isinstance(message, UnknownMessage) and message.type == "tool_request"
+
+
+def test_runs_in_is_left_out_of_the_wire_when_unset() -> None:
+    """A server tool's call serialises as before the field existed; a client tool's names it."""
+    from nbchat.protocol import ToolCall, ToolCallMessage
+
+    server_side = dump(ToolCallMessage(tool_calls=[ToolCall(id="t", name="f")]))
+    client_side = dump(ToolCallMessage(tool_calls=[ToolCall(id="t", name="f", runs_in="client")]))
+    assert "runs_in" not in server_side and '"runs_in":"client"' in client_side

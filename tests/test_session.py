@@ -256,3 +256,78 @@ def test_fail_all_reports_every_pending_reply() -> None:
         ("m2", error),
     ]
     assert not session.pending and session.queued == 0
+
+
+# Client tools
+
+
+def tools_session() -> Session:
+    """A session with a tools declaration, connected to a server that supports client tools."""
+    session = Session()
+    session.declare_tools('{"type":"tools","tools":[]}')
+    session.opened(client_tools=True)
+    return session
+
+
+def test_tools_are_declared_first_on_every_open_of_a_server_that_supports_them() -> None:
+    """The declaration goes before the resent messages, on each open, only where supported."""
+    session = Session()
+    session.declare_tools('{"type":"tools","tools":[]}')
+    session.submit(user("m1"))
+    session.opened(client_tools=False)
+    assert [f["type"] for f in drain(session)] == ["message"]
+    session.closed()
+    session.opened(client_tools=True)
+    assert [f["type"] for f in drain(session)] == ["tools", "message"]
+
+
+def test_a_tool_result_is_resent_on_open_until_acked() -> None:
+    """An unacknowledged tool_response goes out again after a reconnect; an ack ends that."""
+    from nbchat.protocol import parse_server_frame
+
+    session = tools_session()
+    drain(session)
+    session.tool_result("t1", '{"type":"tool_response","id":"t1","result":1}')
+    assert [f["id"] for f in drain(session)] == ["t1"]
+    session.closed()
+    session.opened(client_tools=True)
+    assert [f["type"] for f in drain(session)] == ["tools", "tool_response"]
+    assert session.receive(parse_server_frame('{"type":"tool_ack","id":"t1"}')) == []
+    session.closed()
+    session.opened(client_tools=True)
+    assert [f["type"] for f in drain(session)] == ["tools"] and session.unacked_results == 0
+
+
+def test_a_tool_request_is_routed_once_and_skipped_when_a_resumed_reply_repeats_it() -> None:
+    """A request names its message; replayed after a resume it is dropped like the tokens."""
+    from nbchat.protocol import parse_server_frame
+    from nbchat.session import ToolRequested
+
+    session = tools_session()
+    session.submit(user("m1"))
+    drain(session)
+    session.receive(server(type="ack", id="m1", reply_to="m1", conversation_id="c"))
+    frame = '{"type":"tool_request","id":"t1","name":"f","reply_to":"m1","conversation_id":"c"}'
+    (first,) = session.receive(parse_server_frame(frame))
+    assert isinstance(first, ToolRequested) and first.request.reply_to == "m1"
+    assert first.key == ("m1", "t1")
+    session.closed()
+    session.opened(client_tools=True)
+    session.receive(server(type="ack", id="m1", reply_to="m1", duplicate=True))
+    assert session.receive(parse_server_frame(frame)) == []
+    done = session.receive(server(type="done", reply_to="m1", conversation_id="c"))
+    assert completed(done) == {"m1": ""}
+
+
+def test_a_tool_request_for_an_abandoned_reply_answers_no_message() -> None:
+    """A request whose reply nobody awaits leaves the session with reply_to None."""
+    from nbchat.protocol import parse_server_frame
+    from nbchat.session import ToolRequested
+
+    session = tools_session()
+    session.submit(user("m1"))
+    drain(session)
+    session.abandon("m1", ClientClosed("gave up"))
+    frame = '{"type":"tool_request","id":"t1","name":"f","reply_to":"m1","conversation_id":"c"}'
+    (outcome,) = session.receive(parse_server_frame(frame))
+    assert isinstance(outcome, ToolRequested) and outcome.request.reply_to is None

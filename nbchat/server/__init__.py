@@ -14,7 +14,7 @@ from .app import DEFAULT_OPTIONS, ChatServer, ServerOptions
 from .bridge import OpenAIAgent
 from .demo import DemoServer, serve_demo
 from .replay import NOT_IN_TRANSCRIPT, ReplayResponder, ReplayServer, serve_replay
-from .responder import Responder, ResponderMessage
+from .responder import ClientTools, Responder, ResponderMessage, current_client_tools
 from .sessions import TOO_MANY_REPLIES, ReplyLog
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "NOT_IN_TRANSCRIPT",
     "TOO_MANY_REPLIES",
     "ChatServer",
+    "ClientTools",
     "DemoAgent",
     "DemoServer",
     "OpenAIAgent",
@@ -31,6 +32,7 @@ __all__ = [
     "Responder",
     "ResponderMessage",
     "ServerOptions",
+    "current_client_tools",
     "serve_demo",
     "serve_replay",
 ]

@@ -6,14 +6,17 @@ output in CI). Rules are tried in order, first match wins, case-insensitively:
 
 1. ``echo <text>``: the reply is ``<text>`` verbatim (rendering and injection tests).
 2. ``count to N`` / ``stream N tokens``: N tokens ``1 2 3 ...`` (benchmarks).
-3. arithmetic such as ``What is 6*7?``: the ``calculator`` tool, then the result.
-4. ``time`` / ``date`` / ``clock``: the ``current_time`` tool.
-5. ``network`` / ``internet`` / ``wifi`` / ``dns`` / ``connection``: ``network_check``.
-6. ``my name is X``: remembered; ``what is my name``: recalled.
-7. ``what did I say`` / ``what did I ask``: the previous message of the conversation.
-8. anything else: a friendly reply naming the turn and what the agent can do.
+3. ``call NAME {JSON arguments}`` / ``call NAME``: the client's tool ``NAME`` runs in the
+   client (a notebook function, see ``ChatClient.tool``), then a sentence with its
+   result; an unknown tool, bad arguments or a raising function: a sentence with the error.
+4. arithmetic such as ``What is 6*7?``: the ``calculator`` tool, then the result.
+5. ``time`` / ``date`` / ``clock``: the ``current_time`` tool.
+6. ``network`` / ``internet`` / ``wifi`` / ``dns`` / ``connection``: ``network_check``.
+7. ``my name is X``: remembered; ``what is my name``: recalled.
+8. ``what did I say`` / ``what did I ask``: the previous message of the conversation.
+9. anything else: a friendly reply naming the turn and what the agent can do.
 
-The explicit commands (1, 2) come first so that ``echo 1+1`` echoes.
+The explicit commands (1, 2, 3) come first so that ``echo 1+1`` echoes.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ToolError
+from ..exceptions import ToolArgumentsError, ToolError
 from ..protocol import TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
-from .responder import ResponderMessage
+from ..toolspec import parse_arguments, serialize_result
+from .responder import ResponderMessage, current_client_tools
 from .tools import calculator, current_time, network_check
 
 __all__ = ["MAX_COUNT", "DemoAgent", "find_arithmetic", "split_tokens"]
@@ -38,6 +42,7 @@ MAX_COUNT = 100_000
 
 _ECHO = re.compile(r"\A\s*echo\s(.*)\Z", re.IGNORECASE | re.DOTALL)
 _COUNT = re.compile(r"\b(?:count to\s+(\d+)|stream\s+(\d+)\s+tokens?)\b", re.IGNORECASE)
+_CALL = re.compile(r"\A\s*call\s+([A-Za-z0-9_-]{1,64})\s*(\{.*\})?\s*\Z", re.IGNORECASE | re.DOTALL)
 _TIME = re.compile(r"\b(?:time|date|clock)\b", re.IGNORECASE)
 _NETWORK = re.compile(
     r"\b(?:networks?|internet|wi-?fi|dns|connections?|connectivity)\b", re.IGNORECASE
@@ -209,6 +214,8 @@ class DemoAgent:
             return self._echo
         if _COUNT.search(text):
             return self._count
+        if _CALL.match(text):
+            return self._call
         if len(text) <= _MAX_ARITHMETIC_TEXT and find_arithmetic(text) is not None:
             return self._calculate
         if _TIME.search(text):
@@ -248,6 +255,29 @@ class DemoAgent:
         for number in range(1, int(digits) + 1):
             await pace.next()
             yield TokenMessage(response=str(number) if number == 1 else f" {number}")
+
+    async def _call(self, cid: str, text: str, memory: _Memory) -> AsyncIterator[ResponderMessage]:
+        match = _CALL.match(text)
+        assert match is not None
+        name = match.group(1)
+        try:
+            arguments = parse_arguments(match.group(2), name)
+        except ToolArgumentsError as exc:
+            async for message in self._say(f"I could not call {name}: {exc}."):
+                yield message
+            return
+        call = ToolCall(
+            id=_call_id(cid, memory.turns, name), name=name, arguments=arguments, runs_in="client"
+        )
+        yield ToolCallMessage(tool_calls=[call])
+        finished = await current_client_tools().call(name, arguments, call_id=call.id)
+        yield ToolResultMessage(tool_calls=[finished])
+        if finished.status == "done":
+            reply = f"{name} returned {serialize_result(finished.result).text}."
+        else:
+            reply = f"{name} failed: {finished.result}"
+        async for message in self._say(reply):
+            yield message
 
     async def _calculate(
         self, cid: str, text: str, memory: _Memory

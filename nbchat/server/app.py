@@ -33,10 +33,15 @@ from websockets.protocol import State
 from ..config import DEFAULT_MAX_SIZE
 from ..exceptions import ProtocolError
 from ..protocol import (
+    CLIENT_TOOLS_FEATURE,
+    FEATURES_HEADER,
     AckMessage,
     CancelRequest,
     ErrorInfo,
     ErrorMessage,
+    ToolAck,
+    ToolResponse,
+    ToolsDeclaration,
     dump,
     parse_client_message,
 )
@@ -80,6 +85,8 @@ class ServerOptions(TypedDict, total=False):
     """Replies of one client waiting their turn; one more is refused (``too_many_replies``)."""
     grace: float
     """Seconds a client's replies go on after its last connection closed, for it to resume."""
+    max_tool_calls: int
+    """Client tool calls one client may have in progress; one more is an error result."""
 
 
 DEFAULT_OPTIONS: Final[ServerOptions] = {
@@ -91,6 +98,7 @@ DEFAULT_OPTIONS: Final[ServerOptions] = {
     "max_generations": 8,
     "max_queued": 64,
     "grace": 60.0,
+    "max_tool_calls": 16,
 }
 """The default of every :class:`ServerOptions` setting."""
 
@@ -125,6 +133,7 @@ class ChatServer:
             max_generations=settings["max_generations"],
             max_queued=settings["max_queued"],
             grace=settings["grace"],
+            max_tool_calls=settings["max_tool_calls"],
         )
         """The bounds on what each client may hold (see :class:`ServerOptions`)."""
         self.registry = Registry(responder, self.limits)
@@ -158,6 +167,7 @@ class ChatServer:
             self.host,
             self._port,
             process_request=self._process_request,
+            process_response=_announce_features,
             max_size=self.max_size,
             # Replies are small JSON frames: deflate cost ~10% of the CPU and ~46 KB
             # per connection for little gain on loopback (benchmarks/server_concurrency.py).
@@ -359,6 +369,9 @@ class ChatServer:
         except ProtocolError as exc:
             await self._error(connection, str(exc))
             return
+        if isinstance(message, ToolsDeclaration | ToolResponse):
+            await self._tool_message(connection, client, message)
+            return
         reply_to = message.id if _encodable(message.id) else None
         cid = message.conversation_id if _encodable(message.conversation_id) else None
         fields = [message.id, message.conversation_id]
@@ -401,6 +414,22 @@ class ChatServer:
 
         task.add_done_callback(forget)
 
+    async def _tool_message(
+        self, connection: ServerConnection, client: Client, message: ToolsDeclaration | ToolResponse
+    ) -> None:
+        """A client's tools (kept for its replies), or a call's outcome (acked, always)."""
+        try:
+            dump(message).encode()  # linear in the frame; a lone surrogate cannot be encoded
+        except ValueError:
+            await self._error(connection, "the frame holds a lone surrogate: send valid Unicode")
+            return
+        if isinstance(message, ToolsDeclaration):
+            self.registry.declare_tools(client, message.tools)
+            return
+        if not self.registry.tool_response(client, message):
+            logger.debug("a tool response nobody waits for (answered already, or cancelled)")
+        await connection.send(dump(ToolAck(id=message.id)))
+
     async def _error(
         self,
         connection: ServerConnection,
@@ -421,6 +450,15 @@ class ChatServer:
             conversation_id=conversation_id,
         )
         await connection.send(dump(error))
+
+
+def _announce_features(
+    connection: ServerConnection, request: Request, response: Response
+) -> Response:
+    """The opening handshake's response names the extensions this server supports."""
+    if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+        response.headers[FEATURES_HEADER] = CLIENT_TOOLS_FEATURE
+    return response
 
 
 def _encodable(value: str | None) -> bool:

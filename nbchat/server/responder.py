@@ -8,12 +8,21 @@ the server imports none of them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol, TypeAlias
+from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeAlias
 
-from ..protocol import ErrorMessage, TokenMessage, ToolCallMessage, ToolResultMessage
+from ..protocol import (
+    ClientToolInfo,
+    ErrorMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+    new_id,
+)
 
-__all__ = ["Responder", "ResponderMessage"]
+__all__ = ["ClientTools", "Responder", "ResponderMessage", "current_client_tools"]
 
 ResponderMessage: TypeAlias = TokenMessage | ToolCallMessage | ToolResultMessage | ErrorMessage
 """What a responder yields; the server addresses each one and appends ``done``."""
@@ -41,3 +50,51 @@ class Responder(Protocol):
         users: compare it, hash it, use it as a dictionary key.
         """
         ...
+
+
+class ClientTools:
+    """The tools of the client a reply is for: what a responder may call in the client.
+
+    Inside :meth:`Responder.respond`, :func:`current_client_tools` returns the one of
+    the client being answered; elsewhere (and for a client that declared none)
+    this empty one, whose calls all end in ``error``. A responder shows a call
+    as cards like any tool: a ``tool_call`` with the call's id and
+    ``runs_in="client"`` before :meth:`call`, then the returned call in a
+    ``tool_result``.
+    """
+
+    @property
+    def available(self) -> Mapping[str, ClientToolInfo]:
+        """The client's tools by name, as it last declared them."""
+        return {}
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, call_id: str | None = None
+    ) -> ToolCall:
+        """Run a client tool and wait for it: the call with ``status`` done or error.
+
+        ``call_id`` (default: a fresh one) must be unique among the client's
+        calls; the client runs it at most once. Cancelling the reply cancels
+        the wait; a client that left fails it after the server's grace period.
+        """
+        return ToolCall(
+            id=call_id or new_id(),
+            name=name,
+            arguments=dict(arguments or {}),
+            status="error",
+            result=f"unknown client tool {name!r}: this client offers no tools",
+            runs_in="client",
+        )
+
+
+NO_CLIENT_TOOLS = ClientTools()
+
+client_tools_var: ContextVar[ClientTools] = ContextVar(
+    "nbchat_client_tools", default=NO_CLIENT_TOOLS
+)
+"""Set by the server for each reply it generates (the generation's own context)."""
+
+
+def current_client_tools() -> ClientTools:
+    """The tools of the client whose message is being answered (none outside a reply)."""
+    return client_tools_var.get()

@@ -42,13 +42,36 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..protocol import DoneMessage, ErrorInfo, ErrorMessage, TokenMessage, dump, new_id
-from .responder import Responder, ResponderMessage
+from ..protocol import (
+    ClientToolInfo,
+    DoneMessage,
+    ErrorInfo,
+    ErrorMessage,
+    TokenMessage,
+    ToolCall,
+    ToolRequest,
+    ToolResponse,
+    dump,
+    new_id,
+)
+from .responder import ClientTools, Responder, ResponderMessage, client_tools_var
 
-__all__ = ["TOO_MANY_REPLIES", "Client", "Limits", "Refused", "Registry", "ReplyLog"]
+__all__ = [
+    "MAX_CLIENT_TOOLS",
+    "TOO_MANY_REPLIES",
+    "Client",
+    "Limits",
+    "Refused",
+    "Registry",
+    "ReplyLog",
+]
+
+MAX_CLIENT_TOOLS = 128
+"""Tools kept of one client's declaration; the rest are ignored (and logged)."""
 
 logger = logging.getLogger("nbchat.server")
 
@@ -65,6 +88,8 @@ class Limits:
     max_generations: int
     max_queued: int
     grace: float
+    max_tool_calls: int = 16
+    """Client tool calls one client may have in progress; one more is an error result."""
 
 
 class Refused(Exception):
@@ -100,7 +125,7 @@ class ReplyLog:
         state = "finished" if self.finished else "open"
         return f"<ReplyLog {len(self.frames)} frames {state}>"
 
-    def append(self, message: ResponderMessage | DoneMessage) -> None:
+    def append(self, message: ResponderMessage | DoneMessage | ToolRequest) -> None:
         """Add a message, addressed to this log's conversation and message id."""
         if self.finished:
             raise RuntimeError("this reply log is already finished")
@@ -140,7 +165,7 @@ class ReplyLog:
                 await self._changed.wait()
 
 
-def _encode(message: ResponderMessage | DoneMessage) -> bytes:
+def _encode(message: ResponderMessage | DoneMessage | ToolRequest) -> bytes:
     try:
         return dump(message).encode()
     except ValueError:  # a lone surrogate in a responder's text: pydantic cannot encode it
@@ -171,6 +196,10 @@ class Client:
     connections: int = 0
     unfinished: int = 0
     expiry: asyncio.TimerHandle | None = None
+    tools: dict[str, ClientToolInfo] = field(default_factory=dict)
+    """The tools the client declared last (its ``tools`` message), by name."""
+    calls: dict[str, asyncio.Future[ToolResponse]] = field(default_factory=dict)
+    """Client tool calls waiting for their ``tool_response``, by call id."""
 
     def responder_key(self, conversation_id: str | None) -> str:
         """The opaque conversation key given to the responder for this client."""
@@ -267,6 +296,22 @@ class Registry:
         task.add_done_callback(lambda done: self._generated(client, log, done))
         return log, False
 
+    def declare_tools(self, client: Client, tools: list[ClientToolInfo]) -> None:
+        """The client's tools are now ``tools`` (the first :data:`MAX_CLIENT_TOOLS`)."""
+        if len(tools) > MAX_CLIENT_TOOLS:
+            logger.warning(
+                "a client declared %d tools: the first %d kept", len(tools), MAX_CLIENT_TOOLS
+            )
+        client.tools = {tool.name: tool for tool in tools[:MAX_CLIENT_TOOLS]}
+
+    def tool_response(self, client: Client, response: ToolResponse) -> bool:
+        """Hand a call's outcome to whoever waits; False if none does (answered or gone)."""
+        future = client.calls.get(response.id)
+        if future is None or future.done():
+            return False
+        future.set_result(response)
+        return True
+
     def cancel(self, client: Client, conversation_id: str | None, message_id: str | None) -> int:
         """Cancel a client's unfinished replies: one message's, or a conversation's; how many."""
         known = None if message_id is None else client.logs.get(message_id)
@@ -323,6 +368,7 @@ class Registry:
         if previous is not None:
             await asyncio.wait([previous])  # answer a conversation's messages in order
         async with client.slots:
+            client_tools_var.set(_LiveClientTools(client, log, self.limits.max_tool_calls))
             stream = self.responder.respond(client.responder_key(log.conversation_id), text)
             try:
                 async for message in stream:
@@ -374,3 +420,46 @@ class Registry:
             self._finished_frames -= len(log.frames)
             if client.logs.get(log.message_id) is log:
                 del client.logs[log.message_id]
+
+
+class _LiveClientTools(ClientTools):
+    """The tools of one client, for one reply: each call travels in that reply's log."""
+
+    def __init__(self, client: Client, log: ReplyLog, max_calls: int) -> None:
+        self._client = client
+        self._log = log
+        self._max_calls = max_calls
+
+    @property
+    def available(self) -> Mapping[str, ClientToolInfo]:
+        return dict(self._client.tools)
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, call_id: str | None = None
+    ) -> ToolCall:
+        client = self._client
+        call = ToolCall(
+            id=call_id or new_id(), name=name, arguments=dict(arguments or {}), runs_in="client"
+        )
+        refusal = None
+        if name not in client.tools:
+            known = ", ".join(sorted(client.tools)) or "none"
+            refusal = f"unknown client tool {name!r} (this client offers: {known})"
+        elif call.id in client.calls:
+            refusal = f"a client tool call with id {call.id!r} is already in progress"
+        elif len(client.calls) >= self._max_calls:
+            refusal = (
+                f"this client already runs {self._max_calls} tool calls, the server's limit: "
+                "wait for one to finish"
+            )
+        if refusal is not None:
+            return call.model_copy(update={"status": "error", "result": refusal})
+        future: asyncio.Future[ToolResponse] = asyncio.get_running_loop().create_future()
+        client.calls[call.id] = future
+        try:
+            self._log.append(ToolRequest(id=call.id, name=name, arguments=call.arguments))
+            response = await future
+        finally:
+            if client.calls.get(call.id) is future:
+                del client.calls[call.id]
+        return call.model_copy(update={"status": response.status, "result": response.result})

@@ -116,7 +116,9 @@ class TranscriptLine(BaseModel):
         raw = to_json(self.data)  # pydantic-core's encoder: 5x faster than json.dumps here
         try:
             if self.dir == "out":
-                return parse_client_message(raw)
+                sent = parse_client_message(raw)
+                # Client tool traffic is not recorded: the replies' tool cards hold it.
+                return sent if isinstance(sent, UserMessage | CancelRequest) else None
             return parse_server_message(raw)
         except ProtocolError:
             return None
