@@ -11,6 +11,10 @@ Registered through the ``pytest11`` entry point, so installing nbchat is enough:
   whose URL is exported as ``$NBCHAT_WS_URL`` (restored at the end), so
   notebooks run by nbval, whose kernels inherit the environment, talk to it
   through ``ChatClient()``'s default URL, offline and deterministically.
+* under nbval (``--nbval`` or ``--nbval-lax``): a notebook whose cells saved a
+  panel's static conversation gets one more item, ``<notebook>::nbchat saved
+  conversations``, comparing the saved conversations with the ones the run
+  ended with (``nbval_hooks``); other notebooks are validated as before.
 
 Servers run on their own event loop in a thread (``start_in_thread``), so the
 fixtures are plain synchronous ones that work the same in sync and async tests.
@@ -60,7 +64,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """With ``--nbchat-replay``: start the session's replay server and export its URL."""
+    """Check saved conversations under nbval; with ``--nbchat-replay``, start its server."""
+    if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
+        from . import nbval_hooks
+
+        config.pluginmanager.register(nbval_hooks, "nbchat-nbval")
     path = config.getoption("nbchat_replay", None)
     if path is None:
         return
