@@ -349,3 +349,77 @@ async def test_a_client_without_tools_sends_what_it_always_sent() -> None:
         assert (await chat.ask("echo hi", timeout=TIMEOUT)).text == "hi"
         assert chat._session.tools_frame is None
         await chat.disconnect()
+
+
+# The OpenAI-compatible bridge
+
+
+async def test_the_bridge_offers_client_tools_and_routes_each_call_where_it_lives() -> None:
+    """A server and a client tool in one round: each runs where it lives, both reach the model."""
+    from nbchat.server import ChatServer, OpenAIAgent
+    from tests.openai_upstream import Reply, Upstream, text_chunks, tool_chunks
+
+    ran: list[int] = []
+
+    def top_rows(n: int) -> list[dict[str, int]]:
+        """The first n rows of the notebook's table."""
+        ran.append(n)
+        return [{"row": i} for i in range(n)]
+
+    async with Upstream() as upstream:
+        calls = (
+            ("call_a", "calculator", '{"expression": "6*7"}'),
+            ("call_b", "top_rows", '{"n": 2}'),
+        )
+        upstream.script.extend(
+            [Reply(tool_chunks(*calls, parallel=True)), Reply(text_chunks("ok"))]
+        )
+        agent = OpenAIAgent(base_url=upstream.base_url, model="scripted", api_key="sk-test")
+        async with (
+            ChatServer(agent) as server,
+            ChatClient(url=server.url, tools=[top_rows]) as chat,
+        ):
+            reply = await chat.ask("rows and a sum", timeout=TIMEOUT)
+        first, second = upstream.completion_requests()
+    assert reply.text == "ok" and ran == [2]
+    offered = [tool["function"]["name"] for tool in first["tools"]]
+    assert offered[-1] == "top_rows" and "calculator" in offered
+    assert (
+        first["tools"][-1]["function"]["description"] == "The first n rows of the notebook's table."
+    )
+    where = {call.name: (call.runs_in, call.status, call.result) for call in reply.tool_calls}
+    assert where == {
+        "calculator": (None, "done", 42),
+        "top_rows": ("client", "done", [{"row": 0}, {"row": 1}]),
+    }
+    tool_messages = {
+        m["tool_call_id"]: m["content"] for m in second["messages"] if m["role"] == "tool"
+    }
+    assert tool_messages == {"call_a": "42", "call_b": '[{"row":0},{"row":1}]'}
+
+
+async def test_the_bridge_gives_a_client_tool_error_back_to_the_model() -> None:
+    """A client tool's bad arguments reach the model as an error, and the card shows it."""
+    from nbchat.server import ChatServer, OpenAIAgent
+    from tests.openai_upstream import Reply, Upstream, text_chunks, tool_chunks
+
+    def top_rows(n: int) -> list[int]:
+        return list(range(n))
+
+    async with Upstream() as upstream:
+        upstream.script.extend(
+            [
+                Reply(tool_chunks(("call_1", "top_rows", '{"n": "many"}'))),
+                Reply(text_chunks("sorry")),
+            ]
+        )
+        agent = OpenAIAgent(base_url=upstream.base_url, model="scripted", api_key="sk-test")
+        async with (
+            ChatServer(agent) as server,
+            ChatClient(url=server.url, tools=[top_rows]) as chat,
+        ):
+            reply = await chat.ask("rows", timeout=TIMEOUT)
+        second = upstream.completion_requests()[1]
+    (call,) = reply.tool_calls
+    assert call.status == "error" and call.runs_in == "client" and "bad arguments" in call.result
+    assert second["messages"][-1]["content"].startswith("error: bad arguments for top_rows")

@@ -23,6 +23,11 @@ The server's tools (calculator, current time, network check) are offered with
 JSON Schemas generated from their type hints by :mod:`nbchat.toolspec`. A
 model's bad arguments (broken JSON, wrong types, unknown tools) become an error
 result shown on the card and given back to the model, which can try again.
+The client's own tools (functions of a notebook, declared by the client) are
+offered next to them, a server tool winning a name both have; a call of one is
+sent to the client (:func:`~nbchat.server.current_client_tools`), which
+validates and runs it, and its card says ``runs_in: "client"``. A client tool
+has no time limit here: the person sees it run and can stop it.
 
 Memory: each conversation keeps its history (user, assistant and tool
 messages; the system prompt is prepended to every request) for at most
@@ -66,12 +71,13 @@ from ..redact import redact_url
 from ..toolspec import (
     ToolSpec,
     error_text,
+    parse_arguments,
     serialize_result,
     tool_spec,
 )
 from . import tools as _server_tools
 from .model_options import API_KEY_ENV
-from .responder import ResponderMessage
+from .responder import ClientTools, ResponderMessage, current_client_tools
 from .toolcalls import (
     MAX_CALLS_PER_ROUND,
     StreamedCall,
@@ -234,6 +240,9 @@ class OpenAIAgent:
     async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
         """Stream the reply to ``text``: tokens as they arrive, tool rounds, at most one error."""
         turn: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        client = current_client_tools()
+        offered = self._offered(client)
+        used_ids: set[str] = set()
         partial: list[str] = []
         """Text of the current round, streamed but not yet part of ``turn``."""
         failed = False
@@ -241,7 +250,8 @@ class OpenAIAgent:
             for round_number in range(self.max_rounds + 1):
                 current = _Round(text=partial)
                 messages = self._messages(conversation_id, turn)
-                async with contextlib.aclosing(self._stream(messages, current)) as tokens:
+                stream = self._stream(messages, current, offered)
+                async with contextlib.aclosing(stream) as tokens:
                     async for message in tokens:
                         yield message
                 if current.error is not None:
@@ -262,7 +272,7 @@ class OpenAIAgent:
                     )
                     return
                 outcomes: list[_Outcome] = []
-                running = self._run_tools(current.calls, round_number, outcomes)
+                running = self._run_tools(current.calls, round_number, outcomes, client, used_ids)
                 async with contextlib.aclosing(running) as results:
                     async for message in results:
                         yield message
@@ -322,14 +332,14 @@ class OpenAIAgent:
     # Private methods: streaming
 
     async def _stream(
-        self, messages: list[dict[str, Any]], current: _Round
+        self, messages: list[dict[str, Any]], current: _Round, tools: list[dict[str, Any]]
     ) -> AsyncGenerator[ResponderMessage, None]:
         """One completion: yield its tokens, fill ``current``; errors land in ``current.error``."""
         import openai
 
         stream: AsyncStream[object] | None = None
         try:
-            stream = await self._create(messages)
+            stream = await self._create(messages, tools)
             async for chunk in stream:
                 delta = chunk_delta(chunk)
                 content = delta.get("content")
@@ -365,7 +375,9 @@ class OpenAIAgent:
                 # Closing the response closes its connection: the server sees the request end.
                 await stream.close()
 
-    async def _create(self, messages: list[dict[str, Any]]) -> AsyncStream[object]:
+    async def _create(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> AsyncStream[object]:
         """Open a streamed completion, retrying 429s with jittered exponential backoff.
 
         The SDK sends the request, decodes the SSE stream and raises its typed
@@ -377,8 +389,9 @@ class OpenAIAgent:
         import openai
 
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
-        if self._openai_tools:
-            body["tools"] = self._openai_tools
+        tools = self._openai_tools if tools is None else tools
+        if tools:
+            body["tools"] = tools
         if self.temperature is not None:
             body["temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -404,25 +417,54 @@ class OpenAIAgent:
 
     # Private methods: tools
 
+    def _offered(self, client: ClientTools) -> list[dict[str, Any]]:
+        """The server's tools, then the client's whose names the server does not use."""
+        offered = list(self._openai_tools)
+        for name, info in client.available.items():
+            if name not in self.tools:
+                function: dict[str, Any] = {
+                    "name": name,
+                    "description": info.description,
+                    "parameters": info.parameters or {"type": "object", "properties": {}},
+                }
+                offered.append({"type": "function", "function": function})
+        return offered
+
     async def _run_tools(
-        self, calls: ToolCallAccumulator, round_number: int, outcomes: list[_Outcome]
+        self,
+        calls: ToolCallAccumulator,
+        round_number: int,
+        outcomes: list[_Outcome],
+        client: ClientTools,
+        used_ids: set[str],
     ) -> AsyncGenerator[ResponderMessage, None]:
         """Announce the round's calls, run them concurrently, yield each result as it lands."""
         announced: list[tuple[ToolCall, StreamedCall]] = []
         for number, streamed in enumerate(calls.calls):
             call_id = streamed.id or f"call_{round_number}_{number}"
+            if call_id in used_ids:  # a model reusing an id: each call keeps its own card
+                call_id = f"{call_id}_{round_number}_{number}"
+            used_ids.add(call_id)
             streamed.id = call_id
+            in_client = streamed.name not in self.tools and streamed.name in client.available
             announced.append(
                 (
                     ToolCall(
-                        id=call_id, name=streamed.name or "?", arguments=shown_arguments(streamed)
+                        id=call_id,
+                        name=streamed.name or "?",
+                        arguments=shown_arguments(streamed),
+                        runs_in="client" if in_client else None,
                     ),
                     streamed,
                 )
             )
         yield ToolCallMessage(tool_calls=[call for call, _ in announced])
         tasks = [
-            asyncio.ensure_future(self._run_one(call, streamed, number))
+            asyncio.ensure_future(
+                self._run_in_client(call, streamed, number, client)
+                if call.runs_in == "client"
+                else self._run_one(call, streamed, number)
+            )
             for number, (call, streamed) in enumerate(announced)
         ]
         finished: dict[int, _Outcome] = {}
@@ -436,6 +478,26 @@ class OpenAIAgent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         outcomes.extend(finished[number] for number in sorted(finished))
+
+    async def _run_in_client(
+        self, call: ToolCall, streamed: StreamedCall, number: int, client: ClientTools
+    ) -> tuple[int, _Outcome]:
+        """Send the call to the client, which validates and runs it; wait for the outcome."""
+        if number >= MAX_CALLS_PER_ROUND:
+            message = f"too many tool calls at once (at most {MAX_CALLS_PER_ROUND})"
+            return number, _Outcome(
+                call.model_copy(update={"status": "error", "result": message}), f"error: {message}"
+            )
+        try:
+            arguments = parse_arguments(streamed.arguments, call.name)
+        except ToolArgumentsError as exc:
+            failed = call.model_copy(update={"status": "error", "result": str(exc)})
+            return number, _Outcome(failed, f"error: {exc}")
+        finished = await client.call(call.name, arguments, call_id=call.id)
+        finished = finished.model_copy(update={"arguments": call.arguments})
+        if finished.status == "done":
+            return number, _Outcome(finished, serialize_result(finished.result).text)
+        return number, _Outcome(finished, f"error: {finished.result}")
 
     async def _run_one(
         self, call: ToolCall, streamed: StreamedCall, number: int
