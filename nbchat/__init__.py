@@ -117,6 +117,7 @@ if TYPE_CHECKING:
         DEFAULT_OPTIONS,
         NOT_IN_TRANSCRIPT,
         TOO_MANY_REPLIES,
+        TOOL_RESULT_DIFFERS,
         ChatServer,
         ClientTools,
         DemoAgent,
@@ -143,6 +144,7 @@ _LAZY: dict[str, str] = {
         [
             "DEFAULT_OPTIONS",
             "NOT_IN_TRANSCRIPT",
+            "TOOL_RESULT_DIFFERS",
             "TOO_MANY_REPLIES",
             "ChatServer",
             "ClientTools",
@@ -183,6 +185,7 @@ __all__ = [
     "RECONNECT_CODES",
     "RECORD_ENV",
     "TOKEN_ENV",
+    "TOOL_RESULT_DIFFERS",
     "TOO_MANY_REPLIES",
     "TRANSCRIPT_VERSION",
     "URL_ENV",

@@ -423,3 +423,86 @@ async def test_the_bridge_gives_a_client_tool_error_back_to_the_model() -> None:
     (call,) = reply.tool_calls
     assert call.status == "error" and call.runs_in == "client" and "bad arguments" in call.result
     assert second["messages"][-1]["content"].startswith("error: bad arguments for top_rows")
+
+
+# Replay
+
+
+async def record_a_call(path: str) -> None:
+    """Record a conversation where the demo agent calls the client tool ``scale``."""
+
+    def scale(x: int) -> int:
+        return 10 * x
+
+    async with serve_demo(port=0) as server:
+        chat = ChatClient(url=server.url, tools=[scale], record=path)
+        assert (await chat.ask('call scale {"x": 4}', timeout=TIMEOUT)).text == "scale returned 40."
+        await chat.disconnect()
+
+
+async def test_replay_runs_the_recorded_request_in_the_live_client(tmp_path: object) -> None:
+    """A replayed reply sends the recorded call to the live function and continues as recorded."""
+    from pathlib import Path
+
+    from nbchat.server import ReplayServer
+
+    path = str(Path(str(tmp_path)) / "tools.jsonl")
+    await record_a_call(path)
+    seen: list[int] = []
+
+    def scale(x: int) -> int:
+        seen.append(x)
+        return 10 * x
+
+    async with ReplayServer(path) as server, ChatClient(url=server.url, tools=[scale]) as chat:
+        reply = await chat.ask('call scale {"x": 4}', timeout=TIMEOUT)
+    assert reply.text == "scale returned 40." and seen == [4]
+    (call,) = reply.tool_calls
+    assert (call.status, call.result, call.runs_in) == ("done", 40, "client")
+
+
+async def test_replay_reports_a_result_that_differs_from_the_recording(
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A function that now answers otherwise ends the replayed reply with tool_result_differs."""
+    from pathlib import Path
+
+    from nbchat import ServerError
+    from nbchat.server import TOOL_RESULT_DIFFERS, ReplayServer
+
+    path = str(Path(str(tmp_path)) / "tools.jsonl")
+    await record_a_call(path)
+
+    def scale(x: int) -> int:
+        return 11 * x
+
+    async with ReplayServer(path) as server, ChatClient(url=server.url, tools=[scale]) as chat:
+        with (
+            caplog.at_level(logging.WARNING, logger="nbchat.server"),
+            pytest.raises(ServerError) as info,
+        ):
+            await chat.ask('call scale {"x": 4}', timeout=TIMEOUT)
+    assert info.value.code == TOOL_RESULT_DIFFERS
+    assert (
+        "client tool scale" in info.value.message
+        and "gave done 44, recorded done 40" in info.value.message
+    )
+    assert any("replay: client tool scale" in r.getMessage() for r in caplog.records)
+
+
+async def test_replay_with_warn_goes_on_as_recorded_after_a_difference(tmp_path: object) -> None:
+    """on_difference="warn": the live outcome is shown and the recorded text follows."""
+    from pathlib import Path
+
+    from nbchat.server import ReplayServer
+
+    path = str(Path(str(tmp_path)) / "tools.jsonl")
+    await record_a_call(path)
+
+    def scale(x: int) -> int:
+        return 11 * x
+
+    server = ReplayServer(path, on_difference="warn")
+    async with server, ChatClient(url=server.url, tools=[scale]) as chat:
+        reply = await chat.ask('call scale {"x": 4}', timeout=TIMEOUT)
+    assert reply.text == "scale returned 40." and reply.tool_calls[0].result == 44

@@ -13,13 +13,20 @@ from .agent import DemoAgent
 from .app import DEFAULT_OPTIONS, ChatServer, ServerOptions
 from .bridge import OpenAIAgent
 from .demo import DemoServer, serve_demo
-from .replay import NOT_IN_TRANSCRIPT, ReplayResponder, ReplayServer, serve_replay
+from .replay import (
+    NOT_IN_TRANSCRIPT,
+    TOOL_RESULT_DIFFERS,
+    ReplayResponder,
+    ReplayServer,
+    serve_replay,
+)
 from .responder import ClientTools, Responder, ResponderMessage, current_client_tools
 from .sessions import TOO_MANY_REPLIES, ReplyLog
 
 __all__ = [
     "DEFAULT_OPTIONS",
     "NOT_IN_TRANSCRIPT",
+    "TOOL_RESULT_DIFFERS",
     "TOO_MANY_REPLIES",
     "ChatServer",
     "ClientTools",

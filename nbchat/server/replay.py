@@ -30,6 +30,16 @@ server addresses them to the live message). Acks and the recorded ``done`` are
 dropped: the server acks and ends each reply itself. A recorded reply that was
 restarted (``reply_restart``: the server lost it) is replayed from the restart.
 
+Client tools. A recorded ``tool_call`` of a client tool (``runs_in: "client"``)
+is replayed, then sent to the live client as a request, so the notebook's
+function really runs; the recorded ``tool_result`` is replaced by the live
+outcome. When the live outcome (status and result) equals the recorded one the
+reply continues as recorded. When it differs, the difference is logged (WARNING,
+logger ``nbchat.server``) and, with ``on_difference="error"`` (the default),
+the reply ends there with an ``error`` of code ``tool_result_differs`` naming
+the call and both results, so a notebook replayed in CI fails where its
+function changed; with ``"warn"`` the reply continues as recorded.
+
 Pace: ``speed=None`` (or 0) answers as fast as possible; otherwise each message
 is sent at its recorded delay after the user message divided by ``speed`` (1.0
 the recorded pace, 2.0 twice as fast), and the ``done`` at the recorded end of
@@ -39,12 +49,15 @@ the reply. Delays are replayed as recorded, reconnection pauses included.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import math
 import os
 import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from typing_extensions import Unpack
 
@@ -53,18 +66,30 @@ from ..protocol import (
     ErrorInfo,
     ErrorMessage,
     TokenMessage,
+    ToolCall,
     ToolCallMessage,
     ToolResultMessage,
     UnknownMessage,
 )
 from ..transcript import Transcript, Turn
 from .app import DEFAULT_HOST, ChatServer, ServerOptions
-from .responder import ResponderMessage
+from .responder import ClientTools, ResponderMessage, current_client_tools
 
-__all__ = ["NOT_IN_TRANSCRIPT", "ReplayResponder", "ReplayServer", "serve_replay"]
+__all__ = [
+    "NOT_IN_TRANSCRIPT",
+    "TOOL_RESULT_DIFFERS",
+    "ReplayResponder",
+    "ReplayServer",
+    "serve_replay",
+]
+
+logger = logging.getLogger("nbchat.server")
 
 NOT_IN_TRANSCRIPT = "not_in_transcript"
 """The ``error`` code answering a message the transcript does not hold."""
+TOOL_RESULT_DIFFERS = "tool_result_differs"
+"""The ``error`` code ending a replayed reply whose client tool gave another result."""
+_MAX_RESULT_QUOTE = 200
 
 _REPLAYED = (TokenMessage, ToolCallMessage, ToolResultMessage, ErrorMessage)
 _MAX_EXPECTED = 3
@@ -168,9 +193,13 @@ class ReplayResponder:
         *,
         speed: float | None = None,
         max_conversations: int = 10_000,
+        on_difference: Literal["error", "warn"] = "error",
     ) -> None:
         if speed is not None and not (speed >= 0):  # also refuses NaN
             raise ValueError(f"speed must be None or >= 0, got {speed!r}")
+        self.on_difference = on_difference
+        """What a client tool whose live result differs from the recorded one does to
+        the reply: ``error`` ends it (``tool_result_differs``), ``warn`` only logs."""
         self.speed = speed
         """Pace factor: None or 0 as fast as possible, 1.0 as recorded, 2.0 twice as fast."""
         self.max_conversations = max_conversations
@@ -209,11 +238,27 @@ class ReplayResponder:
         pace = self.speed is not None and 0 < self.speed < math.inf
         loop = asyncio.get_running_loop()
         start = loop.time()
+        tools = current_client_tools()
+        live: dict[str, ToolCall] = {}
+        """Outcomes of the client tools run in this reply, by call id, until their result."""
         for message, offset in zip(exchange.messages, exchange.offsets, strict=True):
             if pace:
                 await _until(loop, start + offset / self._speed)
+            if isinstance(message, ToolResultMessage) and any(
+                call.id in live for call in message.tool_calls
+            ):
+                result, differences = _live_result(message, live)
+                yield result
+                if differences:
+                    error = self._differs(differences)
+                    if error is not None:
+                        yield error
+                        return
+                continue
             # A copy: the server addresses what it is given, and replies may be replayed again.
             yield message.model_copy()
+            if isinstance(message, ToolCallMessage):
+                await _run_client_calls(message, tools, live)
         if pace:
             await _until(loop, start + exchange.end / self._speed)
 
@@ -267,6 +312,24 @@ class ReplayResponder:
         cursor.used.add(index)
         return recorded.exchanges[index]
 
+    def _differs(self, differences: list[tuple[ToolCall, ToolCall]]) -> ErrorMessage | None:
+        """Report client tools whose live outcome is not the recorded one; the error, if any."""
+        lines = [
+            f"client tool {recorded.name} (call {recorded.id}) gave {_outcome(live)}, "
+            f"recorded {_outcome(recorded)}"
+            for recorded, live in differences
+        ]
+        for line in lines:
+            logger.warning("replay: %s", line)
+        if self.on_difference == "warn":
+            return None
+        return ErrorMessage(
+            error=ErrorInfo(
+                code=TOOL_RESULT_DIFFERS,
+                message="; ".join(lines) + ": the notebook's function changed, or record again",
+            )
+        )
+
     @property
     def _speed(self) -> float:
         assert self.speed is not None
@@ -299,6 +362,39 @@ class ReplayResponder:
         return f"the transcript holds no reply to {_quote(text)}; expected {named}{more}"
 
 
+async def _run_client_calls(
+    message: ToolCallMessage, tools: ClientTools, live: dict[str, ToolCall]
+) -> None:
+    """Run the client tools a replayed ``tool_call`` announces, in order, in the live client."""
+    for call in message.tool_calls:
+        if call.runs_in == "client":
+            live[call.id] = await tools.call(call.name, call.arguments, call_id=call.id)
+
+
+def _live_result(
+    recorded: ToolResultMessage, live: dict[str, ToolCall]
+) -> tuple[ToolResultMessage, list[tuple[ToolCall, ToolCall]]]:
+    """The recorded result with live outcomes in place, and the (recorded, live) that differ."""
+    calls: list[ToolCall] = []
+    differences: list[tuple[ToolCall, ToolCall]] = []
+    for call in recorded.tool_calls:
+        outcome = live.pop(call.id, None)
+        if outcome is None:
+            calls.append(call)
+            continue
+        calls.append(outcome)
+        if (outcome.status, outcome.result) != (call.status, call.result):
+            differences.append((call, outcome))
+    return ToolResultMessage(tool_calls=calls), differences
+
+
+def _outcome(call: ToolCall) -> str:
+    text = json.dumps(call.result, ensure_ascii=False, default=repr)
+    if len(text) > _MAX_RESULT_QUOTE:
+        text = text[: _MAX_RESULT_QUOTE - 3] + "..."
+    return f"{call.status} {text}"
+
+
 async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
     delay = deadline - loop.time()
     if delay > 0:
@@ -319,13 +415,14 @@ class ReplayServer(ChatServer):
         speed: float | None = None,
         host: str = DEFAULT_HOST,
         port: int = 0,
+        on_difference: Literal["error", "warn"] = "error",
         **options: Unpack[ServerOptions],
     ) -> None:
         if not isinstance(transcript, Transcript):
             transcript = Transcript.load(transcript)
         self.transcript = transcript
         """What is replayed."""
-        self.replay = ReplayResponder(transcript, speed=speed)
+        self.replay = ReplayResponder(transcript, speed=speed, on_difference=on_difference)
         super().__init__(self.replay, host=host, port=port, **options)
 
 
