@@ -152,8 +152,8 @@ def _prepare(notebook: pytest.Collector, items: list[Any]) -> list[Any]:
         if not _saves_conversations(notebook.path):
             return items
         notebook.stash[_PROBLEM] = (
-            f"nbval {_nbval_version()} changed: its cells lack {missing or ['kernel']}, which "
-            "nbchat needs to check saved conversations (it was written for nbval 0.11)"
+            f"nbval {_nbval_version()}: its cells lack {missing or ['kernel']}, which nbchat "
+            "needs to check saved conversations (nbchat was written for nbval 0.11)"
         )
         return [*items, SavedConversations.from_parent(notebook, name=ITEM_NAME)]
     saved: dict[int, list[Any]] = {}

@@ -195,3 +195,74 @@ def test_lax_checks_only_cells_marked_for_checking(notebooks: pytest.Pytester) -
     result.assert_outcomes(failed=1, passed=6)
     result.stdout.fnmatch_lines(["*checked*ipynb::nbchat saved conversations FAILED*"])
     assert "unmarked.ipynb::nbchat saved conversations" not in result.stdout.str()
+
+
+def late_notebook(path: Path, schedule: str) -> Path:
+    """Cell 1 schedules the last update with ``schedule`` (``call_soon(`` or ``call_later(1, ``)."""
+    return write(
+        path,
+        (
+            SETUP + "\npanel = display(conversation(), metadata=MARK, display_id=True)",
+            [static("late")],
+        ),
+        (
+            "import asyncio\nloop = asyncio.get_running_loop()\n"
+            f"_ = loop.{schedule}lambda: panel.update(conversation('late'), metadata=MARK))",
+            [],
+        ),
+    )
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_the_check_waits_for_what_the_kernel_already_published(
+    notebooks: pytest.Pytester,
+) -> None:
+    """An update queued by the last cell is seen; one sent a while after it is not, and says so."""
+    late_notebook(notebooks.path / "soon.ipynb", "call_soon(")
+    late_notebook(notebooks.path / "later.ipynb", "call_later(1, ")
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT)
+    result.stdout.fnmatch_lines(
+        [
+            "*later*ipynb::nbchat saved conversations FAILED*",
+            "*soon*ipynb::nbchat saved conversations PASSED*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(["*then updated 0 time(s) during the run*"])
+    result.assert_outcomes(failed=1, passed=5)
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_a_partial_run_skips_the_check(notebooks: pytest.Pytester) -> None:
+    """When some cells of the notebook did not run, the final conversation is unknown: skipped."""
+    conversation_notebook(notebooks.path / "final.ipynb", FINAL)
+    unrun = ("--deselect", "final.ipynb::Cell 1", "--deselect", "final.ipynb::Cell 2")
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, *unrun, "-rs")
+    result.assert_outcomes(passed=1, skipped=1, deselected=2)
+    result.stdout.fnmatch_lines(["SKIPPED *cells [[]1, 2[]] did not run*"])
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_an_nbval_without_what_the_plugin_needs_fails_loudly(notebooks: pytest.Pytester) -> None:
+    """If nbval's cells lose an attribute the plugin relies on, the check fails and names it."""
+    notebooks.makeconftest(
+        """
+        from nbval.plugin import IPyNbCell
+
+        init = IPyNbCell.__init__
+
+        def renamed(self, *args, **kwargs):  # as if a new nbval renamed .cell
+            init(self, *args, **kwargs)
+            self.notebook_cell = self.__dict__.pop("cell")
+
+        IPyNbCell.__init__ = renamed
+        """
+    )
+    conversation_notebook(notebooks.path / "final.ipynb", FINAL)
+    write(notebooks.path / "plain.ipynb", ("print(6 * 7)", [stream("42\n")]))
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT)
+    result.stdout.fnmatch_lines(
+        ["nbval 0.11*: its cells lack [[]'cell'[]], which nbchat needs to check saved *"]
+    )
+    assert "plain.ipynb::nbchat saved conversations" not in result.stdout.str()
+    result.assert_outcomes(failed=5)  # 3 + 1 cells (nbval's own AttributeError) + the check
