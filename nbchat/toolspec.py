@@ -161,10 +161,10 @@ def tool_spec(
         )
     try:
         signature = inspect.signature(function, eval_str=True)
-    except (NameError, SyntaxError) as exc:
-        raise ToolSpecError(
-            f"cannot use {label} as a tool: a type hint does not resolve ({_one_line(exc)})"
-        ) from None
+    except (NameError, SyntaxError):
+        # Only the parameters make the schema: a return hint naming a class local to
+        # a function (or a cell) need not resolve.
+        signature = _parameters_resolved(function, label)
     except (TypeError, ValueError) as exc:
         raise ToolSpecError(
             f"cannot use {label} as a tool: no signature ({_one_line(exc)})"
@@ -275,6 +275,25 @@ def _fallback(value: Any) -> Any:
     if callable(getattr(value, "tolist", None)) and hasattr(value, "shape"):
         return value.tolist()  # numpy array
     return _REPR.repr(value)
+
+
+def _parameters_resolved(function: Callable[..., Any], label: str) -> inspect.Signature:
+    """The signature with its parameters' string hints evaluated and no return hint."""
+    signature = inspect.signature(function)
+    namespace = getattr(inspect.unwrap(function), "__globals__", {})
+    parameters = []
+    for parameter in signature.parameters.values():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # what eval_str=True does
+            except Exception as exc:
+                raise ToolSpecError(
+                    f"cannot use {label} as a tool: the type hint of {parameter.name!r} does "
+                    f"not resolve ({_one_line(exc)})"
+                ) from None
+        parameters.append(parameter.replace(annotation=annotation))
+    return signature.replace(parameters=parameters, return_annotation=signature.empty)
 
 
 def _title(name: str) -> str:

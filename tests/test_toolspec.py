@@ -165,6 +165,21 @@ def test_unresolvable_and_undescribable_hints_are_refused() -> None:
         tool_spec(opaque)
 
 
+def test_a_return_hint_that_does_not_resolve_is_ignored() -> None:
+    """A function returning a class local to its scope is a tool: its parameters make the schema."""
+
+    @dataclasses.dataclass
+    class Local:
+        x: int
+
+    def make(x: int) -> Local:
+        return Local(x)
+
+    spec = tool_spec(make)
+    assert spec.parameters()["properties"]["x"]["type"] == "integer"
+    assert serialize_result(spec.call(spec.validate({"x": 3}))).value == {"x": 3}
+
+
 # Arguments
 
 
