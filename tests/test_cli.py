@@ -651,6 +651,26 @@ async def get_json(url: str) -> Any:
     return await asyncio.to_thread(read)
 
 
+async def reachable(url: str) -> Any:
+    """The JSON at ``url`` once the server accepts connections.
+
+    Jupyter Server prints its URL just before it starts listening (the bind is a
+    callback of its event loop), so the first connection may be refused.
+    """
+    from urllib.error import URLError
+
+    async def poll() -> Any:
+        while True:
+            try:
+                return await get_json(url)
+            except URLError as exc:
+                if not isinstance(exc.reason, ConnectionRefusedError):
+                    raise
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), TIMEOUT)
+
+
 async def test_demo_opens_a_copy_of_the_quickstart_in_its_own_folder(tmp_path: Path) -> None:
     """The copy is made in ./nbchat-demo, JupyterLab's root, and the printed URL opens it."""
     async with demo(tmp_path) as (process, url, output):
@@ -662,7 +682,7 @@ async def test_demo_opens_a_copy_of_the_quickstart_in_its_own_folder(tmp_path: P
         match = LAB_URL.fullmatch(url)
         assert match
         base, token = match.groups()
-        root = await get_json(f"{base}/api/contents?token={token}")
+        root = await reachable(f"{base}/api/contents?token={token}")
         assert [item["name"] for item in root["content"]] == ["quickstart.ipynb"]
         notebook = await get_json(f"{base}/api/contents/quickstart.ipynb?token={token}")
         assert notebook["type"] == "notebook" and notebook["content"]["cells"]
@@ -736,6 +756,21 @@ def test_demo_without_its_notebook_is_one_line_and_exit_2(
         "with pip install --force-reinstall 'jupyter-nbchat[lab]'\n"
     )
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("name", ["notebooks/quickstart.ipynb", "file"])
+def test_demo_given_a_notebook_or_a_file_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """DIRECTORY is where the copy goes: a notebook's path (the old usage) or a file is refused."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("")
+    assert main(["demo", name]) == 2
+    assert capsys.readouterr().err == (
+        f"nbchat demo: {name} is not a directory: name the folder to work in "
+        "(the demo copies quickstart.ipynb there)\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
 
 
 def test_demo_settings_come_after_the_users_jupyter_config_path() -> None:

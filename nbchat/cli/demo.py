@@ -153,6 +153,13 @@ def _run_demo(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     directory = Path(args.directory).expanduser().resolve()
+    if directory.suffix == ".ipynb" or (directory.exists() and not directory.is_dir()):
+        print(
+            f"nbchat demo: {args.directory} is not a directory: name the folder to work in "
+            f"(the demo copies {NOTEBOOK} there)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         note = _copy(original, directory, reset=args.reset)
     except OSError as exc:
