@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import TIMEOUT
+from tests.test_testing import write_transcript
 
 pytest_plugins = ["pytester"]
 
@@ -266,3 +267,26 @@ def test_an_nbval_without_what_the_plugin_needs_fails_loudly(notebooks: pytest.P
     )
     assert "plain.ipynb::nbchat saved conversations" not in result.stdout.str()
     result.assert_outcomes(failed=5)  # 3 + 1 cells (nbval's own AttributeError) + the check
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_a_conversation_replayed_under_nbchat_replay(notebooks: pytest.Pytester) -> None:
+    """With --nbchat-replay, a reply a later cell asks for reaches the saved conversation."""
+    transcript = write_transcript(notebooks.path / "chat.jsonl", "hello?", "recorded hi")
+    write(
+        notebooks.path / "replayed.ipynb",
+        (
+            SETUP + "\npanel = display(conversation(), metadata=MARK, display_id=True)",
+            [static("hello?", "recorded hi")],
+        ),
+        (
+            "from nbchat import ChatClient\nclient = ChatClient()\n"
+            f"reply = client.ask_sync('hello?', timeout={TIMEOUT})\n"
+            "panel.update(conversation('hello?', reply.text), metadata=MARK)\n"
+            "client.close_sync()",
+            [],
+        ),
+    )
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, "--nbchat-replay", transcript)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*replayed*ipynb::nbchat saved conversations PASSED*"])
