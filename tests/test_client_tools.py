@@ -241,6 +241,26 @@ async def test_confirm_without_an_approver_refuses_and_says_why(client: ChatClie
     assert ran == []
 
 
+async def test_an_approver_that_fails_refuses_the_call(client: ChatClient) -> None:
+    """An approver that raises is a refusal with its one-line reason; the function never runs."""
+    ran: list[bool] = []
+
+    def risky() -> None:
+        ran.append(True)
+
+    async def broken(call: ToolCall) -> bool:
+        raise RuntimeError("the panel is gone")
+
+    client.tool(risky, confirm=True)
+    client.approver = broken
+    assert client.approver is broken
+    reply = await client.ask("call risky", timeout=TIMEOUT)
+    assert reply.tool_calls[0].result == (
+        "the confirmation failed (RuntimeError: the panel is gone): the call did not run"
+    )
+    assert ran == []
+
+
 # Cancel and reconnect
 
 
