@@ -76,3 +76,13 @@ async def test_a_request_is_sent_again_when_a_client_resumes_the_reply() -> None
             await send(ws, type="tool_response", id=first["id"], status="error", result="no")
             done = await asyncio.wait_for(reply(ws, "m1"), TIMEOUT)
             assert done[-1]["type"] == "done"
+
+
+async def test_a_tool_frame_with_a_lone_surrogate_is_a_bad_request(demo: DemoServer) -> None:
+    """A tool_response that cannot be UTF-8 is answered bad_request; the connection stays open."""
+    async with connect(demo.url) as ws:
+        await ws.send('{"type":"tool_response","id":"\\ud800","result":1}')
+        error = await recv(ws)
+        assert error["type"] == "error" and error["error"]["code"] == "bad_request"
+        await send(ws, type="message", id="m1", conversation_id="c", message="echo ok")
+        assert [f["type"] for f in await reply(ws, "m1")][-1] == "done"
