@@ -698,18 +698,27 @@ async def test_demo_opens_a_copy_of_the_quickstart_in_its_own_folder(tmp_path: P
 
 
 async def test_demo_keeps_an_edited_copy_and_says_so(tmp_path: Path) -> None:
-    """An existing, edited quickstart.ipynb is opened as it is, with one line saying so."""
+    """An edited quickstart.ipynb is opened as it is, with one line saying so; SIGTERM stops."""
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "quickstart.ipynb").write_bytes(QUICKSTART.read_bytes().replace(b"Ada", b"Bob"))
-    async with demo(tmp_path, "work") as (_, url, output):
+    async with demo(tmp_path, "work") as (process, url, output):
         assert output[0] == (
             f"nbchat demo: keeping your {folder / 'quickstart.ipynb'}, which differs from the "
             "original (--reset replaces it)\n"
         )
         edited = (folder / "quickstart.ipynb").read_bytes()
         assert b"Bob" in edited and b"Ada" not in edited
-        assert url.startswith("http://127.0.0.1:")
+        match = LAB_URL.fullmatch(url)
+        assert match
+        base, token = match.groups()
+        notebook = await reachable(f"{base}/api/contents/quickstart.ipynb?token={token}")
+        assert "Bob" in json.dumps(notebook["content"])
+        # SIGTERM to nbchat alone (a process manager) stops JupyterLab too: no orphan.
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 3 * TIMEOUT) == 0
+        with pytest.raises(OSError):
+            await get_json(f"{base}/api/status?token={token}")
 
 
 def test_demo_copy_keeps_replaces_or_writes(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -173,6 +174,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     command = lab_command(jupyter, args.port, browser=not args.no_browser)
     lab = subprocess.Popen(command, cwd=directory, env=lab_environment())
+    # Stopped by SIGTERM (a process manager, kill), the demo stops JupyterLab as for Ctrl-C
+    # rather than leave it running without a parent.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return lab.wait()
     except KeyboardInterrupt:
@@ -182,3 +186,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             lab.wait()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """The demo's SIGTERM handler: stop as Ctrl-C does."""
+    raise KeyboardInterrupt
