@@ -116,6 +116,14 @@ class TurnView:
             self._open_run()  # only tool cards: the stopped mark needs a line of its own
             self._close_run()
         self.flush()
+        text = self.builder.text
+        if text:
+            self.box.children += (widgets.HTML(render.copy_button_html(text)),)
+
+    @property
+    def markdown(self) -> str:
+        """The reply's text so far, as the Markdown the model wrote (what Copy copies)."""
+        return self.builder.text
 
     def show_note(self, note: str) -> None:
         """Put a line under an unfinished reply (why it stalled); an empty note clears it."""
@@ -214,6 +222,14 @@ class TurnLog:
         self._count = 0
         """Turns on the current page."""
 
+    def clear(self) -> None:
+        """Remove every turn and banner shown, closing their widgets."""
+        children, self.box.children = self.box.children, ()
+        for child in children:
+            _close_tree(child)
+        self._page = self.box
+        self._count = 0
+
     def append(self, child: widgets.Widget) -> None:
         """Add ``child`` (a turn or a banner) after everything shown."""
         if self._count == self.page_size:
@@ -275,3 +291,10 @@ class Throttle:
             self._timer.cancel()
             self._timer = None
         self._pending.clear()
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    """Close a widget and every widget inside it (each holds a comm of its own)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()

@@ -23,7 +23,7 @@ from .config import DEMO_DELAY, URL_ENV
 from .connection import ConnectionState
 from .exceptions import ConfigError, ConnectionFailed, NbchatError, ProtocolError
 from .input import ChatInput, shared_style
-from .protocol import CancelRequest, ServerMessage, UserMessage
+from .protocol import CancelRequest, ServerMessage, UserMessage, new_id
 from .reply import Reply
 from .transcript import Recorder
 from .views import Throttle, TurnLog, TurnView
@@ -95,8 +95,12 @@ class ChatWidget(widgets.VBox):
         self._input = ChatInput()
         self._home_loop = _running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
-        self._input.on_submit(lambda text: self._call_home(lambda: self._submit(text)))
-        self._input.on_stop(lambda: self._call_home(self.cancel))
+        self._input.on_submit(
+            lambda text, echo: self._call_home(lambda: self._submit(text, echo))
+        )
+        self._input.on_action("stop", lambda: self._call_home(self.cancel))
+        self._input.on_action("retry", lambda: self._call_home(self._retry_from_panel))
+        self._input.on_action("clear", lambda: self._call_home(self.clear))
         super().__init__([shared_style(), self._header, self._log.box, self._input])
         self.add_class("nbchat")
 
@@ -137,26 +141,69 @@ class ChatWidget(widgets.VBox):
         """Ask the server to stop the reply that is streaming (what the Stop button does)."""
         return self.client.cancel()
 
+    def retry(self) -> str:
+        """Ask the last message again, for a new reply (what the Retry button does).
+
+        A reply still streaming is stopped first. Returns the new message id.
+        The server keeps the earlier exchange in the conversation: the new reply
+        is a second answer, shown as a new turn.
+        """
+        last = next(reversed(self._views.values()), None)
+        if last is None:
+            raise ConfigError("nothing to retry: send a message first")
+        if not last.done:
+            self.cancel()
+        return self.send(last.user_text)
+
+    def clear(self) -> str:
+        """Start a new conversation with an empty panel (what the Clear button does).
+
+        Replies of the old conversation still streaming are stopped. Returns the
+        new conversation id; the server forgets nothing, the client just moves on.
+        """
+        if any(not view.done for view in self._views.values()):
+            self.cancel()
+        self.client.conversation_id = new_id()
+        self._views.clear()
+        self._log.clear()
+        self._input.streaming = False
+        return self.client.conversation_id
+
+    def copy(self, index: int = -1) -> str:
+        """The Markdown of one reply (default: the last), what its Copy button copies."""
+        turns = self.turns
+        if not turns:
+            raise ConfigError("no reply to copy yet")
+        try:
+            return turns[index].markdown
+        except IndexError:
+            raise ConfigError(f"no reply {index}: the panel shows {len(turns)}") from None
+
     @property
     def turns(self) -> list[TurnView]:
         """The exchanges shown, oldest first."""
         return list(self._views.values())
 
-    def close(self) -> None:
-        """Release the connection, the tasks and any built-in server; then close the views.
+    def close(self, *, remove: bool = False) -> None:
+        """Release the connection, the tasks and any built-in server.
 
+        The conversation stays on the page, read-only and marked closed; with
+        ``remove=True`` the panel is removed too (re-running its cell does that).
         Inside a running loop (a notebook) the release finishes in the background;
         ``await chat.aclose()`` waits for it.
         """
+        if remove:
+            with contextlib.suppress(Exception):
+                self.close_all_children()
+            super().close()
         if self.closed:
             return
         self.closed = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-        self._throttle.cancel()
-        with contextlib.suppress(Exception):
-            self.close_all_children()
-        super().close()
+        self._throttle.flush()
+        if not remove:
+            self._freeze()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -183,6 +230,17 @@ class ChatWidget(widgets.VBox):
             # The server's loop waits for this loop's client to finish closing: stop it
             # from a worker thread so this loop stays free to answer.
             await asyncio.to_thread(server.close_sync)
+
+    def _freeze(self) -> None:
+        """Leave the conversation readable: unfinished replies say why they stopped."""
+        for view in self._views.values():
+            if not view.done:
+                view.fail("stopped: the chat was closed")
+        self._input.streaming = False
+        self._input.closed = True
+        self._header.value = render.status_header_html(
+            "closed", "chat.close() ended this conversation; it stays here to read"
+        )
 
     def close_all_children(self) -> None:
         """Close every child widget (they hold comms of their own)."""
@@ -301,9 +359,21 @@ class ChatWidget(widgets.VBox):
         else:
             action()
 
-    def _submit(self, text: str) -> None:
+    def _submit(self, text: str, echo: int | None = None) -> None:
+        if self.closed:
+            self._input.accept(echo, text=text)
+            return
         try:
             self.send(text)
+        except NbchatError as exc:
+            self._input.accept(echo, text=text)  # the page gives the text back
+            self._log.append(widgets.HTML(render.error_banner_html(f"Not sent: {exc}")))
+        else:
+            self._input.accept(echo)
+
+    def _retry_from_panel(self) -> None:
+        try:
+            self.retry()
         except NbchatError as exc:
             self._log.append(widgets.HTML(render.error_banner_html(str(exc))))
 
@@ -324,7 +394,7 @@ class ChatWidget(widgets.VBox):
             previous = _by_cell.get(cell)
             old = previous() if previous is not None else None
             if old is not None and old is not self:
-                old.close()
+                old.close(remove=True)  # the cell's outputs are cleared: nothing to read
             _by_cell[cell] = weakref.ref(self)
         _current = weakref.ref(self)
 

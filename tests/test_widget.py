@@ -262,3 +262,111 @@ async def test_before_any_connection_no_resume_is_promised(comms: list[Recording
     html = "\n".join(html_values(chat))
     assert "waiting for the server" in html and "resumes" not in html
     await chat.aclose()
+
+
+def custom_messages(comms: list[RecordingComm], event: str) -> list[dict[str, object]]:
+    """The custom messages with this ``event`` that widgets sent to the page, in order."""
+    return [
+        m["content"]
+        for c in comms
+        for m in c.messages
+        if m.get("method") == "custom" and m.get("content", {}).get("event") == event
+    ]
+
+
+async def test_retry_asks_the_last_message_again(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """Retry (the button or the method) sends the last message again as a new turn."""
+    chat = ChatWidget(url=demo.url)
+    with pytest.raises(ConfigError, match="nothing to retry"):
+        chat.retry()
+    await chat.ask("What is 6*7?")
+    sent = attach(chat.client, "send")
+    chat._input._handle_custom_msg({"event": "retry"}, [])
+    await sent.wait_for("send")
+    await asyncio.wait_for(next(iter(chat.client.replies())), TIMEOUT)
+    assert [t.user_text for t in chat.turns] == ["What is 6*7?", "What is 6*7?"]
+    assert "42" in chat.turns[-1].reply.text
+    await chat.aclose()
+
+
+async def test_clear_starts_a_new_conversation_with_an_empty_panel(
+    comms: list[RecordingComm],
+) -> None:
+    """Clear stops the streaming reply, empties the panel and moves to a new conversation."""
+    server = await DemoServer.start(port=0, delay=0.01)
+    chat = ChatWidget(url=server.url)
+    old = chat.client.conversation_id
+    events = attach(chat.client, "message")
+    ask = asyncio.ensure_future(chat.ask("count to 10000"))
+    await events.wait_for("message", 3)
+    chat._input._handle_custom_msg({"event": "clear"}, [])
+    assert (await asyncio.wait_for(ask, TIMEOUT)).cancelled
+    assert chat.turns == [] and chat._log.box.children == ()
+    assert chat.client.conversation_id != old
+    reply = await chat.ask("What is my name")
+    assert reply.conversation_id == chat.client.conversation_id
+    assert len(chat.turns) == 1
+    await chat.aclose()
+    await server.close()
+
+
+async def test_copy_gives_a_reply_markdown_and_its_button_carries_it_inert(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """copy() returns the reply's Markdown; the Copy button holds it escaped, never as markup."""
+    chat = ChatWidget(url=demo.url)
+    with pytest.raises(ConfigError, match="no reply"):
+        chat.copy()
+    payload = 'echo **bold** "><script>alert(1)</script><img src=x onerror=alert(2)>'
+    reply = await chat.ask(payload)
+    assert chat.copy() == reply.text == chat.copy(0)
+    with pytest.raises(ConfigError, match="no reply 5"):
+        chat.copy(5)
+    buttons = [v for v in html_values(chat) if "nbchat-copy" in v]
+    assert len(buttons) == 1
+    assert active_elements(buttons[0]) == []
+    assert json.dumps(reply.text)[1:-1].replace('\\"', "&quot;")[:10] in buttons[0]
+    await chat.aclose()
+
+
+async def test_close_leaves_the_conversation_readable_and_marked_closed(
+    comms: list[RecordingComm],
+) -> None:
+    """After close() the turns stay, the header says closed, the input is read-only."""
+    server = await DemoServer.start(port=0, delay=0.01)
+    chat = ChatWidget(url=server.url)
+    await chat.ask("What is 6*7?")
+    events = attach(chat.client, "message")
+    chat.send("count to 10000")
+    await events.wait_for("message", 3)
+    await chat.aclose()
+    assert chat.closed and chat.comm is not None  # still on the page
+    values = html_values(chat)
+    assert "closed" in chat._header.value
+    assert any("42" in v for v in values)
+    assert any("stopped: the chat was closed" in v for v in values)
+    assert chat._input.closed and not chat._input.streaming
+    chat._input._handle_custom_msg({"event": "submit", "text": "hello?", "echo": 7}, [])
+    assert custom_messages(comms, "accepted")[-1] == {
+        "event": "accepted",
+        "echo": 7,
+        "text": "hello?",
+    }
+    chat.close(remove=True)
+    assert chat.comm is None
+    await server.close()
+
+
+async def test_a_message_that_cannot_be_sent_is_given_back(comms: list[RecordingComm]) -> None:
+    """A send refused by the client returns the text to the page and says why in the panel."""
+    port = await free_port()
+    chat = ChatWidget(url=f"ws://127.0.0.1:{port}/ws", max_queue=1, max_reconnect_attempts=0)
+    chat._input._handle_custom_msg({"event": "submit", "text": "one", "echo": 1}, [])
+    chat._input._handle_custom_msg({"event": "submit", "text": "two", "echo": 2}, [])
+    accepted = custom_messages(comms, "accepted")
+    assert accepted[0] == {"event": "accepted", "echo": 1, "text": None}
+    assert accepted[1]["echo"] == 2 and accepted[1]["text"] == "two"
+    assert any("Not sent:" in v for v in html_values(chat))
+    await chat.aclose()

@@ -26,6 +26,7 @@ __all__ = [
     "STYLESHEET",
     "assistant_message_html",
     "conversation_html",
+    "copy_button_html",
     "ending_note",
     "error_banner_html",
     "status_header_html",
@@ -82,6 +83,18 @@ def assistant_message_html(
     return (
         '<div class="nbchat-msg nbchat-assistant">'
         f'<div class="nbchat-body">{markdown_to_html(text)}</div></div>'
+    )
+
+
+def copy_button_html(markdown: str) -> str:
+    """A reply's Copy button, carrying the reply's Markdown (attribute-escaped, so inert).
+
+    The text rides in the page, so copying works while the kernel is busy or gone.
+    """
+    return (
+        '<div class="nbchat-actions">'
+        '<button type="button" class="nbchat-copy" aria-label="Copy this reply as Markdown"'
+        f' data-markdown="{html.escape(markdown, quote=True)}">Copy</button></div>'
     )
 
 
@@ -148,6 +161,7 @@ _CONNECTION_LABELS = {
     "connecting": "connecting…",
     "reconnecting": "reconnecting…",
     "disconnected": "disconnected",
+    "closed": "closed",
 }
 
 

@@ -1,5 +1,92 @@
-// ChatInput's view: the message box with Send and Stop (nbchat/input.py).
+// ChatInput's view (nbchat/input.py): the panel's controls, and the page behaviours only
+// a script can give a panel made of plain ipywidgets: following the newest message,
+// the ARIA live region, copying a reply's Markdown, and noticing the kernel is gone.
+
+let echoes = 0; // numbers the messages this page sent, so the kernel can say which it took
+
+function button(text, className, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `jupyter-button ${className}`;
+  b.textContent = text;
+  if (label) {
+    b.setAttribute("aria-label", label);
+    b.title = label;
+  }
+  return b;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // No clipboard API (an insecure origin) or no permission: the old way.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    return copied;
+  }
+}
+
+// The panel around this view, once the page has attached it (views render detached).
+function whenAttached(el, then) {
+  let tries = 0;
+  const look = () => {
+    const root = el.isConnected ? el.closest(".nbchat") : null;
+    if (root) then(root);
+    else if (tries++ < 3000) setTimeout(look, 100);
+  };
+  look();
+}
+
+// The conversation follows its newest message unless the person scrolled up to read.
+function followNewest(log) {
+  let stick = true;
+  let queued = false;
+  let lastTop = log.scrollTop;
+  // Only the person scrolling up lets go: a scroll event of our own can arrive after
+  // more content did, and must not read as "scrolled away from the bottom".
+  log.addEventListener("scroll", () => {
+    if (log.scrollHeight - log.scrollTop - log.clientHeight < 8) stick = true;
+    else if (log.scrollTop < lastTop) stick = false;
+    lastTop = log.scrollTop;
+  });
+  const follow = () => {
+    queued = false;
+    if (stick) log.scrollTop = log.scrollHeight;
+  };
+  const observer = new MutationObserver(() => {
+    if (!queued && stick) {
+      queued = true;
+      requestAnimationFrame(follow);
+    }
+  });
+  observer.observe(log, { childList: true, subtree: true, characterData: true });
+  follow();
+  return {
+    toBottom() {
+      stick = true;
+      follow();
+    },
+    disconnect: () => observer.disconnect(),
+  };
+}
+
 function render({ model, el }) {
+  const queue = document.createElement("div");
+  queue.className = "nbchat-queue";
+  const notice = document.createElement("div");
+  notice.className = "nbchat-notice";
+  notice.setAttribute("role", "alert");
+  notice.hidden = true;
+
   const form = document.createElement("form");
   form.className = "nbchat-controls";
   // Keys typed here are text, not notebook commands (Lumino stops matching
@@ -15,26 +102,116 @@ function render({ model, el }) {
     input.style.height = `${Math.min(input.scrollHeight + 2, 160)}px`;
   };
   input.addEventListener("input", grow);
-  const send = document.createElement("button");
+  const send = button("Send", "mod-primary nbchat-send", "");
   send.type = "submit";
-  send.className = "jupyter-button mod-primary nbchat-send";
-  send.textContent = "Send";
-  const stop = document.createElement("button");
-  stop.type = "button";
-  stop.className = "jupyter-button mod-warning nbchat-stop";
-  stop.textContent = "Stop";
+  const stop = button("Stop", "mod-warning nbchat-stop", "Stop the reply");
+  const retry = button("Retry", "nbchat-retry", "Regenerate the last reply");
+  const clear = button("Clear", "nbchat-clear", "Clear: start a new conversation");
+
+  let panel = null; // the .nbchat root, once attached
+  let scroller = null;
+  let gone = false;
+  const savedHeader = { html: null, className: null };
+
   const sync = () => {
-    input.placeholder = model.get("placeholder");
-    stop.hidden = !model.get("streaming");
+    const closed = model.get("closed");
+    input.placeholder = closed ? "This chat is closed." : model.get("placeholder");
+    input.readOnly = closed;
+    stop.hidden = !model.get("streaming") || closed;
+    for (const b of [send, retry, clear]) b.disabled = closed;
+    panel?.classList.toggle("nbchat-closed", closed);
+    const log = panel?.querySelector(".nbchat-log");
+    if (log) log.setAttribute("aria-busy", model.get("streaming") ? "true" : "false");
   };
+
+  const say = (text) => {
+    notice.textContent = text;
+    notice.hidden = !text;
+  };
+
+  const KERNEL_GONE =
+    "This panel's kernel is gone (restarted or shut down): what you type stays here. " +
+    "Run the cell again for a new panel.";
+
+  // ipywidgets marks a view whose model lost its kernel (restart, shutdown) with
+  // jupyter-widgets-disconnected; the header's own widget can no longer change.
+  const checkKernel = () => {
+    const lost = el.classList.contains("jupyter-widgets-disconnected") ||
+      !!panel?.classList.contains("jupyter-widgets-disconnected");
+    if (lost === gone) return;
+    gone = lost;
+    panel?.classList.toggle("nbchat-kernel-gone", gone);
+    const header = panel?.querySelector(".nbchat-status");
+    if (header && gone) {
+      savedHeader.html = header.innerHTML;
+      savedHeader.className = header.className;
+      header.className = "nbchat-status nbchat-status-gone";
+      header.replaceChildren();
+      const dot = document.createElement("span");
+      dot.className = "nbchat-dot";
+      dot.setAttribute("aria-hidden", "true");
+      const state = document.createElement("span");
+      state.className = "nbchat-state";
+      state.textContent = "kernel gone";
+      const detail = document.createElement("span");
+      detail.className = "nbchat-detail";
+      detail.textContent = "run the cell again for a new panel";
+      header.append(dot, " ", state, " ", detail);
+    } else if (header && savedHeader.html !== null) {
+      header.innerHTML = savedHeader.html;
+      header.className = savedHeader.className;
+      savedHeader.html = null;
+    }
+    stop.hidden = gone || stop.hidden;
+    say(gone ? KERNEL_GONE : "");
+  };
+
   const submit = () => {
     const text = input.value.trim();
-    if (text) {
-      model.send({ event: "submit", text });
-      input.value = "";
-      grow();
+    if (!text || model.get("closed")) return;
+    if (gone) {
+      say(KERNEL_GONE);
+      return;
+    }
+    const echo = ++echoes;
+    try {
+      model.send({ event: "submit", text, echo });
+    } catch {
+      // The comm is gone: keep the text, say why.
+      gone = false;
+      checkKernel();
+      say(KERNEL_GONE);
+      return;
+    }
+    // Shown at once as queued: the kernel may be busy running a cell.
+    const bubble = document.createElement("div");
+    bubble.className = "nbchat-msg nbchat-queued";
+    bubble.dataset.echo = String(echo);
+    const body = document.createElement("div");
+    body.className = "nbchat-body";
+    body.textContent = text;
+    const label = document.createElement("span");
+    label.className = "nbchat-queued-label";
+    label.textContent = "queued: waiting for the kernel";
+    bubble.append(label, body);
+    queue.append(bubble);
+    input.value = "";
+    grow();
+    scroller?.toBottom();
+  };
+
+  const act = (event) => {
+    if (gone) {
+      say(KERNEL_GONE);
+      return;
+    }
+    try {
+      model.send({ event });
+    } catch {
+      say(KERNEL_GONE);
     }
   };
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submit();
@@ -51,17 +228,66 @@ function render({ model, el }) {
       event.stopPropagation();
       input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
       grow();
+    } else if (event.key === "Escape" && model.get("streaming")) {
+      event.preventDefault();
+      event.stopPropagation();
+      act("stop");
     }
   });
-  stop.addEventListener("click", () => model.send({ event: "stop" }));
+  stop.addEventListener("click", () => act("stop"));
+  retry.addEventListener("click", () => act("retry"));
+  clear.addEventListener("click", () => act("clear"));
+
+  const onMessage = (content) => {
+    if (content?.event !== "accepted") return;
+    queue.querySelector(`[data-echo="${Number(content.echo)}"]`)?.remove();
+    if (typeof content.text === "string" && !input.value) {
+      input.value = content.text; // not sent: given back, never lost
+      grow();
+    }
+  };
+
+  const onCopy = async (event) => {
+    const target = event.target.closest?.("button.nbchat-copy");
+    if (!target || !panel?.contains(target)) return;
+    const copied = await copyText(target.dataset.markdown ?? "");
+    target.textContent = copied ? "Copied" : "Copy failed";
+    setTimeout(() => {
+      target.textContent = "Copy";
+    }, 1500);
+  };
+
   model.on("change:streaming", sync);
   model.on("change:placeholder", sync);
+  model.on("change:closed", sync);
+  model.on("msg:custom", onMessage);
+  model.on("comm_live_update", () => queueMicrotask(checkKernel));
+  form.append(input, send, stop, retry, clear);
+  el.append(queue, notice, form);
   sync();
-  form.append(input, send, stop);
-  el.append(form);
+
+  whenAttached(el, (root) => {
+    panel = root;
+    const log = root.querySelector(".nbchat-log");
+    if (log) {
+      log.setAttribute("role", "log");
+      log.setAttribute("aria-live", "polite");
+      log.setAttribute("aria-label", "Conversation");
+      log.tabIndex = 0; // scrollable with the keyboard
+      scroller = followNewest(log);
+    }
+    root.addEventListener("click", onCopy);
+    sync();
+    checkKernel();
+  });
+
   return () => {
     model.off("change:streaming", sync);
     model.off("change:placeholder", sync);
+    model.off("change:closed", sync);
+    model.off("msg:custom", onMessage);
+    scroller?.disconnect();
+    panel?.removeEventListener("click", onCopy);
   };
 }
 export default { render };

@@ -77,6 +77,10 @@ class Notebook:
         page.wait_for_function(_KERNEL_IDLE, timeout=6 * TIMEOUT_MS)
         return cls(page)
 
+    def wait_idle(self, timeout: float = 6 * TIMEOUT_MS) -> None:
+        """Wait until the status bar says the kernel is idle (after a restart, say)."""
+        self.page.wait_for_function(_KERNEL_IDLE, timeout=timeout)
+
     def run_all(self, timeout: float = CELLS_TIMEOUT) -> None:
         """Run > Run All Cells, then wait until every code cell has an execution count."""
         self.page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
@@ -112,6 +116,12 @@ class Panel:
         self.header = root.locator(".nbchat-status")
         self.input = root.locator(".nbchat-controls .nbchat-input")
         self.send_button = root.locator(".nbchat-controls button", has_text="Send")
+        self.stop_button = root.locator(".nbchat-controls .nbchat-stop")
+        self.retry_button = root.locator(".nbchat-controls .nbchat-retry")
+        self.clear_button = root.locator(".nbchat-controls .nbchat-clear")
+        self.log = root.locator(".nbchat-log").first
+        self.queued = root.locator(".nbchat-queued")
+        self.notice = root.locator(".nbchat-notice")
         self.turns = root.locator(".nbchat-turn")
         self.user_messages = root.locator(".nbchat-user")
         self.assistant_messages = root.locator(".nbchat-assistant")

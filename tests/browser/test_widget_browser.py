@@ -42,10 +42,12 @@ streams (measured: none over 50 ms). Scaled like every wait, for slow machines."
 
 INJECTED = (
     "script, iframe, frame, frameset, object, embed, img, svg, math, video, audio, source,"
-    " picture, form, input, button, textarea, select, link, meta, base, style, template,"
+    " picture, form, input, button:not(.nbchat-actions > .nbchat-copy), textarea, select,"
+    " link, meta, base, style, template,"
     " noscript, marquee, details:not(.nbchat-tool)"
 )
-"""Elements that must not exist among the messages (the controls have their own input)."""
+"""Elements that must not exist among the messages (the controls have their own input, and a
+finished reply its own Copy button, outside the reply's body)."""
 
 _AUDIT = """([root, injected]) => {
   const found = [];
