@@ -13,14 +13,14 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test model lint typecheck unit wheel bench clean
 
-# The distribution was called nbchat before it became jupyter-nbchat: a .venv made then
-# still has it, whose files (the nbchat command among them) a later uninstall would
-# take from the new one. It goes first; where it is not installed, pip says so and
-# carries on.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The distribution was called nbchat before it became jupyter-nbchat: a .venv made then
+# still has it, whose files (the nbchat command among them) a later uninstall would
+# take from the new one. It goes first; where it is not installed, pip says so and
+# carries on.
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip uninstall --quiet --yes nbchat 2>/dev/null
 	$(BIN)/python -m pip install --quiet -e '.[lab]'
