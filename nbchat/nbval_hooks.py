@@ -40,7 +40,7 @@ import nbformat
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile  # type: ignore[import-untyped]
 
-from .nbval_displays import DisplayTracker, is_static
+from .nbval_displays import STATIC_METADATA, DisplayTracker, is_static
 
 __all__ = [
     "ITEM_NAME",
@@ -234,8 +234,14 @@ def _compare(cell: Any, saved: list[Any], tracker: DisplayTracker) -> list[str]:
             f"{where}: {len(saved)} saved conversation output(s), but the run displayed "
             f"{len(final)}\n\nInput:\n{cell.cell.get('source', '')}"
         ]
-    failures = []
+    failures: list[str] = []
     for index, (reference, slot) in enumerate(zip(saved, final, strict=True), start=1):
+        if not is_static(slot.output["metadata"]):  # nbval compares no metadata: checked here
+            failures.append(
+                f"{where}: conversation {index} of {len(saved)} lost its metadata "
+                f"{STATIC_METADATA} in an update, so a saved file would not mark it"
+            )
+            continue
         test = nbformat.from_dict(slot.output)  # type: ignore[no-untyped-call]
         if cell.compare_outputs([test], [reference]):
             continue

@@ -71,12 +71,14 @@ def write(path: Path, *cells: tuple[str, list[dict[str, Any]]]) -> Path:
     return path
 
 
-def conversation_notebook(path: Path, saved: dict[str, Any] | None) -> Path:
+def conversation_notebook(
+    path: Path, saved: dict[str, Any] | None, last_metadata: str = "MARK"
+) -> Path:
     """Cell 0 shows an empty conversation; cells 1 and 2 update it (a timestamp included).
 
     ``saved`` is what cell 0's file holds besides its stream: the final
     conversation, a wrong one, or ``None`` for a file saved before the
-    conversation was displayed at all.
+    conversation was displayed at all. ``last_metadata`` is the last update's.
     """
     return write(
         path,
@@ -89,7 +91,7 @@ def conversation_notebook(path: Path, saved: dict[str, Any] | None) -> Path:
         (
             "from datetime import datetime, timezone\n"
             "sent = datetime.now(timezone.utc).isoformat()\n"
-            "panel.update(conversation('hi', 'hello, at ' + sent), metadata=MARK)\n"
+            f"panel.update(conversation('hi', 'hello, at ' + sent), metadata={last_metadata})\n"
             "print('asked')",
             [stream("asked\n")],
         ),
@@ -125,11 +127,12 @@ def test_plain_nbval_fails_on_a_saved_conversation(notebooks: pytest.Pytester) -
 
 @pytest.mark.timeout(12 * TIMEOUT)
 def test_the_plugin_checks_saved_conversations_at_the_end(notebooks: pytest.Pytester) -> None:
-    """The final conversation passes, a wrong one fails with a diff, others run as before."""
+    """The final conversation passes; a wrong or unmarked one fails, saying why; others as ever."""
     conversation_notebook(notebooks.path / "final.ipynb", FINAL)
     conversation_notebook(notebooks.path / "wrong.ipynb", static("hi", "bye"))
     conversation_notebook(notebooks.path / "stale.ipynb", None)
     write(notebooks.path / "plain.ipynb", ("print(6 * 7)", [stream("42\n")]))
+    conversation_notebook(notebooks.path / "unmarked.ipynb", FINAL, last_metadata="{}")
     result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT)
     result.stdout.fnmatch_lines(
         [
@@ -137,13 +140,17 @@ def test_the_plugin_checks_saved_conversations_at_the_end(notebooks: pytest.Pyte
             "*final*ipynb::nbchat saved conversations PASSED*",
             "*plain*ipynb::Cell 0 PASSED*",
             "*stale*ipynb::Cell 0 FAILED*",
+            "*unmarked*ipynb::nbchat saved conversations FAILED*",
             "*wrong*ipynb::Cell 0 PASSED*",
             "*wrong*ipynb::Cell 2 PASSED*",
             "*wrong*ipynb::nbchat saved conversations FAILED*",
         ],
         consecutive=False,
     )
-    result.assert_outcomes(failed=2, passed=10)
+    result.assert_outcomes(failed=3, passed=13)
+    result.stdout.fnmatch_lines(
+        ["Cell 0: conversation 1 of 1 lost its metadata {'nbchat': {'static': True}} in an *"]
+    )
     result.stdout.fnmatch_lines(
         [
             "Cell 0: saved conversation 1 of 1 differs from the final one (first displayed by "
