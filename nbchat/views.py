@@ -196,6 +196,34 @@ class TurnView:
             self._dirty.add(id(run))
             self.flush()
 
+    def has_call(self, call_id: str) -> bool:
+        """Whether this turn shows the card of tool call ``call_id``."""
+        return call_id in self._cards
+
+    def confirm(self, call: ToolCall, decide: Callable[[bool], None]) -> widgets.Box:
+        """Put Run and Deny under the call's card; ``decide(True/False)`` on a click.
+
+        Returns the controls, for the caller to remove once the call is decided.
+        """
+        question = widgets.HTML(render.confirm_question_html(call))
+        run = widgets.Button(description="Run", button_style="primary", tooltip="Run this call")
+        deny = widgets.Button(description="Deny", tooltip="Refuse this call: the model is told")
+        run.on_click(lambda _: decide(True))
+        deny.on_click(lambda _: decide(False))
+        controls = widgets.HBox([question, run, deny])
+        controls.add_class("nbchat-confirm")
+        children = list(self.box.children)
+        card = self._cards.get(call.id)
+        at = children.index(card) + 1 if card in children else len(children)
+        self.box.children = (*children[:at], controls, *children[at:])
+        return controls
+
+    def remove(self, child: widgets.Widget) -> None:
+        """Take ``child`` (confirm controls) out of this turn and close it."""
+        if child in self.box.children:
+            self.box.children = tuple(c for c in self.box.children if c is not child)
+        _close_tree(child)
+
     def _show_call(self, call: ToolCall) -> None:
         card = self._cards.get(call.id)
         if card is None:

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import os
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import ipywidgets as widgets
 
@@ -23,13 +23,16 @@ from .config import DEMO_DELAY, URL_ENV
 from .connection import ConnectionState
 from .exceptions import ConfigError, ConnectionFailed, NbchatError, ProtocolError
 from .input import ChatInput, shared_style
-from .protocol import CancelRequest, ServerMessage, UserMessage, new_id
+from .protocol import CancelRequest, ServerMessage, ToolCall, UserMessage, new_id
 from .reply import Reply
 from .transcript import Recorder
 from .views import Throttle, TurnLog, TurnView
 
 if TYPE_CHECKING:
+    from .client_tools import ClientTool
     from .server import ChatServer, Responder
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["ChatWidget", "current_widget"]
 
@@ -95,15 +98,15 @@ class ChatWidget(widgets.VBox):
         self._input = ChatInput()
         self._home_loop = _running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
-        self._input.on_submit(
-            lambda text, echo: self._call_home(lambda: self._submit(text, echo))
-        )
+        self._input.on_submit(lambda text, echo: self._call_home(lambda: self._submit(text, echo)))
         self._input.on_action("stop", lambda: self._call_home(self.cancel))
         self._input.on_action("retry", lambda: self._call_home(self._retry_from_panel))
         self._input.on_action("clear", lambda: self._call_home(self.clear))
         super().__init__([shared_style(), self._header, self._log.box, self._input])
         self.add_class("nbchat")
 
+        if client.approver is None:  # a client brought with its own approver keeps it
+            client.approver = self._approve
         self._unsubscribe = [
             client.on("send", self._on_send),
             client.on("message", self._on_message),
@@ -132,6 +135,34 @@ class ChatWidget(widgets.VBox):
     def ask_sync(self, text: str, timeout: float | None = None) -> Reply:
         """Block the cell until the reply is complete; the panel keeps updating meanwhile."""
         return self.client.ask_sync(text, timeout=timeout)
+
+    @overload
+    def tool(self, fn: _F, *, name: str | None = None, confirm: bool = False) -> _F: ...
+
+    @overload
+    def tool(
+        self, fn: None = None, *, name: str | None = None, confirm: bool = False
+    ) -> Callable[[_F], _F]: ...
+
+    def tool(
+        self, fn: _F | None = None, *, name: str | None = None, confirm: bool = False
+    ) -> _F | Callable[[_F], _F]:
+        """Let the model call a typed function of this notebook; it runs in this kernel.
+
+        ``@chat.tool``, ``chat.tool(fn)`` or ``@chat.tool(confirm=True)``: with
+        ``confirm``, the call's card shows Run / Deny and nothing runs until the
+        person decides. See :meth:`ChatClient.tool`.
+        """
+        return self.client.tool(fn, name=name, confirm=confirm)
+
+    @property
+    def tools(self) -> Mapping[str, ClientTool]:
+        """The notebook functions offered as tools, by name."""
+        return self.client.tools
+
+    def remove_tool(self, name: str) -> None:
+        """Stop offering the tool ``name``."""
+        self.client.remove_tool(name)
 
     def record(self, path: str | os.PathLike[str]) -> Recorder:
         """Record this conversation to a JSON Lines transcript (see :meth:`ChatClient.record`)."""
@@ -201,6 +232,8 @@ class ChatWidget(widgets.VBox):
         self.closed = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        if self.client.approver == self._approve:
+            self.client.approver = None
         self._throttle.flush()
         if not remove:
             self._freeze()
@@ -370,6 +403,27 @@ class ChatWidget(widgets.VBox):
             self._log.append(widgets.HTML(render.error_banner_html(f"Not sent: {exc}")))
         else:
             self._input.accept(echo)
+
+    async def _approve(self, call: ToolCall) -> bool:
+        """The client's approver: Run / Deny under the call's card, then the person's answer."""
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[bool] = loop.create_future()
+
+        def decide(run: bool) -> None:  # a button click, maybe on another thread
+            def settle() -> None:
+                if not decided.done():
+                    decided.set_result(run)
+
+            loop.call_soon_threadsafe(settle)
+
+        view = next((v for v in self._views.values() if v.has_call(call.id)), None)
+        if view is None:
+            raise ConfigError(f"no card shows the call of {call.name}: it cannot be confirmed")
+        controls = view.confirm(call, decide)
+        try:
+            return await decided
+        finally:
+            view.remove(controls)
 
     def _retry_from_panel(self) -> None:
         try:

@@ -7,11 +7,20 @@ import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection
 
-from nbchat import ChatClient, ConfigError, ConnectionState, Reply, ReplyTimeout, UserMessage
+from nbchat import (
+    ChatClient,
+    ConfigError,
+    ConnectionState,
+    Reply,
+    ReplyTimeout,
+    ToolCall,
+    UserMessage,
+)
 from nbchat.server import DemoServer
 from nbchat.server.bridge import OpenAIAgent
 from nbchat.widget import ChatWidget
@@ -369,4 +378,76 @@ async def test_a_message_that_cannot_be_sent_is_given_back(comms: list[Recording
     assert accepted[0] == {"event": "accepted", "echo": 1, "text": None}
     assert accepted[1]["echo"] == 2 and accepted[1]["text"] == "two"
     assert any("Not sent:" in v for v in html_values(chat))
+    await chat.aclose()
+
+
+def find_buttons(widget: object, description: str) -> list[Any]:
+    """Every ipywidgets Button in the panel with this label."""
+    found: list[Any] = []
+
+    def walk(node: object) -> None:
+        if getattr(node, "description", None) == description and hasattr(node, "click"):
+            found.append(node)
+        for child in getattr(node, "children", ()):
+            walk(child)
+
+    walk(widget)
+    return found
+
+
+async def test_a_notebook_function_is_called_as_a_tool_and_its_card_says_so(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """@chat.tool offers a function; the demo agent calls it; the card says it ran in the kernel."""
+    chat = ChatWidget(url=demo.url)
+
+    @chat.tool
+    def add(a: int, b: int = 1) -> int:
+        """Add two numbers."""
+        return a + b
+
+    assert list(chat.tools) == ["add"] and chat.tools["add"].function is add
+    reply = await chat.ask('call add {"a": 40, "b": 2}')
+    assert "42" in reply.text
+    cards = [v for v in html_values(chat) if "nbchat-tool-name" in v]
+    assert cards and "in this kernel" in cards[-1] and "done" in cards[-1]
+    chat.remove_tool("add")
+    assert dict(chat.tools) == {}
+    await chat.aclose()
+
+
+@pytest.mark.parametrize("choice", ["Run", "Deny"])
+async def test_a_confirmed_tool_waits_for_run_or_deny_on_its_card(
+    comms: list[RecordingComm], demo: DemoServer, choice: str
+) -> None:
+    """A confirm=True tool shows Run / Deny under its card and runs only when Run is clicked."""
+    chat = ChatWidget(url=demo.url)
+    calls: list[str] = []
+
+    @chat.tool(confirm=True)
+    def wipe(table: str) -> str:
+        """Delete a table."""
+        calls.append(table)
+        return f"wiped {table}"
+
+    asked = asyncio.Event()
+    approve = chat.client.approver
+    assert approve is not None
+
+    async def spy(call: ToolCall) -> bool:
+        asked.set()  # the widget's approver shows its buttons before it first waits
+        return await approve(call)
+
+    chat.client.approver = spy
+    ask = asyncio.ensure_future(chat.ask('call wipe {"table": "t1"}'))
+    await asyncio.wait_for(asked.wait(), TIMEOUT)
+    assert not calls  # nothing runs before the person decides
+    assert any("Run <code>wipe</code> in this kernel?" in v for v in html_values(chat))
+    find_buttons(chat, choice)[0].click()
+    reply = await asyncio.wait_for(ask, TIMEOUT)
+    if choice == "Run":
+        assert calls == ["t1"] and "wiped t1" in reply.text
+    else:
+        assert calls == [] and "denied" in reply.text
+    assert not find_buttons(chat, "Run")  # the question is gone once answered
     await chat.aclose()

@@ -25,6 +25,7 @@ __all__ = [
     "STYLES",
     "STYLESHEET",
     "assistant_message_html",
+    "confirm_question_html",
     "conversation_html",
     "copy_button_html",
     "ending_note",
@@ -86,6 +87,14 @@ def assistant_message_html(
     )
 
 
+def confirm_question_html(call: ToolCall) -> str:
+    """The line asking whether to run a call of the notebook's own function (escaped)."""
+    return (
+        '<span class="nbchat-confirm-question">Run '
+        f"<code>{html.escape(str(call.name))}</code> in this kernel?</span>"
+    )
+
+
 def copy_button_html(markdown: str) -> str:
     """A reply's Copy button, carrying the reply's Markdown (attribute-escaped, so inert).
 
@@ -135,15 +144,21 @@ def tool_value_text(value: Any, limit: int = MAX_TOOL_TEXT) -> str:
 
 
 def tool_call_html(call: ToolCall) -> str:
-    """A collapsible card for one tool call: status, name, arguments and result."""
+    """A collapsible card for one tool call: status, name, arguments and result.
+
+    A call of the notebook's own function (``runs_in="client"``) says it runs in this kernel.
+    """
     status = tool_status(call)
     icon, verb = _TOOL_STATUS[status]
     is_open = " open" if status == "error" else ""
+    where = (
+        ' <span class="nbchat-tool-where">in this kernel</span>' if call.runs_in == "client" else ""
+    )
     parts = [
         f'<details class="nbchat-tool nbchat-tool-{status}"{is_open}>',
         f'<summary><span class="nbchat-tool-icon" aria-hidden="true">{icon}</span> '
         f'<span class="nbchat-tool-name">{html.escape(str(call.name))}</span> '
-        f'<span class="nbchat-tool-verb">{verb}</span></summary>',
+        f'<span class="nbchat-tool-verb">{verb}</span>{where}</summary>',
     ]
     if call.arguments:
         parts.append('<div class="nbchat-tool-label">arguments</div>')
