@@ -233,3 +233,36 @@ def test_a_message_sent_while_a_cell_runs_shows_at_once_as_queued(
     expect(panel.queued).to_have_count(0)
     expect(panel.user_messages).to_have_text(["echo queued"])
     expect(panel.finished_replies).to_have_text(["queued"])
+
+
+TOOL_CELL = '''@chat.tool(confirm=True)
+def wipe(table: str) -> str:
+    """Delete one of the notebook's tables."""
+    return f"wiped {table}"'''
+
+
+def test_a_confirmed_notebook_tool_runs_only_when_run_is_clicked(
+    page: Page, lab: JupyterLab
+) -> None:
+    """The model's call of a notebook function waits on its card: Deny refuses it, Run runs it."""
+    from playwright.sync_api import expect
+
+    panel = open_widget_notebook(
+        page, lab, "tools.ipynb", WIDGET_CELL.format(arguments="delay=0"), TOOL_CELL
+    )
+    card = panel.root.locator(".nbchat-tool")
+    run = panel.root.get_by_role("button", name="Run")
+    deny = panel.root.get_by_role("button", name="Deny")
+
+    panel.send('call wipe {"table": "t1"}')
+    expect(card.first).to_contain_text("in this kernel")
+    expect(panel.root.locator(".nbchat-confirm")).to_contain_text("Run wipe in this kernel?")
+    deny.click()
+    expect(panel.finished_replies.first).to_contain_text("denied")
+    expect(run).to_have_count(0)
+
+    panel.send('call wipe {"table": "t2"}')
+    run.click()
+    expect(panel.finished_replies.nth(1)).to_contain_text("wiped t2")
+    expect(card.nth(1)).to_contain_text("done")
+    expect(deny).to_have_count(0)
