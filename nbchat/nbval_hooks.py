@@ -72,8 +72,11 @@ class _Notebook:
     saved: dict[int, list[Any]]
     """The saved marked outputs of the followed cells."""
     tracker: DisplayTracker
+    """The marked displays of the followed cells, as the run goes."""
     ran: set[int] = field(default_factory=set)
+    """The cells pytest ran (a skipped cell counts), so a partial run is known."""
     current: int = -1
+    """The cell running now, to which the next execute request belongs."""
     client: Any = None
     """The kernel client whose methods are wrapped, once."""
 
