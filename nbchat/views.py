@@ -81,6 +81,17 @@ class TurnView:
         """A line under the reply while it is interrupted (connection lost)."""
         self.done = False
 
+    @classmethod
+    def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
+        """A finished view of a recorded turn (a transcript), fed its messages again."""
+        view = cls(turn.user, schedule)
+        for message in turn.messages:
+            view.feed(message)
+        if not view.done:
+            view.fail("incomplete: the recording ends before the reply did")
+        view.flush()
+        return view
+
     # Feeding
 
     def feed(self, message: ServerMessage) -> None:

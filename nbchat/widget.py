@@ -25,7 +25,9 @@ from .exceptions import ConfigError, ConnectionFailed, NbchatError, ProtocolErro
 from .input import ChatInput, shared_style
 from .protocol import CancelRequest, ServerMessage, ToolCall, UserMessage, new_id
 from .reply import Reply
-from .transcript import Recorder
+from .static_view import EMPTY_TEXT, StaticConversation
+from .transcript import Recorder, Transcript
+from .turn import Turn
 from .views import Throttle, TurnLog, TurnView
 
 if TYPE_CHECKING:
@@ -37,7 +39,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 __all__ = ["ChatWidget", "current_widget"]
 
 MAX_FPS = 30.0
-EMPTY_TEXT = "nbchat ChatWidget: no messages yet"
+PANEL_TEXT = "nbchat ChatWidget (live while its kernel runs; the conversation follows)"
+"""The panel's own plain fallback: the static output after it holds the conversation."""
 
 
 _by_cell: dict[str, weakref.ref[ChatWidget]] = {}
@@ -58,7 +61,13 @@ class ChatWidget(widgets.VBox):
     agent, or with a model when ``$NBCHAT_OPENAI_BASE_URL`` and ``$NBCHAT_MODEL``
     are set. ``ChatWidget(backend=OpenAIAgent(...))`` runs any responder as the
     built-in server; ``ChatWidget(client)`` wraps an existing client;
-    ``ChatWidget(url=..., **config)`` makes one.
+    ``ChatWidget(url=..., **config)`` makes one. ``history=`` (a transcript
+    file or :class:`Transcript`) opens the panel on a recorded conversation, to
+    read it or to go on with it on the same conversation id.
+
+    Displayed, the panel's cell gets a second output: the conversation as
+    static HTML, kept current after each reply, so a saved notebook shows it
+    where no kernel runs (:mod:`nbchat.static_view`).
     """
 
     max_fps: ClassVar[float] = MAX_FPS
@@ -70,6 +79,7 @@ class ChatWidget(widgets.VBox):
         url: str | None = None,
         backend: Responder | None = None,
         delay: float = DEMO_DELAY,
+        history: Transcript | str | os.PathLike[str] | None = None,
         **config: Any,
     ) -> None:
         self.closed = True
@@ -115,6 +125,9 @@ class ChatWidget(widgets.VBox):
             client.on("restart", self._on_restart),
             client.on("failed", self._on_failed),
         ]
+        self._static = StaticConversation()
+        if history is not None:
+            self._show_history(history)
         self._update_header()
         self._claim_cell()
         self._start_connecting()
@@ -198,6 +211,7 @@ class ChatWidget(widgets.VBox):
         self._views.clear()
         self._log.clear()
         self._input.streaming = False
+        self._publish()
         return self.client.conversation_id
 
     def copy(self, index: int = -1) -> str:
@@ -274,6 +288,7 @@ class ChatWidget(widgets.VBox):
         self._header.value = render.status_header_html(
             "closed", "chat.close() ended this conversation; it stays here to read"
         )
+        self._publish()
 
     def close_all_children(self) -> None:
         """Close every child widget (they hold comms of their own)."""
@@ -286,7 +301,22 @@ class ChatWidget(widgets.VBox):
         for child in self.children:
             walk(child)
 
-    # Display: a plain fallback for viewers without a widget manager
+    # Display: the live panel, then the static conversation for viewers without a kernel
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        bundle = dict(super()._repr_mimebundle_() or {})
+        bundle["text/plain"] = PANEL_TEXT
+        display(bundle, raw=True)
+        self._static.display(self._turns())
+
+    def _turns(self) -> list[Turn]:
+        return [view.turn for view in self._views.values()]
+
+    def _publish(self) -> None:
+        """Bring the static conversation up to date (once per completed reply, not per token)."""
+        self._static.update(self._turns())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         # The fallback is the conversation at display time and is never updated
@@ -331,6 +361,7 @@ class ChatWidget(widgets.VBox):
 
     def _reply_ended(self) -> None:
         self._throttle.flush()
+        self._publish()
         if all(v.done for v in self._views.values()):
             self._input.streaming = False
 
@@ -424,6 +455,18 @@ class ChatWidget(widgets.VBox):
             return await decided
         finally:
             view.remove(controls)
+
+    def _show_history(self, history: Transcript | str | os.PathLike[str]) -> None:
+        """Show a recorded conversation's turns, and go on in its conversation."""
+        transcript = history if isinstance(history, Transcript) else Transcript.load(history)
+        turns = transcript.turns
+        for turn in turns:
+            view = TurnView.of_turn(turn, self._throttle)
+            self._views[turn.message_id or new_id()] = view
+            self._log.append(view.box)
+        last = next((t.conversation_id for t in reversed(turns) if t.conversation_id), None)
+        if last is not None:
+            self.client.conversation_id = last
 
     def _retry_from_panel(self) -> None:
         try:

@@ -13,6 +13,7 @@ from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
 from nbchat.config import URL_ENV
+from nbchat.widget import PANEL_TEXT
 from tests.helpers import TIMEOUT
 
 KERNEL_TIMEOUT = 6 * TIMEOUT
@@ -89,8 +90,8 @@ def test_widget_ask_sync_and_magic_in_a_kernel() -> None:
     assert any("42" in v and "nbchat-assistant" in v for v in values), "no streamed reply saved"
 
 
-def test_text_fallbacks_are_final_when_first_sent() -> None:
-    """Every text output is complete when sent, so nbval compares what JupyterLab saves."""
+def test_the_panel_cell_saves_the_conversation_as_it_ended() -> None:
+    """The panel's static output takes later cells' updates, as JupyterLab saves it."""
     nb = run_notebook(
         "import nbchat\nchat = nbchat.ChatWidget(delay=0)\nchat",
         "chat.ask_sync('What is 6*7?')",
@@ -98,13 +99,17 @@ def test_text_fallbacks_are_final_when_first_sent() -> None:
         "%%chat\ncount to 3",
         "chat",
     )
-    assert text_of(nb.cells[0]) == "nbchat ChatWidget: no messages yet"
+    panel, static = nb.cells[0].outputs
+    assert panel.data["text/plain"] == PANEL_TEXT
+    assert static.metadata == {"nbchat": {"static": True}}
+    assert "6*7 = 42." in static.data["text/plain"] and "1 2 3" in static.data["text/plain"]
+    assert "<script" not in static.data["text/html"]
     assert text_of(nb.cells[1]) == "<Reply '6*7 = 42.' tool_calls=[calculator: done]>"
     live, final = nb.cells[3].outputs
     assert live.data == {}  # the live view was moved into the final output
     assert "application/vnd.jupyter.widget-view+json" in final.data
     assert "1 2 3" in final.data["text/plain"]
-    assert "calculator" in nb.cells[4].outputs[0].data["text/markdown"]
+    assert "calculator" in nb.cells[4].outputs[1].data["text/html"]
 
 
 @pytest.fixture

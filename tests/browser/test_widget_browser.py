@@ -68,7 +68,10 @@ _AUDIT = """([root, injected]) => {
   // any <style> inside the panel was injected, and one page stylesheet styles every panel.
   const styles = root.querySelectorAll('style').length;
   if (styles !== 0) found.push(`${styles} <style> elements in the panel (it has none of its own)`);
+  // The static conversation after the panel (hidden while it is live) carries its own copy,
+  // for viewers without a kernel.
   const sheets = [...document.querySelectorAll('style')]
+    .filter((style) => !style.closest('.nbchat-static'))
     .filter((style) => style.textContent.includes('.nbchat-body')).length;
   if (sheets !== 1) found.push(`${sheets} nbchat stylesheets in the page (expected 1)`);
   if (getComputedStyle(document.body).display === 'none') found.push('the page body was hidden');
