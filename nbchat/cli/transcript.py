@@ -88,11 +88,8 @@ def _run_transcript_export(args: argparse.Namespace) -> int:
     elif kind == "json":
         text = transcript.to_json() + "\n"
     else:
-        try:
-            import nbformat
-        except ImportError:
-            print(f"{command}: ipynb needs nbformat: pip install nbformat", file=sys.stderr)
-            return EXIT_ERROR
+        import nbformat  # a dependency: only this export needs it, so import it late
+
         text = nbformat.writes(transcript.to_notebook())  # type: ignore[no-untyped-call]
     if output == "-":
         sys.stdout.write(text)
