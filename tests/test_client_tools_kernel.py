@@ -84,3 +84,40 @@ def test_a_cell_function_through_the_bridge_and_through_replay(tmp_path: Path) -
         "The two smallest are 1 and 2.",
         "tool_result_differs",
     ]
+
+
+def test_in_a_kernel_stop_cancels_a_slow_async_tool_and_a_drop_runs_a_call_once() -> None:
+    """A cell's async tool stops on cancel(); a call cut by a dropped connection runs once."""
+    nb = run_notebook(
+        "import asyncio\n"
+        "from nbchat import ChatClient\n"
+        "from nbchat.server import DemoServer\n"
+        "from tests.server.helpers import drop_connections\n"
+        "server = await DemoServer.start(port=0, delay=0)\n"
+        "client = ChatClient(url=server.url, reconnect_interval=0.05)\n"
+        "started, release, runs = asyncio.Event(), asyncio.Event(), []\n"
+        "@client.tool\n"
+        "async def slow(x: int) -> int:\n"
+        '    """Wait for the test, then return x."""\n'
+        "    runs.append(x)\n"
+        "    started.set()\n"
+        "    await release.wait()\n"
+        "    return x",
+        "ask = asyncio.ensure_future(client.ask('call slow {\"x\": 1}'))\n"
+        "await asyncio.wait_for(started.wait(), 10)\n"
+        "client.cancel()\n"
+        "reply = await asyncio.wait_for(ask, 10)\n"
+        "print(reply.cancelled, runs)",
+        "started.clear()\n"
+        "ask = asyncio.ensure_future(client.ask('call slow {\"x\": 2}'))\n"
+        "await asyncio.wait_for(started.wait(), 10)\n"
+        "await drop_connections(server)\n"
+        "release.set()\n"
+        "reply = await asyncio.wait_for(ask, 10)\n"
+        "print(reply.text, runs)",
+        "await client.aclose()\nawait server.close()\nprint('closed')",
+    )
+    cells = nb.cells
+    assert text_of(cells[1]).strip() == "True [1]"
+    assert text_of(cells[2]).strip() == "slow returned 2. [1, 2]"
+    assert text_of(cells[3]).strip() == "closed"
