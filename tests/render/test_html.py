@@ -164,8 +164,16 @@ def test_unserialisable_results_still_show() -> None:
 
 
 def test_styles_are_scoped() -> None:
-    """Every rule of the stylesheet applies only inside the ``.nbchat`` panel."""
-    css = re.sub(r"/\*.*?\*/", "", stylesheet(), flags=re.S)
+    """Every rule applies only inside the ``.nbchat`` panel, but the one hiding the static copy.
+
+    That rule reaches the output after a live panel, and only one holding ``.nbchat-static``.
+    """
+    hide = re.compile(
+        r"\.jp-OutputArea-child:has\(\.nbchat\.widget-box\)\s*\+\s*"
+        r"\.jp-OutputArea-child:has\(\.nbchat-static\)\s*\{\s*display:\s*none;\s*\}"
+    )
+    assert len(hide.findall(stylesheet())) == 1
+    css = re.sub(r"/\*.*?\*/", "", hide.sub("", stylesheet()), flags=re.S)
     css = re.sub(r"@keyframes[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", css)
     css = re.sub(r"@media[^{]*\{", "", css)
     selectors = re.findall(r"([^{}]+)\{[^{}]*\}", css)
