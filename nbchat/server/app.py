@@ -214,19 +214,25 @@ class ChatServer:
     @classmethod
     def start_in_thread(cls: type[_S], *args: Any, **kwargs: Any) -> _S:
         """Start a server on its own event loop in a daemon thread, for synchronous callers."""
-        server = cls(*args, **kwargs)
+        return cls(*args, **kwargs).serve_in_thread()
+
+    def serve_in_thread(self: _S) -> _S:
+        """Open this server on its own event loop in a daemon thread; return it once listening.
+
+        The synchronous twin of ``await server``; :meth:`close_sync` stops it.
+        """
         ready = threading.Event()
         errors: list[BaseException] = []
         thread = threading.Thread(
-            target=server._run_thread, args=(ready, errors), name="nbchat-server", daemon=True
+            target=self._run_thread, args=(ready, errors), name="nbchat-server", daemon=True
         )
         thread.start()
         ready.wait()
         if errors:
             thread.join()
             raise errors[0]
-        server._thread = thread
-        return server
+        self._thread = thread
+        return self
 
     def close_sync(self, timeout: float = 10.0, *, grace: float = 0.25) -> None:
         """Close a server started with :meth:`start_in_thread` and join its thread."""
