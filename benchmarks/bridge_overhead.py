@@ -44,7 +44,7 @@ ROOT = Path(__file__).absolute().parent.parent
 _BRIDGE = """
 import asyncio, sys
 from nbchat.server import ChatServer
-from nbchat.server.bridge import OpenAIAgent
+from nbchat.server.openai.bridge import OpenAIAgent
 
 async def main():
     agent = OpenAIAgent(base_url=sys.argv[1], model="scripted", tools=(), timeout=120)

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ipywidgets as widgets
 
 from nbchat import render
+from nbchat.notebook.views import Throttle, TurnLog, TurnView
 from nbchat.protocol import DoneMessage, TokenMessage
-from nbchat.views import Throttle, TurnLog, TurnView
 from tests.widget_comm import RecordingComm, recording_comms
 
 

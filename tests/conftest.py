@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,50 @@ async def demo() -> AsyncIterator[DemoServer]:
     """The reference server on a free loopback port, replying without delay."""
     async with serve_demo(port=0) as server:
         yield server
+
+
+TIERS = ("unit", "loopback", "kernel", "browser", "model", "soak")
+"""The markers of pyproject.toml's tiers: each test carries exactly one."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give nbval's notebook cells the ``kernel`` tier, and refuse a test in no tier or in two.
+
+    A test module says its tier with ``pytestmark``; a notebook cannot, and every
+    cell of one runs in a real kernel.
+    """
+    wrong = []
+    for item in items:
+        if item.nodeid.split("::")[0].endswith(".ipynb"):
+            item.add_marker(pytest.mark.kernel)
+        tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {sorted(tiers) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError(
+            "each test needs exactly one tier marker (" + ", ".join(TIERS) + "): " + "; ".join(wrong)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_open_no_socket(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A ``unit`` test that binds or connects a socket fails: the tier's promise, checked.
+
+    An event loop's own self-pipe is a ``socketpair``, which neither binds nor
+    connects, so pure asyncio code still runs.
+    """
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+
+    def refuse(self: socket.socket, *args: object) -> None:
+        raise AssertionError(f"a unit test opened a network socket ({args!r}): mark it loopback")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "bind", refuse)
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket.socket, "connect_ex", refuse)
+        yield
 
 
 def pytest_configure(config: pytest.Config) -> None:

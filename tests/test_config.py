@@ -9,6 +9,8 @@ import pytest
 from nbchat.config import DEFAULT_URL, TOKEN_ENV, ClientConfig
 from nbchat.exceptions import ConfigError
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_match_the_typescript_client(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without overrides the config carries the seed's defaults."""

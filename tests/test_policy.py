@@ -8,6 +8,8 @@ import pytest
 
 from nbchat.policy import Disconnect, backoff, should_reconnect
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("code", "expected"),

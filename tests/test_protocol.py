@@ -21,6 +21,8 @@ from nbchat.protocol import (
     parse_server_message,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("frame", "kind"),

@@ -10,6 +10,8 @@ import pytest
 from nbchat.redact import REDACTED, is_sensitive_name, redact_text, redact_url
 from tests.helpers import TIME_SCALE
 
+pytestmark = pytest.mark.unit
+
 SECRET = "S3CRET"
 
 # (url, expected): each names a place a credential hides in a URL.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from nbchat.protocol import (
     DoneMessage,
     ErrorInfo,
@@ -15,6 +17,8 @@ from nbchat.protocol import (
     ToolResultMessage,
 )
 from nbchat.reply import ReplyBuilder
+
+pytestmark = pytest.mark.unit
 
 
 def test_tokens_join_into_text() -> None:

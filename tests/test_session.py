@@ -10,6 +10,8 @@ from nbchat.exceptions import ClientClosed, QueueFull, ReplyTimeout
 from nbchat.protocol import ServerMessage, UserMessage, parse_server_message
 from nbchat.session import NOTICES, Completed, Failed, Outcome, Restarted, Session
 
+pytestmark = pytest.mark.unit
+
 
 def user(message_id: str, text: str = "hi", conversation: str = "c") -> UserMessage:
     """A user message with a fixed id."""

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from nbchat.exceptions import NbchatError, ToolArgumentsError, ToolSpecError
-from nbchat.server.tools import calculator, current_time
+from nbchat.server.demo.tools import calculator, current_time
 from nbchat.toolspec import (
     MAX_ARGUMENT_CHARS,
     MAX_DESCRIPTION_CHARS,
@@ -22,6 +22,8 @@ from nbchat.toolspec import (
     serialize_result,
     tool_spec,
 )
+
+pytestmark = pytest.mark.loopback
 
 
 def top_rows(table: str, n: int = 5, *, columns: list[str] | None = None) -> list[str]:

@@ -6,6 +6,8 @@ import sys
 from types import FrameType
 from typing import Any
 
+import pytest
+
 from nbchat.protocol import (
     AckMessage,
     DoneMessage,
@@ -19,6 +21,8 @@ from nbchat.protocol import (
 )
 from nbchat.reply import Reply, ReplyBuilder
 from nbchat.turn import Turn
+
+pytestmark = pytest.mark.unit
 
 
 def reply(*messages: ServerMessage) -> Reply:

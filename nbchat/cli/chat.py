@@ -91,8 +91,8 @@ def _chat_error(exc: BaseException) -> str:
 
 
 async def _chat(args: argparse.Namespace) -> None:
-    from ..client import ChatClient
-    from ..terminal import chat_once, chat_repl
+    from ..client.client import ChatClient
+    from .prompt import chat_once, chat_repl
 
     server = None
     url = args.url

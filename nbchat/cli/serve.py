@@ -84,7 +84,7 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
         choices=["debug", "info", "warning", "error"],
         help="logging level on stderr (default: %(default)s)",
     )
-    from ..server.model_options import add_arguments as add_model_arguments  # light: openai is lazy
+    from ..server.backend import add_arguments as add_model_arguments  # light: openai is lazy
 
     add_model_arguments(serve)
     serve.set_defaults(handler=_run_serve)
@@ -92,7 +92,7 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
 
 def _run_serve(args: argparse.Namespace) -> int:
     from ..exceptions import ConfigError
-    from ..server.model_options import agent_from_arguments
+    from ..server.backend import agent_from_arguments
 
     transcript = None
     if args.replay is not None and args.openai:

@@ -4,7 +4,7 @@ Every string put into markup here is untrusted (reply text, tool names,
 arguments, results, error messages): reply Markdown goes through
 :func:`~nbchat.render.markdown.markdown_to_html`, everything else through
 :func:`html.escape`, and anything used in a class name (tool status, connection
-state) is first mapped onto a fixed set. The styles live in ``static/chat.css``.
+state) is first mapped onto a fixed set. The styles live in ``render/chat.css``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
 MAX_TOOL_TEXT = 20_000
 """Tool arguments and results longer than this many characters are cut when shown."""
 
-STYLESHEET = Path(__file__).resolve().parent.parent / "static" / "chat.css"
+STYLESHEET = Path(__file__).resolve().parent / "chat.css"
 """The panel's stylesheet, scoped to ``.nbchat``: a file of the package, for ``_css``."""
 
 

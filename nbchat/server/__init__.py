@@ -9,10 +9,10 @@ OpenAI-compatible model endpoint. ``nbchat serve`` runs any of them.
 
 from __future__ import annotations
 
-from .agent import DemoAgent
 from .app import DEFAULT_OPTIONS, ChatServer, ServerOptions
-from .bridge import OpenAIAgent
-from .demo import DemoServer, serve_demo
+from .demo.agent import DemoAgent
+from .demo.server import DemoServer, serve_demo
+from .openai.bridge import OpenAIAgent
 from .replay import (
     NOT_IN_TRANSCRIPT,
     TOOL_RESULT_DIFFERS,

@@ -25,7 +25,7 @@ from typing import Any
 
 import nbformat
 
-from ..helpers import TIMEOUT
+from tests.helpers import TIMEOUT
 
 __all__ = ["CHROMIUM_ARGS", "JupyterLab", "find_chromium"]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..helpers import TIMEOUT
+from tests.helpers import TIMEOUT
+
 from .lab import JupyterLab
 
 if TYPE_CHECKING:

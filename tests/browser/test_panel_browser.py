@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nbchat.server import DemoServer
+from tests.helpers import TIMEOUT
 
-from ..helpers import TIMEOUT
 from .lab import JupyterLab
 from .page import TIMEOUT_MS, Notebook, Panel, Watch
 from .test_widget_browser import BUSY_CELL, WIDGET_CELL, open_widget_notebook

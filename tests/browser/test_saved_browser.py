@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..helpers import TIMEOUT
+from tests.helpers import TIMEOUT
+
 from .lab import JupyterLab
 from .page import TIMEOUT_MS, Notebook, Watch
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nbchat.server import DemoServer
+from tests.helpers import TIME_SCALE, TIMEOUT
+from tests.payloads import PAYLOADS
 
-from ..helpers import TIME_SCALE, TIMEOUT
-from ..payloads import PAYLOADS
 from .lab import JupyterLab
 from .page import RESULTS, TIMEOUT_MS, Notebook, Panel, Watch, screenshot
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from nbchat.protocol import ErrorInfo, TokenMessage, ToolCallMessage, ToolResultMessage
 from nbchat.render import (
     conversation_html,
@@ -13,6 +15,8 @@ from nbchat.reply import Reply, ReplyBuilder
 from nbchat.turn import Turn
 
 from .audit import permissive_markdown, text_of, tool_call
+
+pytestmark = pytest.mark.unit
 
 # Fallbacks
 

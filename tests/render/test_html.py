@@ -26,6 +26,8 @@ from nbchat.turn import Turn
 
 from .audit import tool_call
 
+pytestmark = pytest.mark.unit
+
 # Widget markup
 
 

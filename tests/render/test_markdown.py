@@ -13,6 +13,8 @@ from nbchat.render import (
 
 from .audit import problems
 
+pytestmark = pytest.mark.unit
+
 # Markdown rendering
 
 

@@ -23,6 +23,8 @@ from tests.payloads import PAYLOADS
 
 from .audit import error, permissive_markdown, problems, text_of, tool_call
 
+pytestmark = pytest.mark.unit
+
 
 def streamed(text: str) -> str:
     stream = StreamingMarkdown()

@@ -34,6 +34,8 @@ from tests.server.helpers import (
     text,
 )
 
+pytestmark = pytest.mark.loopback
+
 ALICE = {CLIENT_ID_HEADER: "alice-" + "a" * 26}
 """A client identity, as ChatClient sends one on every connection."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from websockets.asyncio.client import connect
 
 from nbchat.protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER
@@ -11,6 +12,8 @@ from nbchat.server import DemoAgent, DemoServer, serve_demo
 from nbchat.server.app import ChatServer
 from tests.helpers import TIMEOUT
 from tests.server.helpers import recv, reply, send
+
+pytestmark = pytest.mark.loopback
 
 TOOL = {"name": "slow", "description": "", "parameters": {"type": "object", "properties": {}}}
 BOB = {CLIENT_ID_HEADER: "bob-" + "b" * 28}

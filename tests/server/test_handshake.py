@@ -10,6 +10,8 @@ from websockets.datastructures import Headers
 from nbchat.protocol import CLIENT_ID_HEADER
 from nbchat.server.handshake import PATH, check_request, client_identity
 
+pytestmark = pytest.mark.loopback
+
 IDENTITY = "c" * 32
 
 

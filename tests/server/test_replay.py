@@ -26,6 +26,8 @@ from nbchat.transcript import TranscriptLine as Event
 from nbchat.transcript import TranscriptWarning
 from tests.helpers import TIMEOUT
 
+pytestmark = pytest.mark.loopback
+
 MESSAGES = ["What is 6*7?", "My name is Grace", "What is my name?", "count to 5"]
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 from websockets.asyncio.client import connect
 
 from nbchat.protocol import CLIENT_ID_HEADER, DoneMessage, TokenMessage, parse_server_message
 from nbchat.server import TOO_MANY_REPLIES, ChatServer, ReplyLog, ResponderMessage, serve_demo
 from tests.helpers import TIMEOUT
 from tests.server.helpers import numbers, recv, reply, send, text
+
+pytestmark = pytest.mark.loopback
 
 ALICE = {CLIENT_ID_HEADER: "alice-" + "a" * 26}
 BOB = {CLIENT_ID_HEADER: "bob-" + "b" * 28}

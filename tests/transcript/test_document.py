@@ -24,6 +24,8 @@ from nbchat.transcript import Recorder, Transcript
 
 from .sessions import URL, record_session
 
+pytestmark = pytest.mark.unit
+
 
 def permissive(markdown: str) -> str:
     """``markdown`` as a renderer that passes raw HTML through shows it (nbconvert does)."""

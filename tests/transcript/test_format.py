@@ -13,6 +13,8 @@ from nbchat.transcript import Recorder, Transcript, TranscriptLine, TranscriptWa
 
 from .sessions import URL, record_session, write_lines
 
+pytestmark = pytest.mark.unit
+
 
 def test_header_and_event_lines_have_the_documented_shape(tmp_path: Path) -> None:
     """The file is a header line then one compact event per line, as the module documents."""

@@ -16,6 +16,8 @@ from nbchat.transcript import Recorder, Transcript, TranscriptWarning
 
 from .sessions import URL
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_event_is_flushed_when_written(tmp_path: Path) -> None:
     """Each event can be read from another handle as soon as its method returns."""

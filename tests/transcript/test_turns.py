@@ -7,6 +7,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import pytest
+
 from nbchat.protocol import (
     AckMessage,
     CancelRequest,
@@ -22,6 +24,8 @@ from nbchat.transcript import Recorder, Transcript, TranscriptLine
 from nbchat.transcript.turns import build_turns
 
 from .sessions import record_session, write_lines
+
+pytestmark = pytest.mark.unit
 
 
 def test_recorded_session_loads_into_turns(tmp_path: Path) -> None:

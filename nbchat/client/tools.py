@@ -1,0 +1,220 @@
+"""Notebook functions as tools: what a client offers the server, and how it runs each call.
+
+A :class:`ClientTool` is a typed function described by :mod:`nbchat.toolspec`
+(JSON Schema from its signature, arguments validated by the same model,
+results serialised through pydantic and bounded). :class:`ToolRunner` is the
+client's half of the protocol's client tools (docs/protocol.md): it keeps the
+tools, answers each ``tool_request`` with one ``tool_response``, and runs a
+call id at most once: a request sent again (a resumed reply) gets the result
+kept for it, and a request whose call is still running is ignored.
+
+Each call, in order: an unknown name, arguments that do not fit the signature,
+a confirmation refused or impossible, and a function that raises all become an
+``error`` result with a one-line message; the conversation goes on. An
+``async def`` runs on the client's loop and is cancelled by Stop; a plain
+function runs in a worker thread (the kernel's process, its variables), so the
+connection stays alive while it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from ..exceptions import ConfigError, ToolArgumentsError
+from ..protocol import ClientToolInfo, ToolCall, ToolRequest, ToolResponse, ToolsDeclaration
+from ..toolspec import ToolSpec, error_text, serialize_result, tool_spec
+
+__all__ = ["MAX_KEPT_RESULTS", "ClientTool", "ToolApprover"]
+
+logger = logging.getLogger("nbchat.client")
+
+ToolApprover: TypeAlias = Callable[[ToolCall], Awaitable[bool]]
+"""Asked before a ``confirm=True`` tool runs, with the call (id, name, arguments):
+True runs it, False returns a refusal to the model."""
+
+MAX_KEPT_RESULTS = 256
+"""Results kept by call id to answer a resent request without running it again."""
+
+DENIED = "denied by the user: the call did not run"
+NO_APPROVER = (
+    "this tool needs confirmation and nothing can ask for it (set client.approver, "
+    "or show the chat in a ChatWidget): the call did not run"
+)
+_Status: TypeAlias = Literal["done", "error"]
+
+ABANDONED = "the reply this call belongs to is no longer awaited: the call did not run"
+
+
+@dataclass(frozen=True)
+class ClientTool:
+    """A function of this client offered to the server's model as a tool."""
+
+    name: str
+    description: str
+    """The function's docstring (cut to ``toolspec.MAX_DESCRIPTION_CHARS``)."""
+    parameters: dict[str, Any] = field(repr=False)
+    """The JSON Schema of the arguments, made from the signature by pydantic."""
+    confirm: bool
+    """Whether each call waits for ``client.approver`` to say yes."""
+    function: Callable[..., Any] = field(repr=False)
+    spec: ToolSpec = field(repr=False, compare=False)
+    """How the arguments are validated and the function called."""
+
+    @classmethod
+    def of(
+        cls, function: Callable[..., Any], *, name: str | None = None, confirm: bool = False
+    ) -> ClientTool:
+        """Describe ``function``; :class:`~nbchat.ToolSpecError` (one line) if it cannot be."""
+        spec = tool_spec(function, name=name)
+        return cls(
+            name=spec.name,
+            description=spec.description,
+            parameters=spec.parameters(),
+            confirm=confirm,
+            function=function,
+            spec=spec,
+        )
+
+    def info(self) -> ClientToolInfo:
+        """The tool as declared to the server."""
+        return ClientToolInfo(
+            name=self.name, description=self.description, parameters=self.parameters
+        )
+
+
+class _ReadOnlyTools(Mapping[str, ClientTool]):
+    """A live, read-only view of a client's tools by name."""
+
+    def __init__(self, tools: dict[str, ClientTool]) -> None:
+        self._tools = tools
+
+    def __getitem__(self, name: str) -> ClientTool:
+        return self._tools[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __repr__(self) -> str:
+        return f"<tools {sorted(self._tools)}>"
+
+
+class ToolRunner:
+    """A client's tools and the calls of them: at most one run per call id."""
+
+    def __init__(self, send: Callable[[ToolResponse], None]) -> None:
+        self._send = send
+        """Hands a response to the session (which resends it until acked)."""
+        self._tools: dict[str, ClientTool] = {}
+        self.view: Mapping[str, ClientTool] = _ReadOnlyTools(self._tools)
+        self.approver: ToolApprover | None = None
+        self._results: OrderedDict[tuple[str | None, str], ToolResponse] = OrderedDict()
+        self._running: dict[tuple[str | None, str], tuple[asyncio.Task[None], str | None]] = {}
+        """Calls in progress by key, with the message id whose reply they belong to."""
+
+    # Registration
+
+    def add(self, tool: ClientTool) -> None:
+        """Offer ``tool`` (replacing one of the same name)."""
+        self._tools[tool.name] = tool
+
+    def remove(self, name: str) -> None:
+        """Stop offering the tool ``name``; ConfigError if there is none."""
+        if self._tools.pop(name, None) is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            raise ConfigError(f"no client tool named {name!r} (tools: {known})")
+
+    def declaration(self) -> ToolsDeclaration:
+        """Every tool, as the ``tools`` message declares them."""
+        return ToolsDeclaration(tools=[tool.info() for tool in self._tools.values()])
+
+    # Calls
+
+    def requested(self, request: ToolRequest, key: tuple[str | None, str]) -> None:
+        """Answer a request: the kept result, nothing (running), or a new run."""
+        kept = self._results.get(key)
+        if kept is not None:
+            self._send(kept)
+            return
+        if key in self._running:
+            return  # sent again while it runs: the one run answers
+        task = asyncio.get_running_loop().create_task(
+            self._run(request, key), name=f"nbchat tool {request.name}"
+        )
+        self._running[key] = (task, request.reply_to)
+
+    def cancel(self, message_ids: set[str] | None = None) -> int:
+        """Cancel the running calls of these messages' replies (all when None); how many."""
+        count = 0
+        for task, reply_to in list(self._running.values()):
+            if message_ids is None or reply_to in message_ids:
+                count += task.cancel()
+        return count
+
+    @property
+    def running(self) -> int:
+        """Calls in progress."""
+        return len(self._running)
+
+    async def _run(self, request: ToolRequest, key: tuple[str | None, str]) -> None:
+        status: _Status
+        result: Any
+        try:
+            status, result = await self._outcome(request)
+        except asyncio.CancelledError:
+            status, result = "error", "cancelled: the reply was stopped"
+            raise
+        except Exception as exc:  # a bug here must still answer the server
+            logger.exception("running client tool %s failed", request.name)
+            status, result = "error", error_text(exc)
+        finally:
+            del self._running[key]
+            response = ToolResponse(id=request.id, status=status, result=result)
+            self._results[key] = response
+            while len(self._results) > MAX_KEPT_RESULTS:
+                self._results.popitem(last=False)
+            self._send(response)
+
+    async def _outcome(self, request: ToolRequest) -> tuple[_Status, Any]:
+        """Run one call: ("done", JSON result) or ("error", one-line reason)."""
+        tool = self._tools.get(request.name)
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            return "error", f"unknown client tool {request.name!r} (this client offers: {known})"
+        if request.reply_to is None:
+            return "error", ABANDONED
+        try:
+            validated = tool.spec.validate(request.arguments)
+        except ToolArgumentsError as exc:
+            return "error", str(exc)
+        if tool.confirm:
+            refusal = await self._confirm(request)
+            if refusal is not None:
+                return "error", refusal
+        try:
+            if tool.spec.is_async:
+                value = await tool.spec.call(validated)
+            else:
+                value = await asyncio.to_thread(tool.spec.call, validated)
+        except Exception as exc:
+            logger.info("client tool %s raised %s", tool.name, error_text(exc))
+            return "error", error_text(exc)
+        return "done", serialize_result(value).value
+
+    async def _confirm(self, request: ToolRequest) -> str | None:
+        """None when the person says run; else why the call does not run."""
+        approver = self.approver
+        if approver is None:
+            return NO_APPROVER
+        try:
+            approved = await approver(request.call())
+        except Exception as exc:
+            return f"the confirmation failed ({error_text(exc)}): the call did not run"
+        return None if approved else DENIED

@@ -1,0 +1,339 @@
+"""The views of a conversation: a turn on screen, the log that holds turns, the update throttle.
+
+A :class:`TurnView` shows one exchange as widgets: the user's message, then
+runs of assistant text and tool cards, updated in place (chatlab's good idea);
+only the views that changed are sent to the frontend and a finished view is
+never sent again. Streaming text is coalesced by a :class:`Throttle`: whatever
+the token rate, a streaming view is sent at most ``fps`` times a second, and
+once more when it completes (Jupyter Server drops output messages beyond
+``iopub_msg_rate_limit``, so this is correctness, not only speed).
+
+Everything rendered goes through :mod:`nbchat.render`, which treats model
+output and tool data as untrusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import ipywidgets as widgets
+
+from .. import render
+from ..protocol import (
+    ErrorMessage,
+    ServerMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+    UserMessage,
+)
+from ..reply import Reply, ReplyBuilder
+from ..turn import Turn
+
+__all__ = ["Throttle", "TurnLog", "TurnView"]
+
+
+@dataclass(eq=False)
+class _TextRun:
+    """A run of assistant text between tool calls: one HTML child, re-rendered while it grows."""
+
+    html: widgets.HTML
+    parts: list[str] = field(default_factory=list)
+    streaming: bool = True
+    renderer: render.StreamingMarkdown = field(default_factory=render.StreamingMarkdown)
+    """Keeps the HTML of finished Markdown blocks, so each update re-parses only the tail."""
+
+    @property
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+
+class TurnView:
+    """One exchange on screen: the user's message, then the assistant's text runs and tool cards.
+
+    Fed server messages in order; renders lazily through the owner's throttle.
+    """
+
+    def __init__(
+        self,
+        user_text: str,
+        schedule: Callable[[TurnView], None],
+        message: UserMessage | None = None,
+    ) -> None:
+        self.user_text = user_text
+        self.message = message
+        """The user message this turn shows, when it came from the client."""
+        self.builder = self._new_builder()
+        self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text))])
+        self.box.add_class("nbchat-turn")
+        self._schedule = schedule
+        self._runs: list[_TextRun] = []
+        self._cards: dict[str, widgets.HTML] = {}
+        self._dirty: set[int] = set()
+        self.note = ""
+        """A line under the reply while it is interrupted (connection lost)."""
+        self.done = False
+
+    @classmethod
+    def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
+        """A finished view of a recorded turn (a transcript), fed its messages again."""
+        view = cls(turn.user, schedule)
+        for message in turn.messages:
+            view.feed(message)
+        if not view.done:
+            view.fail("incomplete: the recording ends before the reply did")
+        view.flush()
+        return view
+
+    # Feeding
+
+    def feed(self, message: ServerMessage) -> None:
+        """Take one server message of this turn's reply."""
+        self.builder.feed(message)
+        if isinstance(message, TokenMessage):
+            run = self._open_run()
+            run.parts.append(message.response)
+            self._dirty.add(id(run))
+            self._schedule(self)
+        elif isinstance(message, ToolCallMessage | ToolResultMessage):
+            self._close_run()
+            for call in message.tool_calls:
+                self._show_call(self.builder.tool_call(call.id) or call)
+        elif isinstance(message, ErrorMessage):
+            self._close_run()
+            text = f"{message.error.code}: {message.error.message}"
+            self.box.children += (widgets.HTML(render.error_banner_html(text)),)
+        if self.builder.done:
+            self.finish()
+
+    def finish(self) -> None:
+        """The reply is complete: render the last run one final time, marked if it was stopped."""
+        self.done = True
+        self.note = "stopped" if self.builder.cancelled else ""
+        if self.note and self._runs:
+            self._dirty.add(id(self._runs[-1]))
+        self._close_run()
+        if not self._runs and not self._cards and self.builder.error is None:
+            self._open_run()  # an empty reply still shows as a (blank) assistant bubble
+            self._close_run()
+        elif self.note and not self._runs[-1:]:
+            self._open_run()  # only tool cards: the stopped mark needs a line of its own
+            self._close_run()
+        self.flush()
+        text = self.builder.text
+        if text:
+            self.box.children += (widgets.HTML(render.copy_button_html(text)),)
+
+    @property
+    def markdown(self) -> str:
+        """The reply's text so far, as the Markdown the model wrote (what Copy copies)."""
+        return self.builder.text
+
+    def show_note(self, note: str) -> None:
+        """Put a line under an unfinished reply (why it stalled); an empty note clears it."""
+        if not self.done:
+            self.note = note
+            run = self._open_run()
+            self._dirty.add(id(run))
+            self.flush()
+
+    def fail(self, note: str) -> None:
+        """The reply will never be complete: say why under what arrived, and stop streaming."""
+        if not self.done:
+            self.show_note(note)
+            self.done = True
+            self._close_run()
+
+    def restart(self) -> None:
+        """The server had lost the reply and begins it again: clear what was shown."""
+        self.builder = self._new_builder()
+        self.box.children = self.box.children[:1]
+        self._runs.clear()
+        self._cards.clear()
+        self._dirty.clear()
+
+    def flush(self) -> int:
+        """Send the views that changed since the last flush; return the characters sent."""
+        sent = 0
+        for run in self._runs:
+            if id(run) in self._dirty:
+                note = self.note if run is self._runs[-1] else ""
+                run.html.value = render.assistant_message_html(
+                    run.text + (f"\n\n*{note}*" if note else ""),
+                    streaming=run.streaming,
+                    renderer=run.renderer,
+                )
+                sent += len(run.html.value)
+        self._dirty.clear()
+        return sent
+
+    @property
+    def reply(self) -> Reply:
+        """What has arrived so far, as a Reply."""
+        return self.builder.build()
+
+    @property
+    def turn(self) -> Turn:
+        """This exchange as the one turn type, for text fallbacks and exports."""
+        return Turn.from_reply(self.user_text, self.reply, complete=self.done)
+
+    # Private
+
+    def _new_builder(self) -> ReplyBuilder:
+        message = self.message
+        if message is None:
+            return ReplyBuilder()
+        return ReplyBuilder(message_id=message.id, conversation_id=message.conversation_id)
+
+    def _open_run(self) -> _TextRun:
+        if self._runs and self._runs[-1].streaming:
+            return self._runs[-1]
+        run = _TextRun(widgets.HTML())
+        self._runs.append(run)
+        self.box.children += (run.html,)
+        return run
+
+    def _close_run(self) -> None:
+        if self._runs and self._runs[-1].streaming:
+            run = self._runs[-1]
+            run.streaming = False
+            self._dirty.add(id(run))
+            self.flush()
+
+    def has_call(self, call_id: str) -> bool:
+        """Whether this turn shows the card of tool call ``call_id``."""
+        return call_id in self._cards
+
+    def confirm(self, call: ToolCall, decide: Callable[[bool], None]) -> widgets.Box:
+        """Put Run and Deny under the call's card; ``decide(True/False)`` on a click.
+
+        Returns the controls, for the caller to remove once the call is decided.
+        """
+        question = widgets.HTML(render.confirm_question_html(call))
+        run = widgets.Button(description="Run", button_style="primary", tooltip="Run this call")
+        deny = widgets.Button(description="Deny", tooltip="Refuse this call: the model is told")
+        run.on_click(lambda _: decide(True))
+        deny.on_click(lambda _: decide(False))
+        controls = widgets.HBox([question, run, deny])
+        controls.add_class("nbchat-confirm")
+        children = list(self.box.children)
+        card = self._cards.get(call.id)
+        at = children.index(card) + 1 if card in children else len(children)
+        self.box.children = (*children[:at], controls, *children[at:])
+        return controls
+
+    def remove(self, child: widgets.Widget) -> None:
+        """Take ``child`` (confirm controls) out of this turn and close it."""
+        if child in self.box.children:
+            self.box.children = tuple(c for c in self.box.children if c is not child)
+        _close_tree(child)
+
+    def _show_call(self, call: ToolCall) -> None:
+        card = self._cards.get(call.id)
+        if card is None:
+            card = self._cards[call.id] = widgets.HTML()
+            self.box.children += (card,)
+        card.value = render.tool_call_html(call)
+
+
+class TurnLog:
+    """The conversation area: appending a turn costs the same however many came before.
+
+    A box's children travel whole on every change, so one flat box of turns
+    makes each new turn re-send every earlier one (quadratic traffic over a
+    long conversation). Turns go instead into pages of at most ``page_size``;
+    a full page gets the next page as its last child. Each append changes one
+    page: at most ``page_size + 1`` ids on the wire, whatever the length.
+    """
+
+    def __init__(self, page_size: int = 16) -> None:
+        self.page_size = page_size
+        self.box = widgets.VBox()
+        self.box.add_class("nbchat-log")
+        self._page = self.box
+        self._count = 0
+        """Turns on the current page."""
+
+    def clear(self) -> None:
+        """Remove every turn and banner shown, closing their widgets."""
+        children, self.box.children = self.box.children, ()
+        for child in children:
+            _close_tree(child)
+        self._page = self.box
+        self._count = 0
+
+    def append(self, child: widgets.Widget) -> None:
+        """Add ``child`` (a turn or a banner) after everything shown."""
+        if self._count == self.page_size:
+            page = widgets.VBox([child])
+            page.add_class("nbchat-page")
+            self._page.children += (page,)
+            self._page = page
+            self._count = 1
+            return
+        self._page.children += (child,)
+        self._count += 1
+
+
+class Throttle:
+    """Coalesces view updates to at most ``fps`` per second, with a trailing flush.
+
+    A streaming message is re-sent whole on each update, so a very long one
+    would cost its size times the frame rate. The interval therefore also
+    stretches to keep the traffic under ``bandwidth`` characters a second: a
+    short reply updates 30 times a second, a 100 kB one about 10 times, and the
+    bytes sent stay proportional to the stream's duration.
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        bandwidth: float = 1_000_000.0,
+    ) -> None:
+        self.min_interval = 1.0 / fps
+        self.interval = self.min_interval
+        self.bandwidth = bandwidth
+        self._clock = clock
+        self._last = 0.0
+        self._pending: dict[int, TurnView] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, view: TurnView) -> None:
+        self._pending[id(view)] = view
+        now = self._clock()
+        if now - self._last >= self.interval:
+            self.flush()
+        elif self._timer is None:
+            with contextlib.suppress(RuntimeError):  # no loop: the next token or done flushes
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self.interval - (now - self._last), self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._last = self._clock()
+        pending, self._pending = self._pending, {}
+        sent = sum(view.flush() for view in pending.values())
+        self.interval = max(self.min_interval, sent / self.bandwidth)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    """Close a widget and every widget inside it (each holds a comm of its own)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()

@@ -1,0 +1,98 @@
+"""The static conversation a saved notebook shows: sanitized, deterministic, and history panels."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from nbchat import ChatClient, Transcript
+from nbchat.notebook.static_view import EMPTY_TEXT, static_bundle
+from nbchat.notebook.widget import ChatWidget
+from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolResultMessage
+from nbchat.server import DemoServer
+from nbchat.turn import Turn
+from tests.notebook.widget_comm import RecordingComm, recording_comms
+from tests.payloads import PAYLOADS
+
+pytestmark = pytest.mark.loopback
+
+
+class _Elements(HTMLParser):
+    """Collects every start tag and its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def active(html: str) -> list[str]:
+    """Elements and attributes of ``html`` a browser would act on (the stylesheet aside)."""
+    parser = _Elements()
+    parser.feed(html)
+    found = []
+    for tag, attrs in parser.tags:
+        if tag in {"script", "img", "iframe", "object", "embed", "form", "svg", "link", "meta"}:
+            found.append(tag)
+        for name, value in attrs:
+            lowered = (value or "").replace(" ", "").lower()
+            if name.startswith("on") or lowered.startswith(("javascript:", "data:", "vbscript:")):
+                found.append(f"{tag} {name}")
+    return found
+
+
+def turn_saying(text: str, n: int = 0) -> Turn:
+    """A complete turn whose user message, reply and tool result all carry ``text``."""
+    call = ToolCall(id=f"c{n}", name="echo", arguments={"text": text}, status="done", result=text)
+    messages = [
+        TokenMessage(response=text),
+        ToolResultMessage(tool_calls=[call]),
+        DoneMessage(),
+    ]
+    return Turn(user=text, assistant=text, tool_calls=[call], messages=list(messages))
+
+
+def test_injection_payloads_stay_inert_in_the_static_conversation() -> None:
+    """Every payload, as user text, reply and tool data, becomes no active element or URL."""
+    bundle = static_bundle(turn_saying(p, i) for i, p in enumerate(PAYLOADS))
+    html = bundle["text/html"]
+    assert html.count("<style>") == 1  # the stylesheet, inline: no network, no script
+    assert active(html) == []
+    assert PAYLOADS[0] in bundle["text/plain"]  # the text form keeps them literally
+
+
+def test_the_static_conversation_is_deterministic_and_says_when_empty() -> None:
+    """The same turns give the same bytes (replay reproduces the file); none says so."""
+    turns = [turn_saying("hello", 1)]
+    assert static_bundle(turns) == static_bundle(list(turns))
+    assert 'class="nbchat-static"' in static_bundle(turns)["text/html"]
+    empty = static_bundle([])
+    assert empty["text/plain"] == EMPTY_TEXT and EMPTY_TEXT in empty["text/html"]
+
+
+async def test_a_panel_opened_on_history_shows_it_and_goes_on_in_its_conversation(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    """ChatWidget(history=...) shows the recorded turns and continues the same conversation."""
+    path = tmp_path / "chat.jsonl"
+    async with ChatClient(url=demo.url) as client:
+        client.record(path)
+        await client.ask("What is 6*7?")
+        await client.ask("My name is Ada")
+        recorded = client.conversation_id
+    comms: list[RecordingComm]
+    with recording_comms() as comms:
+        for history in (path, Transcript.load(path)):
+            chat = ChatWidget(url=demo.url, history=history)
+            assert [t.user_text for t in chat.turns] == ["What is 6*7?", "My name is Ada"]
+            assert all(t.done for t in chat.turns)
+            assert "42" in chat.copy(0)
+            assert chat.client.conversation_id == recorded
+            reply = await chat.ask("What is my name")
+            assert reply.conversation_id == recorded and len(chat.turns) == 3
+            await chat.aclose()
+    assert comms

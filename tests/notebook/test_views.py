@@ -1,0 +1,101 @@
+"""The views of a conversation without a frontend: a recording comm stands in for the browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from nbchat.notebook.views import Throttle, TurnLog, TurnView
+from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
+from tests.notebook.widget_comm import RecordingComm, recording_comms
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def comms() -> Iterator[list[RecordingComm]]:
+    """Every widget made in the test records what it sends."""
+    with recording_comms() as log:
+        yield log
+
+
+async def test_streaming_updates_are_coalesced(comms: list[RecordingComm]) -> None:
+    """Five thousand tokens pushed at once cost a handful of updates and one final render."""
+    throttle = Throttle(30.0)
+    view = TurnView("count", throttle)
+    view.feed(TokenMessage(response="0 "))  # first update goes out at once
+    html_comm = comms[-1]
+    sent_before = len(html_comm.messages)
+    for i in range(1, 5000):
+        view.feed(TokenMessage(response=f"{i} "))
+    view.feed(DoneMessage())
+    updates = len(html_comm.messages) - sent_before
+    assert updates <= 5
+    assert html_comm.values()[-1].count(" ") >= 4999  # the final render holds every token
+    assert "4999" in html_comm.values()[-1]
+
+
+async def test_a_finished_message_is_never_sent_again(comms: list[RecordingComm]) -> None:
+    """After done, later turns send nothing for the earlier turn's views."""
+    throttle = Throttle(1000.0)
+    first = TurnView("one", throttle)
+    first.feed(TokenMessage(response="first"))
+    first.feed(DoneMessage())
+    frozen = {id(c): len(c.messages) for c in comms}
+    second = TurnView("two", throttle)
+    for i in range(50):
+        second.feed(TokenMessage(response=f"{i} "))
+    second.feed(DoneMessage())
+    assert all(len(c.messages) == frozen[id(c)] for c in comms if id(c) in frozen)
+
+
+async def test_tool_card_moves_from_running_to_done(comms: list[RecordingComm]) -> None:
+    """A tool card shows running first, then done with its result, in the same view."""
+    view = TurnView("calc", Throttle(30.0))
+    call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
+    view.feed(ToolCallMessage(tool_calls=[call]))
+    card = view._cards["t1"]
+    assert "running" in card.value
+    done = call.model_copy(update={"status": "done", "result": 42})
+    view.feed(ToolResultMessage(tool_calls=[done]))
+    assert view._cards["t1"] is card
+    assert "done" in card.value and "42" in card.value
+
+
+async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[RecordingComm]) -> None:
+    """A tool_result without arguments still shows the arguments announced with the call."""
+    view = TurnView("calc", Throttle(30.0))
+    call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
+    view.feed(ToolCallMessage(tool_calls=[call]))
+    view.feed(ToolResultMessage(tool_calls=[ToolCall(id="t1", name="calculator", status="done")]))
+    assert "expression" in view._cards["t1"].value
+
+
+async def test_a_new_turn_costs_the_same_however_many_came_before(
+    comms: list[RecordingComm],
+) -> None:
+    """Appending turn 500 sends as many bytes as appending turn 20 (no whole-list resend)."""
+    log = TurnLog(page_size=16)
+
+    def cost_of_append() -> int:
+        before = sum(c.bytes_sent for c in comms)
+        log.append(TurnView("hi", Throttle(30.0)).box)
+        return sum(c.bytes_sent for c in comms) - before
+
+    costs = [cost_of_append() for _ in range(500)]
+    early, late = max(costs[16:40]), max(costs[476:500])
+    assert late <= early * 1.05, (early, late)
+
+
+async def test_a_stopped_reply_is_marked_stopped(comms: list[RecordingComm]) -> None:
+    """A reply that ends cancelled says so under what arrived; a complete one does not."""
+    stopped = TurnView("count", Throttle(30.0))
+    stopped.feed(TokenMessage(response="1 2 3"))
+    stopped.feed(DoneMessage(cancelled=True))
+    complete = TurnView("count", Throttle(30.0))
+    complete.feed(TokenMessage(response="1 2 3"))
+    complete.feed(DoneMessage())
+    last = [comm.values() for comm in comms if comm.values()]
+    texts = [values[-1] for values in last if isinstance(values[-1], str)]
+    assert sum("stopped" in text for text in texts) == 1
