@@ -32,23 +32,27 @@ def streamed(text: str) -> str:
     return assistant_message_html(text, streaming=True, renderer=stream)
 
 
-ENTRY_POINTS: dict[str, Callable[[str], str]] = {
+ESCAPE_CORPUS: list[str] = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "' onmouseover='alert(1)' x='",
+    "</code></pre></div><script>alert(1)</script>",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+    '<a href="javascript:alert(1)">x</a>',
+    "<svg onload=alert(1)>",
+    "<!-- <script>alert(1)</script> -->",
+]
+"""What can break out of ``html.escape``'d text or an attribute: quotes, tags, entities, comments.
+
+The escape-only entry points below are one ``html.escape`` each, so the whole
+corpus would test that function 76 times over; the Markdown ones get it all.
+"""
+
+MARKDOWN_ENTRY_POINTS: dict[str, Callable[[str], str]] = {
     "markdown_to_html": markdown_to_html,
     "assistant final": assistant_message_html,
     "assistant streaming": lambda p: assistant_message_html(p, streaming=True),
     "assistant streamed": streamed,
-    "user message": user_message_html,
-    "error banner": error_banner_html,
-    "status state": lambda p: status_header_html(p, p),
-    "status detail": lambda p: status_header_html("connected", p),
-    "tool name": lambda p: tool_call_html(tool_call(name=p)),
-    "tool arguments": lambda p: tool_call_html(tool_call(arguments={p: p, "n": [p]})),
-    "tool raw arguments": lambda p: tool_call_html(tool_call(arguments=p)),
-    "tool text result": lambda p: tool_call_html(tool_call(status="done", result=p)),
-    "tool JSON result": lambda p: tool_call_html(tool_call(status="error", result={"e": p})),
-    "tool status": lambda p: tool_call_html(
-        ToolCall.model_construct(id=p, name=p, arguments={}, status=p, result=p)
-    ),
     "conversation markdown, our renderer": lambda p: markdown_to_html(
         conversation_markdown(
             [Turn(user=p, assistant=p, tool_calls=[tool_call(name=p, result=p)], error=error(p))]
@@ -73,6 +77,22 @@ ENTRY_POINTS: dict[str, Callable[[str], str]] = {
         ],
         title=p,
         styles=False,
+    ),
+}
+"""Entry points that parse Markdown: each gets the whole injection corpus."""
+
+ESCAPE_ENTRY_POINTS: dict[str, Callable[[str], str]] = {
+    "user message": user_message_html,
+    "error banner": error_banner_html,
+    "status state": lambda p: status_header_html(p, p),
+    "status detail": lambda p: status_header_html("connected", p),
+    "tool name": lambda p: tool_call_html(tool_call(name=p)),
+    "tool arguments": lambda p: tool_call_html(tool_call(arguments={p: p, "n": [p]})),
+    "tool raw arguments": lambda p: tool_call_html(tool_call(arguments=p)),
+    "tool text result": lambda p: tool_call_html(tool_call(status="done", result=p)),
+    "tool JSON result": lambda p: tool_call_html(tool_call(status="error", result={"e": p})),
+    "tool status": lambda p: tool_call_html(
+        ToolCall.model_construct(id=p, name=p, arguments={}, status=p, result=p)
     ),
 }
 
@@ -112,10 +132,18 @@ def test_audit_accepts_plain_safe_markup() -> None:
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
-def test_payload_stays_inert(entry: str, payload: str) -> None:
+@pytest.mark.parametrize("entry", list(MARKDOWN_ENTRY_POINTS))
+def test_payload_stays_inert_through_markdown(entry: str, payload: str) -> None:
     """No payload turns into an element, attribute, class or URL that could run code."""
-    markup = ENTRY_POINTS[entry](payload)
+    markup = MARKDOWN_ENTRY_POINTS[entry](payload)
+    assert problems(markup) == [], markup
+
+
+@pytest.mark.parametrize("payload", ESCAPE_CORPUS)
+@pytest.mark.parametrize("entry", list(ESCAPE_ENTRY_POINTS))
+def test_payload_stays_inert_through_escaping(entry: str, payload: str) -> None:
+    """No breakout string escapes the text or attribute it is escaped into."""
+    markup = ESCAPE_ENTRY_POINTS[entry](payload)
     assert problems(markup) == [], markup
 
 
