@@ -72,6 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("nbchat_replay", None)
     if path is None:
         return
+    _require_nbval_for_notebooks(config)
     from ..exceptions import TranscriptError
     from ..server import ReplayServer
 
@@ -99,6 +100,22 @@ def pytest_configure(config: pytest.Config) -> None:
         server.close_sync()
 
     config.add_cleanup(stop)
+
+
+def _require_nbval_for_notebooks(config: pytest.Config) -> None:
+    """A notebook named without ``--nbval`` would be "not found" by pytest: say what is missing.
+
+    Replaying for notebooks is the option's main use, and pytest alone collects
+    no ``.ipynb``: its own message names the file, not the cause.
+    """
+    if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
+        return
+    notebooks = [arg for arg in config.args if arg.split("::")[0].endswith(".ipynb")]
+    if notebooks:
+        raise pytest.UsageError(
+            f"--nbchat-replay: {notebooks[0]} is a notebook, which pytest runs only with "
+            "nbval: add --nbval (or --nbval-lax)"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -134,3 +134,14 @@ def test_option_with_a_missing_file_is_a_usage_error(pytester: pytest.Pytester) 
     result = pytester.runpytest_inprocess("--nbchat-replay", "missing.jsonl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--nbchat-replay: transcript missing.jsonl does not exist*"])
+
+
+def test_option_on_a_notebook_without_nbval_says_to_add_it(pytester: pytest.Pytester) -> None:
+    """``--nbchat-replay FILE x.ipynb`` without ``--nbval`` names the missing option in one line."""
+    transcript = str(write_transcript(pytester.path / "chat.jsonl"))
+    pytester.makefile(".ipynb", chat="{}")
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--nbchat-replay", transcript, "chat.ipynb"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*chat.ipynb is a notebook*add --nbval (or --nbval-lax)"])
