@@ -15,7 +15,11 @@ What counts as secret, in every URL form:
   the query (``&`` or ``;`` separated), the fragment (``#access_token=...``,
   ``#/callback?code=...``) and path parameters (``/ws;jsessionid=...``);
 - a URL nested in a parameter's value (``?next=https://h/?token=...``);
-- in free text, ``Bearer <token>`` (16 characters or more).
+- in free text, ``Bearer <token>`` (16 characters or more), and API keys by
+  their shape wherever they stand: OpenAI's ``sk-...`` and ``sk-proj-...``,
+  GitHub's ``ghp_...`` (and ``gho_``, ``ghu_``, ``ghs_``, ``ghr_``,
+  ``github_pat_``), Slack's ``xox?-...``, AWS access key ids ``AKIA...`` and
+  JSON Web Tokens (``eyJ...``, three dot-separated parts).
 
 Over-redacting a harmless parameter costs nothing; leaking a token costs a lot,
 so a name merely *containing* a telling word counts. Every function here runs in
@@ -28,7 +32,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_sensitive_name", "redact_text", "redact_url"]
+__all__ = ["REDACTED", "is_sensitive_name", "looks_like_key", "redact_text", "redact_url"]
 
 REDACTED = "***"
 """What a secret is replaced with."""
@@ -83,6 +87,17 @@ Sixteen characters at least: real tokens are longer, and "a bearer token" in pro
 
 _NAME_NOISE = re.compile(r"[^a-z0-9]+")
 
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_.\-]{20,}")
+"""A run of the characters keys are made of: found once each, left to right (linear).
+
+Shapes are then checked on each run in Python rather than with one regular
+expression per shape, which backtracks quadratically over text like ``-eyJ-eyJ...``."""
+
+_KEY_PREFIXES = ("sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AKIA")
+_SLACK_PREFIXES = ("xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-", "xoxe-")
+_KEY_HINTS = ("sk-", "gh", "github_pat_", "xox", "AKIA", "eyJ")
+"""Substrings one of which every key shape holds: text without any is left alone at once."""
+
 
 def is_sensitive_name(name: str) -> bool:
     """True when a parameter called ``name`` probably carries a credential.
@@ -121,10 +136,29 @@ def redact_text(text: str) -> str:
         text = _redact_urls_in(text, 0)
     if "earer" in text or "EARER" in text:
         text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    if any(hint in text for hint in _KEY_HINTS):
+        text = _TOKEN_RUN.sub(_redact_key, text)
     return text
 
 
+def looks_like_key(token: str) -> bool:
+    """True when ``token`` has the shape of an API key or a JSON Web Token."""
+    if token.startswith(_KEY_PREFIXES) or token.startswith(_SLACK_PREFIXES):
+        return len(token) >= 20
+    if token.startswith("eyJ"):
+        parts = token.split(".")
+        return len(parts) == 3 and all(len(part) >= 8 for part in parts)
+    return False
+
+
 # Private functions
+
+
+def _redact_key(match: re.Match[str]) -> str:
+    """One run of key characters: ``***`` if it is a key (trailing dots end a sentence: kept)."""
+    run = match.group(0)
+    token = run.rstrip(".")
+    return REDACTED + run[len(token) :] if looks_like_key(token) else run
 
 
 def _redact_urls_in(text: str, depth: int) -> str:

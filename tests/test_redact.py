@@ -147,6 +147,8 @@ ADVERSARIAL = [
     "ws://h/?next=" + "https://" * 120_000,
     "ws://h/#" + "/?" * 500_000,
     "bearer " * 140_000,
+    "-eyJ" * 250_000,
+    "sk-" + "a" * 1_000_000,
     "ws://" + "@" * 1_000_000,
 ]
 
@@ -171,3 +173,30 @@ def test_redaction_is_linear(text: str) -> None:
     # Linear gives 2; quadratic 4. Tiny timings are noise-dominated: an absolute floor too.
     assert large < 3.0 * small or large < 0.05 * TIME_SCALE, (small, large)
     assert large < 3.0 * TIME_SCALE
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-" + "a1B2" * 12,
+        "sk-proj-" + "Zx9_" * 10,
+        "ghp_" + "A1b2" * 9,
+        "github_pat_" + "11AB" * 10,
+        "xoxb-1234567890-0987654321-" + "abc" * 6,
+        "AKIAIOSFODNN7EXAMPLE",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ],
+)
+def test_api_keys_are_redacted_by_their_shape(key: str) -> None:
+    """A key of a common shape is redacted wherever it stands in free text, the sentence kept."""
+    assert redact_text(f"the key: {key}. Use it.") == "the key: ***. Use it."
+    assert redact_text(f'{{"api_key": "{key}"}}') == '{"api_key": "***"}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sk-short", "skeleton-key-of-the-castle-doors", "eyJ-is-not-a-token-without-dots", "AKIA"],
+)
+def test_text_that_only_resembles_a_key_is_kept(text: str) -> None:
+    """Short or differently shaped words with a key's prefix are not keys."""
+    assert redact_text(text) == text
