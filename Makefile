@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test model lint typecheck unit wheel bench clean
+.PHONY: demo test check model lint typecheck suite wheel bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,12 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 demo: $(DEMO_STAMP)
 	$(BIN)/nbchat demo
 
-test: $(TEST_STAMP) model lint typecheck wheel unit
+test: $(TEST_STAMP) model lint typecheck wheel suite
+
+# The fast tier, while working: lint, types and the unit and loopback tests (no kernels, no
+# browser, no model, no coverage), in about two minutes.
+check: $(TEST_STAMP) lint typecheck
+	$(BIN)/pytest -q -m 'unit or loopback'
 
 # The real-model test's SmolLM2 behind llama-cpp-python's server, in .venv/model (a first
 # build takes minutes; later runs find it installed or in pip's cache).
@@ -50,10 +55,10 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-# pytest under coverage: kernels and subprocesses are measured too (pyproject.toml's
+# Every tier (unit, loopback, kernel, browser, model, soak) under coverage: kernels and subprocesses are measured too (pyproject.toml's
 # [tool.coverage.run]); the report is printed even when a test fails, and held at
 # fail_under. The exit status is pytest's if it failed, else the report's.
-unit: $(TEST_STAMP)
+suite: $(TEST_STAMP)
 	$(BIN)/coverage erase
 	tests=0; report=0; $(BIN)/coverage run -m pytest || tests=$$?; \
 	$(BIN)/coverage combine --quiet; $(BIN)/coverage report || report=$$?; \
@@ -66,6 +71,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/client_throughput.py
 	$(BIN)/python benchmarks/widget_render.py
 	$(BIN)/python benchmarks/transcript_load.py
+	$(BIN)/python benchmarks/kernel_survival.py
 
 clean:
 	rm -rf $(VENV) dist build test-results
