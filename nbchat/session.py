@@ -18,6 +18,9 @@ listeners and waiters. Everything the protocol promises about delivery
   The answer is handed over in the message itself: every server message leaves
   the session with ``reply_to`` set to the id it answers, or None. No other
   layer routes again;
+- what a server message is to the reply it answers: an ack (:class:`Acked`),
+  or a part of the reply (:class:`ReplyPart`, handed over with the reply as
+  assembled so far, so that no listener assembles it again);
 - a resent message acked ``duplicate`` resumes: the server replays the reply
   from its start and the session drops what it had already delivered; acked
   without ``duplicate`` after a resend, the server lost it: the reply restarts.
@@ -44,10 +47,12 @@ from .reply import Reply, ReplyBuilder
 
 __all__ = [
     "NOTICES",
+    "Acked",
     "Completed",
     "Failed",
     "Outcome",
     "Pending",
+    "ReplyPart",
     "Restarted",
     "Session",
     "ToolRequested",
@@ -84,6 +89,31 @@ class Pending:
     def conversation_id(self) -> str | None:
         """The conversation the message was sent in."""
         return self.message.conversation_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPart:
+    """``message`` is part of the reply to the pending message ``message.reply_to``.
+
+    ``reply`` is that reply as the session assembled it so far, ``message``
+    included: the session's own builder, live, for reading only (its
+    ``done``, ``text``, ``tool_call(id)``, ``build()``). Views read it rather
+    than assembling the reply again from messages.
+    """
+
+    message: ServerMessage
+    reply: ReplyBuilder
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """The server acknowledged a user message (``message.reply_to``: which, or None).
+
+    An ack is never part of a reply: listeners that follow replies never see
+    it, and none of them has to look at a message's type to know.
+    """
+
+    message: AckMessage
 
 
 @dataclass(frozen=True)
@@ -123,13 +153,16 @@ class ToolRequested:
     key: tuple[str | None, str]
 
 
-Outcome = ServerMessage | Restarted | Completed | Failed | ToolRequested
-"""What the shell carries out, in the order given: a server message is handed to
-listeners as it is (its ``reply_to`` says what it answers); the others are notices.
-A message stands for itself rather than in a wrapper: one is handed on per frame."""
+Outcome = ServerMessage | ReplyPart | Acked | Restarted | Completed | Failed | ToolRequested
+"""What the shell carries out, in the order given. A server message that answers
+no pending message is handed on as it is (``reply_to`` None); one that answers a
+pending message comes as a :class:`ReplyPart` (with the reply so far) or an
+:class:`Acked`; the others are notices. The part is one small slotted object per
+frame, freed at once: the price of handing the reply over instead of having
+every listener rebuild it."""
 
-NOTICES = (Restarted, Completed, Failed, ToolRequested)
-"""The outcome types that are not server messages."""
+NOTICES = (ReplyPart, Acked, Restarted, Completed, Failed, ToolRequested)
+"""The outcome types that are not bare server messages."""
 
 
 @dataclass
@@ -302,8 +335,9 @@ class Session:
             pending = self.pending.get(key)
             if pending is not None and not pending.skip:
                 pending.seen += 1
-                pending.builder.feed(message)  # a token never completes a reply
-                return [message]
+                builder = pending.builder
+                builder.feed(message)  # a token never completes a reply
+                return [ReplyPart(message, builder)]
         if isinstance(message, ToolAck):
             self._results.pop(message.id, None)
             return []
@@ -313,28 +347,32 @@ class Session:
         answer = pending.id if pending is not None else None
         if message.reply_to != answer:
             message = message.model_copy(update={"reply_to": answer})
-        if pending is None:
-            return [message]
         if isinstance(message, AckMessage):
+            if pending is None:
+                return [Acked(message)]
             restarted = pending.skip and not message.duplicate
             pending.acked = True
             if restarted:
                 pending.skip = pending.seen = 0
                 pending.builder = _builder(pending.message)
-                return [Restarted(pending.id), message]
+                return [Restarted(pending.id), Acked(message)]
+            return [Acked(message)]
+        if pending is None:
             return [message]
         if pending.skip:
             pending.skip -= 1
             return []  # delivered before the reconnect: the resumed reply repeats it
         pending.seen += 1
-        if not pending.builder.feed(message):
-            return [message]
+        builder = pending.builder
+        part = ReplyPart(message, builder)
+        if not builder.feed(message):
+            return [part]
         self._unqueue(pending)
         if pending.abandoned:
             self._abandoned.pop(pending.id, None)
-            return [message]
+            return [part]
         del self.pending[pending.id]
-        return [message, Completed(pending.id, pending.builder.build())]
+        return [part, Completed(pending.id, builder.build())]
 
     # Outputs
 

@@ -8,7 +8,16 @@ import pytest
 
 from nbchat.exceptions import ClientClosed, QueueFull, ReplyTimeout
 from nbchat.protocol import ServerMessage, UserMessage, parse_server_message
-from nbchat.session import NOTICES, Completed, Failed, Outcome, Restarted, Session
+from nbchat.session import (
+    NOTICES,
+    Acked,
+    Completed,
+    Failed,
+    Outcome,
+    ReplyPart,
+    Restarted,
+    Session,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,9 +61,20 @@ def completed(outcomes: list[Outcome]) -> dict[str, str]:
     return {o.message_id: o.reply.text for o in outcomes if isinstance(o, Completed)}
 
 
+def messages(outcomes: list[Outcome]) -> list[ServerMessage]:
+    """The server messages handed on: bare, as a part of a reply, or acked."""
+    handed: list[ServerMessage] = []
+    for o in outcomes:
+        if isinstance(o, ReplyPart | Acked):
+            handed.append(o.message)
+        elif not isinstance(o, NOTICES):
+            handed.append(o)
+    return handed
+
+
 def answers(outcomes: list[Outcome]) -> list[str | None]:
     """The message each received server message was resolved to."""
-    return [o.reply_to for o in outcomes if not isinstance(o, NOTICES)]
+    return [message.reply_to for message in messages(outcomes)]
 
 
 def test_nothing_is_written_before_a_connection_opens() -> None:
@@ -163,7 +183,7 @@ def test_resend_after_reconnect_uses_the_same_id_and_resumes() -> None:
     for text in ["one ", "two"]:
         after += session.receive(server(type="token", response=text, reply_to="m1"))
     after += session.receive(server(type="done", reply_to="m1"))
-    tokens = [o for o in after if not isinstance(o, NOTICES) and o.type == "token"]
+    tokens = [m for m in messages(after) if m.type == "token"]
     assert [t.response for t in tokens] == ["two"]  # type: ignore[attr-defined]
     assert completed(after) == {"m1": "one two"}
     assert not any(isinstance(o, Restarted) for o in after)
@@ -333,3 +353,34 @@ def test_a_tool_request_for_an_abandoned_reply_answers_no_message() -> None:
     frame = '{"type":"tool_request","id":"t1","name":"f","reply_to":"m1","conversation_id":"c"}'
     (outcome,) = session.receive(parse_server_frame(frame))
     assert isinstance(outcome, ToolRequested) and outcome.request.reply_to is None
+
+
+def test_an_ack_is_its_own_outcome_and_never_part_of_a_reply() -> None:
+    """Acks come as Acked, routed or not; every other message of a reply as a ReplyPart."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    out = reply(session, "m1", "c", "a", "b")
+    assert [type(o) for o in out] == [Acked, ReplyPart, ReplyPart, ReplyPart, Completed]
+    stray = session.receive(server(type="ack", id="zz", reply_to="zz"))
+    assert [type(o) for o in stray] == [Acked] and messages(stray)[0].reply_to is None
+
+
+def test_a_reply_part_hands_over_the_reply_so_far() -> None:
+    """Each part carries the session's reply, with its own message already in it."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    call = {"id": "t1", "name": "calc", "arguments": {"x": 1}}
+    first = session.receive(server(type="token", response="6*7 ", reply_to="m1"))
+    second = session.receive(server(type="tool_call", tool_calls=[call], reply_to="m1"))
+    result = {"id": "t1", "name": "calc", "status": "done", "result": 42}
+    third = session.receive(server(type="tool_result", tool_calls=[result], reply_to="m1"))
+    parts = [o for o in first + second + third if isinstance(o, ReplyPart)]
+    assert parts[0].reply.text == "6*7 " and not parts[0].reply.done
+    merged = parts[2].reply.tool_call("t1")
+    assert merged is not None and merged.arguments == {"x": 1} and merged.result == 42
+    done = session.receive(server(type="done", cancelled=True, reply_to="m1"))
+    assert isinstance(done[0], ReplyPart) and done[0].reply.done and done[0].reply.cancelled

@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 
 from ..exceptions import ConfigError
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "running_loop"]
 
 T = TypeVar("T")
 
@@ -86,6 +86,18 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         ) from exc
     with _ready_count_kept(loop):
         return _run(loop, coro)
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, or None: what decides whether a call may block here.
+
+    The one place this question is asked (the client refuses background work
+    without a loop; the widget hands frontend actions to its home loop).
+    """
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 # Private functions

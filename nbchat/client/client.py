@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any, TypeAlias
 
 from ..config import ClientConfig
 from ..exceptions import (
@@ -37,53 +36,31 @@ from ..exceptions import (
 )
 from ..policy import Disconnect
 from ..protocol import (
-    ErrorMessage,
-    ServerMessage,
-    ToolResponse,
     UserMessage,
     as_user_message,
-    dump,
     new_id,
 )
 from ..redact import redact_url
 from ..reply import Reply
-from ..session import (
-    NOTICES,
-    Completed,
-    Failed,
-    Outcome,
-    Pending,
-    Restarted,
-    Session,
-    ToolRequested,
-)
-from ..transcript import Recorder
-from .blocking import run_sync
+from ..session import Outcome, Pending, Session
+from .blocking import run_sync, running_loop
 from .connection import Connection, ConnectionState
-from .events import ClientEvent, Emitter
-from .tools import ClientTool, ToolApprover, ToolRunner
+from .dispatch import Dispatcher
+from .events import ClientEvent, Emitter, Listening
+from .offering import ToolOffering
+from .recording import Recording
+from .tools import ToolRunner
 from .waiters import ReplyRestarted, StreamItem, Waiters
 
-__all__ = [
-    "ChatClient",
-    "ClientEvent",
-    "ConnectionState",
-    "ReplyRestarted",
-    "destroy_client",
-    "get_client",
-]
+__all__ = ["ChatClient", "ClientEvent", "ConnectionState", "ReplyRestarted"]
 
 logger = logging.getLogger("nbchat.client")
 
 
 SendArg: TypeAlias = UserMessage | Mapping[str, Any] | str
 
-_NOTICE_TYPES = frozenset(NOTICES)
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class ChatClient:
+class ChatClient(Listening, ToolOffering, Recording):
     """An asyncio chat client with reconnection, a bounded queue and request/reply.
 
     All methods must be called from the event loop the client runs on (in a
@@ -113,12 +90,13 @@ class ChatClient:
         self._waiters = Waiters()
         self._identity = secrets.token_hex(16)
         """Sent in the handshake: the server scopes ids, resume and cancel to it. Never logged."""
-        self._recorder: Recorder | None = None
-        self._record_path: str | os.PathLike[str] | None = None
+        self._recorder = None
+        self._record_path = None
         self._tools = ToolRunner(self._send_tool_response)
+        self._dispatcher = Dispatcher(self._waiters, self._emit, self._tools)
         for function in tools:
             self.tool(function)
-        self._register_config_callbacks()
+        self._listen_to_config(self.config)
         if self.config.record is not None:
             self.record(self.config.record)
 
@@ -173,64 +151,6 @@ class ChatClient:
         """Messages whose reply is not complete yet (bounded by ``max_queue``)."""
         return len(self._session.pending)
 
-    @property
-    def tools(self) -> Mapping[str, ClientTool]:
-        """The functions offered to the server as tools, by name (read-only, live)."""
-        return self._tools.view
-
-    @property
-    def approver(self) -> ToolApprover | None:
-        """Asked before each call of a ``confirm=True`` tool: ``await approver(call)``.
-
-        ``call`` is the :class:`~nbchat.ToolCall` (id, name, arguments); True runs
-        it, False returns "denied by the user" to the model. While None, such
-        calls are refused, saying that confirmation is needed and nothing can
-        ask. :class:`~nbchat.ChatWidget` sets it to show Run / Deny on the card.
-        """
-        return self._tools.approver
-
-    @approver.setter
-    def approver(self, approver: ToolApprover | None) -> None:
-        self._tools.approver = approver
-
-    # Public methods: tools
-
-    @overload
-    def tool(self, fn: _F, *, name: str | None = None, confirm: bool = False) -> _F: ...
-
-    @overload
-    def tool(
-        self, fn: None = None, *, name: str | None = None, confirm: bool = False
-    ) -> Callable[[_F], _F]: ...
-
-    def tool(
-        self, fn: _F | None = None, *, name: str | None = None, confirm: bool = False
-    ) -> _F | Callable[[_F], _F]:
-        """Offer a typed function (sync or async) to the server's model; return it unchanged.
-
-        Usable as ``client.tool(fn)``, ``@client.tool`` and
-        ``@client.tool(confirm=True)``. The JSON Schema comes from the signature
-        and the docstring (:mod:`nbchat.toolspec`); a function without type hints
-        raises :class:`~nbchat.ToolSpecError` with a one-line reason. A tool of
-        the same name is replaced. The server learns of the change at once (if
-        connected) and on every reconnect. Calls run in this process: an
-        ``async def`` on the client's loop (Stop cancels it), a plain function
-        in a worker thread. See :mod:`nbchat.client_tools` for what each call
-        does with bad arguments, exceptions and large results.
-        """
-
-        def register(function: _F) -> _F:
-            self._tools.add(ClientTool.of(function, name=name, confirm=confirm))
-            self._declare_tools()
-            return function
-
-        return register if fn is None else register(fn)
-
-    def remove_tool(self, name: str) -> None:
-        """Stop offering the tool ``name``; :class:`ConfigError` (one line) if there is none."""
-        self._tools.remove(name)
-        self._declare_tools()
-
     # Public methods: lifecycle
 
     async def connect(self) -> None:
@@ -266,9 +186,9 @@ class ChatClient:
         self.closed_by_user = True
         self._tools.cancel()
         connection = self._connection
-        if connection is not None and connection.loop is _running_loop():
+        if connection is not None and connection.loop is running_loop():
             await connection.close()
-        self.outcomes(
+        self._outcomes(
             self._session.fail_all(ClientClosed("client disconnected before the reply arrived"))
         )
         self._close_recorder()
@@ -288,42 +208,6 @@ class ChatClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
 
-    # Public methods: events
-
-    def on(self, event: ClientEvent, callback: Callable[..., Any]) -> Callable[[], None]:
-        """Call ``callback`` on ``event``; return a function that unsubscribes it.
-
-        Events and their arguments: ``open()``, ``close(code, reason)``,
-        ``error(exc)``, ``state(state)``, ``send(message)`` when a message or
-        cancel is accepted, ``message(message)`` for every server message
-        (its ``reply_to`` is the id of the message it answers, as the client
-        decided, or None), ``restart(message_id)`` when the server had lost a
-        reply and begins it again, and ``failed(message_id, exc)`` when a reply
-        will never be complete. A coroutine function is scheduled as a task. A
-        callback that raises is logged and does not disturb the client.
-        """
-        return self._events.on(event, callback)
-
-    # Public methods: recording
-
-    def record(self, path: str | os.PathLike[str]) -> Recorder:
-        """Append every event of this session to the transcript at ``path`` (JSON Lines).
-
-        Client and server messages, state changes and errors are written and
-        flushed one line each as they happen; headers (tokens) never are, and
-        URLs are redacted. Recording stops at :meth:`stop_recording` or
-        :meth:`disconnect`, and after a write fails (the client goes on and
-        reports it as an ``error`` event).
-        """
-        self.stop_recording()
-        self._record_path = path
-        return self._open_recorder(path)
-
-    def stop_recording(self) -> None:
-        """Close the transcript file, if one is being written."""
-        self._record_path = None
-        self._close_recorder()
-
     # Public methods: messages
 
     def send(self, message: SendArg) -> str:
@@ -336,7 +220,7 @@ class ChatClient:
         and :class:`ConfigError` where no event loop runs (a script), since
         nothing could deliver the message in the background: use ``ask_sync``.
         """
-        if _running_loop() is None:
+        if running_loop() is None:
             raise ConfigError(
                 "send() delivers in the background and no event loop is running: "
                 "in a script, use ask_sync(), or call send() inside asyncio.run()"
@@ -449,44 +333,14 @@ class ChatClient:
 
     def _abandon(self, message_id: str, error: NbchatError) -> None:
         self._tools.cancel({message_id})
-        self.outcomes(self._session.abandon(message_id, error))
+        self._outcomes(self._session.abandon(message_id, error))
         self._wake()
 
     # Carrying out what the session decided
 
-    def outcomes(self, outcomes: list[Outcome]) -> None:
+    def _outcomes(self, outcomes: list[Outcome]) -> None:
         """Carry out what the session decided (also for the connection, once per frame)."""
-        waiters, emit = self._waiters, self._emit
-        for outcome in outcomes:
-            if type(outcome) not in _NOTICE_TYPES:  # the hot path: a server message, each frame
-                # Narrowed by the check above (a set lookup: isinstance on a tuple costs more).
-                message: ServerMessage = outcome  # type: ignore[assignment]
-                if waiters.streams:
-                    waiters.received(message)
-                if message.reply_to is None and isinstance(message, ErrorMessage):
-                    emit("error", ServerError(message.error.code, message.error.message))
-                emit("message", message)
-            elif isinstance(outcome, Completed):
-                waiters.completed(outcome.message_id, outcome.reply)
-            elif isinstance(outcome, Restarted):
-                logger.info("reply to %s restarts: the server had lost it", outcome.message_id)
-                waiters.restarted(outcome.message_id)
-                emit("restart", outcome.message_id)
-            elif isinstance(outcome, Failed):
-                waiters.failed(outcome.message_id, outcome.error)
-                emit("failed", outcome.message_id, outcome.error)
-            elif isinstance(outcome, ToolRequested):
-                self._tools.requested(outcome.request, outcome.key)
-
-    # Private methods: tools
-
-    def _declare_tools(self) -> None:
-        self._session.declare_tools(dump(self._tools.declaration()))
-        self._wake()
-
-    def _send_tool_response(self, response: ToolResponse) -> None:
-        self._session.tool_result(response.id, dump(response))
-        self._wake()
+        self._dispatcher.carry_out(outcomes)
 
     # Private methods: the connection
 
@@ -504,7 +358,13 @@ class ChatClient:
         self.failure = None
         reached = self._connection is not None and self._connection.reached
         self._connection = Connection(
-            self.config, self._session, self._identity, self, self._emit, reached
+            self.config,
+            self._session,
+            self._identity,
+            self._outcomes,
+            self._stopped,
+            self._emit,
+            reached,
         )
         return self._connection
 
@@ -527,70 +387,11 @@ class ChatClient:
         if self._connection is not None:
             self._connection.wake()
 
-    # ConnectionListener: what the connection hands this client
+    # What the connection hands this client besides the outcomes
 
-    def stopped(self, failure: NbchatError) -> None:
+    def _stopped(self, failure: NbchatError) -> None:
         """The connection gave up: fail what is pending (for the connection)."""
         self.failure = failure
         self._tools.cancel()
         self._emit("error", failure)
-        self.outcomes(self._session.fail_all(failure))
-
-    # Private methods: events and recording
-
-    def _open_recorder(self, path: str | os.PathLike[str]) -> Recorder:
-        recorder = Recorder(path, url=self.url)
-        recorder.attach(self, on_failure=self._recording_failed)
-        self._recorder = recorder
-        return recorder
-
-    def _recording_failed(self, exc: NbchatError) -> None:
-        # The recorder has detached itself: the conversation goes on without it.
-        self._recorder = None
-        self._record_path = None
-        self._emit("error", exc)
-
-    def _close_recorder(self) -> None:
-        recorder, self._recorder = self._recorder, None
-        if recorder is not None:
-            recorder.detach()
-            recorder.close()
-
-    def _register_config_callbacks(self) -> None:
-        config = self.config
-        if config.on_open is not None:
-            self.on("open", config.on_open)
-        if config.on_close is not None:
-            self.on("close", config.on_close)
-        if config.on_error is not None:
-            self.on("error", config.on_error)
-        if config.on_message is not None:
-            self.on("message", config.on_message)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-# The app-wide instance (the seed's singleton pattern).
-
-_instance: ChatClient | None = None
-
-
-def get_client(config: ClientConfig | None = None, **overrides: Any) -> ChatClient:
-    """The app-wide client, created on first call from ``config``; later configs are ignored."""
-    global _instance
-    if _instance is None:
-        _instance = ChatClient(config, **overrides)
-    return _instance
-
-
-async def destroy_client() -> None:
-    """Disconnect and forget the app-wide client."""
-    global _instance
-    instance, _instance = _instance, None
-    if instance is not None:
-        await instance.disconnect()
+        self._outcomes(self._session.fail_all(failure))

@@ -3,8 +3,9 @@
 One :class:`Connection` per :class:`~nbchat.client.ChatClient`. Its task owns
 the WebSocket: it opens it (retrying per :mod:`nbchat.policy`), writes what the
 :class:`~nbchat.session.Session` has queued, parses each frame and hands it to
-the session, and tells its owner everything that happens through a
-:class:`ConnectionListener`. It decides nothing about delivery.
+the session, and hands its owner what the session decided (``carry_out``) and,
+once, why it gave up (``stopped``): two callables, so the owner keeps them
+private. It decides nothing about delivery.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextvars
 import enum
 import logging
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ..config import ClientConfig
 from ..exceptions import (
+    ConfigError,
     ConnectionFailed,
     HandshakeRejected,
     NbchatError,
@@ -34,7 +35,7 @@ from ..protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER, 
 from ..redact import redact_url
 from ..session import Outcome, Session
 
-__all__ = ["HARD_LIMIT_FACTOR", "Connection", "ConnectionListener", "ConnectionState"]
+__all__ = ["HARD_LIMIT_FACTOR", "Connection", "ConnectionState"]
 
 logger = logging.getLogger("nbchat.client")
 
@@ -59,16 +60,6 @@ class ConnectionState(str, enum.Enum):
         return self.value
 
 
-class ConnectionListener(Protocol):
-    """What a connection hands its owner: the session's outcomes, and its final failure."""
-
-    def outcomes(self, outcomes: list[Outcome]) -> None:
-        """Carry out what the session decided about a server message."""
-
-    def stopped(self, failure: NbchatError) -> None:
-        """The connection gave up for good, for ``failure``: fail what is pending."""
-
-
 class Connection:
     """Keeps one client connected to its server until told to stop, or until the policy gives up."""
 
@@ -77,7 +68,8 @@ class Connection:
         config: ClientConfig,
         session: Session,
         identity: str,
-        listener: ConnectionListener,
+        carry_out: Callable[[list[Outcome]], None],
+        stopped: Callable[[NbchatError], None],
         emit: Callable[..., None],
         reached: bool = False,
     ) -> None:
@@ -85,7 +77,10 @@ class Connection:
         self.reached = reached
         """True once a connection of this client has opened: then ``connect_timeout`` is over."""
         self.session = session
-        self.listener = listener
+        self._carry_out = carry_out
+        """Carries out the session's outcomes of each server frame."""
+        self._stopped = stopped
+        """Called once when the connection gives up for good: fail what is pending."""
         self._emit = emit
         """Emits the client events ``state``, ``open``, ``close`` and ``error``."""
         self.safe_url = redact_url(config.url) or ""
@@ -148,6 +143,8 @@ class Connection:
             await self._connection_loop()
         except asyncio.CancelledError:
             raise
+        except ConfigError as exc:  # a setting no attempt can use: said once, in one line
+            self._stop(exc)
         except Exception as exc:
             # A bug here must never leave a caller waiting forever: everyone hears of it.
             logger.exception("the connection task of %s failed", self.safe_url)
@@ -247,7 +244,7 @@ class Connection:
         self.failure = failure
         self.reconnecting = False
         logger.error("%s", failure)
-        self.listener.stopped(failure)
+        self._stopped(failure)
 
     async def _connect_once(self, deadline: float | None = None) -> tuple[Disconnect, bool]:
         """Open one connection and serve it until it ends: how it ended, and if it progressed.
@@ -277,10 +274,14 @@ class Connection:
             body = exc.response.body or b""
             detail = body.decode("utf-8", "replace").strip()[:200]
             return Disconnect(status=status, reason=detail, error=exc), False
-        except InvalidURI as exc:
-            return Disconnect(status=400, reason=f"invalid URL {self.safe_url}", error=exc), False
-        except (OSError, asyncio.TimeoutError, InvalidHandshake, ValueError) as exc:
-            # ValueError: what the URL parser lets through but the socket refuses (a bad port).
+        except (InvalidURI, ValueError) as exc:
+            # ClientConfig refuses every URL known to be unusable; one websockets still
+            # refuses is this client's setting, not a server's answer: never retried.
+            raise ConfigError(
+                f"invalid client setting url: {self.safe_url} cannot be connected to "
+                f"({_one_line(exc)})"
+            ) from exc
+        except (OSError, asyncio.TimeoutError, InvalidHandshake) as exc:
             reason = str(exc) or type(exc).__name__
             return Disconnect(reason=reason, error=exc), False
         self._ws = ws
@@ -343,7 +344,7 @@ class Connection:
         """Read until the connection ends; True if the server sent anything."""
         # The hot loop: one iteration per server frame, tens of thousands a second.
         limit = self.config.max_size or float("inf")
-        recv, receive, carry_out = ws.recv, self.session.receive, self.listener.outcomes
+        recv, receive, carry_out = ws.recv, self.session.receive, self._carry_out
         progressed = False
         while True:
             try:
@@ -384,3 +385,7 @@ class Connection:
         if state is not self.state:
             self.state = state
             self._emit("state", state)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

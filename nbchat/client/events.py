@@ -13,18 +13,21 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
+from ..config import ClientConfig
 from ..exceptions import ConfigError
 
-__all__ = ["EVENTS", "ClientEvent", "Emitter"]
+__all__ = ["EVENTS", "ClientEvent", "Emitter", "Listening"]
 
 logger = logging.getLogger("nbchat.client")
 
 ClientEvent: TypeAlias = Literal[
-    "open", "close", "error", "message", "send", "state", "restart", "failed"
+    "open", "close", "error", "message", "reply", "send", "state", "restart", "failed"
 ]
 EVENTS: frozenset[str] = frozenset(
-    {"open", "close", "error", "message", "send", "state", "restart", "failed"}
+    {"open", "close", "error", "message", "reply", "send", "state", "restart", "failed"}
 )
+"""``reply(message, reply)`` follows ``message(message)`` for each message that is part of
+a reply (never an ack): ``reply`` is the reply so far, as the session assembled it."""
 
 
 class Emitter:
@@ -63,3 +66,37 @@ class Emitter:
     def forget_tasks(self) -> None:
         """Drop the tasks of an event loop that has ended."""
         self._tasks.clear()
+
+
+class Listening:
+    """The listening methods of a client (a base of :class:`~nbchat.client.ChatClient`)."""
+
+    _events: Emitter
+
+    def on(self, event: ClientEvent, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``callback`` on ``event``; return a function that unsubscribes it.
+
+        Events and their arguments: ``open()``, ``close(code, reason)``,
+        ``error(exc)``, ``state(state)``, ``send(message)`` when a message or
+        cancel is accepted, ``message(message)`` for every server message
+        (its ``reply_to`` is the id of the message it answers, as the client
+        decided, or None), ``reply(message, reply)`` right after it for each
+        message that is part of a reply (acks never are; ``reply`` is the
+        :class:`~nbchat.reply.ReplyBuilder` of the session, the reply so far,
+        to read, never to feed), ``restart(message_id)`` when the server had
+        lost a reply and begins it again, and ``failed(message_id, exc)`` when
+        a reply will never be complete. A coroutine function is scheduled as a
+        task. A callback that raises is logged and does not disturb the client.
+        """
+        return self._events.on(event, callback)
+
+    def _listen_to_config(self, config: ClientConfig) -> None:
+        """Subscribe the callbacks given in the configuration (``on_open`` ...)."""
+        if config.on_open is not None:
+            self.on("open", config.on_open)
+        if config.on_close is not None:
+            self.on("close", config.on_close)
+        if config.on_error is not None:
+            self.on("error", config.on_error)
+        if config.on_message is not None:
+            self.on("message", config.on_message)

@@ -70,10 +70,9 @@ class Waiters:
     # What happened to a reply
 
     def received(self, message: ServerMessage) -> None:
-        """A message of a reply (acks are not part of it)."""
-        if message.type != "ack":
-            for queue in self.streams.get(message.reply_to or "", ()):
-                queue.put_nowait(message)
+        """A message of a reply (the session hands acks over apart: they never come here)."""
+        for queue in self.streams.get(message.reply_to or "", ()):
+            queue.put_nowait(message)
 
     def completed(self, message_id: str, reply: Reply) -> None:
         """The reply is complete."""
