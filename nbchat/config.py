@@ -5,28 +5,46 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .exceptions import ConfigError
 from .policy import ReconnectPolicy, should_reconnect
+from .redact import redact_url
 
 __all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_URL",
     "DEMO_DELAY",
+    "MODEL_ENV",
     "RECORD_ENV",
+    "SYSTEM_ENV",
     "TOKEN_ENV",
     "URL_ENV",
     "ClientConfig",
     "default_url",
 ]
 
+# Every environment variable nbchat reads, named once.
+
 URL_ENV = "NBCHAT_WS_URL"
+"""The backend a client connects to when no URL is given."""
 RECORD_ENV = "NBCHAT_RECORD"
 """Set to a path to record every client's session there, e.g. while executing a notebook."""
 TOKEN_ENV = "NBCHAT_TOKEN"
 """The bearer token: ``nbchat serve`` requires it, every client sends it."""
+API_KEY_ENV = "OPENAI_API_KEY"
+"""Where a model server's API key is read from unless told otherwise (``api_key_env=``)."""
+BASE_URL_ENV = "NBCHAT_OPENAI_BASE_URL"
+"""Makes the built-in backend (widget, ``nbchat chat``) a model: its OpenAI-compatible base URL."""
+MODEL_ENV = "NBCHAT_MODEL"
+"""The model name used with ``$NBCHAT_OPENAI_BASE_URL`` (and ``--model``'s default)."""
+SYSTEM_ENV = "NBCHAT_SYSTEM"
+"""An optional system prompt for the built-in model backend."""
+
 DEFAULT_URL = "ws://localhost:8000/ws"
 DEFAULT_MAX_SIZE = 2**20
 """Largest frame either side accepts by default, in bytes (1 MiB)."""
@@ -101,11 +119,21 @@ class ClientConfig(BaseModel):
     )
     """Append every event of the session to this JSON Lines transcript (nbchat.transcript)."""
 
+    def __init__(self, **settings: Any) -> None:
+        """Validate every setting; the first invalid one is a one-line :class:`ConfigError`."""
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"invalid client setting {where}: {err['msg']}") from exc
+
     @field_validator("url")
     @classmethod
     def _websocket_url(cls, value: str) -> str:
         if not value.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
+        _check_url(value)
         return value
 
     def handshake_headers(self) -> dict[str, str]:
@@ -118,12 +146,38 @@ class ClientConfig(BaseModel):
 
     @classmethod
     def build(cls, config: ClientConfig | None = None, **overrides: Any) -> ClientConfig:
-        """Merge keyword overrides into a config, turning validation errors into ConfigError."""
+        """Merge keyword overrides into a config (ConfigError, one line, if one is invalid)."""
+        if config is None:
+            return cls(**overrides)
+        return cls(**{**dict(config), **overrides}) if overrides else config
+
+
+# Private helpers
+
+_HOST_FORBIDDEN = frozenset(' \t\r\n\\<>"{}|^`%')
+
+
+def _check_url(url: str) -> None:
+    """Refuse, with the reason, a URL no connection attempt could use (decided here, once)."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port out of range or not a number, a bad IPv6 literal
+        raise ValueError(f"{exc} in {shown}") from None
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host name in {shown}")
+    if any(char in _HOST_FORBIDDEN for char in host):
+        raise ValueError(f"the host name {host!r} has characters no host name has")
+    if not host.isascii():
         try:
-            if config is None:
-                return cls(**overrides)
-            return cls(**{**dict(config), **overrides}) if overrides else config
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"invalid client setting {where}: {err['msg']}") from exc
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise ValueError(f"the host name {host!r} is not a valid name ({exc})") from None
+    if port == 0:
+        raise ValueError(f"port 0 cannot be connected to, in {shown}")
+    if parts.fragment:
+        raise ValueError(f"a WebSocket URL has no #fragment, got {shown}")
+    if parts.username is not None and parts.password is None:
+        raise ValueError("a user name in the URL needs a password (user:password@host)")

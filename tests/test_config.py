@@ -78,3 +78,39 @@ def test_an_authorization_header_given_wins_over_the_token() -> None:
     """Headers the caller set are sent as given, whatever their case; the token is not added."""
     config = ClientConfig.build(token="t", headers={"authorization": "Basic abc"})
     assert config.handshake_headers() == {"authorization": "Basic abc"}
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ws://h:99999/ws", "Port out of range"),
+        ("ws://h:port/ws", "Port could not be cast"),
+        ("ws://h:0/ws", "port 0"),
+        ("ws://a b/ws", "'a b'"),
+        ("ws:///ws", "no host name"),
+        ("ws://[::1/ws", "Invalid IPv6 URL"),
+        ("ws://ü..b/ws", "not a valid name"),
+        ("ws://h/ws#part", "#fragment"),
+        ("ws://ada@h/ws", "needs a password"),
+    ],
+)
+def test_an_unusable_url_is_a_config_error_at_construction(url: str, says: str) -> None:
+    """A URL no connection could use is refused by ClientConfig itself, in one line."""
+    with pytest.raises(ConfigError, match="invalid client setting url") as info:
+        ClientConfig(url=url)
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_refused_url_is_shown_redacted() -> None:
+    """The refusal quotes the URL with its credentials replaced, never the token itself."""
+    with pytest.raises(ConfigError) as info:
+        ClientConfig(url="wss://h:99999/ws?token=s3cret")
+    assert "s3cret" not in str(info.value) and "token=***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://localhost:8000/ws", "wss://u:p@h/ws?x=1", "ws://[::1]:80/ws", "ws://bücher.de/ws"]
+)
+def test_usable_urls_are_accepted(url: str) -> None:
+    """Ports in range, credentials with a password, IPv6 literals and IDN hosts pass."""
+    assert ClientConfig(url=url).url == url

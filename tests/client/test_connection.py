@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import InvalidURI
 
 from nbchat import ChatClient, ConfigError, ConnectionFailed, ProtocolError
+from nbchat.client import connection
 from nbchat.protocol import CLIENT_ID_HEADER
 from nbchat.server import DemoServer
 from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
@@ -37,13 +39,36 @@ def ack_then_silence(frames: list[dict[str, object]]) -> Callable[[ServerConnect
     return handler
 
 
-async def test_an_unexpected_failure_reaches_every_waiter() -> None:
-    """A port out of range fails the pending ask and fires an error event, instead of hanging."""
-    chat = ChatClient(url="ws://127.0.0.1:99999/ws", **FAST)
+async def test_an_unexpected_failure_reaches_every_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the connection task fails the pending ask and fires an error event."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(connection, "ws_connect", broken)
+    chat = ChatClient(url=f"ws://127.0.0.1:{await free_port()}/ws", **FAST)
     events = attach(chat, "error")
-    with pytest.raises(ConnectionFailed):
+    with pytest.raises(ConnectionFailed, match="failed unexpectedly"):
         await asyncio.wait_for(chat.ask("hello"), TIMEOUT)
     assert events.of("error") and chat.pending == 0
+
+
+async def test_a_url_websockets_refuses_is_one_config_error_not_an_http_400(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A URL that passes ClientConfig but not websockets fails once, as a setting, unretried."""
+    attempts: list[str] = []
+
+    async def refuses(url: str, **kwargs: object) -> None:
+        attempts.append(url)
+        raise InvalidURI(url, "scheme isn't ws or wss")
+
+    monkeypatch.setattr(connection, "ws_connect", refuses)
+    chat = ChatClient(url=f"ws://127.0.0.1:{await free_port()}/ws", **FAST)
+    with pytest.raises(ConfigError, match="invalid client setting url") as info:
+        await asyncio.wait_for(chat.ask("hello"), TIMEOUT)
+    assert "HTTP" not in str(info.value) and "\n" not in str(info.value)
+    assert len(attempts) == 1 and chat.pending == 0
 
 
 async def test_a_client_moves_to_a_new_event_loop() -> None:
