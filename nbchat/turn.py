@@ -1,11 +1,13 @@
 """One exchange of a conversation: a user message and everything that answered it (pure).
 
 The single turn type of nbchat. The widget's text fallbacks and ``%chat`` build
-one from the reply they assembled (:meth:`Turn.from_reply`), a transcript
+one from the reply the session assembled (:meth:`Turn.from_reply`), a transcript
 builds one per recorded user message, and every exporter in :mod:`nbchat.render`
 and the replay server read the same fields. A turn keeps its reply's messages
 in arrival order, so an export can put each tool call where it happened:
-before the text that followed it, as the panel shows it.
+before the text that followed it, as the panel shows it. How a turn ended is
+worded here once (:data:`ENDING_NOTES`, :attr:`Turn.note`), and so is when an
+empty reply still shows a bubble (:attr:`Turn.blank`).
 """
 
 from __future__ import annotations
@@ -25,13 +27,20 @@ from .protocol import (
 if TYPE_CHECKING:
     from .reply import Reply
 
-__all__ = ["Segment", "Turn", "TurnEnding"]
+__all__ = ["ENDING_NOTES", "Segment", "Turn", "TurnEnding"]
 
 Segment: TypeAlias = "str | ToolCall"
 """A piece of a reply as shown: a run of Markdown text, or one tool call at its latest status."""
 
 TurnEnding: TypeAlias = Literal["complete", "error", "cancelled", "incomplete"]
 """How a reply ended, as an export labels it."""
+
+ENDING_NOTES: dict[TurnEnding, str] = {
+    "cancelled": "stopped",
+    "incomplete": "incomplete: the reply had not finished",
+}
+"""The line under a reply cut short, worded once for the live panel, the static copy and
+every export (an error says why in its own banner; a complete reply needs no line)."""
 
 
 @dataclass
@@ -84,6 +93,22 @@ class Turn:
         if self.cancelled:
             return "cancelled"
         return "complete" if self.complete else "incomplete"
+
+    @property
+    def note(self) -> str:
+        """The line shown under the reply for how it ended (``""`` when it ended normally)."""
+        return ENDING_NOTES.get(self.ending, "")
+
+    @property
+    def blank(self) -> bool:
+        """Whether the reply shows as one empty assistant bubble, the one rule for every view.
+
+        A reply that ended with nothing to show (no text, no tool call, no
+        error) still answers: an empty bubble says so, where a missing one
+        would look like a reply still to come. A reply cut short before it
+        ended shows its note instead.
+        """
+        return self.complete and self.error is None and not self.assistant and not self.tool_calls
 
     def segments(self) -> list[Segment]:
         """The reply as shown: text runs and tool calls in the order they arrived.

@@ -114,3 +114,18 @@ def test_segments_are_linear_in_the_messages() -> None:
 
     small, large = work(200), work(400)
     assert abs(large - 2 * small) <= 0.01 * large, (small, large)
+
+
+def test_how_a_turn_ended_is_worded_once() -> None:
+    """A stopped turn says "stopped", an unfinished one says so, a complete one says nothing."""
+    assert Turn("q", cancelled=True).note == "stopped"
+    assert Turn("q", complete=False).note.startswith("incomplete")
+    assert Turn("q").note == "" and Turn("q", error=ErrorInfo(code="x", message="y")).note == ""
+
+
+def test_only_a_reply_with_nothing_to_show_is_a_blank_bubble() -> None:
+    """Text, a tool call, an error or an unfinished reply each rule out the blank bubble."""
+    assert Turn("q").blank and Turn("q", cancelled=True).blank
+    assert not Turn("q", assistant="a").blank and not Turn("q", complete=False).blank
+    assert not Turn("q", tool_calls=[RUNNING]).blank
+    assert not Turn("q", error=ErrorInfo(code="x", message="y")).blank

@@ -17,6 +17,7 @@ from IPython.display import display
 from .. import render
 from ..exceptions import NbchatError
 from ..protocol import ServerMessage, UserMessage
+from ..reply import ReplyBuilder
 from .input import shared_style
 from .views import Throttle, TurnView
 from .widget import ChatWidget, current_widget
@@ -72,16 +73,17 @@ class ChatMagics(Magics):
         shown = TurnDisplay(view)
         live = display(shown.widget_view(), raw=True, display_id=True)
 
-        def follow(answer: ServerMessage) -> None:
-            # The client decided which message this answers: this cell's, or another.
-            if answer.reply_to == message.id and answer.type != "ack":
-                view.feed(answer)
+        def follow(answer: ServerMessage, reply: ReplyBuilder) -> None:
+            # The session decided which message this answers (this cell's, or
+            # another) and assembled the reply so far; acks never come here.
+            if answer.reply_to == message.id:
+                view.feed(answer, reply)
 
         def restart(message_id: str) -> None:
             if message_id == message.id:
                 view.restart()
 
-        unsubscribe = [client.on("message", follow), client.on("restart", restart)]
+        unsubscribe = [client.on("reply", follow), client.on("restart", restart)]
         try:
             client.ask_sync(message)
         except NbchatError as exc:

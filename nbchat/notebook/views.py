@@ -35,7 +35,7 @@ from ..protocol import (
 from ..reply import Reply, ReplyBuilder
 from ..turn import Turn
 
-__all__ = ["Throttle", "TurnLog", "TurnView"]
+__all__ = ["Throttle", "TurnLog", "TurnView", "close_tree"]
 
 
 @dataclass(eq=False)
@@ -58,7 +58,9 @@ class _TextRun:
 class TurnView:
     """One exchange on screen: the user's message, then the assistant's text runs and tool cards.
 
-    Fed server messages in order; renders lazily through the owner's throttle.
+    Fed each server message of the reply with the reply so far, as the session
+    assembled it (the client's ``reply`` event): it renders, it never assembles.
+    Renders lazily through the owner's throttle.
     """
 
     def __init__(
@@ -70,33 +72,42 @@ class TurnView:
         self.user_text = user_text
         self.message = message
         """The user message this turn shows, when it came from the client."""
-        self.builder = self._new_builder()
         self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text))])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule
+        self._reply: ReplyBuilder | None = None
+        """The session's reply so far, as last handed over (None before its first message)."""
+        self._recorded: Turn | None = None
+        """The turn a transcript recorded, for a view of the history."""
         self._runs: list[_TextRun] = []
         self._cards: dict[str, widgets.HTML] = {}
         self._dirty: set[int] = set()
         self.note = ""
-        """A line under the reply while it is interrupted (connection lost)."""
+        """A line under the reply: why it stalled, or how it ended (:attr:`Turn.note`)."""
         self.done = False
 
     @classmethod
     def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
-        """A finished view of a recorded turn (a transcript), fed its messages again."""
+        """A finished view of a recorded turn (a transcript), shown as the turn assembled it."""
         view = cls(turn.user, schedule)
-        for message in turn.messages:
-            view.feed(message)
-        if not view.done:
-            view.fail("incomplete: the recording ends before the reply did")
-        view.flush()
+        view._recorded = turn
+        for segment in turn.segments():
+            if isinstance(segment, str):
+                run = view._open_run()
+                run.parts.append(segment)
+                view._close_run()
+            else:
+                view._show_call(segment)
+        if turn.error is not None:
+            view._show_error(f"{turn.error.code}: {turn.error.message}")
+        view._end(turn)
         return view
 
     # Feeding
 
-    def feed(self, message: ServerMessage) -> None:
-        """Take one server message of this turn's reply."""
-        self.builder.feed(message)
+    def feed(self, message: ServerMessage, reply: ReplyBuilder) -> None:
+        """Show one server message of this turn's reply; ``reply`` is the reply so far."""
+        self._reply = reply
         if isinstance(message, TokenMessage):
             run = self._open_run()
             run.parts.append(message.response)
@@ -105,36 +116,22 @@ class TurnView:
         elif isinstance(message, ToolCallMessage | ToolResultMessage):
             self._close_run()
             for call in message.tool_calls:
-                self._show_call(self.builder.tool_call(call.id) or call)
+                self._show_call(reply.tool_call(call.id) or call)
         elif isinstance(message, ErrorMessage):
             self._close_run()
-            text = f"{message.error.code}: {message.error.message}"
-            self.box.children += (widgets.HTML(render.error_banner_html(text)),)
-        if self.builder.done:
+            self._show_error(f"{message.error.code}: {message.error.message}")
+        if reply.done:
             self.finish()
 
     def finish(self) -> None:
-        """The reply is complete: render the last run one final time, marked if it was stopped."""
+        """The reply is complete: render the last run one final time, with its ending's note."""
         self.done = True
-        self.note = "stopped" if self.builder.cancelled else ""
-        if self.note and self._runs:
-            self._dirty.add(id(self._runs[-1]))
-        self._close_run()
-        if not self._runs and not self._cards and self.builder.error is None:
-            self._open_run()  # an empty reply still shows as a (blank) assistant bubble
-            self._close_run()
-        elif self.note and not self._runs[-1:]:
-            self._open_run()  # only tool cards: the stopped mark needs a line of its own
-            self._close_run()
-        self.flush()
-        text = self.builder.text
-        if text:
-            self.box.children += (widgets.HTML(render.copy_button_html(text)),)
+        self._end(self.turn)
 
     @property
     def markdown(self) -> str:
         """The reply's text so far, as the Markdown the model wrote (what Copy copies)."""
-        return self.builder.text
+        return self.turn.assistant
 
     def show_note(self, note: str) -> None:
         """Put a line under an unfinished reply (why it stalled); an empty note clears it."""
@@ -153,7 +150,7 @@ class TurnView:
 
     def restart(self) -> None:
         """The server had lost the reply and begins it again: clear what was shown."""
-        self.builder = self._new_builder()
+        self._reply = None
         self.box.children = self.box.children[:1]
         self._runs.clear()
         self._cards.clear()
@@ -176,21 +173,53 @@ class TurnView:
 
     @property
     def reply(self) -> Reply:
-        """What has arrived so far, as a Reply."""
-        return self.builder.build()
+        """What has arrived so far, as a Reply (the session's, frozen now)."""
+        if self._reply is not None:
+            return self._reply.build()
+        turn = self.turn
+        return Reply(
+            message_id=turn.message_id,
+            conversation_id=turn.conversation_id,
+            text=turn.assistant,
+            tool_calls=list(turn.tool_calls),
+            _entries=list(turn.messages),
+            error=turn.error,
+            cancelled=turn.cancelled,
+        )
 
     @property
     def turn(self) -> Turn:
         """This exchange as the one turn type, for text fallbacks and exports."""
-        return Turn.from_reply(self.user_text, self.reply, complete=self.done)
+        if self._recorded is not None:
+            return self._recorded
+        if self._reply is not None:
+            return Turn.from_reply(self.user_text, self._reply.build(), complete=self.done)
+        message = self.message
+        return Turn(
+            self.user_text,
+            message_id=message.id if message is not None else None,
+            conversation_id=message.conversation_id if message is not None else None,
+            complete=self.done,
+        )
 
     # Private
 
-    def _new_builder(self) -> ReplyBuilder:
-        message = self.message
-        if message is None:
-            return ReplyBuilder()
-        return ReplyBuilder(message_id=message.id, conversation_id=message.conversation_id)
+    def _end(self, turn: Turn) -> None:
+        """Show how ``turn`` ended: its note, the blank bubble rule, the Copy button."""
+        self.done = True
+        self.note = turn.note
+        if self.note and self._runs:
+            self._dirty.add(id(self._runs[-1]))
+        self._close_run()
+        if not self._runs and (turn.blank or self.note):
+            self._open_run()  # a blank bubble (Turn.blank), or a line of its own for the note
+            self._close_run()
+        self.flush()
+        if turn.assistant and turn.complete:
+            self.box.children += (widgets.HTML(render.copy_button_html(turn.assistant)),)
+
+    def _show_error(self, text: str) -> None:
+        self.box.children += (widgets.HTML(render.error_banner_html(text)),)
 
     def _open_run(self) -> _TextRun:
         if self._runs and self._runs[-1].streaming:
@@ -233,7 +262,7 @@ class TurnView:
         """Take ``child`` (confirm controls) out of this turn and close it."""
         if child in self.box.children:
             self.box.children = tuple(c for c in self.box.children if c is not child)
-        _close_tree(child)
+        close_tree(child)
 
     def _show_call(self, call: ToolCall) -> None:
         card = self._cards.get(call.id)
@@ -265,7 +294,7 @@ class TurnLog:
         """Remove every turn and banner shown, closing their widgets."""
         children, self.box.children = self.box.children, ()
         for child in children:
-            _close_tree(child)
+            close_tree(child)
         self._page = self.box
         self._count = 0
 
@@ -332,8 +361,12 @@ class Throttle:
         self._pending.clear()
 
 
-def _close_tree(widget: widgets.Widget) -> None:
-    """Close a widget and every widget inside it (each holds a comm of its own)."""
+def close_tree(widget: widgets.Widget) -> None:
+    """Close a widget and every widget inside it (each holds a comm of its own).
+
+    The one way nbchat closes widgets it made: closing only the outer box
+    would leave every child's comm open in the kernel and the frontend.
+    """
     for child in getattr(widget, "children", ()):
-        _close_tree(child)
+        close_tree(child)
     widget.close()

@@ -1,9 +1,13 @@
 """ChatWidget: a chat panel for notebook cells, a thin shell around ChatClient.
 
-The widget listens to its client's events and hands each message to the view
-of the turn it answers (the client says which: ``reply_to``); the views
-(:mod:`nbchat.views`) render and throttle. Frontend actions (Send, Enter,
-Stop) are handed to the loop the client runs on.
+The widget listens to its client's events and hands each message, with the
+reply the session assembled so far, to the view of the turn it answers (the
+client says which: ``reply_to``); the views (:mod:`nbchat.notebook.views`)
+render and throttle. This module is the panel itself: construction, the public
+methods, display and close. How it renders client events is in
+:mod:`~nbchat.notebook.rendering`; the frontend actions (Send, Stop, Retry,
+Clear, Run / Deny), handed to the loop the client runs on, in
+:mod:`~nbchat.notebook.actions`.
 """
 
 from __future__ import annotations
@@ -18,17 +22,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 import ipywidgets as widgets
 
 from .. import render
+from ..client.blocking import running_loop
 from ..client.client import ChatClient
-from ..client.connection import ConnectionState
 from ..config import DEMO_DELAY, URL_ENV
-from ..exceptions import ConfigError, ConnectionFailed, NbchatError, ProtocolError
-from ..protocol import CancelRequest, ServerMessage, ToolCall, UserMessage, new_id
+from ..exceptions import ConfigError, NbchatError
 from ..reply import Reply
 from ..transcript import Recorder, Transcript
-from ..turn import Turn
+from .actions import FrontendActions
 from .input import ChatInput, shared_style
+from .rendering import EventRendering
 from .static_view import EMPTY_TEXT, StaticConversation
-from .views import Throttle, TurnLog, TurnView
+from .views import Throttle, TurnLog, TurnView, close_tree
 
 if TYPE_CHECKING:
     from ..client.tools import ClientTool
@@ -53,7 +57,7 @@ def current_widget() -> ChatWidget | None:
     return widget if widget is not None and not widget.closed else None
 
 
-class ChatWidget(widgets.VBox):
+class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
     """A chat panel: the conversation, tool calls as they run, and the client underneath.
 
     ``ChatWidget()`` talks to ``$NBCHAT_WS_URL`` or, when unset, to a built-in
@@ -106,7 +110,7 @@ class ChatWidget(widgets.VBox):
         self._header = widgets.HTML()
         self._log = TurnLog()
         self._input = ChatInput()
-        self._home_loop = _running_loop()
+        self._home_loop = running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
         self._input.on_submit(lambda text, echo: self._call_home(lambda: self._submit(text, echo)))
         self._input.on_action("stop", lambda: self._call_home(self.cancel))
@@ -119,7 +123,7 @@ class ChatWidget(widgets.VBox):
             client.approver = self._approve
         self._unsubscribe = [
             client.on("send", self._on_send),
-            client.on("message", self._on_message),
+            client.on("reply", self._on_reply),
             client.on("state", self._on_state),
             client.on("error", self._on_error),
             client.on("restart", self._on_restart),
@@ -136,10 +140,6 @@ class ChatWidget(widgets.VBox):
         return f"<ChatWidget {self.client.url} {self.client.state.value}>"
 
     # Public methods
-
-    def send(self, text: str) -> str:
-        """Send ``text``; the reply streams into the panel. Returns at once with the message id."""
-        return self.client.send(text)
 
     async def ask(self, text: str, timeout: float | None = None) -> Reply:
         """Send ``text`` and wait for the complete reply, which also shows in the panel."""
@@ -180,39 +180,6 @@ class ChatWidget(widgets.VBox):
     def record(self, path: str | os.PathLike[str]) -> Recorder:
         """Record this conversation to a JSON Lines transcript (see :meth:`ChatClient.record`)."""
         return self.client.record(path)
-
-    def cancel(self) -> bool:
-        """Ask the server to stop the reply that is streaming (what the Stop button does)."""
-        return self.client.cancel()
-
-    def retry(self) -> str:
-        """Ask the last message again, for a new reply (what the Retry button does).
-
-        A reply still streaming is stopped first. Returns the new message id.
-        The server keeps the earlier exchange in the conversation: the new reply
-        is a second answer, shown as a new turn.
-        """
-        last = next(reversed(self._views.values()), None)
-        if last is None:
-            raise ConfigError("nothing to retry: send a message first")
-        if not last.done:
-            self.cancel()
-        return self.send(last.user_text)
-
-    def clear(self) -> str:
-        """Start a new conversation with an empty panel (what the Clear button does).
-
-        Replies of the old conversation still streaming are stopped. Returns the
-        new conversation id; the server forgets nothing, the client just moves on.
-        """
-        if any(not view.done for view in self._views.values()):
-            self.cancel()
-        self.client.conversation_id = new_id()
-        self._views.clear()
-        self._log.clear()
-        self._input.streaming = False
-        self._publish()
-        return self.client.conversation_id
 
     def copy(self, index: int = -1) -> str:
         """The Markdown of one reply (default: the last), what its Copy button copies."""
@@ -293,13 +260,8 @@ class ChatWidget(widgets.VBox):
     def close_all_children(self) -> None:
         """Close every child widget (they hold comms of their own)."""
 
-        def walk(widget: widgets.Widget) -> None:
-            for child in getattr(widget, "children", ()):
-                walk(child)
-            widget.close()
-
         for child in self.children:
-            walk(child)
+            close_tree(child)
 
     # Display: the live panel, then the static conversation for viewers without a kernel
 
@@ -311,13 +273,6 @@ class ChatWidget(widgets.VBox):
         display(bundle, raw=True)
         self._static.display(self._turns())
 
-    def _turns(self) -> list[Turn]:
-        return [view.turn for view in self._views.values()]
-
-    def _publish(self) -> None:
-        """Bring the static conversation up to date (once per completed reply, not per token)."""
-        self._static.update(self._turns())
-
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         # The fallback is the conversation at display time and is never updated
         # afterwards: nbval compares a cell's outputs as they were first sent, and
@@ -328,151 +283,7 @@ class ChatWidget(widgets.VBox):
         bundle["text/markdown"] = render.conversation_markdown(turns) or f"*{EMPTY_TEXT}*"
         return bundle
 
-    # Client events
-
-    def _on_send(self, message: UserMessage | CancelRequest) -> None:
-        if not isinstance(message, UserMessage):
-            return
-        assert message.id is not None
-        view = TurnView(message.message, self._throttle, message)
-        self._views[message.id] = view
-        self._log.append(view.box)
-        self._input.streaming = True
-
-    def _on_message(self, message: ServerMessage) -> None:
-        # The client decided which message this answers (reply_to); never guess here.
-        view = self._views.get(message.reply_to) if message.reply_to else None
-        if view is None or view.done or message.type == "ack":
-            return
-        view.feed(message)
-        if view.done:
-            self._reply_ended()
-
-    def _on_restart(self, message_id: str) -> None:
-        view = self._views.get(message_id)
-        if view is not None:
-            view.restart()
-
-    def _on_failed(self, message_id: str, exc: NbchatError) -> None:
-        view = self._views.get(message_id)
-        if view is not None and not view.done:
-            view.fail(f"no reply: {exc}")
-            self._reply_ended()
-
-    def _reply_ended(self) -> None:
-        self._throttle.flush()
-        self._publish()
-        if all(v.done for v in self._views.values()):
-            self._input.streaming = False
-
-    def _on_state(self, state: ConnectionState) -> None:
-        self._update_header()
-        if state is ConnectionState.CONNECTED:
-            self._connected_once = True
-            for view in self._views.values():
-                if view.note:
-                    view.show_note("")
-        elif state is ConnectionState.DISCONNECTED and self.client.reconnecting:
-            # A reply can only resume on a server that was reached once.
-            note = (
-                "connection lost: the reply resumes when it is back"
-                if self._connected_once
-                else "waiting for the server: the message goes out once it answers"
-            )
-            for view in self._views.values():
-                view.show_note(note)
-
-    def _on_error(self, exc: BaseException) -> None:
-        # Errors answering a message arrive in its turn; these answer none.
-        if isinstance(exc, ProtocolError):
-            text = f"Ignored a malformed message from the server: {exc}"
-        elif isinstance(exc, ConnectionFailed):
-            text = f"Connection lost for good: {exc}"
-        else:
-            text = str(exc)
-        self._log.append(widgets.HTML(render.error_banner_html(text)))
-        self._update_header()
-
     # Private methods
-
-    def _update_header(self) -> None:
-        client = self.client
-        state = client.state.value
-        detail = ""
-        if state != "connected" and client.reconnecting:
-            state = "reconnecting"
-            detail = f"attempt {client.attempt} of {client.config.max_reconnect_attempts}"
-        elif state == "disconnected" and client.failure is not None:
-            detail = str(client.failure)
-        elif state == "disconnected" and client.last_disconnect is not None:
-            last = client.last_disconnect
-            detail = last.reason or (f"code {last.code}" if last.code else "")
-        where = client.safe_url + (" (built-in server)" if self._server is not None else "")
-        self._header.value = render.status_header_html(state, f"{detail} · {where}".lstrip(" ·"))
-
-    def _call_home(self, action: Callable[[], object]) -> None:
-        """Run a frontend-triggered action on the client's loop.
-
-        JupyterLab 4.6 with ipykernel 7 can deliver widget messages on a kernel
-        subshell: another thread, with a loop of its own. The client and its
-        queue belong to the loop the widget was made on, so hand the action over.
-        """
-        home = self._home_loop
-        if home is not None and not home.is_closed() and _running_loop() is not home:
-            home.call_soon_threadsafe(action)
-        else:
-            action()
-
-    def _submit(self, text: str, echo: int | None = None) -> None:
-        if self.closed:
-            self._input.accept(echo, text=text)
-            return
-        try:
-            self.send(text)
-        except NbchatError as exc:
-            self._input.accept(echo, text=text)  # the page gives the text back
-            self._log.append(widgets.HTML(render.error_banner_html(f"Not sent: {exc}")))
-        else:
-            self._input.accept(echo)
-
-    async def _approve(self, call: ToolCall) -> bool:
-        """The client's approver: Run / Deny under the call's card, then the person's answer."""
-        loop = asyncio.get_running_loop()
-        decided: asyncio.Future[bool] = loop.create_future()
-
-        def decide(run: bool) -> None:  # a button click, maybe on another thread
-            def settle() -> None:
-                if not decided.done():
-                    decided.set_result(run)
-
-            loop.call_soon_threadsafe(settle)
-
-        view = next((v for v in self._views.values() if v.has_call(call.id)), None)
-        if view is None:
-            raise ConfigError(f"no card shows the call of {call.name}: it cannot be confirmed")
-        controls = view.confirm(call, decide)
-        try:
-            return await decided
-        finally:
-            view.remove(controls)
-
-    def _show_history(self, history: Transcript | str | os.PathLike[str]) -> None:
-        """Show a recorded conversation's turns, and go on in its conversation."""
-        transcript = history if isinstance(history, Transcript) else Transcript.load(history)
-        turns = transcript.turns
-        for turn in turns:
-            view = TurnView.of_turn(turn, self._throttle)
-            self._views[turn.message_id or new_id()] = view
-            self._log.append(view.box)
-        last = next((t.conversation_id for t in reversed(turns) if t.conversation_id), None)
-        if last is not None:
-            self.client.conversation_id = last
-
-    def _retry_from_panel(self) -> None:
-        try:
-            self.retry()
-        except NbchatError as exc:
-            self._log.append(widgets.HTML(render.error_banner_html(str(exc))))
 
     def _start_connecting(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: the first send connects
@@ -508,13 +319,6 @@ def _builtin_server(backend: Responder | None, delay: float) -> ChatServer:
     if responder is None:
         return DemoServer.start_in_thread(port=0, delay=delay)
     return ChatServer.start_in_thread(responder, port=0)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _cell_id() -> str | None:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from ..protocol import ToolCall
 from ..turn import Turn
-from .html import ending_note, tool_status, tool_value_text
+from .html import tool_status, tool_value_text
 from .markdown import markdown_to_html, normalize_newlines
 
 __all__ = ["conversation_markdown", "conversation_text", "markdown_literal", "turn_markdown"]
@@ -104,7 +104,7 @@ def turn_markdown(turn: Turn) -> str:
     if turn.error is not None:
         error = f"{turn.error.code}: {turn.error.message}"
         blocks.append(_blockquote("**Error:** " + markdown_literal(error)))
-    note = ending_note(turn)
+    note = turn.note
     if note:
         blocks.append(f"*{markdown_literal(note, one_line=True)}*")
     return "\n\n".join(blocks)
@@ -153,7 +153,7 @@ def conversation_text(turns: Iterable[Turn]) -> str:
                 lines.append(_indented(tool_value_text(segment.result)))
         if turn.error is not None:
             lines.append(f"Error: {_plain(turn.error.code)}: {_plain(turn.error.message)}")
-        note = ending_note(turn)
+        note = turn.note
         if note:
             lines.append(note)
         blocks.append("\n".join(lines))

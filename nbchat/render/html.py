@@ -28,7 +28,6 @@ __all__ = [
     "confirm_question_html",
     "conversation_html",
     "copy_button_html",
-    "ending_note",
     "error_banner_html",
     "status_header_html",
     "stylesheet",
@@ -196,29 +195,19 @@ def status_header_html(state: str, detail: str = "") -> str:
     )
 
 
-_NOTES = {"cancelled": "(cancelled)", "incomplete": "(incomplete: the reply had not finished)"}
-
-
-def ending_note(turn: Turn) -> str:
-    """The line an export puts after a reply cut short (``""`` when it ended normally)."""
-    return _NOTES.get(turn.ending, "")
-
-
 def turn_html(turn: Turn) -> str:
     """One turn as the panel shows it: the user bubble, then text and tool cards in order."""
     parts = ['<div class="nbchat-turn">', user_message_html(turn.user)]
-    shown_text = False
     for segment in turn.segments():
         if isinstance(segment, str):
             parts.append(assistant_message_html(segment))
-            shown_text = True
         else:
             parts.append(tool_call_html(segment))
     if turn.error is not None:
         parts.append(error_banner_html(f"{turn.error.code}: {turn.error.message}"))
-    elif not shown_text and turn.ending == "complete":
-        parts.append(assistant_message_html(""))  # an empty reply is still a (blank) bubble
-    note = ending_note(turn)
+    if turn.blank:
+        parts.append(assistant_message_html(""))  # the one rule: Turn.blank
+    note = turn.note
     if note:
         parts.append(f'<div class="nbchat-note">{html.escape(note)}</div>')
     parts.append("</div>")

@@ -7,10 +7,37 @@ from collections.abc import Iterator
 import pytest
 
 from nbchat.notebook.views import Throttle, TurnLog, TurnView
-from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
+from nbchat.protocol import (
+    DoneMessage,
+    ServerMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+    UserMessage,
+    new_id,
+)
+from nbchat.session import ReplyPart, Session
+from nbchat.turn import Turn
 from tests.notebook.widget_comm import RecordingComm, recording_comms
 
 pytestmark = pytest.mark.unit
+
+
+class Shown:
+    """A view fed as the client feeds it: each message through a real session, with its reply."""
+
+    def __init__(self, text: str, throttle: Throttle) -> None:
+        self.session = Session()
+        self.message = UserMessage(id=new_id(), conversation_id="c", message=text)
+        self.session.submit(self.message)
+        self.view = TurnView(text, throttle, self.message)
+
+    def feed(self, message: ServerMessage) -> None:
+        routed = message.model_copy(update={"reply_to": self.message.id})
+        for outcome in self.session.receive(routed):
+            if isinstance(outcome, ReplyPart):
+                self.view.feed(outcome.message, outcome.reply)
 
 
 @pytest.fixture
@@ -23,13 +50,13 @@ def comms() -> Iterator[list[RecordingComm]]:
 async def test_streaming_updates_are_coalesced(comms: list[RecordingComm]) -> None:
     """Five thousand tokens pushed at once cost a handful of updates and one final render."""
     throttle = Throttle(30.0)
-    view = TurnView("count", throttle)
-    view.feed(TokenMessage(response="0 "))  # first update goes out at once
+    shown = Shown("count", throttle)
+    shown.feed(TokenMessage(response="0 "))  # first update goes out at once
     html_comm = comms[-1]
     sent_before = len(html_comm.messages)
     for i in range(1, 5000):
-        view.feed(TokenMessage(response=f"{i} "))
-    view.feed(DoneMessage())
+        shown.feed(TokenMessage(response=f"{i} "))
+    shown.feed(DoneMessage())
     updates = len(html_comm.messages) - sent_before
     assert updates <= 5
     assert html_comm.values()[-1].count(" ") >= 4999  # the final render holds every token
@@ -39,11 +66,11 @@ async def test_streaming_updates_are_coalesced(comms: list[RecordingComm]) -> No
 async def test_a_finished_message_is_never_sent_again(comms: list[RecordingComm]) -> None:
     """After done, later turns send nothing for the earlier turn's views."""
     throttle = Throttle(1000.0)
-    first = TurnView("one", throttle)
+    first = Shown("one", throttle)
     first.feed(TokenMessage(response="first"))
     first.feed(DoneMessage())
     frozen = {id(c): len(c.messages) for c in comms}
-    second = TurnView("two", throttle)
+    second = Shown("two", throttle)
     for i in range(50):
         second.feed(TokenMessage(response=f"{i} "))
     second.feed(DoneMessage())
@@ -52,24 +79,24 @@ async def test_a_finished_message_is_never_sent_again(comms: list[RecordingComm]
 
 async def test_tool_card_moves_from_running_to_done(comms: list[RecordingComm]) -> None:
     """A tool card shows running first, then done with its result, in the same view."""
-    view = TurnView("calc", Throttle(30.0))
+    shown = Shown("calc", Throttle(30.0))
     call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
-    view.feed(ToolCallMessage(tool_calls=[call]))
-    card = view._cards["t1"]
+    shown.feed(ToolCallMessage(tool_calls=[call]))
+    card = shown.view._cards["t1"]
     assert "running" in card.value
     done = call.model_copy(update={"status": "done", "result": 42})
-    view.feed(ToolResultMessage(tool_calls=[done]))
-    assert view._cards["t1"] is card
+    shown.feed(ToolResultMessage(tool_calls=[done]))
+    assert shown.view._cards["t1"] is card
     assert "done" in card.value and "42" in card.value
 
 
 async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[RecordingComm]) -> None:
     """A tool_result without arguments still shows the arguments announced with the call."""
-    view = TurnView("calc", Throttle(30.0))
+    shown = Shown("calc", Throttle(30.0))
     call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
-    view.feed(ToolCallMessage(tool_calls=[call]))
-    view.feed(ToolResultMessage(tool_calls=[ToolCall(id="t1", name="calculator", status="done")]))
-    assert "expression" in view._cards["t1"].value
+    shown.feed(ToolCallMessage(tool_calls=[call]))
+    shown.feed(ToolResultMessage(tool_calls=[ToolCall(id="t1", name="calculator", status="done")]))
+    assert "expression" in shown.view._cards["t1"].value
 
 
 async def test_a_new_turn_costs_the_same_however_many_came_before(
@@ -90,12 +117,26 @@ async def test_a_new_turn_costs_the_same_however_many_came_before(
 
 async def test_a_stopped_reply_is_marked_stopped(comms: list[RecordingComm]) -> None:
     """A reply that ends cancelled says so under what arrived; a complete one does not."""
-    stopped = TurnView("count", Throttle(30.0))
+    stopped = Shown("count", Throttle(30.0))
     stopped.feed(TokenMessage(response="1 2 3"))
     stopped.feed(DoneMessage(cancelled=True))
-    complete = TurnView("count", Throttle(30.0))
+    complete = Shown("count", Throttle(30.0))
     complete.feed(TokenMessage(response="1 2 3"))
     complete.feed(DoneMessage())
     last = [comm.values() for comm in comms if comm.values()]
     texts = [values[-1] for values in last if isinstance(values[-1], str)]
     assert sum("stopped" in text for text in texts) == 1
+
+
+async def test_the_live_view_and_the_static_copy_word_an_ending_alike(
+    comms: list[RecordingComm],
+) -> None:
+    """A stopped reply and a recorded one both carry the turn's note and bubble rule."""
+    stopped = Shown("count", Throttle(30.0))
+    stopped.feed(DoneMessage(cancelled=True))
+    assert stopped.view.note == stopped.view.turn.note == "stopped"
+    assert stopped.view.turn.blank and len(stopped.view._runs) == 1  # the blank bubble
+    recorded = TurnView.of_turn(Turn(user="q", assistant="a", complete=False), Throttle(30.0))
+    assert recorded.note == Turn(user="q", complete=False).note and recorded.note
+    tools_only = Turn(user="q", tool_calls=[ToolCall(id="t1", name="calc", status="done")])
+    assert TurnView.of_turn(tools_only, Throttle(30.0))._runs == []  # no blank bubble

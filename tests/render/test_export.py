@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbchat.protocol import ErrorInfo, TokenMessage, ToolCallMessage, ToolResultMessage
+from nbchat.protocol import ErrorInfo, TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from nbchat.render import (
     conversation_html,
     conversation_markdown,
@@ -123,15 +123,26 @@ def test_tool_calls_are_exported_where_they_happened() -> None:
 
 
 def test_a_reply_cut_short_says_so() -> None:
-    """A cancelled or unfinished reply is labelled in every export; a complete one is not."""
+    """A stopped or unfinished reply is labelled in every export, in the panel's words."""
     cancelled = Turn(user="u", assistant="a", cancelled=True)
     unfinished = Turn(user="u", assistant="a", complete=False)
     for export in (conversation_text, conversation_markdown):
-        assert "(cancelled)" in export([cancelled])
-        assert "(incomplete" in export([unfinished])
-        assert "(cancelled)" not in export([Turn(user="u", assistant="a")])
-        assert "(incomplete" not in export([Turn(user="u", assistant="a")])
+        assert "stopped" in export([cancelled]) and "cancelled" not in export([cancelled])
+        assert "incomplete" in export([unfinished])
+        assert "stopped" not in export([Turn(user="u", assistant="a")])
+        assert "incomplete" not in export([Turn(user="u", assistant="a")])
+    assert '<div class="nbchat-note">stopped</div>' in conversation_html([cancelled], styles=False)
     assert "nbchat-note" in conversation_html([unfinished], styles=False)
+
+
+def test_the_blank_bubble_rule_is_the_turns() -> None:
+    """Only a reply that ended with nothing to show gets an empty bubble in the static copy."""
+    bubble = 'class="nbchat-msg nbchat-assistant"'
+    call = ToolCall(id="t1", name="calc", status="done", result=1)
+    assert bubble in conversation_html([Turn(user="u")], styles=False)
+    assert bubble in conversation_html([Turn(user="u", cancelled=True)], styles=False)
+    assert bubble not in conversation_html([Turn(user="u", tool_calls=[call])], styles=False)
+    assert bubble not in conversation_html([Turn(user="u", complete=False)], styles=False)
 
 
 def test_empty_conversation_is_empty() -> None:

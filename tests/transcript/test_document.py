@@ -123,7 +123,7 @@ def test_markdown_reports_errors_and_incomplete_turns(tmp_path: Path) -> None:
     markdown = transcript.to_markdown()
     assert "It is 21 degrees." in markdown and '"city": "Paris"' in markdown
     assert "**Error:** agent\\_failed: forecast service down" in markdown
-    assert "*(incomplete: the reply had not finished)*" in markdown
+    assert "*incomplete: the reply had not finished*" in markdown
     assert not transcript.turns[-1].complete
     assert Transcript().to_markdown() == "# nbchat transcript\n\n*(no messages)*\n"
 
@@ -152,7 +152,7 @@ def test_html_repr_is_the_widget_markup_sanitized(tmp_path: Path) -> None:
     assert "<strong>Hi</strong>" in page  # replies are rendered Markdown, as in the widget
     assert 'class="nbchat-tool nbchat-tool-done"' in page
     assert "agent_failed: &lt;i&gt;down&lt;/i&gt;" in page
-    assert '<div class="nbchat-note">(incomplete: the reply had not finished)</div>' in page
+    assert '<div class="nbchat-note">incomplete: the reply had not finished</div>' in page
 
 
 def test_text_is_the_conversation_without_control_characters(tmp_path: Path) -> None:

@@ -1,0 +1,133 @@
+"""A ChatWidget's frontend actions: Send, Stop, Retry, Clear, Run / Deny, on the client's loop.
+
+JupyterLab 4.6 with ipykernel 7 can deliver widget messages on a kernel
+subshell, another thread with a loop of its own, while the client and its
+queue belong to the loop the widget was made on: every action from the page
+is handed home first (:meth:`FrontendActions._call_home`). This part of
+:class:`~nbchat.notebook.ChatWidget` holds the actions and the methods that
+do what their buttons do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import ipywidgets as widgets
+
+from .. import render
+from ..client.blocking import running_loop
+from ..exceptions import ConfigError, NbchatError
+from ..protocol import ToolCall, new_id
+from .input import ChatInput
+from .views import TurnLog, TurnView
+
+if TYPE_CHECKING:
+    from ..client.client import ChatClient
+
+__all__ = ["FrontendActions"]
+
+
+class FrontendActions:
+    """The frontend actions of a widget (a base of :class:`~nbchat.notebook.ChatWidget`)."""
+
+    client: ChatClient
+    closed: bool
+    _views: dict[str, TurnView]
+    _log: TurnLog
+    _input: ChatInput
+    _home_loop: asyncio.AbstractEventLoop | None
+
+    def send(self, text: str) -> str:
+        """Send ``text``; the reply streams into the panel. Returns at once with the message id."""
+        return self.client.send(text)
+
+    def _publish(self) -> None:
+        """Bring the static copy up to date (the widget defines it)."""
+        raise NotImplementedError
+
+    def cancel(self) -> bool:
+        """Ask the server to stop the reply that is streaming (what the Stop button does)."""
+        return self.client.cancel()
+
+    def retry(self) -> str:
+        """Ask the last message again, for a new reply (what the Retry button does).
+
+        A reply still streaming is stopped first. Returns the new message id.
+        The server keeps the earlier exchange in the conversation: the new reply
+        is a second answer, shown as a new turn.
+        """
+        last = next(reversed(self._views.values()), None)
+        if last is None:
+            raise ConfigError("nothing to retry: send a message first")
+        if not last.done:
+            self.cancel()
+        return self.send(last.user_text)
+
+    def clear(self) -> str:
+        """Start a new conversation with an empty panel (what the Clear button does).
+
+        Replies of the old conversation still streaming are stopped. Returns the
+        new conversation id; the server forgets nothing, the client just moves on.
+        """
+        if any(not view.done for view in self._views.values()):
+            self.cancel()
+        self.client.conversation_id = new_id()
+        self._views.clear()
+        self._log.clear()
+        self._input.streaming = False
+        self._publish()
+        return self.client.conversation_id
+
+    def _call_home(self, action: Callable[[], object]) -> None:
+        """Run a frontend-triggered action on the client's loop.
+
+        JupyterLab 4.6 with ipykernel 7 can deliver widget messages on a kernel
+        subshell: another thread, with a loop of its own. The client and its
+        queue belong to the loop the widget was made on, so hand the action over.
+        """
+        home = self._home_loop
+        if home is not None and not home.is_closed() and running_loop() is not home:
+            home.call_soon_threadsafe(action)
+        else:
+            action()
+
+    def _submit(self, text: str, echo: int | None = None) -> None:
+        if self.closed:
+            self._input.accept(echo, text=text)
+            return
+        try:
+            self.send(text)
+        except NbchatError as exc:
+            self._input.accept(echo, text=text)  # the page gives the text back
+            self._log.append(widgets.HTML(render.error_banner_html(f"Not sent: {exc}")))
+        else:
+            self._input.accept(echo)
+
+    async def _approve(self, call: ToolCall) -> bool:
+        """The client's approver: Run / Deny under the call's card, then the person's answer."""
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[bool] = loop.create_future()
+
+        def decide(run: bool) -> None:  # a button click, maybe on another thread
+            def settle() -> None:
+                if not decided.done():
+                    decided.set_result(run)
+
+            loop.call_soon_threadsafe(settle)
+
+        view = next((v for v in self._views.values() if v.has_call(call.id)), None)
+        if view is None:
+            raise ConfigError(f"no card shows the call of {call.name}: it cannot be confirmed")
+        controls = view.confirm(call, decide)
+        try:
+            return await decided
+        finally:
+            view.remove(controls)
+
+    def _retry_from_panel(self) -> None:
+        try:
+            self.retry()
+        except NbchatError as exc:
+            self._log.append(widgets.HTML(render.error_banner_html(str(exc))))

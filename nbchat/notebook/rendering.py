@@ -1,0 +1,144 @@
+"""How a ChatWidget renders its client's events: each into the view of the turn it answers.
+
+The client says which message a server message answers (``reply_to``) and
+hands over the reply as the session assembled it (the ``reply`` event); this
+part of :class:`~nbchat.notebook.ChatWidget` only finds the view and lets it
+render, keeps the status line current, and brings the static copy up to date
+once per completed reply.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import ipywidgets as widgets
+
+from .. import render
+from ..client.connection import ConnectionState
+from ..exceptions import ConnectionFailed, NbchatError, ProtocolError
+from ..protocol import CancelRequest, ServerMessage, UserMessage, new_id
+from ..reply import ReplyBuilder
+from ..transcript import Transcript
+from ..turn import Turn
+from .input import ChatInput
+from .static_view import StaticConversation
+from .views import Throttle, TurnLog, TurnView
+
+if TYPE_CHECKING:
+    from ..client.client import ChatClient
+    from ..server import ChatServer
+
+__all__ = ["EventRendering"]
+
+
+class EventRendering:
+    """The client-event handlers of a widget (a base of :class:`~nbchat.notebook.ChatWidget`)."""
+
+    client: ChatClient
+    _views: dict[str, TurnView]
+    _throttle: Throttle
+    _log: TurnLog
+    _input: ChatInput
+    _header: widgets.HTML
+    _static: StaticConversation
+    _server: ChatServer | None
+    _connected_once: bool
+
+    def _turns(self) -> list[Turn]:
+        return [view.turn for view in self._views.values()]
+
+    def _publish(self) -> None:
+        """Bring the static conversation up to date (once per completed reply, not per token)."""
+        self._static.update(self._turns())
+
+    def _on_send(self, message: UserMessage | CancelRequest) -> None:
+        if not isinstance(message, UserMessage):
+            return
+        assert message.id is not None
+        view = TurnView(message.message, self._throttle, message)
+        self._views[message.id] = view
+        self._log.append(view.box)
+        self._input.streaming = True
+
+    def _on_reply(self, message: ServerMessage, reply: ReplyBuilder) -> None:
+        # The session decided which message this answers (reply_to) and assembled
+        # the reply so far; acks never come here. Never guess, never rebuild.
+        view = self._views.get(message.reply_to or "")
+        if view is None or view.done:
+            return
+        view.feed(message, reply)
+        if view.done:
+            self._reply_ended()
+
+    def _on_restart(self, message_id: str) -> None:
+        view = self._views.get(message_id)
+        if view is not None:
+            view.restart()
+
+    def _on_failed(self, message_id: str, exc: NbchatError) -> None:
+        view = self._views.get(message_id)
+        if view is not None and not view.done:
+            view.fail(f"no reply: {exc}")
+            self._reply_ended()
+
+    def _reply_ended(self) -> None:
+        self._throttle.flush()
+        self._publish()
+        if all(v.done for v in self._views.values()):
+            self._input.streaming = False
+
+    def _on_state(self, state: ConnectionState) -> None:
+        self._update_header()
+        if state is ConnectionState.CONNECTED:
+            self._connected_once = True
+            for view in self._views.values():
+                if view.note:
+                    view.show_note("")
+        elif state is ConnectionState.DISCONNECTED and self.client.reconnecting:
+            # A reply can only resume on a server that was reached once.
+            note = (
+                "connection lost: the reply resumes when it is back"
+                if self._connected_once
+                else "waiting for the server: the message goes out once it answers"
+            )
+            for view in self._views.values():
+                view.show_note(note)
+
+    def _on_error(self, exc: BaseException) -> None:
+        # Errors answering a message arrive in its turn; these answer none.
+        if isinstance(exc, ProtocolError):
+            text = f"Ignored a malformed message from the server: {exc}"
+        elif isinstance(exc, ConnectionFailed):
+            text = f"Connection lost for good: {exc}"
+        else:
+            text = str(exc)
+        self._log.append(widgets.HTML(render.error_banner_html(text)))
+        self._update_header()
+
+    def _update_header(self) -> None:
+        client = self.client
+        state = client.state.value
+        detail = ""
+        if state != "connected" and client.reconnecting:
+            state = "reconnecting"
+            detail = f"attempt {client.attempt} of {client.config.max_reconnect_attempts}"
+        elif state == "disconnected" and client.failure is not None:
+            detail = str(client.failure)
+        elif state == "disconnected" and client.last_disconnect is not None:
+            last = client.last_disconnect
+            detail = last.reason or (f"code {last.code}" if last.code else "")
+        where = client.safe_url + (" (built-in server)" if self._server is not None else "")
+        self._header.value = render.status_header_html(state, f"{detail} · {where}".lstrip(" ·"))
+
+    def _show_history(self, history: Transcript | str | os.PathLike[str]) -> None:
+        """Show a recorded conversation's turns, and go on in its conversation."""
+        transcript = history if isinstance(history, Transcript) else Transcript.load(history)
+        turns = transcript.turns
+        for turn in turns:
+            view = TurnView.of_turn(turn, self._throttle)
+            self._views[turn.message_id or new_id()] = view
+            self._log.append(view.box)
+        last = next((t.conversation_id for t in reversed(turns) if t.conversation_id), None)
+        if last is not None:
+            self.client.conversation_id = last
