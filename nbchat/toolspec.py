@@ -19,8 +19,14 @@ model by the OpenAI-compatible bridge) and functions defined in a notebook.
   (:data:`MAX_RESULT_CHARS` by default) is cut and says so, so one call can
   never flood the model's context or the wire.
 
-Running the function is the caller's business (a thread for the server, the
-kernel for notebook functions): :meth:`ToolSpec.call` only binds validated
+* Outcomes. :func:`prepare_call` decides, for a call by name, which tool runs
+  and with which validated arguments (an unknown name is worded once, by
+  :func:`unknown_tool`); :class:`ToolOutcome` is what a call ended as, for the
+  card and for the model.
+
+Running the function is the shell's business: :mod:`nbchat.tools` runs it (a
+thread for a plain function, awaited for an ``async def``) for the server's
+bridge and the client alike. :meth:`ToolSpec.call` only binds validated
 arguments and calls, returning whatever the function returns (a coroutine for
 an ``async def``).
 """
@@ -31,9 +37,9 @@ import inspect
 import json
 import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -44,12 +50,15 @@ __all__ = [
     "MAX_ARGUMENT_CHARS",
     "MAX_DESCRIPTION_CHARS",
     "MAX_RESULT_CHARS",
+    "ToolOutcome",
     "ToolResult",
     "ToolSpec",
     "error_text",
     "parse_arguments",
+    "prepare_call",
     "serialize_result",
     "tool_spec",
+    "unknown_tool",
 ]
 
 MAX_RESULT_CHARS = 16_000
@@ -256,6 +265,52 @@ def serialize_result(value: Any, *, max_chars: int = MAX_RESULT_CHARS) -> ToolRe
     note = f" ... [result cut: {max_chars} of {len(text)} characters shown]"
     cut = text[:max_chars] + note
     return ToolResult(cut, json.dumps(cut), truncated=True)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """How one call ended: its status and result for the card, and what the model is given."""
+
+    status: Literal["done", "error"]
+    result: Any
+    """The JSON result when done (bounded), else the one-line reason."""
+    text: str
+    """What a model is given: the result's JSON text, or ``error: <reason>``."""
+
+    @classmethod
+    def done(cls, value: Any) -> ToolOutcome:
+        """A return value, serialized and bounded (:func:`serialize_result`)."""
+        result = serialize_result(value)
+        return cls("done", result.value, result.text)
+
+    @classmethod
+    def failed(cls, reason: str) -> ToolOutcome:
+        """A call that did not run, or raised: ``reason`` is one line."""
+        return cls("error", reason, f"error: {reason}")
+
+
+def unknown_tool(name: str | None, offered: Iterable[str], side: str = "client") -> str:
+    """The one wording of a call to a tool not offered, naming those that are."""
+    known = ", ".join(sorted(offered)) or "none"
+    return f"unknown {side} tool {name!r} (this {side} offers: {known})"
+
+
+def prepare_call(
+    tools: Mapping[str, ToolSpec],
+    name: str | None,
+    arguments: str | Mapping[str, Any] | None,
+    *,
+    side: str = "client",
+) -> tuple[ToolSpec, BaseModel]:
+    """The tool a call names and its validated arguments; :class:`ToolArgumentsError` if none.
+
+    ``side`` ("client", "server") names who offers ``tools`` in the refusal of
+    an unknown name.
+    """
+    spec = tools.get(name) if name is not None else None
+    if spec is None:
+        raise ToolArgumentsError(unknown_tool(name, tools, side))
+    return spec, spec.validate(spec.parse(arguments))
 
 
 def error_text(exc: BaseException) -> str:

@@ -18,9 +18,12 @@ from nbchat.toolspec import (
     MAX_ARGUMENT_CHARS,
     MAX_DESCRIPTION_CHARS,
     MAX_RESULT_CHARS,
+    ToolOutcome,
     error_text,
+    prepare_call,
     serialize_result,
     tool_spec,
+    unknown_tool,
 )
 
 pytestmark = pytest.mark.loopback
@@ -301,3 +304,32 @@ def test_error_text_is_one_bounded_line() -> None:
     assert error_text(ValueError("bad\nvalue")) == "ValueError: bad value"
     assert len(error_text(RuntimeError("x" * 5000))) <= 300
     assert error_text(ToolArgumentsError("bad arguments for f: x")) == "bad arguments for f: x"
+
+
+def test_an_unknown_tool_is_worded_once_naming_what_is_offered() -> None:
+    """Client and server refuse an unknown name in the same words, listing the tools sorted."""
+    assert unknown_tool("x", ["b", "a"]) == "unknown client tool 'x' (this client offers: a, b)"
+    assert unknown_tool("x", [], "server") == "unknown server tool 'x' (this server offers: none)"
+
+
+def test_prepare_call_finds_the_tool_and_validates_its_arguments() -> None:
+    """A known name gives its spec and validated arguments; an unknown one the one wording."""
+
+    def area(width: float, height: float) -> float:
+        """Area of a rectangle."""
+        return width * height
+
+    tools = {"area": tool_spec(area)}
+    spec, validated = prepare_call(tools, "area", '{"width": 2, "height": 3}')
+    assert spec.call(validated) == 6
+    with pytest.raises(ToolArgumentsError, match=r"^unknown client tool 'volume'"):
+        prepare_call(tools, "volume", "{}")
+    with pytest.raises(ToolArgumentsError, match="bad arguments for area"):
+        prepare_call(tools, "area", {"width": 2})
+
+
+def test_an_outcome_carries_the_card_result_and_the_models_text() -> None:
+    """Done: bounded JSON and its text; failed: the reason, given to the model as ``error: ...``."""
+    done = ToolOutcome.done({"n": 1})
+    assert (done.status, done.result, done.text) == ("done", {"n": 1}, '{"n":1}')
+    assert ToolOutcome.failed("no") == ToolOutcome("error", "no", "error: no")

@@ -10,10 +10,11 @@ kept for it, and a request whose call is still running is ignored.
 
 Each call, in order: an unknown name, arguments that do not fit the signature,
 a confirmation refused or impossible, and a function that raises all become an
-``error`` result with a one-line message; the conversation goes on. An
-``async def`` runs on the client's loop and is cancelled by Stop; a plain
-function runs in a worker thread (the kernel's process, its variables), so the
-connection stays alive while it works.
+``error`` result with a one-line message; the conversation goes on. The call is
+run by :func:`nbchat.tools.execute`, as the server's bridge runs its own: an
+``async def`` on the client's loop, cancelled by Stop; a plain function in a
+worker thread (the kernel's process, its variables), so the connection stays
+alive while it works.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from ..exceptions import ConfigError, ToolArgumentsError
+from ..exceptions import ConfigError
 from ..protocol import ClientToolInfo, ToolCall, ToolRequest, ToolResponse, ToolsDeclaration
-from ..toolspec import ToolSpec, error_text, serialize_result, tool_spec
+from ..tools import execute
+from ..toolspec import ToolSpec, error_text, tool_spec
 
 __all__ = ["MAX_KEPT_RESULTS", "ClientTool", "ToolApprover"]
 
@@ -185,28 +187,15 @@ class ToolRunner:
     async def _outcome(self, request: ToolRequest) -> tuple[_Status, Any]:
         """Run one call: ("done", JSON result) or ("error", one-line reason)."""
         tool = self._tools.get(request.name)
-        if tool is None:
-            known = ", ".join(sorted(self._tools)) or "none"
-            return "error", f"unknown client tool {request.name!r} (this client offers: {known})"
-        if request.reply_to is None:
+        if tool is not None and request.reply_to is None:
             return "error", ABANDONED
-        try:
-            validated = tool.spec.validate(request.arguments)
-        except ToolArgumentsError as exc:
-            return "error", str(exc)
-        if tool.confirm:
-            refusal = await self._confirm(request)
-            if refusal is not None:
-                return "error", refusal
-        try:
-            if tool.spec.is_async:
-                value = await tool.spec.call(validated)
-            else:
-                value = await asyncio.to_thread(tool.spec.call, validated)
-        except Exception as exc:
-            logger.info("client tool %s raised %s", tool.name, error_text(exc))
-            return "error", error_text(exc)
-        return "done", serialize_result(value).value
+
+        async def approve(spec: ToolSpec) -> str | None:
+            return await self._confirm(request) if tool is not None and tool.confirm else None
+
+        specs = {name: tool.spec for name, tool in self._tools.items()}
+        outcome = await execute(specs, request.name, request.arguments, approve=approve)
+        return outcome.status, outcome.result
 
     async def _confirm(self, request: ToolRequest) -> str | None:
         """None when the person says run; else why the call does not run."""

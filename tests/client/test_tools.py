@@ -330,7 +330,7 @@ async def test_a_result_kept_by_call_id_answers_a_repeated_request_without_runni
         call_id = reply.tool_calls[0].id
         request = ToolRequest(id=call_id, name="once", reply_to=reply.message_id)
         before = chat._session.unacked_results
-        chat.outcomes([ToolRequested(request, (reply.message_id, call_id))])
+        chat._outcomes([ToolRequested(request, (reply.message_id, call_id))])
         assert runs == [1] and chat._session.unacked_results == before + 1
     finally:
         await chat.disconnect()

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from ...config import API_KEY_ENV
 from ...protocol import ErrorInfo, ErrorMessage
 from ...redact import redact_text
-from ..backend import API_KEY_ENV
 
 __all__ = ["UpstreamErrors", "error"]
 
@@ -43,6 +43,8 @@ class UpstreamErrors:
     key: str | None
     """Replaced by ``***`` wherever the server's own words quote it."""
     list_models: Callable[[], Awaitable[list[str]]]
+    key_env: str = API_KEY_ENV
+    """The environment variable the key is read from (``api_key_env=``, ``--api-key-env``)."""
 
     async def map(self, exc: Exception) -> ErrorMessage:
         """One line per SDK error, saying what happened and what to do; never the key."""
@@ -61,10 +63,11 @@ class UpstreamErrors:
                 f"cannot reach the model server at {url}: start it, or check the URL (--openai)",
             )
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            refused = "refused the API key" if self.key else "needs an API key and got none"
             return error(
                 "upstream_auth",
-                f"the model server at {url} refused the API key (HTTP {exc.status_code}): "
-                f"set ${API_KEY_ENV} (or --api-key-env VAR) to a valid key",
+                f"the model server at {url} {refused} (HTTP {exc.status_code}): "
+                f"set ${self.key_env} to a valid key (or read another variable: --api-key-env)",
             )
         if isinstance(exc, openai.NotFoundError):
             return error("upstream_not_found", await self._not_found())

@@ -204,7 +204,7 @@ async def test_several_calls_in_one_round(
         ("calculator", '{"expression": "6*', "not valid JSON"),
         ("calculator", '{"expression": 42}', "expression: Input should be a valid string"),
         ("calculator", '{"expression": "1/0"}', "division by zero"),
-        ("rm_rf", "{}", "unknown tool 'rm_rf': the tools are calculator"),
+        ("rm_rf", "{}", "unknown server tool 'rm_rf' (this server offers: calculator"),
     ],
 )
 async def test_bad_calls_become_error_results_for_the_model_and_the_card(

@@ -1,0 +1,97 @@
+"""What the bridge remembers of each conversation: the messages sent upstream, bounded.
+
+Each conversation keeps its history (user, assistant and tool messages; the
+system prompt is prepended to every request, never stored) for at most
+``max_conversations`` conversations, the least recently used forgotten first.
+Past ``max_chars`` characters the oldest turns are dropped, whole (a user
+message and all that answered it), never the latest one. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ...protocol import ToolCall
+
+__all__ = ["Histories", "tool_round_messages"]
+
+Message = dict[str, Any]
+
+
+class Histories:
+    """The histories of every conversation, bounded in number and in characters each."""
+
+    def __init__(self, max_conversations: int, max_chars: int) -> None:
+        self.max_conversations = max_conversations
+        self.max_chars = max_chars
+        self._histories: OrderedDict[str, list[Message]] = OrderedDict()
+
+    def messages(
+        self, conversation_id: str, system: str | None, turn: list[Message]
+    ) -> list[Message]:
+        """What one request sends: the system prompt, the history, then the turn so far."""
+        prompt = [{"role": "system", "content": system}] if system else []
+        return [*prompt, *self._histories.get(conversation_id, []), *turn]
+
+    def copy(self, conversation_id: str) -> list[Message]:
+        """A copy of a conversation's messages (system prompt excluded)."""
+        return [dict(message) for message in self._histories.get(conversation_id, [])]
+
+    def commit(self, conversation_id: str, turn: list[Message]) -> None:
+        """Append a finished (or cancelled) turn, then apply both bounds."""
+        history = self._histories.pop(conversation_id, [])
+        history.extend(turn)
+        self._histories[conversation_id] = history  # most recently used last
+        while len(self._histories) > self.max_conversations:
+            self._histories.popitem(last=False)
+        # Drop whole turns (a user message and what answered it), oldest first, never
+        # the last one: one pass over the history.
+        size = sum(_size(message) for message in history)
+        cut = 0
+        for start, message in enumerate(history):
+            if size <= self.max_chars:
+                break
+            if start > cut and message["role"] == "user":
+                size -= sum(_size(dropped) for dropped in history[cut:start])
+                cut = start
+        del history[:cut]
+
+
+def tool_round_messages(content: str, finished: Iterable[tuple[ToolCall, str]]) -> list[Message]:
+    """A round that ended in tool calls, as the model is shown it next time.
+
+    The assistant message naming each call, then one ``role: "tool"`` message
+    per call with what the model is given (``finished``: each call and that text).
+    """
+    done = list(finished)
+    assistant: Message = {
+        "role": "assistant",
+        "content": content or None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": _arguments_text(call)},
+            }
+            for call, _ in done
+        ],
+    }
+    return [assistant, *({"role": "tool", "tool_call_id": c.id, "content": t} for c, t in done)]
+
+
+# Private helpers
+
+
+def _arguments_text(call: ToolCall) -> str:
+    arguments = call.arguments
+    raw = arguments.get("_raw") if len(arguments) == 1 else None
+    return raw if isinstance(raw, str) else json.dumps(arguments)
+
+
+def _size(message: Mapping[str, Any]) -> int:
+    content = message.get("content") or ""
+    calls = message.get("tool_calls") or ()
+    return len(content) + sum(len(c["function"]["arguments"]) for c in calls)

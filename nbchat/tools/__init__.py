@@ -1,0 +1,12 @@
+"""Running tools: the one executor the server's model bridge and the client both use.
+
+A small asyncio shell over :mod:`nbchat.toolspec` (which decides, purely, which
+tool a call names, whether its arguments fit, and how its result is bounded).
+It imports neither the client nor the server, so both can use it.
+"""
+
+from __future__ import annotations
+
+from .executor import Approve, execute, run
+
+__all__ = ["Approve", "execute", "run"]
