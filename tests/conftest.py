@@ -38,9 +38,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if len(tiers) != 1:
             wrong.append(f"{item.nodeid}: {sorted(tiers) or 'no tier'}")
     if wrong:
-        raise pytest.UsageError(
-            "each test needs exactly one tier marker (" + ", ".join(TIERS) + "): " + "; ".join(wrong)
-        )
+        tiers = ", ".join(TIERS)
+        raise pytest.UsageError(f"each test needs exactly one tier ({tiers}): " + "; ".join(wrong))
 
 
 @pytest.fixture(autouse=True)
