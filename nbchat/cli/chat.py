@@ -6,13 +6,8 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING
 
-from ..config import DEMO_DELAY, TOKEN_ENV, URL_ENV
-
-if TYPE_CHECKING:
-    pass
-
+from ..config import BASE_URL_ENV, DEMO_DELAY, MODEL_ENV, TOKEN_ENV, URL_ENV
 from .common import EXIT_ERROR, Parser
 
 __all__ = ["add_chat"]
@@ -28,7 +23,8 @@ def add_chat(subcommands: argparse._SubParsersAction[Parser]) -> None:
             "Send MESSAGE and stream the reply with its tool calls, or, without MESSAGE, "
             "answer each line typed until end of input or /quit (on a terminal: line "
             "editing and history, Ctrl-C stops a reply, /new and /help). Without --url and "
-            "$NBCHAT_WS_URL a built-in server is started for the session."
+            f"${URL_ENV} a built-in server is started for the session: a model if "
+            f"${BASE_URL_ENV} and ${MODEL_ENV} are set, else the demo agent."
         ),
     )
     chat.add_argument("message", nargs="*", help="the message to send (default: interactive)")
@@ -97,13 +93,12 @@ async def _chat(args: argparse.Namespace) -> None:
     server = None
     url = args.url
     if url is None:
-        from ..server import DemoServer
+        from ..server.backend import builtin_server
 
-        server = await DemoServer.start(port=0, delay=DEMO_DELAY)
+        server = await builtin_server(delay=DEMO_DELAY).open()
         url = server.url
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     # A terminal user wants an answer or an error, not five silent retries.
-    client = ChatClient(url=url, headers=headers, max_reconnect_attempts=2, reconnect_interval=0.5)
+    client = ChatClient(url=url, token=args.token, max_reconnect_attempts=2, reconnect_interval=0.5)
     try:
         try:
             await asyncio.wait_for(client.connect(), args.timeout)

@@ -92,14 +92,14 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
 
 def _run_serve(args: argparse.Namespace) -> int:
     from ..exceptions import ConfigError
-    from ..server.backend import agent_from_arguments
+    from ..server.backend import choose_agent
 
     transcript = None
     if args.replay is not None and args.openai:
         print("nbchat serve: give --replay FILE or --openai BASE_URL, not both", file=sys.stderr)
         return EXIT_ERROR
     try:
-        model = agent_from_arguments(args)
+        model = choose_agent(args, environ={})  # a model only when --openai asks for one
     except ConfigError as exc:
         print(f"nbchat serve: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -134,7 +134,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, transcript: Transcript | None, model: Responder | None
 ) -> None:
-    from ..server import ChatServer, DemoServer, ReplayServer, ServerOptions
+    from ..server import ChatServer, ReplayServer, ServerOptions
+    from ..server.backend import server_for
 
     options: ServerOptions = {
         "token": args.token,
@@ -142,10 +143,8 @@ async def _serve(
         "max_size": args.max_size,
     }
     server: ChatServer
-    if model is not None:
-        server = ChatServer(model, host=args.host, port=args.port, **options)
-    elif transcript is None:
-        server = DemoServer(delay=args.delay, host=args.host, port=args.port, **options)
+    if transcript is None:
+        server = server_for(model, delay=args.delay, host=args.host, port=args.port, **options)
     else:
         server = ReplayServer(
             transcript, speed=args.speed, host=args.host, port=args.port, **options

@@ -312,13 +312,9 @@ _closing: set[asyncio.Task[None]] = set()
 
 def _builtin_server(backend: Responder | None, delay: float) -> ChatServer:
     """The embedded backend: ``backend``, else a model from the environment, else the demo."""
-    from ..server import ChatServer, DemoServer
-    from ..server.backend import agent_from_environment
+    from ..server.backend import builtin_server
 
-    responder = backend if backend is not None else agent_from_environment()
-    if responder is None:
-        return DemoServer.start_in_thread(port=0, delay=delay)
-    return ChatServer.start_in_thread(responder, port=0)
+    return builtin_server(backend, delay=delay).serve_in_thread()
 
 
 def _cell_id() -> str | None:

@@ -1,4 +1,12 @@
-"""How a model backend is chosen: ``nbchat serve --openai ...`` and the environment.
+"""Which responder answers: the one place that decides between the demo agent and a model.
+
+A model (:class:`~nbchat.server.openai.OpenAIAgent`) answers when asked for:
+by ``nbchat serve --openai BASE_URL --model NAME`` (:func:`agent_from_arguments`),
+or, for a built-in backend (the widget's, ``nbchat chat``'s), by
+``$NBCHAT_OPENAI_BASE_URL`` and ``$NBCHAT_MODEL`` (:func:`agent_from_environment`);
+otherwise the demo agent does. :func:`choose_agent` applies that order,
+:func:`server_for` makes the server for the choice, and :func:`builtin_server`
+is the built-in backend of the widget and ``nbchat chat``.
 
 Light to import: the bridge (and the ``openai`` SDK) load only when an agent is
 made, so ``nbchat serve --help`` and a ``ChatWidget()`` without a model stay fast.
@@ -11,29 +19,24 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from typing_extensions import Unpack
+
+from ..config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV, SYSTEM_ENV
 from ..exceptions import ConfigError
+from .app import DEFAULT_HOST, ChatServer, ServerOptions
 
 if TYPE_CHECKING:
     from .openai.bridge import OpenAIAgent
+    from .responder import Responder
 
 __all__ = [
-    "API_KEY_ENV",
-    "BASE_URL_ENV",
-    "MODEL_ENV",
-    "SYSTEM_ENV",
     "add_arguments",
     "agent_from_arguments",
     "agent_from_environment",
+    "builtin_server",
+    "choose_agent",
+    "server_for",
 ]
-
-API_KEY_ENV = "OPENAI_API_KEY"
-"""Where the API key is read from unless told otherwise (``--api-key-env``)."""
-BASE_URL_ENV = "NBCHAT_OPENAI_BASE_URL"
-"""Makes the widget's embedded backend a model: its OpenAI-compatible base URL."""
-MODEL_ENV = "NBCHAT_MODEL"
-"""The model name used with ``$NBCHAT_OPENAI_BASE_URL`` (and ``--model``'s default)."""
-SYSTEM_ENV = "NBCHAT_SYSTEM"
-"""An optional system prompt for the embedded model backend."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,3 +117,44 @@ def agent_from_environment(environ: Mapping[str, str] | None = None) -> OpenAIAg
         api_key=environ.get(API_KEY_ENV) or None,
         system=environ.get(SYSTEM_ENV) or None,
     )
+
+
+def choose_agent(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> OpenAIAgent | None:
+    """The model to answer with, or None for the demo agent.
+
+    ``--openai`` in ``args`` first, then the environment (``environ``, default
+    ``os.environ``; pass ``{}`` to consult arguments only, as ``nbchat serve`` does).
+    """
+    agent = agent_from_arguments(args) if args is not None else None
+    return agent if agent is not None else agent_from_environment(environ)
+
+
+def server_for(
+    responder: Responder | None,
+    *,
+    delay: float = 0.0,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    **options: Unpack[ServerOptions],
+) -> ChatServer:
+    """A server (not yet listening) answering with ``responder``, or the demo agent at ``delay``."""
+    if responder is None:
+        from .demo.server import DemoServer
+
+        return DemoServer(delay=delay, host=host, port=port, **options)
+    return ChatServer(responder, host=host, port=port, **options)
+
+
+def builtin_server(
+    backend: Responder | None = None,
+    *,
+    delay: float = 0.0,
+    environ: Mapping[str, str] | None = None,
+) -> ChatServer:
+    """The built-in backend on a free loopback port: ``backend``, else a model from the
+    environment, else the demo agent. Not yet listening: ``await`` its ``open()``, or
+    ``serve_in_thread()``."""
+    responder = backend if backend is not None else choose_agent(environ=environ)
+    return server_for(responder, delay=delay)

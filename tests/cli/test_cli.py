@@ -252,6 +252,40 @@ async def test_chat_streams_a_reply_with_its_tool_call_from_the_builtin_server()
     ]
 
 
+async def test_chat_answers_from_the_model_the_environment_names() -> None:
+    """With $NBCHAT_OPENAI_BASE_URL and $NBCHAT_MODEL set, the built-in server asks that model."""
+    async with (
+        Upstream() as upstream,
+        nbchat(
+            "chat",
+            "hello model",
+            NBCHAT_WS_URL="",
+            NBCHAT_OPENAI_BASE_URL=upstream.base_url,
+            NBCHAT_MODEL="scripted",
+        ) as process,
+    ):
+        code, out, err = await finish(process)
+    assert (code, err) == (0, "")
+    assert out.strip() == "You said: hello model"
+    assert [body["model"] for body in upstream.completion_requests()] == ["scripted"]
+
+
+async def test_chat_with_a_base_url_but_no_model_is_one_line_and_exit_2() -> None:
+    """$NBCHAT_OPENAI_BASE_URL without $NBCHAT_MODEL is refused in one line naming the variable."""
+    async with nbchat(
+        "chat",
+        "hi",
+        NBCHAT_WS_URL="",
+        NBCHAT_OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        NBCHAT_MODEL="",
+    ) as process:
+        code, out, err = await finish(process)
+    assert (code, out) == (2, "")
+    assert err == (
+        "nbchat chat: $NBCHAT_OPENAI_BASE_URL is set but $NBCHAT_MODEL is not: name the model\n"
+    )
+
+
 async def test_chat_interactive_prompt_keeps_the_conversation() -> None:
     """Without MESSAGE each stdin line is answered in one conversation until end of input."""
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "NBCHAT_WS_URL": ""}

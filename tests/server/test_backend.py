@@ -1,4 +1,4 @@
-"""nbchat serve's model options and the environment that make the embedded backend a model."""
+"""The one backend chooser: nbchat serve's model options, and the environment for built-in ones."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import argparse
 import pytest
 
 from nbchat.exceptions import ConfigError
-from nbchat.server.backend import add_arguments, agent_from_arguments, agent_from_environment
+from nbchat.server import DemoServer, OpenAIAgent
+from nbchat.server.backend import (
+    add_arguments,
+    agent_from_arguments,
+    agent_from_environment,
+    builtin_server,
+    choose_agent,
+)
 
 pytestmark = pytest.mark.loopback
 
@@ -53,3 +60,42 @@ def test_no_tools_offers_the_model_none(monkeypatch: pytest.MonkeyPatch) -> None
     full = agent_from_arguments(parser.parse_args(base))
     assert bare is not None and full is not None
     assert bare.tools == {} and "calculator" in full.tools
+
+
+MODEL_ENVIRON = {"NBCHAT_OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "NBCHAT_MODEL": "env-model"}
+
+
+def test_arguments_win_over_the_environment_and_empty_means_the_demo() -> None:
+    """--openai decides first, then the environment; neither means the demo agent (None)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    given = parser.parse_args(["--openai", "http://127.0.0.1:9/v1", "--model", "arg-model"])
+    chosen = choose_agent(given, MODEL_ENVIRON)
+    assert chosen is not None and chosen.model == "arg-model"
+    from_env = choose_agent(parser.parse_args(["--model", "m"]), MODEL_ENVIRON)
+    assert from_env is not None and from_env.model == "env-model"
+    assert choose_agent(parser.parse_args([]), {}) is None
+    assert choose_agent(environ={}) is None
+
+
+def test_the_builtin_server_answers_with_the_backend_the_environment_or_the_demo() -> None:
+    """A given backend wins; else the environment's model; else the demo agent at the pace given."""
+    demo = builtin_server(delay=0.5, environ={})
+    assert isinstance(demo, DemoServer) and demo.agent.delay == 0.5
+    model = builtin_server(environ=MODEL_ENVIRON)
+    assert isinstance(model.responder, OpenAIAgent) and model.responder.model == "env-model"
+    given = OpenAIAgent(base_url="http://127.0.0.1:9/v1", model="given")
+    assert builtin_server(given, environ=MODEL_ENVIRON).responder is given
+
+
+def test_the_key_variable_is_read_by_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--api-key-env names where the key comes from; the default is $OPENAI_API_KEY."""
+    monkeypatch.setenv("MY_KEY", "sk-mine")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-default")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--openai", "http://127.0.0.1:9/v1", "--model", "m"]
+    mine = agent_from_arguments(parser.parse_args([*base, "--api-key-env", "MY_KEY"]))
+    default = agent_from_arguments(parser.parse_args(base))
+    assert mine is not None and default is not None
+    assert (mine._key, default._key) == ("sk-mine", "sk-default")

@@ -356,6 +356,19 @@ async def test_wrong_key_names_the_fix_and_never_the_key(
     assert "sk-wrong-secret-987" not in caplog.text and "sk-wrong" not in repr(agent)
 
 
+async def test_a_missing_key_names_the_variable_configured(
+    make_agent: AgentFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With api_key_env naming an unset variable, the 401 says to set that one, not another."""
+    monkeypatch.delenv("MY_MODEL_KEY", raising=False)
+    async with Upstream(api_key="sk-right") as guarded:
+        agent = make_agent(base_url=guarded.base_url, api_key=None, api_key_env="MY_MODEL_KEY")
+        error = error_of(await reply_of(agent, "hi"))
+    assert error.error.code == "upstream_auth"
+    assert "needs an API key and got none" in error.error.message
+    assert "$MY_MODEL_KEY" in error.error.message and "OPENAI_API_KEY" not in error.error.message
+
+
 async def test_unknown_model_lists_the_models_offered(make_agent: AgentFactory) -> None:
     """A 404 for the model names the models the endpoint offers."""
     error = error_of(await reply_of(make_agent(model="gpt-9"), "hi"))
