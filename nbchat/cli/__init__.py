@@ -7,7 +7,7 @@ raises: usage errors and runtime failures are one line on stderr and exit 2.
 
 ``nbchat serve --replay FILE`` answers from a recorded transcript instead of the
 demo agent, ``nbchat serve --openai BASE_URL --model NAME`` with a model behind
-an OpenAI-compatible API (``nbchat.server.bridge``). ``nbchat transcript show
+an OpenAI-compatible API (``nbchat.server.openai``). ``nbchat transcript show
 FILE`` prints a transcript as plain text (:meth:`Transcript.to_text`: replies in
 their Markdown source, terminal control characters removed) and ``nbchat
 transcript export`` converts it.
