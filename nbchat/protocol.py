@@ -9,6 +9,14 @@ anything else is decoded, typed by its fields when ``type`` is missing, and an
 unknown ``type`` becomes an :class:`UnknownMessage` rather than an error.
 Unknown fields are kept everywhere (``extra="allow"``) so nothing a newer
 server sends is lost.
+
+Lone surrogates (``\\ud800``-``\\udfff`` on their own) are legal in a JSON
+escape and in a Python string but cannot be UTF-8, so they are decided here,
+once for each direction: a client frame holding one in a field the server
+reads is refused at parse time (:class:`LoneSurrogateError`, which the server
+answers with ``bad_request``), and what a server writes is made encodable by
+:func:`encode_frame` and :func:`utf8` (each one becomes ``?``) rather than
+failing a reply.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ __all__ = [
     "DoneMessage",
     "ErrorInfo",
     "ErrorMessage",
+    "LoneSurrogateError",
     "ServerMessage",
     "TokenMessage",
     "ToolAck",
@@ -49,10 +58,12 @@ __all__ = [
     "WireModel",
     "as_user_message",
     "dump",
+    "encode_frame",
     "new_id",
     "parse_client_message",
     "parse_server_frame",
     "parse_server_message",
+    "utf8",
 ]
 
 PROTOCOL_VERSION = 1
@@ -359,24 +370,97 @@ def parse_server_frame(raw: str | bytes) -> ServerMessage | ToolControl:
         ) from exc
 
 
+class LoneSurrogateError(ProtocolError):
+    """A client frame holding a lone surrogate in a field the server reads: it cannot be UTF-8.
+
+    The ids of a refused message or cancel that are valid are kept, so that the
+    refusal can be addressed to it (``reply_to``) and its conversation.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        raw: str | bytes | None = None,
+        *,
+        message_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        super().__init__(message, raw)
+        self.message_id = message_id
+        """The refused message's ``id``, unless it is the field at fault."""
+        self.conversation_id = conversation_id
+        """The refused message's ``conversation_id``, unless it is the field at fault."""
+
+
 def parse_client_message(
     raw: str | bytes,
 ) -> UserMessage | CancelRequest | ToolsDeclaration | ToolResponse:
-    """Parse one client frame; ``type`` defaults to ``message`` (the TypeScript client's shape)."""
+    """Parse one client frame; ``type`` defaults to ``message`` (the TypeScript client's shape).
+
+    Raises :class:`ProtocolError` for a frame that is not a client message,
+    and :class:`LoneSurrogateError` for one whose fields cannot be UTF-8.
+    """
     try:
-        return _client_adapter.validate_json(raw)
+        message = _client_adapter.validate_json(raw)
     except ValidationError:
-        pass
-    data = _decode_object(raw)
-    if "type" not in data:
-        data = {**data, "type": "message", "id": data.get("id")}
-    try:
-        return _client_adapter.validate_python(data)
-    except ValidationError as exc:
-        raise ProtocolError(
-            f"client message does not match protocol v1 ({_first_error(exc)}): {_preview(raw)}",
+        data = _decode_object(raw)
+        if "type" not in data:
+            data = {**data, "type": "message", "id": data.get("id")}
+        try:
+            message = _client_adapter.validate_python(data)
+        except ValidationError as exc:
+            raise ProtocolError(
+                f"client message does not match protocol v1 ({_first_error(exc)}): {_preview(raw)}",
+                raw,
+            ) from exc
+    _refuse_lone_surrogates(message, raw)
+    return message
+
+
+def _refuse_lone_surrogates(message: WireModel, raw: str | bytes) -> None:
+    """Raise :class:`LoneSurrogateError` if a declared field of ``message`` cannot be UTF-8.
+
+    Unknown top-level fields are not read by the server, so they may hold
+    anything; declared fields are checked in full (nested values included).
+    Linear in the message's size.
+    """
+    for name in type(message).model_fields:
+        if _encodable(getattr(message, name)):
+            continue
+        ids: dict[str, str] = {}
+        if isinstance(message, UserMessage | CancelRequest):  # a tool message's id is a call's
+            for key in ("id", "conversation_id"):
+                value = getattr(message, key)
+                if isinstance(value, str) and _encodable(value):
+                    ids[key] = value
+        raise LoneSurrogateError(
+            f"field {name!r} holds a lone surrogate (\\ud800-\\udfff): send valid Unicode",
             raw,
-        ) from exc
+            message_id=ids.get("id"),
+            conversation_id=ids.get("conversation_id"),
+        )
+
+
+def _encodable(value: Any) -> bool:
+    """Whether every string in ``value`` (models, dicts and lists walked) can be UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, BaseModel):
+            stack.extend(item.__dict__.values())
+            stack.extend((item.model_extra or {}).values())
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def as_user_message(
@@ -416,6 +500,29 @@ def as_user_message(
 def dump(message: WireModel) -> str:
     """Serialise a message to the JSON text of one frame, leaving out unset optional fields."""
     return message.model_dump_json(exclude_none=True)
+
+
+def encode_frame(message: WireModel) -> bytes:
+    """A message as the UTF-8 bytes of one frame, whatever its text (see :func:`utf8`).
+
+    A responder's text may hold a lone surrogate, which pydantic cannot
+    serialise: that message goes through :mod:`json` instead, so a reply is
+    never lost to one character.
+    """
+    try:
+        return dump(message).encode()
+    except ValueError:
+        data = message.model_dump(mode="python", exclude_none=True)
+        return utf8(json.dumps(data, ensure_ascii=False))
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8, each lone surrogate (which UTF-8 cannot carry) written as ``?``.
+
+    The one place outgoing text is made encodable: the server's frames and the
+    recorder's error lines both go through it.
+    """
+    return text.encode("utf-8", "replace")
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -13,6 +13,7 @@ from .app import DEFAULT_OPTIONS, ChatServer, ServerOptions
 from .demo.agent import DemoAgent
 from .demo.server import DemoServer, serve_demo
 from .openai.bridge import OpenAIAgent
+from .registry import TOO_MANY_REPLIES
 from .replay import (
     NOT_IN_TRANSCRIPT,
     TOOL_RESULT_DIFFERS,
@@ -20,8 +21,8 @@ from .replay import (
     ReplayServer,
     serve_replay,
 )
+from .replylog import ReplyLog
 from .responder import ClientTools, Responder, ResponderMessage, current_client_tools
-from .sessions import TOO_MANY_REPLIES, ReplyLog
 
 __all__ = [
     "DEFAULT_OPTIONS",

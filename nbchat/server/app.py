@@ -1,16 +1,15 @@
 """The reference WebSocket server: protocol v1 at ``/ws`` on websockets' asyncio server.
 
-This module is the I/O shell: the handshake, connections, frames in and out.
-What is remembered for whom, and the bounds on it, live in ``sessions.py``
-(dedupe, resume, cancel and limits, all scoped to a client); what writes the
-replies is a :class:`~nbchat.server.Responder`.
+This module is the server's lifecycle: its settings, listening, the handshake,
+starting and closing (on a loop of its own in a thread, for synchronous
+callers). Each accepted connection is served by ``frames.py``; what is
+remembered for whom, and the bounds on it, are decided by ``registry.py``
+(dedupe, resume, cancel and limits, all scoped to a client) and carried out by
+``sessions.py``; what writes the replies is a :class:`~nbchat.server.Responder`.
 
 The handshake is checked in this order: path (404), Origin (403), token (401),
-client identity (400). Frames are parsed strictly into protocol models; input
-a client should not have sent (binary, invalid JSON, a schema mismatch, a
-lone surrogate) is answered with a ``bad_request`` error and the connection
-stays open. Every text path is linear in the frame's size, which ``max_size``
-bounds.
+client identity (400). Every text path is linear in the frame's size, which
+``max_size`` bounds.
 """
 
 from __future__ import annotations
@@ -26,29 +25,17 @@ from typing import Any, Final, TypedDict, TypeVar
 
 from typing_extensions import Unpack
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..config import DEFAULT_MAX_SIZE
-from ..exceptions import ProtocolError
-from ..protocol import (
-    CLIENT_TOOLS_FEATURE,
-    FEATURES_HEADER,
-    AckMessage,
-    CancelRequest,
-    ErrorInfo,
-    ErrorMessage,
-    ToolAck,
-    ToolResponse,
-    ToolsDeclaration,
-    dump,
-    parse_client_message,
-)
-from .forward import BatchingConnection, forward
-from .handshake import PATH, check_request, client_identity
+from ..protocol import CLIENT_TOOLS_FEATURE, FEATURES_HEADER
+from .forward import BatchingConnection
+from .frames import FrameHandler
+from .handshake import PATH, check_request
+from .registry import Limits
 from .responder import Responder
-from .sessions import Client, Limits, Refused, Registry
+from .sessions import Sessions
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_OPTIONS", "ChatServer", "ServerOptions"]
 
@@ -56,8 +43,6 @@ logger = logging.getLogger("nbchat.server")
 
 DEFAULT_HOST = "127.0.0.1"
 """Loopback only unless told otherwise: the server is for this machine's notebooks."""
-
-_MAX_ERROR_TEXT = 300
 
 _S = TypeVar("_S", bound="ChatServer")
 
@@ -136,13 +121,15 @@ class ChatServer:
             max_tool_calls=settings["max_tool_calls"],
         )
         """The bounds on what each client may hold (see :class:`ServerOptions`)."""
-        self.registry = Registry(responder, self.limits)
+        self.sessions = Sessions(responder, self.limits)
+        """Generates and stops replies as the registry decides."""
+        self.registry = self.sessions.registry
         """Clients, their replies and logs: counts for monitoring and tests."""
+        self._frames = FrameHandler(self.sessions)
         self._port = port
         self._server: Server | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
-        self._connections: set[ServerConnection] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -163,7 +150,7 @@ class ChatServer:
             return self
         self._closed = asyncio.Event()
         self._server = await serve(
-            self._handle,
+            self._frames,
             self.host,
             self._port,
             process_request=self._process_request,
@@ -267,7 +254,7 @@ class ChatServer:
     @property
     def connections(self) -> tuple[ServerConnection, ...]:
         """The open WebSocket connections, e.g. to close some with a code of your choice."""
-        return tuple(c for c in self._connections if c.state is not State.CLOSED)
+        return tuple(c for c in self._frames.connections if c.state is not State.CLOSED)
 
     @property
     def connection_count(self) -> int:
@@ -282,10 +269,10 @@ class ChatServer:
         try:
             await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), grace)
         except asyncio.TimeoutError:
-            for connection in list(self._connections):
+            for connection in list(self._frames.connections):
                 connection.transport.abort()
             await self._server.wait_closed()
-        await self.registry.close()
+        await self.sessions.close()
         # A responder holding resources (a model bridge's HTTP connections) releases
         # them here, on the loop they belong to, once no reply runs any more.
         closer = getattr(self.responder, "aclose", None)
@@ -327,136 +314,6 @@ class ChatServer:
             response.headers[name] = value
         return response
 
-    # Private methods: connections
-
-    async def _handle(self, connection: ServerConnection) -> None:
-        request = connection.request
-        identity = None if request is None else client_identity(request.headers)
-        client = self.registry.attach(identity)
-        self._connections.add(connection)
-        forwarding: dict[str, asyncio.Task[None]] = {}
-        logger.debug("connection opened from %s", connection.remote_address)
-        try:
-            async for frame in connection:
-                try:
-                    await self._receive(connection, client, frame, forwarding)
-                except ConnectionClosed:
-                    raise
-                except Exception:  # a bug must cost one message, not every reply of the client
-                    logger.exception("handling a frame failed")
-                    await self._error(
-                        connection, "the server failed on this frame", "internal_error"
-                    )
-                # websockets hands over every frame already received without suspending:
-                # one message per turn of the loop, so a flood cannot hold the loop.
-                await asyncio.sleep(0)
-        except ConnectionClosed:
-            pass  # the client went away (or sent a frame above max_size: 1009)
-        finally:
-            for task in forwarding.values():
-                task.cancel()
-            await asyncio.gather(*forwarding.values(), return_exceptions=True)
-            self._connections.discard(connection)
-            self.registry.detach(client)
-            logger.debug("connection closed from %s", connection.remote_address)
-
-    async def _receive(
-        self,
-        connection: ServerConnection,
-        client: Client,
-        frame: str | bytes,
-        forwarding: dict[str, asyncio.Task[None]],
-    ) -> None:
-        if isinstance(frame, bytes):
-            await self._error(connection, "binary frames are not supported: send JSON text")
-            return
-        try:
-            message = parse_client_message(frame)
-        except ProtocolError as exc:
-            await self._error(connection, str(exc))
-            return
-        if isinstance(message, ToolsDeclaration | ToolResponse):
-            await self._tool_message(connection, client, message)
-            return
-        reply_to = message.id if _encodable(message.id) else None
-        cid = message.conversation_id if _encodable(message.conversation_id) else None
-        fields = [message.id, message.conversation_id]
-        if not isinstance(message, CancelRequest):
-            fields.append(message.message)
-        if not all(_encodable(value) for value in fields):
-            text = "the frame holds a lone surrogate (\\ud800-\\udfff): send valid Unicode"
-            await self._error(connection, text, reply_to=reply_to, conversation_id=cid)
-            return
-        if isinstance(message, CancelRequest):
-            count = self.registry.cancel(client, message.conversation_id, message.id)
-            logger.debug("cancelled %d reply(ies)", count)
-            return
-        try:
-            log, duplicate = self.registry.accept(
-                client, message.id, message.conversation_id, message.message
-            )
-        except Refused as exc:
-            logger.info("refused a message from %s: %s", connection.remote_address, exc)
-            await self._error(
-                connection, str(exc), exc.code, reply_to=reply_to, conversation_id=cid
-            )
-            return
-        ack = AckMessage(
-            id=log.message_id,
-            reply_to=log.message_id,
-            conversation_id=log.conversation_id,
-            duplicate=True if duplicate else None,
-        )
-        await connection.send(dump(ack))
-        running = forwarding.get(log.message_id)
-        if running is not None and not running.done():
-            return  # resent on the same connection: the reply is already on its way
-        task = asyncio.get_running_loop().create_task(forward(connection, log))
-        forwarding[log.message_id] = task
-
-        def forget(done: asyncio.Task[None]) -> None:
-            if forwarding.get(log.message_id) is done:
-                del forwarding[log.message_id]
-
-        task.add_done_callback(forget)
-
-    async def _tool_message(
-        self, connection: ServerConnection, client: Client, message: ToolsDeclaration | ToolResponse
-    ) -> None:
-        """A client's tools (kept for its replies), or a call's outcome (acked, always)."""
-        try:
-            dump(message).encode()  # linear in the frame; a lone surrogate cannot be encoded
-        except ValueError:
-            await self._error(connection, "the frame holds a lone surrogate: send valid Unicode")
-            return
-        if isinstance(message, ToolsDeclaration):
-            self.registry.declare_tools(client, message.tools)
-            return
-        if not self.registry.tool_response(client, message):
-            logger.debug("a tool response nobody waits for (answered already, or cancelled)")
-        await connection.send(dump(ToolAck(id=message.id)))
-
-    async def _error(
-        self,
-        connection: ServerConnection,
-        text: str,
-        code: str = "bad_request",
-        *,
-        reply_to: str | None = None,
-        conversation_id: str | None = None,
-    ) -> None:
-        text = " ".join(text.split())
-        if len(text) > _MAX_ERROR_TEXT:
-            text = text[: _MAX_ERROR_TEXT - 3] + "..."
-        if code == "bad_request":
-            logger.info("bad request from %s: %s", connection.remote_address, text)
-        error = ErrorMessage(
-            error=ErrorInfo(code=code, message=text),
-            reply_to=reply_to,
-            conversation_id=conversation_id,
-        )
-        await connection.send(dump(error))
-
 
 def _announce_features(
     connection: ServerConnection, request: Request, response: Response
@@ -465,17 +322,6 @@ def _announce_features(
     if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
         response.headers[FEATURES_HEADER] = CLIENT_TOOLS_FEATURE
     return response
-
-
-def _encodable(value: str | None) -> bool:
-    """Whether a parsed string can be UTF-8: JSON's ``\\ud800`` escapes make ones that cannot."""
-    if value is None or value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def _cancel_other_tasks() -> None:

@@ -2,7 +2,7 @@
 
 Under load the server's largest cost was the socket: one ``send()`` system
 call per token per connection (``benchmarks/server_concurrency.py``). Here a
-connection follows a :class:`~nbchat.server.sessions.ReplyLog` in batches, and
+connection follows a :class:`~nbchat.server.replylog.ReplyLog` in batches, and
 a batch is framed by websockets and written with one call.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from .sessions import ReplyLog
+from .replylog import ReplyLog
 
 __all__ = ["BatchingConnection", "forward"]
 

@@ -1,0 +1,189 @@
+"""One connection's frames: read, parsed, answered; one message per turn of the loop.
+
+This is the half of the server that talks to one client once its handshake
+is accepted (``app.py`` holds the other half: listening, the handshake and the
+server's lifecycle). Frames are parsed strictly into protocol models by
+:func:`~nbchat.protocol.parse_client_message`; input a client should not have
+sent (binary, invalid JSON, a schema mismatch, a lone surrogate) is answered
+with a ``bad_request`` error and the connection stays open. What to do with a
+message is decided by the sessions (``sessions.py``, ``registry.py``); a
+reply's frames go out through :func:`~nbchat.server.forward.forward`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ..exceptions import ProtocolError
+from ..protocol import (
+    AckMessage,
+    CancelRequest,
+    ErrorInfo,
+    ErrorMessage,
+    LoneSurrogateError,
+    ToolAck,
+    ToolResponse,
+    ToolsDeclaration,
+    dump,
+    parse_client_message,
+)
+from .forward import forward
+from .handshake import client_identity
+from .registry import Client, Refused
+from .replylog import ReplyLog
+from .sessions import Sessions
+
+__all__ = ["MAX_ERROR_TEXT", "FrameHandler"]
+
+logger = logging.getLogger("nbchat.server")
+
+MAX_ERROR_TEXT = 300
+"""Characters of an error's text sent to a client: one short line, whatever went wrong."""
+
+
+class FrameHandler:
+    """Serves each accepted connection: its frames in, its acks, errors and replies out."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self.connections: set[ServerConnection] = set()
+        """The connections being served."""
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        """Serve one connection until it closes, then detach it from its client."""
+        request = connection.request
+        identity = None if request is None else client_identity(request.headers)
+        client = self.sessions.attach(identity)
+        self.connections.add(connection)
+        forwarding: dict[str, asyncio.Task[None]] = {}
+        logger.debug("connection opened from %s", connection.remote_address)
+        try:
+            async for frame in connection:
+                try:
+                    await self._receive(connection, client, frame, forwarding)
+                except ConnectionClosed:
+                    raise
+                except Exception:  # a bug must cost one message, not every reply of the client
+                    logger.exception("handling a frame failed")
+                    await _error(connection, "the server failed on this frame", "internal_error")
+                # websockets hands over every frame already received without suspending:
+                # one message per turn of the loop, so a flood cannot hold the loop.
+                await asyncio.sleep(0)
+        except ConnectionClosed:
+            pass  # the client went away (or sent a frame above max_size: 1009)
+        finally:
+            for task in forwarding.values():
+                task.cancel()
+            await asyncio.gather(*forwarding.values(), return_exceptions=True)
+            self.connections.discard(connection)
+            self.sessions.detach(client)
+            logger.debug("connection closed from %s", connection.remote_address)
+
+    # Private methods
+
+    async def _receive(
+        self,
+        connection: ServerConnection,
+        client: Client[ReplyLog],
+        frame: str | bytes,
+        forwarding: dict[str, asyncio.Task[None]],
+    ) -> None:
+        if isinstance(frame, bytes):
+            await _error(connection, "binary frames are not supported: send JSON text")
+            return
+        try:
+            message = parse_client_message(frame)
+        except LoneSurrogateError as exc:
+            reply_to, cid = exc.message_id, exc.conversation_id
+            await _error(connection, str(exc), reply_to=reply_to, conversation_id=cid)
+            return
+        except ProtocolError as exc:
+            await _error(connection, str(exc))
+            return
+        if isinstance(message, ToolsDeclaration | ToolResponse):
+            await self._tool_message(connection, client, message)
+        elif isinstance(message, CancelRequest):
+            count = self.sessions.cancel(client, message.conversation_id, message.id)
+            logger.debug("cancelled %d reply(ies)", count)
+        else:
+            decision = self.sessions.accept(
+                client, message.id, message.conversation_id, message.message
+            )
+            if isinstance(decision, Refused):
+                logger.info("refused a message from %s: %s", connection.remote_address, decision)
+                await _error(
+                    connection,
+                    decision.text,
+                    decision.code,
+                    reply_to=message.id,
+                    conversation_id=message.conversation_id,
+                )
+                return
+            await self._answer(connection, decision.log, decision.duplicate, forwarding)
+
+    async def _answer(
+        self,
+        connection: ServerConnection,
+        log: ReplyLog,
+        duplicate: bool,
+        forwarding: dict[str, asyncio.Task[None]],
+    ) -> None:
+        """Ack a message, then forward its log unless this connection already does."""
+        ack = AckMessage(
+            id=log.message_id,
+            reply_to=log.message_id,
+            conversation_id=log.conversation_id,
+            duplicate=True if duplicate else None,
+        )
+        await connection.send(dump(ack))
+        running = forwarding.get(log.message_id)
+        if running is not None and not running.done():
+            return  # resent on the same connection: the reply is already on its way
+        task = asyncio.get_running_loop().create_task(forward(connection, log))
+        forwarding[log.message_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if forwarding.get(log.message_id) is done:
+                del forwarding[log.message_id]
+
+        task.add_done_callback(forget)
+
+    async def _tool_message(
+        self,
+        connection: ServerConnection,
+        client: Client[ReplyLog],
+        message: ToolsDeclaration | ToolResponse,
+    ) -> None:
+        """A client's tools (kept for its replies), or a call's outcome (acked, always)."""
+        if isinstance(message, ToolsDeclaration):
+            self.sessions.declare_tools(client, message.tools)
+            return
+        if not self.sessions.tool_response(client, message):
+            logger.debug("a tool response nobody waits for (answered already, or cancelled)")
+        await connection.send(dump(ToolAck(id=message.id)))
+
+
+async def _error(
+    connection: ServerConnection,
+    text: str,
+    code: str = "bad_request",
+    *,
+    reply_to: str | None = None,
+    conversation_id: str | None = None,
+) -> None:
+    """Send one ``error``: its text on one line, at most :data:`MAX_ERROR_TEXT` characters."""
+    text = " ".join(text.split())
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[: MAX_ERROR_TEXT - 3] + "..."
+    if code == "bad_request":
+        logger.info("bad request from %s: %s", connection.remote_address, text)
+    error = ErrorMessage(
+        error=ErrorInfo(code=code, message=text),
+        reply_to=reply_to,
+        conversation_id=conversation_id,
+    )
+    await connection.send(dump(error))
