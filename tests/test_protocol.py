@@ -10,6 +10,7 @@ from nbchat.protocol import (
     CancelRequest,
     DoneMessage,
     ErrorMessage,
+    LoneSurrogateError,
     TokenMessage,
     ToolCallMessage,
     ToolResultMessage,
@@ -17,8 +18,10 @@ from nbchat.protocol import (
     UserMessage,
     as_user_message,
     dump,
+    encode_frame,
     parse_client_message,
     parse_server_message,
+    utf8,
 )
 
 pytestmark = pytest.mark.unit
@@ -251,3 +254,44 @@ def test_runs_in_is_left_out_of_the_wire_when_unset() -> None:
     server_side = dump(ToolCallMessage(tool_calls=[ToolCall(id="t", name="f")]))
     client_side = dump(ToolCallMessage(tool_calls=[ToolCall(id="t", name="f", runs_in="client")]))
     assert "runs_in" not in server_side and '"runs_in":"client"' in client_side
+
+
+# Lone surrogates
+
+
+@pytest.mark.parametrize(
+    ("frame", "field", "message_id", "conversation_id"),
+    [
+        ('{"id":"m1","conversation_id":"\\ud800","message":"hi"}', "conversation_id", "m1", None),
+        ('{"id":"m1","conversation_id":"c","message":"a \\udfff"}', "message", "m1", "c"),
+        ('{"id":"\\ud83d","conversation_id":"c","message":"hi"}', "id", None, "c"),
+        ('{"type":"cancel","conversation_id":"\\ud800"}', "conversation_id", None, None),
+        ('{"type":"tool_response","id":"t1","result":{"k":["\\ud800"]}}', "result", None, None),
+        ('{"type":"tools","tools":[{"name":"t","description":"\\udc00"}]}', "tools", None, None),
+    ],
+)
+def test_a_client_frame_with_a_lone_surrogate_is_refused_at_parse_time(
+    frame: str, field: str, message_id: str | None, conversation_id: str | None
+) -> None:
+    """Half a surrogate pair in a field the server reads is a one-line LoneSurrogateError."""
+    with pytest.raises(LoneSurrogateError) as caught:
+        parse_client_message(frame)
+    error = caught.value
+    assert isinstance(error, ProtocolError) and error.raw == frame
+    assert f"field {field!r}" in str(error) and "surrogate" in str(error)
+    assert "\n" not in str(error)
+    assert (error.message_id, error.conversation_id) == (message_id, conversation_id)
+
+
+def test_a_lone_surrogate_in_an_unknown_field_is_not_refused() -> None:
+    """Fields nobody reads may hold anything: the message parses."""
+    message = parse_client_message('{"id":"m1","message":"hi","x":"\\ud800"}')
+    assert isinstance(message, UserMessage) and message.message == "hi"
+
+
+def test_a_lone_surrogate_written_becomes_a_question_mark() -> None:
+    """encode_frame and utf8 make any text UTF-8: each lone surrogate is written as "?"."""
+    frame = encode_frame(TokenMessage(response="half \ud800 pair", extra="\udfff"))
+    parsed = parse_server_message(frame)
+    assert isinstance(parsed, TokenMessage) and parsed.response == "half ? pair"
+    assert utf8("a\ud800b") == b"a?b" and utf8("é") == "é".encode()

@@ -22,7 +22,7 @@ from typing import IO, Any, Protocol
 
 from ..exceptions import NbchatError, TranscriptError
 from ..policy import Disconnect
-from ..protocol import CancelRequest, ServerMessage, UserMessage, WireModel, dump
+from ..protocol import CancelRequest, ServerMessage, UserMessage, WireModel, dump, utf8
 from ..redact import redact_text, redact_url
 from .format import Direction, event_line, header_line, now_iso, parse_header
 
@@ -211,7 +211,7 @@ class Recorder:
             error = exc
         else:
             # Short, on one line, without the lone surrogate that may have caused it.
-            why = " ".join(str(exc).split())[:200].encode("utf-8", "backslashreplace").decode()
+            why = utf8(" ".join(str(exc).split())[:200]).decode()
             why = redact_text(why) or type(exc).__name__
             error = TranscriptError(
                 f"recording to {self.path} stopped: an event could not be written "
