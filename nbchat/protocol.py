@@ -10,13 +10,9 @@ unknown ``type`` becomes an :class:`UnknownMessage` rather than an error.
 Unknown fields are kept everywhere (``extra="allow"``) so nothing a newer
 server sends is lost.
 
-Lone surrogates (``\\ud800``-``\\udfff`` on their own) are legal in a JSON
-escape and in a Python string but cannot be UTF-8, so they are decided here,
-once for each direction: a client frame holding one in a field the server
-reads is refused at parse time (:class:`LoneSurrogateError`, which the server
-answers with ``bad_request``), and what a server writes is made encodable by
-:func:`encode_frame` and :func:`utf8` (each one becomes ``?``) rather than
-failing a reply.
+A lone surrogate (legal in a JSON escape, never in UTF-8) is decided here once:
+refused at parse time in a client frame (:class:`LoneSurrogateError`), written
+as ``?`` by :func:`encode_frame` and :func:`utf8` rather than failing a reply.
 """
 
 from __future__ import annotations
@@ -371,25 +367,13 @@ def parse_server_frame(raw: str | bytes) -> ServerMessage | ToolControl:
 
 
 class LoneSurrogateError(ProtocolError):
-    """A client frame holding a lone surrogate in a field the server reads: it cannot be UTF-8.
+    """A client frame with a lone surrogate in a field the server reads: it cannot be UTF-8.
 
-    The ids of a refused message or cancel that are valid are kept, so that the
-    refusal can be addressed to it (``reply_to``) and its conversation.
+    A message's or cancel's valid ids are kept, to address the refusal to it.
     """
 
-    def __init__(
-        self,
-        message: str,
-        raw: str | bytes | None = None,
-        *,
-        message_id: str | None = None,
-        conversation_id: str | None = None,
-    ) -> None:
-        super().__init__(message, raw)
-        self.message_id = message_id
-        """The refused message's ``id``, unless it is the field at fault."""
-        self.conversation_id = conversation_id
-        """The refused message's ``conversation_id``, unless it is the field at fault."""
+    message_id: str | None = None
+    conversation_id: str | None = None
 
 
 def parse_client_message(
@@ -397,8 +381,7 @@ def parse_client_message(
 ) -> UserMessage | CancelRequest | ToolsDeclaration | ToolResponse:
     """Parse one client frame; ``type`` defaults to ``message`` (the TypeScript client's shape).
 
-    Raises :class:`ProtocolError` for a frame that is not a client message,
-    and :class:`LoneSurrogateError` for one whose fields cannot be UTF-8.
+    Raises :class:`ProtocolError`, :class:`LoneSurrogateError` if a field cannot be UTF-8.
     """
     try:
         message = _client_adapter.validate_json(raw)
@@ -418,46 +401,38 @@ def parse_client_message(
 
 
 def _refuse_lone_surrogates(message: WireModel, raw: str | bytes) -> None:
-    """Raise :class:`LoneSurrogateError` if a declared field of ``message`` cannot be UTF-8.
+    """Refuse a declared field (nested values too) that cannot be UTF-8; linear in its size.
 
-    Unknown top-level fields are not read by the server, so they may hold
-    anything; declared fields are checked in full (nested values included).
-    Linear in the message's size.
+    Unknown top-level fields are not read by the server: they may hold anything.
     """
-    for name in type(message).model_fields:
-        if _encodable(getattr(message, name)):
-            continue
-        ids: dict[str, str] = {}
-        if isinstance(message, UserMessage | CancelRequest):  # a tool message's id is a call's
-            for key in ("id", "conversation_id"):
-                value = getattr(message, key)
-                if isinstance(value, str) and _encodable(value):
-                    ids[key] = value
-        raise LoneSurrogateError(
-            f"field {name!r} holds a lone surrogate (\\ud800-\\udfff): send valid Unicode",
-            raw,
-            message_id=ids.get("id"),
-            conversation_id=ids.get("conversation_id"),
-        )
+    bad = next((name for name in type(message).model_fields if not _encodable(message, name)), None)
+    if bad is None:
+        return
+    error = LoneSurrogateError(
+        f"field {bad!r} holds a lone surrogate (\\ud800-\\udfff): send valid Unicode", raw
+    )
+    if isinstance(message, UserMessage | CancelRequest):  # a tool message's id is a call's
+        error.message_id = message.id if _encodable(message, "id") else None
+        error.conversation_id = message.conversation_id
+        if not _encodable(message, "conversation_id"):
+            error.conversation_id = None
+    raise error
 
 
-def _encodable(value: Any) -> bool:
-    """Whether every string in ``value`` (models, dicts and lists walked) can be UTF-8."""
-    stack = [value]
+def _encodable(message: WireModel, name: str) -> bool:
+    """Whether every string in a field (models, dicts and lists walked) can be UTF-8."""
+    stack = [getattr(message, name)]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii():
-                try:
-                    item.encode()
-                except UnicodeEncodeError:
-                    return False
+        if isinstance(item, str) and not item.isascii():
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return False
         elif isinstance(item, BaseModel):
-            stack.extend(item.__dict__.values())
-            stack.extend((item.model_extra or {}).values())
+            stack.extend([*item.__dict__.values(), *(item.model_extra or {}).values()])
         elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
+            stack.extend([*item, *item.values()])
         elif isinstance(item, list):
             stack.extend(item)
     return True
@@ -503,25 +478,16 @@ def dump(message: WireModel) -> str:
 
 
 def encode_frame(message: WireModel) -> bytes:
-    """A message as the UTF-8 bytes of one frame, whatever its text (see :func:`utf8`).
-
-    A responder's text may hold a lone surrogate, which pydantic cannot
-    serialise: that message goes through :mod:`json` instead, so a reply is
-    never lost to one character.
-    """
+    """A message as one frame's UTF-8 bytes, whatever a responder wrote in it (see :func:`utf8`)."""
     try:
         return dump(message).encode()
-    except ValueError:
+    except ValueError:  # pydantic cannot serialise a lone surrogate: json can
         data = message.model_dump(mode="python", exclude_none=True)
         return utf8(json.dumps(data, ensure_ascii=False))
 
 
 def utf8(text: str) -> bytes:
-    """``text`` as UTF-8, each lone surrogate (which UTF-8 cannot carry) written as ``?``.
-
-    The one place outgoing text is made encodable: the server's frames and the
-    recorder's error lines both go through it.
-    """
+    """``text`` as UTF-8, each lone surrogate written ``?``: the one place text is made so."""
     return text.encode("utf-8", "replace")
 
 

@@ -17,6 +17,10 @@ output in CI). Rules are tried in order, first match wins, case-insensitively:
 9. anything else: a friendly reply naming the turn and what the agent can do.
 
 The explicit commands (1, 2, 3) come first so that ``echo 1+1`` echoes.
+
+This module holds the rules and the tools they dispatch to; reading a message
+(arithmetic, words, a name) is ``parsing.py``, and the pace of the tokens is
+``pace.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,10 @@ from ...exceptions import ToolArgumentsError, ToolError
 from ...protocol import TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from ...toolspec import parse_arguments, serialize_result
 from ..responder import ResponderMessage, current_client_tools
+from .pace import Pace
+from .parsing import find_arithmetic, first_name, split_tokens, stream_tokens
+
+# find_arithmetic and split_tokens are also the agent's public helpers, as before the split.
 from .tools import calculator, current_time, network_check
 
 __all__ = ["MAX_COUNT", "DemoAgent", "find_arithmetic", "split_tokens"]
@@ -54,104 +62,12 @@ _GET_NAME = re.compile(
 )
 _RECALL = re.compile(r"\bwhat did i (?:just )?(?:say|ask|write)\b", re.IGNORECASE)
 
-# A run of what arithmetic is made of: numbers (with an exponent: 1e308), operators,
-# parentheses and spaces. One + over alternatives with nothing after it: matched
-# greedily in one pass, never backtracked.
-_ARITHMETIC_RUN = re.compile(r"(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[\s.+\-*/%()])+")
-# An operand, an operator, an operand. Possessive quantifiers (*+): a failed
-# attempt gives nothing back, so each attempt is linear and attempts do not overlap.
-_HAS_OPERATION = re.compile(r"[\d.)]\s*+(?:\*\*|//|[-+*/%])[-+(\s]*+[\d.(]")
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
-_WORD = re.compile(r"\S+")
 _MAX_COUNT_DIGITS = len(str(MAX_COUNT))
 _MAX_REMEMBERED = 2000
 """Characters of a message kept for ``what did I say``: memory per conversation is bounded."""
-_MAX_BURST = 64
-"""Late tokens yielded in a row before giving the loop a turn."""
 _MAX_ARITHMETIC_TEXT = 4000
 """Longer messages are not searched for arithmetic (the calculator takes 200 characters):
 the search is linear, and this bounds it to a few milliseconds of the loop."""
-
-
-def find_arithmetic(text: str) -> str | None:
-    """The longest arithmetic expression in ``text`` (``"What is 6*7?"`` -> ``"6*7"``).
-
-    A run glued to a word (``x2+3``, ``0x10+1``) is not taken: the expression
-    is taken whole or not at all. Linear in ``len(text)``.
-    """
-    best: str | None = None
-    for match in _ARITHMETIC_RUN.finditer(text):
-        run = match.group()
-        start = match.start() + len(run) - len(run.lstrip())
-        end = match.end() - len(run) + len(run.rstrip())
-        if (start > 0 and _is_word(text[start - 1])) or (end < len(text) and _is_word(text[end])):
-            continue
-        candidate = _balance(run.strip().rstrip("."))
-        if not _HAS_OPERATION.search(candidate) or _DATE.fullmatch(candidate):
-            continue
-        if best is None or len(candidate) > len(best):
-            best = candidate
-    return best
-
-
-def _is_word(character: str) -> bool:
-    return character.isalnum() or character == "_"
-
-
-def _balance(expression: str) -> str:
-    """Drop parentheses a sentence wrapped around an expression: ``(is 2+2)`` -> ``2+2``.
-
-    One pass from each end (counting once), not a loop that re-counts and
-    re-slices: ``"(" * 200000 + "1+1"`` costs the same as its length.
-    """
-    opened, closed = expression.count("("), expression.count(")")
-    start, end = 0, len(expression)
-    while opened > closed and start < end and expression[start] == "(":
-        start += 1
-        opened -= 1
-        while start < end and expression[start].isspace():
-            start += 1
-    while closed > opened and end > start and expression[end - 1] == ")":
-        end -= 1
-        closed -= 1
-        while end > start and expression[end - 1].isspace():
-            end -= 1
-    return expression[start:end]
-
-
-def split_tokens(text: str) -> list[str]:
-    """Split text into word tokens that join back to exactly ``text``; linear in its length.
-
-    Each token is a word and the whitespace after it; the first also takes the
-    whitespace before it. Text without a word is one token (none if empty).
-    """
-    starts = [match.start() for match in _WORD.finditer(text)]
-    if not starts:
-        return [text] if text else []
-    starts[0] = 0
-    ends = [*starts[1:], len(text)]
-    return [text[start:end] for start, end in zip(starts, ends, strict=True)]
-
-
-def _stream_tokens(text: str, limit: int) -> Iterator[str]:
-    """The tokens of :func:`split_tokens`, found one at a time; past ``limit``, the rest as one.
-
-    Lazy, so a long text costs the loop one token per step, never all at once;
-    bounded, so no reply holds more than ``limit + 1`` tokens.
-    """
-    words = _WORD.finditer(text)
-    first = next(words, None)
-    if first is None:
-        if text:
-            yield text
-        return
-    start = 0
-    for count, word in enumerate(words, 1):
-        if count >= limit:
-            break
-        yield text[start : word.start()]
-        start = word.start()
-    yield text[start:]
 
 
 @dataclass
@@ -231,8 +147,8 @@ class DemoAgent:
         return self._fallback
 
     async def _say(self, text: str) -> AsyncIterator[ResponderMessage]:
-        pace = _Pace(self.delay)
-        for token in _stream_tokens(text, MAX_COUNT):
+        pace = Pace(self.delay)
+        for token in stream_tokens(text, MAX_COUNT):
             await pace.next()
             yield TokenMessage(response=token)
 
@@ -251,7 +167,7 @@ class DemoAgent:
             async for message in self._say(f"I can count to at most {MAX_COUNT}."):
                 yield message
             return
-        pace = _Pace(self.delay)
+        pace = Pace(self.delay)
         for number in range(1, int(digits) + 1):
             await pace.next()
             yield TokenMessage(response=str(number) if number == 1 else f" {number}")
@@ -333,7 +249,7 @@ class DemoAgent:
     ) -> AsyncIterator[ResponderMessage]:
         match = _SET_NAME.search(text)
         assert match is not None
-        name = _first_name(match.group(1))
+        name = first_name(match.group(1))
         if name:
             memory.name = name
             reply = f"Nice to meet you, {name}! I will remember your name in this conversation."
@@ -378,36 +294,6 @@ class DemoAgent:
             yield message
 
 
-class _Pace:
-    """Token deadlines on a fixed schedule: one timer per token when on time, none when late.
-
-    A late token is yielded at once, without going back to the loop, up to
-    :data:`_MAX_BURST` in a row: the reply catches up in one step, and the
-    server writes the tokens due together in one socket write.
-    """
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.due: float | None = None
-        self.burst = 0
-
-    async def next(self) -> None:
-        """Wait until the next token is due."""
-        if self.delay <= 0:
-            await asyncio.sleep(0)  # as fast as possible, but fair to other replies
-            return
-        now = asyncio.get_running_loop().time()
-        self.due = (now if self.due is None else self.due) + self.delay
-        if self.due > now:
-            self.burst = 0
-            await asyncio.sleep(self.due - now)
-        elif self.burst < _MAX_BURST:
-            self.burst += 1
-        else:
-            self.burst = 0
-            await asyncio.sleep(0)
-
-
 def _call_id(conversation_id: str, turn: int, tool: str) -> str:
     """A tool call id that is unique per conversation turn and the same on every run."""
     digest = hashlib.sha256(conversation_id.encode()).hexdigest()[:8]
@@ -418,17 +304,6 @@ def _finished(call: ToolCall, status: str, result: Any) -> ToolResultMessage:
     return ToolResultMessage(
         tool_calls=[call.model_copy(update={"status": status, "result": result})]
     )
-
-
-def _first_name(text: str) -> str:
-    """The name in ``my name is Ada Lovelace and ...``: the first word and capitalised ones."""
-    words = re.split(r"[\s.,!?;:]+", text.strip())
-    name = [words[0]]
-    for word in words[1:]:
-        if not word[:1].isupper():
-            break
-        name.append(word)
-    return " ".join(name)[:60]
 
 
 def _diagnose(report: dict[str, Any]) -> str:
