@@ -96,9 +96,12 @@ class ClientConfig(BaseModel):
     connect_timeout: float | None = Field(5.0, gt=0)
     """Seconds to keep trying a server this client never reached (a wrong URL fails this fast).
 
-    Counted from the first attempt; each attempt's ``open_timeout`` is cut to
-    what is left (at least one second). Once a connection has succeeded,
-    reconnects follow ``max_reconnect_attempts`` alone. None: no time limit.
+    Counted from the first attempt, in time the client could try: while its
+    event loop is blocked (in a notebook, another cell running) the clock
+    stops, and an attempt cut short that way is not counted. Each attempt's
+    ``open_timeout`` is cut to what is left (at least one second). Once a
+    connection has succeeded, reconnects follow ``max_reconnect_attempts``
+    alone. None: no time limit.
     """
     close_timeout: float = Field(2.0, gt=0)
     """Longest ``disconnect()`` waits for the server's closing handshake."""

@@ -46,6 +46,42 @@ hostile server cannot make the client buffer without bound."""
 _MESSAGE_TOO_BIG = 1009
 _LAST_ATTEMPT = 1.0
 """Seconds an attempt may take however little of ``connect_timeout`` is left."""
+_TICK = 0.25
+_STALL_TOLERANCE = 0.1
+"""A heartbeat due every ``_TICK`` s and later than this by more was a stall of the loop."""
+
+
+class _AwakeClock:
+    """Loop time minus the loop's stalls: the time a client could actually try to connect.
+
+    In a kernel the loop is blocked while a cell runs (Run All over a panel, then
+    ``time.sleep(10)``): that must not use up ``connect_timeout``. A heartbeat
+    measures how late it runs; a stall is counted even before its heartbeat ran.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._stalled, self._due = loop, 0.0, loop.time() + _TICK
+        self._handle = loop.call_at(self._due, self._beat)
+
+    def _beat(self) -> None:
+        self._stalled += self._late()
+        self._due = self._loop.time() + _TICK
+        self._handle = self._loop.call_at(self._due, self._beat)
+
+    def _late(self) -> float:
+        late = self._loop.time() - self._due
+        return late if late > _STALL_TOLERANCE else 0.0
+
+    def stalled(self) -> float:
+        """Seconds the loop was blocked since this clock started."""
+        return self._stalled + self._late()
+
+    def time(self) -> float:
+        """Loop time, stalls left out."""
+        return self._loop.time() - self.stalled()
+
+    def stop(self) -> None:
+        self._handle.cancel()
 
 
 class ConnectionState(str, enum.Enum):
@@ -99,6 +135,8 @@ class Connection:
         self._wake_writer = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._closing = False
+        self._awake: _AwakeClock | None = None
+        """Measures the loop's stalls until a first connection opens (``connect_timeout``)."""
         self.finished: asyncio.Future[None] = self.loop.create_future()
         """Done when the task has ended, for any reason."""
         # The connection outlives whatever started it (in a notebook: a cell), so it
@@ -155,6 +193,7 @@ class Connection:
                 )
             )
         finally:
+            self._stop_clock()
             self._ws = None
             self.reconnecting = False
             self.opened.clear()
@@ -167,11 +206,16 @@ class Connection:
     async def _connection_loop(self) -> None:
         delays = self._delays()
         timeout = self.config.connect_timeout
-        # Until a connection opens: when a server never reached is given up.
-        deadline = None if timeout is None else self.loop.time() + timeout
+        # Until a connection opens, a server never reached is given up after timeout,
+        # counting only the time the loop ran, not the cells that blocked it meanwhile.
+        awake = self._awake = None if timeout is None or self.reached else _AwakeClock(self.loop)
+        deadline = None if awake is None or timeout is None else awake.time() + timeout
         while True:
-            disconnect, progressed = await self._connect_once(None if self.reached else deadline)
+            stalled = self._stalled()
+            disconnect, progressed = await self._connect_once(self._left(deadline))
             self.last_disconnect = disconnect
+            # An attempt the loop was blocked through had no fair chance: not counted.
+            blocked = not self.reached and self._stalled() > stalled
             if progressed:
                 # The server answered on that connection: a restart loop that lets
                 # work through is ridden out, however short each connection was.
@@ -180,18 +224,31 @@ class Connection:
             if self._closing:
                 return
             failure = self._give_up_reason(disconnect)
-            left = None if self.reached or deadline is None else deadline - self.loop.time()
+            left = self._left(deadline)
             if failure is None and left is not None and left <= 0:
                 failure = ReconnectExhausted(self.attempt + 1, self.safe_url, within=timeout)
             if failure is not None:
                 self._stop(failure)
                 return
-            self.attempt += 1
+            self.attempt += 0 if blocked else 1
             self.reconnecting = True
             self.set_state(ConnectionState.DISCONNECTED)
             delay = next(delays) if left is None else min(next(delays), left)
             self._log_retry(disconnect, delay, timeout if left is not None else None)
             await asyncio.sleep(delay)
+
+    def _stalled(self) -> float:
+        return 0.0 if self._awake is None else self._awake.stalled()
+
+    def _left(self, deadline: float | None) -> float | None:
+        """Seconds of ``connect_timeout`` left, while no connection has opened yet."""
+        awake = self._awake
+        return None if awake is None or deadline is None else deadline - awake.time()
+
+    def _stop_clock(self) -> None:
+        if self._awake is not None:
+            self._awake.stop()
+            self._awake = None
 
     def _log_retry(self, disconnect: Disconnect, delay: float, within: float | None) -> None:
         """One WARNING line per retry: what happened, retry n of m, when the next try is."""
@@ -246,17 +303,17 @@ class Connection:
         logger.error("%s", failure)
         self._stopped(failure)
 
-    async def _connect_once(self, deadline: float | None = None) -> tuple[Disconnect, bool]:
+    async def _connect_once(self, left: float | None = None) -> tuple[Disconnect, bool]:
         """Open one connection and serve it until it ends: how it ended, and if it progressed.
 
-        Before ``deadline`` (loop time) the opening handshake must be done, give
-        or take the one second every attempt is allowed.
+        Within ``left`` seconds the opening handshake must be done, give or take
+        the one second every attempt is allowed.
         """
         self.set_state(ConnectionState.CONNECTING)
         config = self.config
         open_timeout = config.open_timeout
-        if deadline is not None:
-            left = max(deadline - self.loop.time(), _LAST_ATTEMPT)
+        if left is not None:
+            left = max(left, _LAST_ATTEMPT)
             open_timeout = left if open_timeout is None else min(open_timeout, left)
         try:
             ws = await ws_connect(
@@ -286,6 +343,7 @@ class Connection:
             return Disconnect(reason=reason, error=exc), False
         self._ws = ws
         self.reached = True
+        self._stop_clock()  # connect_timeout is over
         features = ws.response.headers.get(FEATURES_HEADER, "") if ws.response else ""
         client_tools = CLIENT_TOOLS_FEATURE in (f.strip() for f in features.split(","))
         if self.session.tools_frame is not None and not client_tools:

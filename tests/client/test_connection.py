@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidURI
 
-from nbchat import ChatClient, ConfigError, ConnectionFailed, ProtocolError
+from nbchat import ChatClient, ConfigError, ConnectionFailed, ProtocolError, ReconnectExhausted
 from nbchat.client import connection
+from nbchat.client.connection import ConnectionState
 from nbchat.protocol import CLIENT_ID_HEADER
 from nbchat.server import DemoServer
 from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
@@ -299,3 +301,45 @@ def test_send_without_a_running_loop_says_what_to_do() -> None:
     with pytest.raises(ConfigError, match="in a script, use ask_sync"):
         chat.send("hello")
     assert chat.pending == 0
+
+
+def stall_on_first_attempt(chat: ChatClient, seconds: float) -> None:
+    """Block the client's loop for ``seconds`` once its first attempt has begun (a cell running)."""
+    loop = asyncio.get_running_loop()
+    stalled: list[bool] = []
+
+    def on_state(state: ConnectionState) -> None:
+        if state is ConnectionState.CONNECTING and not stalled:
+            stalled.append(True)
+            loop.call_soon(time.sleep, seconds)  # runs once the attempt awaits the network
+
+    chat.on("state", on_state)
+
+
+async def test_time_the_loop_was_blocked_does_not_use_up_connect_timeout() -> None:
+    """A first attempt stalled longer than connect_timeout by a blocked loop still connects."""
+    server = DemoServer.start_in_thread(port=0)
+    chat = ChatClient(url=server.url, connect_timeout=0.5, **FAST)
+    try:
+        stall_on_first_attempt(chat, 1.5 + connection._STALL_TOLERANCE)
+        await asyncio.wait_for(chat.connect(), TIMEOUT)
+        assert chat.state is ConnectionState.CONNECTED
+    finally:
+        await chat.disconnect()
+        server.close_sync()
+
+
+async def test_a_server_never_reached_is_given_up_after_connect_timeout_of_awake_time() -> None:
+    """Against a refused port, connect_timeout counts the time the loop ran, not the stall."""
+    url = f"ws://127.0.0.1:{await free_port()}/ws"
+    chat = ChatClient(
+        url=url, connect_timeout=0.5, reconnect_interval=0.1, max_reconnect_attempts=50
+    )
+    stall = 1.0
+    stall_on_first_attempt(chat, stall)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ReconnectExhausted, match=r"within 0.5 s"):
+        await asyncio.wait_for(chat.connect(), TIMEOUT)
+    elapsed = loop.time() - started
+    assert stall + 0.5 - connection._TICK <= elapsed < stall + 0.5 + TIMEOUT / 10
