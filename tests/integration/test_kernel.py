@@ -112,6 +112,18 @@ def test_the_panel_cell_saves_the_conversation_as_it_ended() -> None:
     assert "calculator" in nb.cells[4].outputs[1].data["text/html"]
 
 
+def test_run_all_over_a_panel_and_a_slow_cell_shows_no_give_up() -> None:
+    """A 10 s cell right after the panel's (Run All) blocks the loop, which is not counted."""
+    nb = run_notebook(
+        "import nbchat\nchat = nbchat.ChatWidget(delay=0)\nchat",
+        "import time\ntime.sleep(10)",
+        "print(chat.client.state, chat.client.failure)\nprint(chat.ask_sync('echo hi').text)",
+    )
+    assert text_of(nb.cells[2]) == "connected None\nhi\n"
+    shown = json.dumps(widget_states(nb))
+    assert "could not reach" not in shown and "for good" not in shown
+
+
 @pytest.fixture
 def kernel() -> Iterator[Any]:
     """A bare kernel client, for sending requests the way JupyterLab does."""
