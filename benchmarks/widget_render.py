@@ -37,7 +37,8 @@ import ipywidgets as widgets
 from nbchat import render
 from nbchat.notebook.views import Throttle, TurnLog, TurnView
 from nbchat.protocol import DoneMessage, TokenMessage
-from tests.widget_comm import RecordingComm, recording_comms
+from nbchat.reply import ReplyBuilder
+from tests.notebook.widget_comm import RecordingComm, recording_comms
 
 
 @dataclass
@@ -68,14 +69,17 @@ def coalesced(tokens: list[TokenMessage], rate: float) -> Result:
     now = [0.0]
     with recording_comms() as log:
         view = TurnView("question", Throttle(30.0, clock=lambda: now[0]))
+        reply = ReplyBuilder()
         before = sent(log)
         step = 1.0 / rate
         gc.collect()
         start = time.perf_counter()
         for message in tokens:
             now[0] += step
-            view.feed(message)
-        view.feed(DoneMessage())
+            reply.feed(message)  # the session's assembly, as the client hands it over
+            view.feed(message, reply)
+        reply.feed(done := DoneMessage())
+        view.feed(done, reply)
         elapsed = time.perf_counter() - start
         after = sent(log)
     return Result(elapsed, after[0] - before[0], after[1] - before[1])
@@ -111,8 +115,10 @@ def turn_costs(turns: int, paged: bool) -> list[int]:
                 paged_log.append(view.box)
             else:
                 flat.children += (view.box,)
-            view.feed(TokenMessage(response=f"answer {i}"))
-            view.feed(DoneMessage())
+            reply = ReplyBuilder()
+            for message in (TokenMessage(response=f"answer {i}"), DoneMessage()):
+                reply.feed(message)
+                view.feed(message, reply)
             costs.append(sent(log)[1] - before)
     return costs
 
