@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = ["EventRendering"]
 
+WAITING = "connecting: the message goes out once the server answers"
+"""The note under a message while a server never reached is tried (the header: connecting)."""
+RESUMING = "reconnecting: the reply resumes once connected"
+"""The note under a reply while a lost connection is tried again (the header: reconnecting)."""
+GAVE_UP = "Disconnected: {failure}"
+"""The banner once the client gave up (the header: disconnected, and the same reason)."""
+
 
 class EventRendering:
     """The client-event handlers of a widget (a base of :class:`~nbchat.notebook.ChatWidget`)."""
@@ -44,6 +51,8 @@ class EventRendering:
     _static: StaticConversation
     _server: ChatServer | None
     _connected_once: bool
+    _gave_up: widgets.HTML | None = None
+    """The give-up banner, removed as soon as it no longer holds."""
 
     def _turns(self) -> list[Turn]:
         return [view.turn for view in self._views.values()]
@@ -67,6 +76,7 @@ class EventRendering:
         view = self._views.get(message.reply_to or "")
         if view is None or view.done:
             return
+        self._drop_give_up()  # an answer arrived: the client did not give up
         view.feed(message, reply)
         if view.done:
             self._reply_ended()
@@ -89,39 +99,51 @@ class EventRendering:
             self._input.streaming = False
 
     def _on_state(self, state: ConnectionState) -> None:
-        self._update_header()
+        if state is not ConnectionState.DISCONNECTED:
+            self._drop_give_up()  # trying again, or connected: the give-up no longer holds
         if state is ConnectionState.CONNECTED:
             self._connected_once = True
-            for view in self._views.values():
-                if view.note:
-                    view.show_note("")
-        elif state is ConnectionState.DISCONNECTED and self.client.reconnecting:
-            # A reply can only resume on a server that was reached once.
-            note = (
-                "connection lost: the reply resumes when it is back"
-                if self._connected_once
-                else "waiting for the server: the message goes out once it answers"
-            )
-            for view in self._views.values():
+        self._update_header()
+        note = self._note()
+        for view in self._views.values():
+            if view.note != note and (note or view.note in (WAITING, RESUMING)):
                 view.show_note(note)
 
     def _on_error(self, exc: BaseException) -> None:
         # Errors answering a message arrive in its turn; these answer none.
+        banner = widgets.HTML()
         if isinstance(exc, ProtocolError):
-            text = f"Ignored a malformed message from the server: {exc}"
+            banner.value = render.error_banner_html(
+                f"Ignored a malformed message from the server: {exc}"
+            )
         elif isinstance(exc, ConnectionFailed):
-            text = f"Connection lost for good: {exc}"
+            self._drop_give_up()
+            banner.value = render.error_banner_html(GAVE_UP.format(failure=exc))
+            self._gave_up = banner
         else:
-            text = str(exc)
-        self._log.append(widgets.HTML(render.error_banner_html(text)))
+            banner.value = render.error_banner_html(str(exc))
+        self._log.append(banner)
         self._update_header()
+
+    def _drop_give_up(self) -> None:
+        banner, self._gave_up = self._gave_up, None
+        if banner is not None:
+            self._log.remove(banner)
+
+    def _note(self) -> str:
+        """The note unfinished replies carry in this state: one wording, as the header's."""
+        client = self.client
+        if client.state is ConnectionState.CONNECTED or not client.reconnecting:
+            return ""
+        # A reply can only resume on a server that was reached once.
+        return RESUMING if self._connected_once else WAITING
 
     def _update_header(self) -> None:
         client = self.client
         state = client.state.value
         detail = ""
         if state != "connected" and client.reconnecting:
-            state = "reconnecting"
+            state = "reconnecting" if self._connected_once else "connecting"
             detail = f"attempt {client.attempt} of {client.config.max_reconnect_attempts}"
         elif state == "disconnected" and client.failure is not None:
             detail = str(client.failure)

@@ -298,6 +298,23 @@ class TurnLog:
         self._page = self.box
         self._count = 0
 
+    def remove(self, child: widgets.Widget) -> None:
+        """Take ``child`` (a banner that no longer holds) out of whichever page holds it."""
+        page: widgets.Box | None = self.box
+        while page is not None:
+            if child in page.children:
+                page.children = tuple(c for c in page.children if c is not child)
+                if page is self._page:
+                    self._count -= 1
+                close_tree(child)
+                return
+            last = page.children[-1] if page.children else None
+            page = (
+                last
+                if isinstance(last, widgets.Box) and "nbchat-page" in last._dom_classes
+                else None
+            )
+
     def append(self, child: widgets.Widget) -> None:
         """Add ``child`` (a turn or a banner) after everything shown."""
         if self._count == self.page_size:

@@ -137,7 +137,7 @@ async def test_lost_connection_shows_then_recovers(comms: list[RecordingComm]) -
     reply = await asyncio.wait_for(ask, 10)
     assert reply.text == " ".join(str(i) for i in range(1, 101))
     assert any("reconnecting" in h for h in headers)
-    assert any("connection lost" in n for n in notes)
+    assert any(n.startswith("reconnecting") and "resumes" in n for n in notes)
     assert "connected" in chat._header.value and chat.turns[-1].note == ""
     await chat.aclose()
     await server.close()
@@ -265,14 +265,47 @@ async def test_a_url_and_a_backend_together_are_refused() -> None:
 
 
 async def test_before_any_connection_no_resume_is_promised(comms: list[RecordingComm]) -> None:
-    """A message waiting for a server never reached says it waits, not that it resumes."""
+    """A message waiting for a server never reached says it waits (connecting, as the header)."""
     chat = ChatWidget(url=f"ws://127.0.0.1:{await free_port()}/ws", **FAST)
     events = attach(chat.client, "state")
     chat.send("hello?")
     await events.wait_for("state", 3)  # connecting, disconnected, connecting
     html = "\n".join(html_values(chat))
-    assert "waiting for the server" in html and "resumes" not in html
+    assert "the message goes out once the server answers" in html and "resumes" not in html
+    assert chat.turns[-1].note.startswith("connecting")
+    assert "connecting" in chat._header.value and "reconnecting" not in chat._header.value
     await chat.aclose()
+
+
+async def test_a_give_up_notice_leaves_once_the_client_tries_again(
+    comms: list[RecordingComm],
+) -> None:
+    """The give-up banner stays only while it holds: a new attempt and an answer remove it."""
+    port = await free_port()
+    chat = ChatWidget(
+        url=f"ws://127.0.0.1:{port}/ws",
+        connect_timeout=0.3,
+        reconnect_interval=0.05,
+        max_reconnect_interval=0.1,
+        max_reconnect_attempts=50,
+    )
+    events = attach(chat.client, "error", "state")
+    await events.wait_for("error", 1)
+    shown = "\n".join(html_values(chat))
+    assert "Disconnected: could not reach" in shown and "resumes" not in shown
+    seen: list[str] = []
+    chat.client.on("state", lambda _: seen.append("\n".join(html_values(chat))))
+    server = await DemoServer.start(port=port, delay=0)
+    try:
+        reply = await asyncio.wait_for(chat.ask("echo back"), TIMEOUT)
+        assert reply.text == "back"
+        shown = "\n".join(html_values(chat))
+        assert "could not reach" not in shown and "nbchat-status-connected" in shown
+        assert seen and not any("could not reach" in html for html in seen[1:])
+        assert not any("Disconnected" in html and "resumes" in html for html in seen)
+    finally:
+        await chat.aclose()
+        await server.close()
 
 
 def custom_messages(comms: list[RecordingComm], event: str) -> list[dict[str, object]]:
