@@ -32,6 +32,7 @@ from ..protocol import (
     ToolResultMessage,
     UserMessage,
 )
+from ..render.html import thinking_html
 from ..reply import Reply, ReplyBuilder
 from ..turn import Turn
 
@@ -85,6 +86,10 @@ class TurnView:
         self.note = ""
         """A line under the reply: why it stalled, or how it ended (:attr:`Turn.note`)."""
         self.done = False
+        self._thinking: widgets.HTML | None = None
+        """Shown from the send until the reply's first token or tool card (a live turn only)."""
+        if message is not None:
+            self._think()
 
     @classmethod
     def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
@@ -104,6 +109,11 @@ class TurnView:
         return view
 
     # Feeding
+
+    @property
+    def thinking(self) -> bool:
+        """True from the send until the reply's first token, tool card or ending."""
+        return self._thinking is not None
 
     def feed(self, message: ServerMessage, reply: ReplyBuilder) -> None:
         """Show one server message of this turn's reply; ``reply`` is the reply so far."""
@@ -151,10 +161,14 @@ class TurnView:
     def restart(self) -> None:
         """The server had lost the reply and begins it again: clear what was shown."""
         self._reply = None
+        self._settle()
+        for child in self.box.children[1:]:
+            close_tree(child)
         self.box.children = self.box.children[:1]
         self._runs.clear()
         self._cards.clear()
         self._dirty.clear()
+        self._think()
 
     def flush(self) -> int:
         """Send the views that changed since the last flush; return the characters sent."""
@@ -204,8 +218,20 @@ class TurnView:
 
     # Private
 
+    def _think(self) -> None:
+        self._thinking = widgets.HTML(thinking_html())
+        self.box.children += (self._thinking,)
+
+    def _settle(self) -> None:
+        """The reply showed a sign of its own (or ended): the thinking indicator goes."""
+        thinking, self._thinking = self._thinking, None
+        if thinking is not None:
+            self.box.children = tuple(c for c in self.box.children if c is not thinking)
+            thinking.close()
+
     def _end(self, turn: Turn) -> None:
         """Show how ``turn`` ended: its note, the blank bubble rule, the Copy button."""
+        self._settle()
         self.done = True
         self.note = turn.note
         if self.note and self._runs:
@@ -219,11 +245,13 @@ class TurnView:
             self.box.children += (widgets.HTML(render.copy_button_html(turn.assistant)),)
 
     def _show_error(self, text: str) -> None:
+        self._settle()
         self.box.children += (widgets.HTML(render.error_banner_html(text)),)
 
     def _open_run(self) -> _TextRun:
         if self._runs and self._runs[-1].streaming:
             return self._runs[-1]
+        self._settle()
         run = _TextRun(widgets.HTML())
         self._runs.append(run)
         self.box.children += (run.html,)
@@ -267,6 +295,7 @@ class TurnView:
     def _show_call(self, call: ToolCall) -> None:
         card = self._cards.get(call.id)
         if card is None:
+            self._settle()
             card = self._cards[call.id] = widgets.HTML()
             self.box.children += (card,)
         card.value = render.tool_call_html(call)

@@ -31,6 +31,7 @@ __all__ = [
     "error_banner_html",
     "status_header_html",
     "stylesheet",
+    "thinking_html",
     "tool_call_html",
     "tool_status",
     "tool_value_text",
@@ -103,6 +104,14 @@ def copy_button_html(markdown: str) -> str:
         '<div class="nbchat-actions">'
         '<button type="button" class="nbchat-copy" aria-label="Copy this reply as Markdown"'
         f' data-markdown="{html.escape(markdown, quote=True)}">Copy</button></div>'
+    )
+
+
+def thinking_html() -> str:
+    """The sign of life between a message and its reply's first token or tool card."""
+    return (
+        '<div class="nbchat-thinking" role="status" aria-label="The assistant is thinking">'
+        '<span class="nbchat-thinking-dots" aria-hidden="true">●●●</span> thinking…</div>'
     )
 
 

@@ -140,3 +140,34 @@ async def test_the_live_view_and_the_static_copy_word_an_ending_alike(
     assert recorded.note == Turn(user="q", complete=False).note and recorded.note
     tools_only = Turn(user="q", tool_calls=[ToolCall(id="t1", name="calc", status="done")])
     assert TurnView.of_turn(tools_only, Throttle(30.0))._runs == []  # no blank bubble
+
+
+def shown_html(view: TurnView) -> str:
+    """The HTML of every child of a turn's box, in order."""
+    return "".join(getattr(child, "value", "") for child in view.box.children)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        TokenMessage(response="hi"),
+        ToolCallMessage(tool_calls=[ToolCall(id="t1", name="calculator", arguments={})]),
+        DoneMessage(),
+    ],
+    ids=["token", "tool card", "empty reply"],
+)
+async def test_thinking_shows_from_send_until_the_first_sign_of_the_reply(
+    comms: list[RecordingComm], first: ServerMessage
+) -> None:
+    """A sent message shows "thinking…" as an ARIA status until its reply's first token or card."""
+    shown = Shown("hello", Throttle(30.0))
+    assert shown.view.thinking
+    assert 'role="status"' in shown_html(shown.view) and "thinking…" in shown_html(shown.view)
+    shown.feed(first)
+    assert not shown.view.thinking and "thinking" not in shown_html(shown.view)
+
+
+async def test_a_recorded_turn_never_thinks(comms: list[RecordingComm]) -> None:
+    """A turn from a transcript is finished: no thinking indicator."""
+    view = TurnView.of_turn(Turn("hi", assistant="hello", complete=True), Throttle(30.0))
+    assert not view.thinking and "thinking" not in shown_html(view)
