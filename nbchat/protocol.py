@@ -30,6 +30,7 @@ __all__ = [
     "CLIENT_ID_HEADER",
     "CLIENT_TOOLS_FEATURE",
     "FEATURES_HEADER",
+    "MAX_ID_LENGTH",
     "PROTOCOL_VERSION",
     "AckMessage",
     "CancelRequest",
@@ -72,6 +73,8 @@ client that sends none (a browser, the TypeScript client) is scoped to its
 connection. Like every header, it is never recorded.
 """
 
+MAX_ID_LENGTH = 256
+"""Characters at most of a client's message, conversation or tool call id; the server refuses more."""
 
 FEATURES_HEADER = "Nbchat-Features"
 """Handshake response header: the protocol extensions a server supports, comma-separated."""

@@ -4,8 +4,11 @@ This is the half of the server that talks to one client once its handshake
 is accepted (``app.py`` holds the other half: listening, the handshake and the
 server's lifecycle). Frames are parsed strictly into protocol models by
 :func:`~nbchat.protocol.parse_client_message`; input a client should not have
-sent (binary, invalid JSON, a schema mismatch, a lone surrogate) is answered
-with a ``bad_request`` error and the connection stays open. What to do with a
+sent (binary, invalid JSON, a schema mismatch, a lone surrogate, an id over
+:data:`~nbchat.protocol.MAX_ID_LENGTH` characters) is answered with a
+``bad_request`` error and the connection stays open. An oversized id is
+refused before anything is kept or addressed with it, and never echoed: every
+frame of a reply carries its ids, so a 1 MB id would cost megabytes a token. What to do with a
 message is decided by the sessions (``sessions.py``, ``registry.py``); a
 reply's frames go out through :func:`~nbchat.server.forward.forward`.
 """
@@ -20,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..exceptions import ProtocolError
 from ..protocol import (
+    MAX_ID_LENGTH,
     AckMessage,
     CancelRequest,
     ErrorInfo,
@@ -104,6 +108,14 @@ class FrameHandler:
         except ProtocolError as exc:
             await _error(connection, str(exc))
             return
+        oversized = _oversized_id(message)
+        if oversized is not None:
+            await _error(
+                connection,
+                f"{oversized} is longer than {MAX_ID_LENGTH} characters: send at most "
+                f"{MAX_ID_LENGTH} characters",
+            )
+            return
         if isinstance(message, ToolsDeclaration | ToolResponse):
             await self._tool_message(connection, client, message)
         elif isinstance(message, CancelRequest):
@@ -165,6 +177,15 @@ class FrameHandler:
         if not self.sessions.tool_response(client, message):
             logger.debug("a tool response nobody waits for (answered already, or cancelled)")
         await connection.send(dump(ToolAck(id=message.id)))
+
+
+def _oversized_id(message: object) -> str | None:
+    """The field of a client message holding an id over :data:`MAX_ID_LENGTH`, if any."""
+    for name in ("id", "conversation_id"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+            return name
+    return None
 
 
 async def _error(

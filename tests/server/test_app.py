@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as connect_sync
 
-from nbchat.protocol import CLIENT_ID_HEADER, ErrorMessage, TokenMessage
+from nbchat.protocol import CLIENT_ID_HEADER, MAX_ID_LENGTH, ErrorMessage, TokenMessage
 from nbchat.server import (
     DEFAULT_OPTIONS,
     ChatServer,
@@ -280,6 +281,37 @@ async def test_a_lone_surrogate_is_a_bad_request_and_the_connection_stays(
         await send(ws, id="ok", conversation_id="c", message="count to 2")
         await recv(ws)
         assert text(await reply(ws, "ok")) == numbers(2)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": "x" * 1_000_000, "conversation_id": "c", "message": "hi"},
+        {"id": "h1", "conversation_id": "x" * 1_000_000, "message": "hi"},
+        {"type": "cancel", "id": "x" * 1_000_000, "conversation_id": "c"},
+        {"type": "tool_response", "id": "x" * 1_000_000, "status": "done", "result": 1},
+    ],
+    ids=["id", "conversation", "cancel", "tool-response"],
+)
+async def test_a_huge_id_is_refused_at_the_door_and_costs_little(
+    demo: DemoServer, fields: dict[str, Any]
+) -> None:
+    """A 1 MB id gets one short bad_request, is never echoed, and costs the server under 64 MB."""
+    async with connect(demo.url, max_size=None) as ws:
+        tracemalloc.start()
+        try:
+            await send(ws, **fields)
+            frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        error = json.loads(frame)
+        assert error["type"] == "error" and error["error"]["code"] == "bad_request"
+        assert f"at most {MAX_ID_LENGTH} characters" in error["error"]["message"]
+        assert len(frame) < 1000 and peak < 64_000_000
+        assert demo.registry.generation_count == 0 and demo.registry.log_count == 0
+        await send(ws, id="i" * MAX_ID_LENGTH, conversation_id="c" * MAX_ID_LENGTH, message="hi")
+        assert (await recv(ws))["type"] == "ack"
 
 
 async def test_a_lone_surrogate_in_an_unknown_field_is_ignored(demo: DemoServer) -> None:
