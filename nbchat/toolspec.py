@@ -13,11 +13,11 @@ model by the OpenAI-compatible bridge) and functions defined in a notebook.
   and validated with that same model before the function runs: bad arguments
   never reach the function; they raise :class:`ToolArgumentsError`, whose
   one-line message is the error result given back to the model.
-* Results. A return value is turned into JSON through pydantic (dataclasses,
-  pydantic models, dates, enums, numpy scalars and arrays), falling back to a
-  bounded ``repr``; a result whose JSON text exceeds ``max_chars``
-  (:data:`MAX_RESULT_CHARS` by default) is cut and says so, so one call can
-  never flood the model's context or the wire.
+* Results. A return value is turned into bounded JSON by
+  :mod:`nbchat.toolresult` (re-exported here): read within a budget (an
+  endless iterator is cut), encoded through pydantic, and cut to ``max_chars``
+  (:data:`MAX_RESULT_CHARS` by default) saying so, so one call can never flood
+  the model's context, the wire or the memory of the process.
 
 * Outcomes. :func:`prepare_call` decides, for a call by name, which tool runs
   and with which validated arguments (an unknown name is worded once, by
@@ -36,15 +36,14 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .exceptions import NbchatError, ToolArgumentsError, ToolSpecError
+from .toolresult import MAX_RESULT_CHARS, ToolResult, serialize_result
 
 __all__ = [
     "MAX_ARGUMENT_CHARS",
@@ -61,9 +60,6 @@ __all__ = [
     "unknown_tool",
 ]
 
-MAX_RESULT_CHARS = 16_000
-"""A result whose JSON text is longer is cut to this many characters, and says so."""
-
 MAX_ARGUMENT_CHARS = 100_000
 """Argument JSON longer than this is refused before it is decoded."""
 
@@ -73,21 +69,6 @@ MAX_DESCRIPTION_CHARS = 1_000
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Tool names OpenAI-compatible APIs accept."""
 _MAX_ERROR_CHARS = 300
-_REPR = reprlib.Repr()
-_REPR.maxstring = 200
-_REPR.maxother = 200
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """A tool's return value made safe to send: JSON-able, bounded."""
-
-    value: Any
-    """JSON-able (dicts, lists, strings, numbers, booleans, None); the cut text if truncated."""
-    text: str
-    """The JSON text of ``value``, as a model is given it."""
-    truncated: bool = False
-    """True when the result was longer than the bound and was cut."""
 
 
 @dataclass(frozen=True)
@@ -254,19 +235,6 @@ def parse_arguments(raw: str | Mapping[str, Any] | None, tool: str = "the tool")
     return decoded
 
 
-def serialize_result(value: Any, *, max_chars: int = MAX_RESULT_CHARS) -> ToolResult:
-    """A return value as bounded JSON: through pydantic, else a bounded ``repr``, cut to size."""
-    try:
-        text = pydantic_core.to_json(value, fallback=_fallback, inf_nan_mode="null").decode()
-    except (ValueError, TypeError, RecursionError, pydantic_core.PydanticSerializationError):
-        text = json.dumps(_REPR.repr(value))  # a circular structure, or a fallback that failed
-    if len(text) <= max_chars:
-        return ToolResult(json.loads(text), text)
-    note = f" ... [result cut: {max_chars} of {len(text)} characters shown]"
-    cut = text[:max_chars] + note
-    return ToolResult(cut, json.dumps(cut), truncated=True)
-
-
 @dataclass(frozen=True)
 class ToolOutcome:
     """How one call ended: its status and result for the card, and what the model is given."""
@@ -321,15 +289,6 @@ def error_text(exc: BaseException) -> str:
 
 
 # Private helpers
-
-
-def _fallback(value: Any) -> Any:
-    """JSON for what pydantic does not know: numpy-like scalars and arrays, else repr."""
-    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
-        return value.item()  # numpy scalar (or 0-d array)
-    if callable(getattr(value, "tolist", None)) and hasattr(value, "shape"):
-        return value.tolist()  # numpy array
-    return _REPR.repr(value)
 
 
 def _parameters_resolved(function: Callable[..., Any], label: str) -> inspect.Signature:

@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import datetime
 import enum
+import itertools
 import json
+import time
 from typing import Annotated, Any
 
 import pytest
@@ -297,6 +299,35 @@ def test_large_results_are_cut_and_say_so() -> None:
     assert f"{MAX_RESULT_CHARS} of 50004 characters shown" in result.value
     assert len(result.value) < MAX_RESULT_CHARS + 100
     assert serialize_result("abc", max_chars=2).truncated
+
+
+def test_an_endless_iterator_is_read_only_up_to_the_budget_and_says_so() -> None:
+    """itertools.count() (and a generator) is cut while read, not encoded whole: it ends."""
+    counted = serialize_result(itertools.count())
+    generated = serialize_result({"rows": ({"n": n} for n in itertools.count())})
+    for result in (counted, generated):
+        assert result.truncated and "was not read to its end" in result.value
+        assert len(result.value) < MAX_RESULT_CHARS + 200
+
+
+def test_a_huge_string_is_sliced_before_it_is_encoded() -> None:
+    """A 64 MB string (and bytes) costs its first characters only: cut, and it says so."""
+    huge, raw = "é" * 2**26, b"x" * 2**26
+    started = time.perf_counter()
+    result = serialize_result({"text": huge, "nested": [raw]})
+    assert time.perf_counter() - started < 0.5
+    assert result.truncated and "was not read to its end" in result.value
+
+
+def test_a_short_iterator_and_a_model_are_read_whole() -> None:
+    """An iterator that ends and a model within the budget are not marked cut."""
+
+    class Row(BaseModel):
+        names: list[str]
+
+    result = serialize_result({"squares": (n * n for n in range(4)), "row": Row(names=["a"])})
+    assert result.value == {"squares": [0, 1, 4, 9], "row": {"names": ["a"]}}
+    assert not result.truncated
 
 
 def test_error_text_is_one_bounded_line() -> None:
