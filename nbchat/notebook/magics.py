@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as widgets
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.display import display
+from IPython.display import clear_output, display
 
 from .. import render
 from ..exceptions import NbchatError
@@ -69,9 +69,11 @@ class ChatMagics(Magics):
         view = TurnView(text, throttle, message)
         # The live view goes out with the widget mimetype only; once the reply is
         # complete it moves to a new output that also carries the text fallback.
-        # So every text output is final when first sent, as nbval requires.
+        # So every text output is final when first sent, as nbval requires. The
+        # live output is cleared then (not updated to an empty bundle, which
+        # nbconvert cannot represent and warns about): the cell keeps one output.
         shown = TurnDisplay(view)
-        live = display(shown.widget_view(), raw=True, display_id=True)
+        display(shown.widget_view(), raw=True)
 
         def follow(answer: ServerMessage, reply: ReplyBuilder) -> None:
             # The session decided which message this answers (this cell's, or
@@ -84,19 +86,21 @@ class ChatMagics(Magics):
                 view.restart()
 
         unsubscribe = [client.on("reply", follow), client.on("restart", restart)]
+        failure: NbchatError | None = None
         try:
             client.ask_sync(message)
         except NbchatError as exc:
-            print(f"nbchat: {exc}", file=sys.stderr)
+            failure = exc
         finally:
             for off in unsubscribe:
                 off()
             if not view.done:
                 view.finish()
             throttle.flush()
-            if live is not None:
-                live.update({}, raw=True)
+            clear_output(wait=True)  # the live output goes when the final one comes
             display(shown)
+        if failure is not None:
+            print(f"nbchat: {failure}", file=sys.stderr)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,8 +106,7 @@ def test_the_panel_cell_saves_the_conversation_as_it_ended() -> None:
     assert "6*7 = 42." in static.data["text/plain"] and "1 2 3" in static.data["text/plain"]
     assert "<script" not in static.data["text/html"]
     assert text_of(nb.cells[1]) == "<Reply '6*7 = 42.' tool_calls=[calculator: done]>"
-    live, final = nb.cells[3].outputs
-    assert live.data == {}  # the live view was moved into the final output
+    (final,) = nb.cells[3].outputs  # the live view was moved into the final output
     assert "application/vnd.jupyter.widget-view+json" in final.data
     assert "1 2 3" in final.data["text/plain"]
     assert "calculator" in nb.cells[4].outputs[1].data["text/html"]
@@ -122,6 +122,21 @@ def test_run_all_over_a_panel_and_a_slow_cell_shows_no_give_up() -> None:
     assert text_of(nb.cells[2]) == "connected None\nhi\n"
     shown = json.dumps(widget_states(nb))
     assert "could not reach" not in shown and "for good" not in shown
+
+
+def test_chat_magic_outputs_convert_to_html_without_a_warning() -> None:
+    """nbconvert represents every output a %%chat cell leaves: none is empty."""
+    from nbconvert import HTMLExporter
+
+    nb = run_notebook("import nbchat\n%load_ext nbchat", "%%chat\ncount to 3", "%chat echo hi")
+    for cell in nb.cells[1:]:
+        assert all(output.get("data", True) for output in cell.outputs), cell.outputs
+    for saved in (nb, nbformat.from_dict({**nb, "metadata": {}})):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            body, _ = HTMLExporter().from_notebook_node(saved)
+        assert not [str(w.message) for w in caught if "represented" in str(w.message)]
+        assert "1 2 3" in body and "hi" in body
 
 
 @pytest.fixture
