@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -21,12 +22,17 @@ __all__ = [
     "DEMO_DELAY",
     "MODEL_ENV",
     "RECORD_ENV",
+    "REPLAY_ENV",
     "SYSTEM_ENV",
     "TOKEN_ENV",
     "URL_ENV",
     "ClientConfig",
     "default_url",
+    "replay_instead",
+    "replay_urls",
 ]
+
+logger = logging.getLogger("nbchat")
 
 # Every environment variable nbchat reads, named once.
 
@@ -44,6 +50,11 @@ MODEL_ENV = "NBCHAT_MODEL"
 """The model name used with ``$NBCHAT_OPENAI_BASE_URL`` (and ``--model``'s default)."""
 SYSTEM_ENV = "NBCHAT_SYSTEM"
 """An optional system prompt for the built-in model backend."""
+REPLAY_ENV = "NBCHAT_REPLAY"
+"""Set while nbchat's pytest plugin replays (``--nbchat-replay``, ``nbchat_replay``, a notebook's
+``nbchat.replay`` metadata): the replay servers' URLs, space-separated. While it is set, every
+client, in this process and in the kernels it starts, talks to the first of them, whatever URL
+or backend it was given (:func:`replay_instead`)."""
 
 DEFAULT_URL = "ws://localhost:8000/ws"
 DEFAULT_MAX_SIZE = 2**20
@@ -53,8 +64,36 @@ DEMO_DELAY = 0.02
 
 
 def default_url() -> str:
-    """``$NBCHAT_WS_URL`` if set, else the reference server's default address."""
-    return os.environ.get(URL_ENV) or DEFAULT_URL
+    """The replay server while one is active, else ``$NBCHAT_WS_URL``, else the default address."""
+    replaying = replay_urls()
+    return replaying[0] if replaying else os.environ.get(URL_ENV) or DEFAULT_URL
+
+
+def replay_urls() -> tuple[str, ...]:
+    """The active replay servers' URLs (``$NBCHAT_REPLAY``), the one clients go to first."""
+    return tuple(os.environ.get(REPLAY_ENV, "").split())
+
+
+def replay_instead(given: object = None) -> str | None:
+    """Where a client goes instead of ``given`` while a replay is active; None when none is.
+
+    The one decision that replay wins: the client's URL (``ClientConfig.url``) and
+    the built-in backend (:func:`nbchat.server.backend.wants_builtin_server`) both
+    ask it. ``given`` is a URL, a backend (a responder) or None (nothing given); a
+    URL that is itself an active replay server's is kept. Anything else replaced
+    is said once, in one WARNING line of the ``nbchat`` logger naming it (a URL
+    redacted).
+    """
+    replaying = replay_urls()
+    if not replaying:
+        return None
+    if given is None or (isinstance(given, str) and given in replaying):
+        return given or replaying[0]
+    what = redact_url(given) if isinstance(given, str) else f"the backend {given!r}"
+    logger.warning(
+        "replay wins: %s replaced by the replay server %s ($%s)", what, replaying[0], REPLAY_ENV
+    )
+    return replaying[0]
 
 
 class ClientConfig(BaseModel):
@@ -137,7 +176,7 @@ class ClientConfig(BaseModel):
         if not value.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
         _check_url(value)
-        return value
+        return replay_instead(value) or value
 
     def handshake_headers(self) -> dict[str, str]:
         """The headers of the opening handshake: ``headers``, plus the token if it has none."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
-from nbchat.config import DEFAULT_URL, TOKEN_ENV, ClientConfig
+from nbchat.config import DEFAULT_URL, REPLAY_ENV, TOKEN_ENV, ClientConfig, replay_instead
 from nbchat.exceptions import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -114,3 +115,36 @@ def test_a_refused_url_is_shown_redacted() -> None:
 def test_usable_urls_are_accepted(url: str) -> None:
     """Ports in range, credentials with a password, IPv6 literals and IDN hosts pass."""
     assert ClientConfig(url=url).url == url
+
+
+REPLAY = "ws://127.0.0.1:7/ws"
+"""A replay server's URL, as the pytest plugin exports it in $NBCHAT_REPLAY."""
+
+
+def test_replay_wins_over_any_url_and_says_what_it_replaced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under $NBCHAT_REPLAY a given URL becomes the replay's, with one WARNING naming it."""
+    monkeypatch.setenv(REPLAY_ENV, REPLAY)
+    monkeypatch.setenv("NBCHAT_WS_URL", "ws://env.invalid/ws")
+    with caplog.at_level(logging.WARNING, logger="nbchat"):
+        config = ClientConfig(url="ws://elsewhere.invalid/ws?token=s3cret")
+        merged = ClientConfig.build(config, reconnect_interval=0.5)
+    assert (config.url, merged.url, ClientConfig().url) == (REPLAY, REPLAY, REPLAY)
+    [record] = caplog.records
+    assert record.name == "nbchat" and record.levelno == logging.WARNING
+    assert "ws://elsewhere.invalid/ws?token=***" in record.getMessage()
+    assert REPLAY in record.getMessage() and "s3cret" not in record.getMessage()
+
+
+def test_a_replay_server_url_is_kept_silently(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client given one of the active replay servers keeps it; nothing is logged."""
+    monkeypatch.setenv(REPLAY_ENV, f"{REPLAY} ws://127.0.0.1:8/ws")
+    with caplog.at_level(logging.DEBUG, logger="nbchat"):
+        assert ClientConfig(url="ws://127.0.0.1:8/ws").url == "ws://127.0.0.1:8/ws"
+        assert replay_instead() == REPLAY
+    assert caplog.records == []
+    monkeypatch.delenv(REPLAY_ENV)
+    assert replay_instead("ws://elsewhere.invalid/ws") is None

@@ -7,10 +7,18 @@ import asyncio
 import os
 import sys
 
-from ..config import BASE_URL_ENV, DEMO_DELAY, MODEL_ENV, TOKEN_ENV, URL_ENV
+from ..config import BASE_URL_ENV, DEMO_DELAY, MODEL_ENV, TOKEN_ENV, URL_ENV, default_url
 from .common import EXIT_ERROR, Parser
 
-__all__ = ["add_chat"]
+__all__ = ["RECONNECT_ATTEMPTS", "add_chat"]
+
+RECONNECT_ATTEMPTS = 2
+"""Attempts ``nbchat chat`` makes before giving up, where ``ClientConfig`` makes 5.
+
+On purpose: a person at a terminal waits for each attempt and wants an answer or
+an error in a few seconds, then retypes the command; a notebook's client lives
+as long as its kernel and rides out a server restart without anyone watching.
+"""
 
 # nbchat chat
 
@@ -88,17 +96,20 @@ def _chat_error(exc: BaseException) -> str:
 
 async def _chat(args: argparse.Namespace) -> None:
     from ..client.client import ChatClient
+    from ..server.backend import builtin_server, wants_builtin_server
     from .prompt import chat_once, chat_repl
 
     server = None
     url = args.url
-    if url is None:
-        from ..server.backend import builtin_server
-
+    if url is None and wants_builtin_server():
         server = await builtin_server(delay=DEMO_DELAY).open()
         url = server.url
-    # A terminal user wants an answer or an error, not five silent retries.
-    client = ChatClient(url=url, token=args.token, max_reconnect_attempts=2, reconnect_interval=0.5)
+    client = ChatClient(
+        url=url or default_url(),
+        token=args.token,
+        max_reconnect_attempts=RECONNECT_ATTEMPTS,
+        reconnect_interval=0.5,
+    )
     try:
         try:
             await asyncio.wait_for(client.connect(), args.timeout)

@@ -54,7 +54,7 @@ from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, NbchatError
 
 __all__ = ["run_sync", "running_loop"]
 
@@ -71,7 +71,22 @@ _closed_at_exit: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion and return its result, from synchronous code."""
+    """Run ``coro`` to completion and return its result, from synchronous code.
+
+    nbchat's own errors (:class:`NbchatError`: a replay mismatch, a timeout, a
+    server's error) are raised afresh, without the frames they crossed in
+    nbchat and asyncio, so the traceback a cell or a test prints is the caller's
+    line and the one-line reason (``__tracebackhide__`` also hides this frame
+    from pytest). Any other exception is a bug somewhere and keeps its frames.
+    """
+    __tracebackhide__ = True
+    try:
+        return _run_sync(coro)
+    except NbchatError as exc:
+        raise exc.with_traceback(None) from exc.__cause__
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

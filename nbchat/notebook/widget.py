@@ -24,7 +24,7 @@ import ipywidgets as widgets
 from .. import render
 from ..client.blocking import running_loop
 from ..client.client import ChatClient
-from ..config import DEMO_DELAY, URL_ENV
+from ..config import DEMO_DELAY
 from ..exceptions import ConfigError, NbchatError
 from ..reply import Reply
 from ..transcript import Recorder, Transcript
@@ -94,7 +94,9 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         if url is not None and backend is not None:
             raise ConfigError("pass either a url or a backend to run here, not both")
         if client is None:
-            if url is None and (backend is not None or not os.environ.get(URL_ENV)):
+            from ..server.backend import wants_builtin_server  # the one chooser: replay wins
+
+            if url is None and wants_builtin_server(backend):
                 self._server = _builtin_server(backend, delay)
                 url = self._server.url
             client = ChatClient(url=url, **config) if url else ChatClient(**config)

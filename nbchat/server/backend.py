@@ -6,7 +6,10 @@ or, for a built-in backend (the widget's, ``nbchat chat``'s), by
 ``$NBCHAT_OPENAI_BASE_URL`` and ``$NBCHAT_MODEL`` (:func:`agent_from_environment`);
 otherwise the demo agent does. :func:`choose_agent` applies that order,
 :func:`server_for` makes the server for the choice, and :func:`builtin_server`
-is the built-in backend of the widget and ``nbchat chat``.
+is the built-in backend of the widget and ``nbchat chat``;
+:func:`wants_builtin_server` says whether they start one at all. Never while a
+replay is active (:func:`nbchat.config.replay_instead`): the replay server
+answers instead, whatever backend was given.
 
 Light to import: the bridge (and the ``openai`` SDK) load only when an agent is
 made, so ``nbchat serve --help`` and a ``ChatWidget()`` without a model stay fast.
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
 
-from ..config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV, SYSTEM_ENV
+from ..config import API_KEY_ENV, BASE_URL_ENV, MODEL_ENV, SYSTEM_ENV, URL_ENV, replay_instead
 from ..exceptions import ConfigError
 from .app import DEFAULT_HOST, ChatServer, ServerOptions
 
@@ -36,6 +39,7 @@ __all__ = [
     "builtin_server",
     "choose_agent",
     "server_for",
+    "wants_builtin_server",
 ]
 
 
@@ -147,6 +151,22 @@ def server_for(
     return ChatServer(responder, host=host, port=port, **options)
 
 
+def wants_builtin_server(
+    backend: Responder | None = None, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Whether a client given no URL runs a built-in backend (the widget's, ``nbchat chat``'s).
+
+    Never while a replay is active: the replay server answers, and a ``backend``
+    given is named in the one log line that says so. Otherwise when a backend is
+    given, or when ``$NBCHAT_WS_URL`` (in ``environ``, default ``os.environ``)
+    names no server to talk to.
+    """
+    if replay_instead(backend) is not None:
+        return False
+    environ = os.environ if environ is None else environ
+    return backend is not None or not environ.get(URL_ENV)
+
+
 def builtin_server(
     backend: Responder | None = None,
     *,
@@ -155,6 +175,6 @@ def builtin_server(
 ) -> ChatServer:
     """The built-in backend on a free loopback port: ``backend``, else a model from the
     environment, else the demo agent. Not yet listening: ``await`` its ``open()``, or
-    ``serve_in_thread()``."""
+    ``serve_in_thread()``. Callers ask :func:`wants_builtin_server` first."""
     responder = backend if backend is not None else choose_agent(environ=environ)
     return server_for(responder, delay=delay)

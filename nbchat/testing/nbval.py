@@ -22,6 +22,14 @@ checks):
   outputs as they ended with the saved ones, with nbval's own comparison
   (its sanitize patterns, its skipped keys, its diff).
 
+A notebook that names its recording in its metadata, ``{"nbchat": {"replay":
+"models.jsonl"}}`` (a path relative to the notebook), runs against a replay of it
+under nbval: a replay server starts before its kernel, which inherits
+``$NBCHAT_REPLAY``, so every client and widget in it talks to the replay
+whatever URL or backend its cells give (replay wins), and it stops after the
+notebook. Run outside nbval (``jupyter nbconvert --execute``, JupyterLab) the
+same cells talk to the backend they name, which is how the recording is made.
+
 It relies on nbval 0.11's ``IPyNbFile.kernel.kc`` and ``IPyNbCell.cell``,
 ``.cell_num``, ``.options`` and ``.compare_outputs``; if they are missing the
 notebook's check fails and says so, it never passes silently.
@@ -41,9 +49,11 @@ import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile  # type: ignore[import-untyped]
 
 from .displays import STATIC_METADATA, DisplayTracker, is_static
+from .plugin import replaying
 
 __all__ = [
     "ITEM_NAME",
+    "REPLAY_KEY",
     "SavedConversations",
     "SavedConversationsDiffer",
     "pytest_make_collect_report",
@@ -52,6 +62,9 @@ __all__ = [
 
 ITEM_NAME = "nbchat saved conversations"
 """The name of the item checking a notebook's saved conversations."""
+
+REPLAY_KEY = "replay"
+"""The key of a notebook's ``nbchat`` metadata naming the transcript it replays under nbval."""
 
 SETTLE_TIMEOUT = 30.0
 """The longest the check waits for the kernel to publish what it still holds (seconds)."""
@@ -93,6 +106,7 @@ def pytest_make_collect_report(
     report = yield
     if isinstance(collector, IPyNbFile) and report.passed:
         report.result = _prepare(collector, list(report.result))
+        _replay_declared(collector)
     return report
 
 
@@ -177,6 +191,41 @@ def _prepare(notebook: pytest.Collector, items: list[Any]) -> list[Any]:
         tracker=DisplayTracker.following(saved),
     )
     return [*items, SavedConversations.from_parent(notebook, name=ITEM_NAME)]
+
+
+def _replay_declared(notebook: Any) -> None:
+    """Run a notebook naming a transcript in its metadata against a replay of it (see above).
+
+    nbval starts the kernel in the notebook's ``setup``, so the replay starts
+    just before it and stops after its ``teardown`` (both read by pytest from the
+    notebook when it sets it up).
+    """
+    metadata = getattr(getattr(notebook, "nb", None), "metadata", None) or {}
+    name = (metadata.get("nbchat") or {}).get(REPLAY_KEY)
+    if not name:
+        return
+    transcript = Path(notebook.path).parent / str(name)
+    setup: Callable[[], None] = notebook.setup
+    teardown: Callable[[], None] = notebook.teardown
+    stops: list[Callable[[], None]] = []
+
+    def replayed_setup() -> None:
+        from ..server import ReplayServer
+
+        server = ReplayServer.start_in_thread(transcript)
+        stops.append(server.close_sync)
+        stops.append(replaying(server.url, first=True))
+        setup()
+
+    def replayed_teardown() -> None:
+        try:
+            teardown()
+        finally:
+            while stops:
+                stops.pop()()
+
+    notebook.setup = replayed_setup
+    notebook.teardown = replayed_teardown
 
 
 def _watch(state: _Notebook, client: Any) -> None:

@@ -8,9 +8,14 @@ Registered through the ``pytest11`` entry point, so installing nbchat is enough:
   speed=None)``, starting a replay server for a transcript; every server it
   started is stopped when the test ends.
 * option ``--nbchat-replay FILE``: one replay server for the whole session,
-  whose URL is exported as ``$NBCHAT_WS_URL`` (restored at the end), so
-  notebooks run by nbval, whose kernels inherit the environment, talk to it
-  through ``ChatClient()``'s default URL, offline and deterministically.
+  whose URL is exported as ``$NBCHAT_REPLAY`` and ``$NBCHAT_WS_URL`` (restored
+  at the end), so notebooks run by nbval, whose kernels inherit the
+  environment, talk to it offline and deterministically.
+* replay wins: while a replay is active (the option, the fixture, or a
+  notebook's ``nbchat.replay`` metadata under nbval), every client and widget
+  made in this process or its kernels talks to the replay server, whatever URL
+  or backend it was given (``ChatWidget(backend=OpenAIAgent(...))`` too), and
+  says so in one ``nbchat`` WARNING log line (:func:`nbchat.config.replay_instead`).
 * under nbval (``--nbval`` or ``--nbval-lax``): a notebook whose cells saved a
   panel's static conversation gets one more item, ``<notebook>::nbchat saved
   conversations``, comparing the saved conversations with the ones the run
@@ -31,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..config import URL_ENV
+from ..config import REPLAY_ENV, URL_ENV
 
 if TYPE_CHECKING:
     from ..server import ChatServer, ReplayServer
@@ -42,6 +47,7 @@ __all__ = [
     "pytest_addoption",
     "pytest_configure",
     "pytest_report_header",
+    "replaying",
 ]
 
 ReplayFactory = Callable[..., str]
@@ -58,8 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--nbchat-replay",
         metavar="FILE",
         default=None,
-        help="replay this nbchat transcript for the whole session and export its URL "
-        f"as ${URL_ENV}, so notebooks (e.g. under nbval) run against it offline",
+        help="replay this nbchat transcript for the whole session: every nbchat client and "
+        "widget (in notebooks under nbval too) talks to it offline, whatever URL or backend "
+        f"it was given (${REPLAY_ENV}, ${URL_ENV})",
     )
 
 
@@ -88,10 +95,12 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--nbchat-replay: cannot start a server: {exc}") from None
     previous = os.environ.get(URL_ENV)
     os.environ[URL_ENV] = server.url
+    unreplay = replaying(server.url, first=True)
     config.stash[_SESSION] = server
     config.stash[_SESSION_NOTES] = [str(warning.message) for warning in caught]
 
     def stop() -> None:
+        unreplay()
         if os.environ.get(URL_ENV) == server.url:
             if previous is None:
                 os.environ.pop(URL_ENV, None)
@@ -100,6 +109,25 @@ def pytest_configure(config: pytest.Config) -> None:
         server.close_sync()
 
     config.add_cleanup(stop)
+
+
+def replaying(url: str, *, first: bool) -> Callable[[], None]:
+    """Add ``url`` to ``$NBCHAT_REPLAY`` (``first``: the one clients now go to); return the undo.
+
+    The undo takes out this URL alone, so replays started and ended in any order
+    leave the variable as they found it.
+    """
+    urls = os.environ.get(REPLAY_ENV, "").split()
+    os.environ[REPLAY_ENV] = " ".join([url, *urls] if first else [*urls, url])
+
+    def undo() -> None:
+        left = [other for other in os.environ.get(REPLAY_ENV, "").split() if other != url]
+        if left:
+            os.environ[REPLAY_ENV] = " ".join(left)
+        else:
+            os.environ.pop(REPLAY_ENV, None)
+
+    return undo
 
 
 def _require_nbval_for_notebooks(config: pytest.Config) -> None:
@@ -146,20 +174,29 @@ def nbchat_server() -> Iterator[str]:
 
 @pytest.fixture
 def nbchat_replay() -> Iterator[ReplayFactory]:
-    """A factory starting replay servers for transcripts: ``url = nbchat_replay(path)``."""
+    """A factory starting replay servers for transcripts: ``url = nbchat_replay(path)``.
+
+    From the first call to the end of the test, replay wins: every client made
+    talks to the first server started, whatever URL it was given (a URL this
+    factory returned is kept).
+    """
     from ..server import ReplayServer
 
     servers: list[ChatServer] = []
+    undo: list[Callable[[], None]] = []
 
     def start(
         transcript: str | os.PathLike[str], speed: float | None = None, **options: Any
     ) -> str:
         server = ReplayServer.start_in_thread(transcript, speed=speed, **options)
         servers.append(server)
+        undo.append(replaying(server.url, first=len(servers) == 1))
         return server.url
 
     try:
         yield start
     finally:
+        for unreplay in undo:
+            unreplay()
         for server in servers:
             server.close_sync()

@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from nbchat.client.blocking import run_sync
+from nbchat.exceptions import ServerError
 from tests.helpers import TIMEOUT
 
 pytestmark = pytest.mark.loopback
@@ -446,3 +448,26 @@ def test_ctrl_c_in_terminal_ipython_stops_the_reply(terminal: Terminal) -> None:
     answer = terminal.run(f"client.ask_sync('What is 6*7?', timeout={TIMEOUT}).text")
     assert "'6*7 = 42.'" in answer, answer
     assert "stopped 1" in terminal.run("print('stopped', len(stopped))")
+
+
+def test_an_nbchat_error_comes_with_the_callers_frame_and_its_reason() -> None:
+    """A ServerError raised deep in a task prints no asyncio frame and no nbchat internals."""
+
+    async def deep() -> None:
+        await asyncio.sleep(0)
+        raise ServerError("not_in_transcript", "the transcript holds no reply to 'What is 3+3?'")
+
+    async def ask() -> None:
+        await asyncio.wait_for(deep(), TIMEOUT)
+
+    with pytest.raises(ServerError) as info:
+        run_sync(ask())
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert [(Path(frame.filename).name, frame.name) for frame in frames] == [
+        (Path(__file__).name, "test_an_nbchat_error_comes_with_the_callers_frame_and_its_reason"),
+        ("blocking.py", "run_sync"),  # the raise itself: hidden from pytest by __tracebackhide__
+    ]
+    printed = "".join(traceback.format_exception(info.value))
+    assert "asyncio" not in printed and "deep()" not in printed
+    assert printed.rstrip().endswith("server error not_in_transcript: the transcript holds no "
+                                     "reply to 'What is 3+3?'")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import pytest
 
@@ -14,6 +15,7 @@ from nbchat.server.backend import (
     agent_from_environment,
     builtin_server,
     choose_agent,
+    wants_builtin_server,
 )
 
 pytestmark = pytest.mark.loopback
@@ -99,3 +101,20 @@ def test_the_key_variable_is_read_by_the_agent(monkeypatch: pytest.MonkeyPatch) 
     default = agent_from_arguments(parser.parse_args(base))
     assert mine is not None and default is not None
     assert (mine._key, default._key) == ("sk-mine", "sk-default")
+
+
+def test_no_builtin_backend_runs_under_replay(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under $NBCHAT_REPLAY a given backend starts nothing, and one log line names it."""
+    given = OpenAIAgent(base_url="http://127.0.0.1:9/v1", model="given")
+    monkeypatch.delenv("NBCHAT_WS_URL", raising=False)
+    monkeypatch.delenv("NBCHAT_REPLAY", raising=False)
+    assert wants_builtin_server(given) and wants_builtin_server()
+    monkeypatch.setenv("NBCHAT_REPLAY", "ws://127.0.0.1:7/ws")
+    with caplog.at_level(logging.WARNING, logger="nbchat"):
+        assert not wants_builtin_server(given)
+        assert not wants_builtin_server()
+    [record] = caplog.records
+    assert "<OpenAIAgent 'given' at http://127.0.0.1:9/v1>" in record.getMessage()
+    assert "ws://127.0.0.1:7/ws" in record.getMessage()

@@ -299,3 +299,38 @@ def test_a_conversation_replayed_under_nbchat_replay(notebooks: pytest.Pytester)
     result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, "--nbchat-replay", transcript)
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*replayed*ipynb::nbchat saved conversations PASSED*"])
+
+
+WIDGET_WITH_A_MODEL = (
+    "import nbchat\n"
+    "agent = nbchat.OpenAIAgent(base_url='http://127.0.0.1:9/v1', model='x')\n"
+    "chat = nbchat.ChatWidget(backend=agent)\n"
+    f"print(chat.ask_sync('hello?', timeout={TIMEOUT}).text)\n"
+    "chat.close()"
+)
+"""A cell whose widget names a model no machine here serves (port 9, discard)."""
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_a_widget_given_a_model_is_replayed_under_nbchat_replay(
+    notebooks: pytest.Pytester,
+) -> None:
+    """ChatWidget(backend=OpenAIAgent(...)) passes strict nbval under --nbchat-replay, no model."""
+    transcript = write_transcript(notebooks.path / "chat.jsonl", "hello?", "recorded hi")
+    write(notebooks.path / "model.ipynb", (WIDGET_WITH_A_MODEL, [stream("recorded hi\n")]))
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, "--nbchat-replay", transcript)
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_a_notebook_naming_its_recording_is_replayed_under_nbval(
+    notebooks: pytest.Pytester,
+) -> None:
+    """Metadata nbchat.replay makes nbval run that notebook against its recording, no option."""
+    write_transcript(notebooks.path / "chat.jsonl", "hello?", "recorded hi")
+    path = write(notebooks.path / "model.ipynb", (WIDGET_WITH_A_MODEL, [stream("recorded hi\n")]))
+    notebook = json.loads(path.read_text())
+    notebook["metadata"]["nbchat"] = {"replay": "chat.jsonl"}
+    path.write_text(json.dumps(notebook))
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT)
+    result.assert_outcomes(passed=1)

@@ -72,16 +72,46 @@ def test_fixtures_serve_in_sync_and_async_tests(pytester: pytest.Pytester) -> No
             assert ask(url, "bye") == "error: not_in_transcript"
 
         @pytest.mark.asyncio
-        async def test_async(nbchat_server, nbchat_replay):
+        async def test_async(nbchat_replay):
             async with ChatClient(url=nbchat_replay({str(transcript)!r})) as client:
                 assert (await client.ask("hello?", timeout={TIMEOUT})).text == "recorded hi"
+
+        @pytest.mark.asyncio
+        async def test_async_server(nbchat_server):
             async with ChatClient(url=nbchat_server) as client:
                 assert (await client.ask("What is 6*7?", timeout={TIMEOUT})).text == "6*7 = 42."
         """
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["plugins: *nbchat-*"])  # loaded through its entry point
+
+
+def test_the_replay_fixture_wins_over_any_url(pytester: pytest.Pytester) -> None:
+    """While nbchat_replay is active a client given another URL talks to the replay, then not."""
+    pytester.makeini(INI)
+    transcript = write_transcript(pytester.path / "chat.jsonl")
+    pytester.makepyfile(
+        f"""
+        import logging
+        import os
+        from nbchat import ChatClient
+
+        def test_replayed(nbchat_replay, caplog):
+            url = nbchat_replay({str(transcript)!r})
+            client = ChatClient(url="ws://elsewhere.invalid/ws")
+            assert client.url == url
+            assert client.ask_sync("hello?", timeout={TIMEOUT}).text == "recorded hi"
+            client.close_sync()
+            assert "ws://elsewhere.invalid/ws replaced" in caplog.text
+
+        def test_after():
+            assert "NBCHAT_REPLAY" not in os.environ
+            assert ChatClient(url="ws://elsewhere.invalid/ws").url == "ws://elsewhere.invalid/ws"
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
 
 
 def test_option_exports_the_replay_url_for_the_session(
