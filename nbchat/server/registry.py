@@ -12,27 +12,27 @@ conversation), resume and cancel never cross from one client to another.
 
 Every accepted message id gets a log (the ordered frames of its reply). The
 registry holds the logs without looking into them: it is generic over the log
-type and needs only a log's ids and its frame count (:class:`LogLike`). A
+type and needs only a log's ids and its size in bytes (:class:`LogLike`). A
 resent id gets its known log back (:class:`Accepted` with ``duplicate``), so
 a reply is generated once and a reconnecting client can follow it again.
 
 Bounds, so that no client can make the server grow or stall:
 
-* a client generates at most ``max_generations`` replies at once
-  (:meth:`Registry.startable` says which may start) and has at most
-  ``max_queued`` more waiting their turn; one more message is
-  :class:`Refused` (``too_many_replies``);
-* messages of one conversation are answered in order: a reply may start
-  only once every earlier reply of its conversation has ended, and a reply
-  stopped before it started ends in its turn too (:class:`Turn`), so a
-  conversation's replies always end in the order they were sent;
-* when a client's last connection closes, its unfinished replies keep going
-  for ``grace`` seconds (:attr:`Registry.next_deadline`, :meth:`Registry.expire`),
-  so a reconnect resumes them; then they are to be stopped and the client is
-  forgotten. A connection without an identity cannot come back, so its replies
-  are to be stopped at once;
-* finished logs are kept for dedupe and resume, least recently used evicted
-  beyond ``max_logs`` logs or ``max_log_frames`` frames over all clients;
+* bytes: every log (generating, finished, or waiting with its user's text)
+  counts against its client's ``max_client_bytes`` and ``max_log_bytes`` over
+  all clients; finished logs are forgotten to make room (least recently used
+  first, the client's own first), past that a message is :class:`Refused` and
+  a growing reply is to be cut (:meth:`Registry.grew`). Finished logs are also
+  kept at most ``max_logs``;
+* a client generates at most ``max_generations`` replies at once and has at
+  most ``max_queued`` more waiting; one more message is :class:`Refused`;
+* messages of one conversation start and end in the order they were sent,
+  stopped ones too (:class:`Turn`);
+* a client whose last connection closed keeps its replies going ``grace``
+  seconds for a reconnect to resume (:meth:`Registry.expire`), an anonymous
+  one not at all; at most ``max_departed`` clients wait so, and at most
+  ``max_departed_per_source`` of one remote address: beyond, the one that
+  left longest ago is forgotten early;
 * a client has at most ``max_tool_calls`` client tool calls in progress and
   declares at most :data:`MAX_CLIENT_TOOLS` tools.
 """
@@ -43,11 +43,12 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic
 
 from ..protocol import ClientToolInfo, new_id
+from .decisions import Accepted, L, Limits, LogLike, Refused, Turn
 
 __all__ = [
     "MAX_CLIENT_TOOLS",
@@ -68,61 +69,6 @@ TOO_MANY_REPLIES = "too_many_replies"
 """The ``error`` code answering a message beyond a client's ``max_generations + max_queued``."""
 
 
-class LogLike(Protocol):
-    """What the registry reads of a reply log: its ids, and how many frames it holds."""
-
-    @property
-    def message_id(self) -> str: ...
-
-    @property
-    def conversation_id(self) -> str | None: ...
-
-    @property
-    def frames(self) -> Sized: ...
-
-
-L = TypeVar("L", bound=LogLike)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The bounds a :class:`Registry` enforces (see the module docstring)."""
-
-    max_logs: int
-    max_log_frames: int
-    max_generations: int
-    max_queued: int
-    grace: float
-    max_tool_calls: int = 16
-    """Client tool calls one client may have in progress; one more is an error result."""
-
-
-@dataclass(frozen=True)
-class Accepted(Generic[L]):
-    """A message's log: new and queued, or already known (a resend: ``duplicate``)."""
-
-    log: L
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A message the registry did not accept; ``code`` and ``text`` go into an ``error``."""
-
-    code: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Turn(Generic[L]):
-    """What happens next for one client's waiting replies, oldest first."""
-
-    start: list[L]
-    """Logs whose generation starts now."""
-    stop: list[L]
-    """Logs stopped before they started, whose turn has come: to end as cancelled now."""
-
-
 @dataclass(eq=False)
 class Client(Generic[L]):
     """Everything the registry holds for one client identity (or one anonymous connection)."""
@@ -131,6 +77,14 @@ class Client(Generic[L]):
     """The secret the client presented; None for a connection without one. Never logged."""
     scope: str
     """The opaque prefix of the conversation keys given to the responder."""
+    source: str | None = None
+    """Where its last connection came from (the remote address), for the grace bounds."""
+    held: int = 0
+    """Bytes counted against ``max_client_bytes``: its logs, and the texts waiting."""
+    counted: dict[L, int] = field(default_factory=dict)
+    """The bytes counted for each of its logs (a waiting log counts its user's text)."""
+    finished: OrderedDict[L, None] = field(default_factory=OrderedDict)
+    """Its finished logs still kept, least recently used first."""
     logs: dict[str, L] = field(default_factory=dict)
     """Logs by the client's message id: unfinished ones, and finished ones not yet evicted."""
     conversations: dict[str | None, list[L]] = field(default_factory=dict)
@@ -168,7 +122,10 @@ class Registry(Generic[L]):
         """Clients without an identity: one per open connection."""
         self._finished: OrderedDict[L, Client[L]] = OrderedDict()
         """Finished logs of every client, least recently used first."""
-        self._finished_frames = 0
+        self._departed: OrderedDict[Client[L], None] = OrderedDict()
+        """Clients within their grace period, the one that left longest ago first."""
+        self._held = 0
+        """Bytes counted against ``max_log_bytes``."""
         self._key = secrets.token_bytes(32)
         """Keys responder scopes: an identity's scope is stable and reveals nothing of it."""
 
@@ -194,15 +151,24 @@ class Registry(Generic[L]):
         return len(self._finished)
 
     @property
+    def held_bytes(self) -> int:
+        """Bytes of reply logs and waiting texts kept, over all clients (see ``max_log_bytes``)."""
+        return self._held
+
+    @property
+    def departed_count(self) -> int:
+        """How many clients are within their grace period."""
+        return len(self._departed)
+
+    @property
     def next_deadline(self) -> float | None:
         """The earliest time a departed client is due to be forgotten (see :meth:`expire`)."""
-        deadlines = [c.deadline for c in self._clients.values() if c.deadline is not None]
-        return min(deadlines, default=None)
+        return min((c.deadline for c in self._departed if c.deadline is not None), default=None)
 
     # Connections
 
-    def attach(self, identity: str | None) -> Client[L]:
-        """The client a new connection belongs to; ``None`` makes one for this connection."""
+    def attach(self, identity: str | None, source: str | None = None) -> Client[L]:
+        """The client a new connection from ``source`` belongs to; no identity makes one."""
         if identity is None:
             client = self._new_client(None)
             self._anonymous.add(client)
@@ -210,26 +176,34 @@ class Registry(Generic[L]):
             client = self._clients.get(identity) or self._new_client(identity)
             self._clients[identity] = client
         client.deadline = None  # back within the grace period: its replies go on
+        self._departed.pop(client, None)
+        client.source = source
         client.connections += 1
         return client
 
-    def detach(self, client: Client[L], now: float) -> list[L]:
-        """A connection of ``client`` closed: the logs to cancel now (none within a grace period).
+    def detach(self, client: Client[L], now: float) -> list[tuple[Client[L], list[L]]]:
+        """A connection of ``client`` closed: the clients forgotten now, each with logs to cancel.
 
-        A client forgotten has every unfinished log stopped: the generating
-        ones returned, the waiting ones ending in their turn (:meth:`next_turn`).
+        ``client`` itself is forgotten at once without an identity or a grace
+        period; a departed client beyond the grace bounds is forgotten early. A
+        client forgotten has every unfinished log stopped: the generating ones
+        returned, the waiting ones ending in their turn (:meth:`next_turn`).
         """
         client.connections -= 1
         if client.connections > 0:
             return []
         if client.identity is None or self.limits.grace <= 0:
-            return self._forget(client)
+            return [(client, self._forget(client))]
         client.deadline = now + self.limits.grace
-        return []
+        self._departed[client] = None
+        same = [c for c in self._departed if c.source == client.source]
+        early = same[: max(0, len(same) - self.limits.max_departed_per_source)]
+        early += list(self._departed)[: max(0, len(self._departed) - self.limits.max_departed)]
+        return [(c, self._forget(c)) for c in dict.fromkeys(early)]
 
     def expire(self, now: float) -> list[tuple[Client[L], list[L]]]:
         """Forget the departed clients whose grace has passed: each with the logs to cancel."""
-        due = [c for c in self._clients.values() if c.deadline is not None and c.deadline <= now]
+        due = [c for c in self._departed if c.deadline is not None and c.deadline <= now]
         return [(client, self._forget(client)) for client in due]
 
     # Messages
@@ -240,16 +214,19 @@ class Registry(Generic[L]):
         message_id: str | None,
         conversation_id: str | None,
         new_log: Callable[[str, str | None], L],
+        size: int = 0,
     ) -> Accepted[L] | Refused:
         """The log answering a message, known or made by ``new_log(message_id, conversation_id)``.
 
-        A new log waits its turn: :meth:`startable` says when it may start.
+        ``size`` is the bytes kept with a new log while it waits (its user's
+        text). A new log waits its turn: :meth:`next_turn` says when it may start.
         """
         if message_id is not None:
             known = client.logs.get(message_id)
             if known is not None:
                 if known in self._finished:
                     self._finished.move_to_end(known)
+                    client.finished.move_to_end(known)
                 return Accepted(known, duplicate=True)
         limit = self.limits.max_generations + self.limits.max_queued
         if client.unfinished >= limit:
@@ -259,6 +236,11 @@ class Registry(Generic[L]):
                 "wait for them to finish or cancel some, then send again",
             )
         log = new_log(message_id or new_id(), conversation_id)
+        self._count(client, log, size)
+        if not self._make_room(client):
+            text = self.full_text(client)
+            self._release(client, log)
+            return Refused(TOO_MANY_REPLIES, f"{text}: send again later")
         if message_id is not None:  # a server-assigned id can never be resent
             client.logs[message_id] = log
         client.conversations.setdefault(conversation_id, []).append(log)
@@ -283,7 +265,18 @@ class Registry(Generic[L]):
                 client.queue.remove(log)
                 client.running.add(log)
                 turn.start.append(log)
+            else:
+                continue
+            self._count(client, log, log.size)  # its text is handed on: no longer kept
         return turn
+
+    def grew(self, client: Client[L], log: L) -> bool:
+        """``log`` (generating) grew: False if it no longer fits the byte bounds, to be cut.
+
+        Finished logs are forgotten first to make room.
+        """
+        self._count(client, log, log.size)
+        return self._make_room(client)
 
     def ended(self, client: Client[L], log: L) -> None:
         """``log`` is finished (generated, failed, or stopped before or after it started)."""
@@ -297,10 +290,16 @@ class Registry(Generic[L]):
             pending.remove(log)
             if not pending:
                 del client.conversations[log.conversation_id]
-        if client.logs.get(log.message_id) is log:
+        if not client.forgotten and client.logs.get(log.message_id) is log:
             self._finished[log] = client
-            self._finished_frames += len(log.frames)
-            self._evict()
+            client.finished[log] = None
+            self._count(client, log, log.size)
+            self._make_room(client)
+            while len(self._finished) > self.limits.max_logs:
+                oldest, owner = self._finished.popitem(last=False)
+                self._drop(owner, oldest)
+        else:
+            self._release(client, log)
 
     def cancel(
         self, client: Client[L], conversation_id: str | None, message_id: str | None
@@ -369,24 +368,51 @@ class Registry(Generic[L]):
         """Drop a departed client and its finished logs; its generating logs, to cancel."""
         client.deadline = None
         client.forgotten = True
+        self._departed.pop(client, None)
         if client.identity is not None and self._clients.get(client.identity) is client:
             del self._clients[client.identity]
         self._anonymous.discard(client)
-        for log in client.logs.values():
-            if log in self._finished:
-                del self._finished[log]
-                self._finished_frames -= len(log.frames)
+        for log in list(client.finished):
+            del self._finished[log]
+            self._drop(client, log)
         client.logs.clear()
         self._stop(client, list(client.queue))
         return list(client.running)
 
-    def _evict(self) -> None:
-        """Forget the least recently used finished logs beyond the limits."""
-        while self._finished and (
-            len(self._finished) > self.limits.max_logs
-            or self._finished_frames > self.limits.max_log_frames
-        ):
-            log, client = self._finished.popitem(last=False)
-            self._finished_frames -= len(log.frames)
-            if client.logs.get(log.message_id) is log:
-                del client.logs[log.message_id]
+    def _count(self, client: Client[L], log: L, size: int) -> None:
+        """Count ``size`` bytes for ``log`` from now on (instead of what was counted)."""
+        change = size - client.counted.get(log, 0)
+        client.counted[log] = size
+        client.held += change
+        self._held += change
+
+    def _release(self, client: Client[L], log: L) -> None:
+        """Count nothing more for ``log``: it is no longer kept."""
+        released = client.counted.pop(log, 0)
+        client.held -= released
+        self._held -= released
+
+    def _drop(self, client: Client[L], log: L) -> None:
+        """Forget a finished log, already out of :attr:`_finished`."""
+        client.finished.pop(log, None)
+        if client.logs.get(log.message_id) is log:
+            del client.logs[log.message_id]
+        self._release(client, log)
+
+    def _make_room(self, client: Client[L]) -> bool:
+        """Forget finished logs, least recently used first, until the bytes fit; whether they do."""
+        limits = self.limits
+        while client.held > limits.max_client_bytes and client.finished:
+            log, _ = client.finished.popitem(last=False)
+            del self._finished[log]
+            self._drop(client, log)
+        while self._held > limits.max_log_bytes and self._finished:
+            oldest, owner = self._finished.popitem(last=False)
+            self._drop(owner, oldest)
+        return client.held <= limits.max_client_bytes and self._held <= limits.max_log_bytes
+
+    def full_text(self, client: Client[L]) -> str:
+        """Why a reply was cut or a message refused for room, in one line."""
+        if client.held > self.limits.max_client_bytes:
+            return f"this client's replies passed {self.limits.max_client_bytes} bytes, the limit"
+        return f"the server's replies passed {self.limits.max_log_bytes} bytes, its limit"

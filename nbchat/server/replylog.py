@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 
 from ..protocol import (
@@ -26,6 +27,9 @@ from .responder import ResponderMessage
 
 __all__ = ["ReplyLog"]
 
+_FRAME_OVERHEAD = sys.getsizeof(b"") + 8
+"""Bytes a stored frame costs besides its content: the bytes object's header, a list slot."""
+
 
 class ReplyLog:
     """The frames generated for one client message, in order; followed by any connection.
@@ -39,6 +43,8 @@ class ReplyLog:
         self.conversation_id = conversation_id
         self.frames: list[bytes] = []
         """Encoded server messages; the last is ``done`` or ``error`` once finished."""
+        self.size = 0
+        """Bytes the frames hold in memory: what the registry counts against its byte bounds."""
         self.finished = False
         self._changed = asyncio.Event()
         # A token frame is the only hot path: its address is encoded once per log.
@@ -66,6 +72,7 @@ class ReplyLog:
             message.reply_to = self.message_id
             frame = encode_frame(message)
         self.frames.append(frame)
+        self.size += len(frame) + _FRAME_OVERHEAD
         self._changed.set()
 
     def finish(self, message: DoneMessage | ErrorMessage) -> None:

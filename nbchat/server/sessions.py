@@ -32,9 +32,12 @@ from .registry import MAX_CLIENT_TOOLS, Accepted, Client, Limits, Refused, Regis
 from .replylog import ReplyLog
 from .responder import ClientTools, Responder, client_tools_var
 
-__all__ = ["Sessions"]
+__all__ = ["REPLY_TOO_LONG", "Sessions"]
 
 logger = logging.getLogger("nbchat.server")
+
+REPLY_TOO_LONG = "reply_too_long"
+"""The ``error`` code ending a reply cut at the registry's byte bounds."""
 
 
 class Sessions:
@@ -54,13 +57,15 @@ class Sessions:
 
     # Public methods
 
-    def attach(self, identity: str | None) -> Client[ReplyLog]:
-        """The client a new connection belongs to (see :meth:`Registry.attach`)."""
-        return self.registry.attach(identity)
+    def attach(self, identity: str | None, source: str | None = None) -> Client[ReplyLog]:
+        """The client a new connection from ``source`` belongs to (see :meth:`Registry.attach`)."""
+        return self.registry.attach(identity, source)
 
     def detach(self, client: Client[ReplyLog]) -> None:
-        """A connection of ``client`` closed: stop its replies now, or arm the grace timer."""
-        self._stop(client, self.registry.detach(client, asyncio.get_running_loop().time()))
+        """A connection of ``client`` closed: stop the replies of the clients forgotten now,
+        or arm the grace timer."""
+        for forgotten, logs in self.registry.detach(client, asyncio.get_running_loop().time()):
+            self._stop(forgotten, logs)
         self._arm()
 
     def accept(
@@ -71,7 +76,8 @@ class Sessions:
         text: str,
     ) -> Accepted[ReplyLog] | Refused:
         """The log answering a message (its generation started or queued), or the refusal."""
-        decision = self.registry.accept(client, message_id, conversation_id, ReplyLog)
+        # A waiting text counts by its characters: what a str of them holds, give or take.
+        decision = self.registry.accept(client, message_id, conversation_id, ReplyLog, len(text))
         if isinstance(decision, Accepted) and not decision.duplicate:
             self._texts[decision.log] = text
             self._start_ready(client)
@@ -161,12 +167,17 @@ class Sessions:
     async def _generate(self, client: Client[ReplyLog], log: ReplyLog, text: str) -> None:
         client_tools_var.set(_LiveClientTools(self.registry, self._calls, client, log))
         stream = self.responder.respond(client.responder_key(log.conversation_id), text)
+        registry = self.registry
         try:
             async for message in stream:
                 if isinstance(message, ErrorMessage):
                     log.finish(message)
                     return
                 log.append(message)
+                if not registry.grew(client, log):  # past the byte bounds: cut, in one line
+                    text = f"{registry.full_text(client)}, so the server stopped this reply"
+                    log.finish(ErrorMessage(error=ErrorInfo(code=REPLY_TOO_LONG, message=text)))
+                    return
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -227,6 +238,7 @@ class _LiveClientTools(ClientTools):
         calls[client, call.id] = future
         try:
             self._log.append(ToolRequest(id=call.id, name=name, arguments=call.arguments))
+            registry.grew(client, self._log)  # counted; a reply past the bounds is cut next
             response = await future
         finally:
             del calls[client, call.id]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,22 +21,24 @@ from nbchat.server.registry import (
 pytestmark = pytest.mark.unit
 
 ALICE = "alice-" + "a" * 26
+BOB = "bob-" + "b" * 28
 
 
 @dataclass(eq=False)
 class Log:
-    """A stand-in reply log: the registry reads only its ids and its frame count."""
+    """A stand-in reply log: the registry reads only its ids and its size in bytes."""
 
     message_id: str
     conversation_id: str | None
-    frames: list[str] = field(default_factory=list)
+    size: int = 0
 
 
 def limits(**changes: float) -> Limits:
     """Roomy limits, with some changed."""
     values: dict[str, float] = {
         "max_logs": 100,
-        "max_log_frames": 1000,
+        "max_log_bytes": 100_000,
+        "max_client_bytes": 10_000,
         "max_generations": 8,
         "max_queued": 8,
         "grace": 10.0,
@@ -53,9 +55,9 @@ def accept(registry: Registry[Log], client: Client[Log], mid: str | None, cid: s
     return decision.log
 
 
-def finish(registry: Registry[Log], client: Client[Log], log: Log, frames: int = 1) -> None:
-    """Give a log its frames and end it."""
-    log.frames.extend(["frame"] * frames)
+def finish(registry: Registry[Log], client: Client[Log], log: Log, size: int = 10) -> None:
+    """Give a log its bytes and end it."""
+    log.size += size
     registry.ended(client, log)
 
 
@@ -191,7 +193,7 @@ def test_an_anonymous_client_is_forgotten_when_its_connection_closes() -> None:
     client = registry.attach(None)
     running, waiting = accept(registry, client, "a"), accept(registry, client, "b")
     registry.next_turn(client)
-    assert registry.detach(client, now=0.0) == [running]
+    assert registry.detach(client, now=0.0) == [(client, [running])]
     finish(registry, client, running)
     assert registry.next_turn(client).stop == [waiting]
     finish(registry, client, waiting)
@@ -216,15 +218,112 @@ def test_finished_logs_are_evicted_least_recently_used_first() -> None:
     assert registry.log_count == 2 and set(client.logs) == {"a", "d"}
 
 
-def test_finished_logs_are_evicted_by_frame_count() -> None:
-    """Finished logs holding more than max_log_frames frames in all are forgotten, oldest first."""
-    registry: Registry[Log] = Registry(limits(max_log_frames=25))
-    client = registry.attach(ALICE)
-    for mid in ("a", "b", "c"):
+def test_finished_logs_are_evicted_by_bytes_over_all_clients() -> None:
+    """Finished logs holding more than max_log_bytes in all are forgotten, oldest first."""
+    registry: Registry[Log] = Registry(limits(max_log_bytes=2500))
+    alice, bob = registry.attach(ALICE), registry.attach(BOB)
+    for client, mid in ((alice, "a"), (bob, "b"), (alice, "c")):
         log = accept(registry, client, mid)
         registry.next_turn(client)
-        finish(registry, client, log, frames=12)
-    assert set(client.logs) == {"b", "c"}
+        finish(registry, client, log, size=1200)
+    assert set(alice.logs) == {"c"} and set(bob.logs) == {"b"}
+    assert registry.held_bytes == 2400 and registry.log_count == 2
+
+
+def test_one_clients_bytes_evict_its_own_logs_first() -> None:
+    """Past max_client_bytes a client's own oldest finished logs go; another's stay."""
+    registry: Registry[Log] = Registry(limits(max_client_bytes=2500))
+    alice, bob = registry.attach(ALICE), registry.attach(BOB)
+    kept = accept(registry, bob, "b")
+    registry.next_turn(bob)
+    finish(registry, bob, kept, size=2000)
+    for mid in ("a1", "a2", "a3"):
+        log = accept(registry, alice, mid)
+        registry.next_turn(alice)
+        finish(registry, alice, log, size=1200)
+    assert set(alice.logs) == {"a2", "a3"} and set(bob.logs) == {"b"}
+    assert alice.held == 2400 and registry.held_bytes == 4400
+
+
+def test_a_reply_growing_past_the_bytes_is_to_be_cut() -> None:
+    """grew makes room from finished logs, then says False: a reply's memory is bounded."""
+    registry: Registry[Log] = Registry(limits(max_client_bytes=3000))
+    client = registry.attach(ALICE)
+    old = accept(registry, client, "old")
+    registry.next_turn(client)
+    finish(registry, client, old, size=1000)
+    log = accept(registry, client, "big")
+    registry.next_turn(client)
+    log.size = 2500
+    assert registry.grew(client, log) and "old" not in client.logs
+    log.size = 3001
+    assert not registry.grew(client, log)
+    assert "3000 bytes" in registry.full_text(client)
+    registry.ended(client, log)  # too big to keep: forgotten as it ends
+    assert registry.held_bytes == 0 and client.logs == {}
+
+
+def test_waiting_texts_count_and_a_message_that_does_not_fit_is_refused() -> None:
+    """A waiting message's text counts until it starts; one that cannot fit is refused."""
+    registry: Registry[Log] = Registry(limits(max_generations=1, max_client_bytes=5000))
+    client = registry.attach(ALICE)
+    running = registry.accept(client, "r", "c", Log, 100)
+    waiting = registry.accept(client, "w", "c", Log, 4000)
+    assert isinstance(running, Accepted) and isinstance(waiting, Accepted)
+    registry.next_turn(client)
+    assert client.held == 4000
+    refused = registry.accept(client, "x", "c", Log, 1500)
+    assert isinstance(refused, Refused) and refused.code == TOO_MANY_REPLIES
+    assert "5000 bytes" in refused.text and "x" not in client.logs and client.held == 4000
+    finish(registry, client, running.log)
+    registry.next_turn(client)
+    assert client.held == 10 and registry.held_bytes == 10
+
+
+def test_a_forgotten_clients_bytes_are_released() -> None:
+    """A client forgotten releases its finished logs at once, its running ones as they end."""
+    registry: Registry[Log] = Registry(limits())
+    client = registry.attach(None)
+    done, running = accept(registry, client, "d"), accept(registry, client, "r", "other")
+    registry.next_turn(client)
+    finish(registry, client, done, size=500)
+    running.size = 700
+    registry.grew(client, running)
+    assert registry.held_bytes == 1200
+    assert registry.detach(client, now=0.0) == [(client, [running])]
+    assert registry.held_bytes == 700
+    registry.ended(client, running)
+    assert registry.held_bytes == 0
+
+
+# Grace bounds
+
+
+def test_departed_clients_are_bounded_per_source() -> None:
+    """Beyond max_departed_per_source of one address, the one gone longest is forgotten."""
+    registry: Registry[Log] = Registry(limits(max_departed_per_source=2))
+    other = registry.attach(BOB, "10.0.0.2")
+    assert registry.detach(other, now=0.0) == []
+    clients = [registry.attach(f"fresh-{n:026d}", "10.0.0.1") for n in range(3)]
+    logs = [accept(registry, client, "m") for client in clients]
+    for client in clients:
+        registry.next_turn(client)
+    assert registry.detach(clients[0], now=1.0) == []
+    assert registry.detach(clients[1], now=2.0) == []
+    assert registry.detach(clients[2], now=3.0) == [(clients[0], [logs[0]])]
+    assert clients[0].forgotten and not other.forgotten and registry.departed_count == 3
+
+
+def test_departed_clients_are_bounded_in_total() -> None:
+    """Beyond max_departed over all sources, the one gone longest is forgotten; a return counts."""
+    registry: Registry[Log] = Registry(limits(max_departed=2))
+    first, second, third = (registry.attach(f"id-{n:026d}", f"h{n}") for n in range(3))
+    registry.detach(first, now=0.0)
+    registry.detach(second, now=1.0)
+    registry.attach(f"id-{0:026d}", "h0")  # first is back: no longer departed
+    assert registry.detach(third, now=2.0) == []
+    assert registry.detach(first, now=3.0) == [(second, [])]
+    assert registry.departed_count == 2 and registry.next_deadline == 12.0
 
 
 # Client tools

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -223,22 +224,45 @@ async def test_a_connection_without_identity_is_cancelled_when_it_closes() -> No
         assert server.registry.client_count == 0
 
 
-async def test_finished_logs_are_evicted_by_frame_count() -> None:
-    """Finished logs holding more than max_log_frames frames in all are forgotten, oldest first."""
+async def test_finished_logs_are_evicted_by_bytes() -> None:
+    """Finished logs holding more than max_log_bytes in all are forgotten, oldest first."""
     async with (
-        serve_demo(port=0, max_log_frames=25) as server,
+        serve_demo(port=0, max_log_bytes=3000) as server,
         connect(server.url, additional_headers=ALICE) as ws,
     ):
         for message_id in ["f1", "f2", "f3"]:
             await send(ws, id=message_id, conversation_id="c", message="count to 10")
             await recv(ws)
             await reply(ws, message_id)
-        assert server.registry.log_count == 2
+        assert server.registry.log_count == 2 and server.registry.held_bytes <= 3000
         await send(ws, id="f1", conversation_id="c", message="count to 10")
         assert "duplicate" not in await recv(ws)
         await reply(ws, "f1")
         await send(ws, id="f3", conversation_id="c", message="count to 10")
         assert (await recv(ws))["duplicate"] is True
+
+
+async def test_a_reply_past_the_clients_bytes_is_cut_in_one_line() -> None:
+    """A reply log's memory is bounded by bytes: past max_client_bytes it ends with an error."""
+    bound = 200_000
+    async with (
+        serve_demo(port=0, max_client_bytes=bound) as server,
+        connect(server.url, additional_headers=ALICE) as ws,
+    ):
+        tracemalloc.start()
+        try:
+            await send(ws, id="big", conversation_id="c" * 256, message="count to 100000")
+            frames = await reply(ws, "big")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        error = frames[-1]["error"]
+        assert error["code"] == "reply_too_long" and f"{bound} bytes" in error["message"]
+        assert 100 < len(frames) < 1000 and peak < 4 * bound
+        assert server.registry.held_bytes == 0  # too big to keep for resume
+        await send(ws, id="next", conversation_id="c", message="count to 3")
+        await recv(ws)
+        assert text(await reply(ws, "next")) == numbers(3)
 
 
 # Reply logs
