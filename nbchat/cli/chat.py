@@ -7,7 +7,15 @@ import asyncio
 import os
 import sys
 
-from ..config import BASE_URL_ENV, DEMO_DELAY, MODEL_ENV, TOKEN_ENV, URL_ENV, default_url
+from ..config import (
+    BASE_URL_ENV,
+    DEMO_DELAY,
+    MODEL_ENV,
+    TOKEN_ENV,
+    URL_ENV,
+    ClientConfig,
+    default_url,
+)
 from .common import EXIT_ERROR, Parser
 
 __all__ = ["RECONNECT_ATTEMPTS", "add_chat"]
@@ -19,6 +27,9 @@ On purpose: a person at a terminal waits for each attempt and wants an answer or
 an error in a few seconds, then retypes the command; a notebook's client lives
 as long as its kernel and rides out a server restart without anyone watching.
 """
+
+_CONFIG_ATTEMPTS = ClientConfig.model_fields["max_reconnect_attempts"].default
+"""``ClientConfig``'s own number, named in the help beside the command's."""
 
 # nbchat chat
 
@@ -32,7 +43,9 @@ def add_chat(subcommands: argparse._SubParsersAction[Parser]) -> None:
             "answer each line typed until end of input or /quit (on a terminal: line "
             "editing and history, Ctrl-C stops a reply, /new and /help). Without --url and "
             f"${URL_ENV} a built-in server is started for the session: a model if "
-            f"${BASE_URL_ENV} and ${MODEL_ENV} are set, else the demo agent."
+            f"${BASE_URL_ENV} and ${MODEL_ENV} are set, else the demo agent. A lost "
+            f"connection is retried {RECONNECT_ATTEMPTS} times, then the command gives up "
+            f"(a notebook's client retries {_CONFIG_ATTEMPTS}: nobody waits at its prompt)."
         ),
     )
     chat.add_argument("message", nargs="*", help="the message to send (default: interactive)")

@@ -16,7 +16,17 @@ from ..config import DEFAULT_URL
 if TYPE_CHECKING:
     from ..transcript import Transcript
 
-__all__ = ["DEFAULT_PORT", "EXIT_ERROR", "Handler", "Parser", "load_transcript", "reason", "usage"]
+__all__ = [
+    "DEFAULT_PORT",
+    "EXIT_ERROR",
+    "Handler",
+    "Parser",
+    "load_transcript",
+    "non_negative_seconds",
+    "port_number",
+    "reason",
+    "usage",
+]
 
 EXIT_ERROR = 2
 """The exit code of every failure: bad usage, a port in use, a server that stopped."""
@@ -38,6 +48,28 @@ class Parser(argparse.ArgumentParser):
         """Print ``PROG: MESSAGE: see PROG --help`` on stderr and exit 2."""
         print(f"{self.prog}: {message}: see {self.prog} --help", file=sys.stderr)
         raise SystemExit(EXIT_ERROR)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535 (argparse type): ``99999`` is a usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
+
+
+def non_negative_seconds(text: str) -> float:
+    """A number of seconds, 0 or more (argparse type): ``-1`` and ``nan`` are usage errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, got {text!r}")
+    return value
 
 
 def usage(prog: str, commands: Iterable[str]) -> int:

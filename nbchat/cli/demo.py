@@ -23,7 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import EXIT_ERROR, Parser
+from .common import EXIT_ERROR, Parser, port_number
 
 __all__ = ["DEFAULT_DIRECTORY", "NOTEBOOK", "add_demo", "lab_command", "lab_environment"]
 
@@ -62,7 +62,10 @@ def add_demo(subcommands: argparse._SubParsersAction[Parser]) -> None:
         help="working directory and JupyterLab's root (default: ./%(default)s)",
     )
     demo.add_argument(
-        "--port", type=int, default=8888, help="port to try first, 0 for any (default: 8888)"
+        "--port",
+        type=port_number,
+        default=8888,
+        help="port to try first, 0 for any (default: 8888)",
     )
     demo.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     demo.add_argument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from ..protocol import (
     new_id,
 )
 
-__all__ = ["HELP", "PROMPT", "chat_once", "chat_repl", "format_tool_call"]
+__all__ = ["COMMANDS", "HELP", "PROMPT", "chat_once", "chat_repl", "format_tool_call"]
 
 PROMPT = "you> "
 
@@ -37,8 +38,15 @@ HELP = (
     "/new   start a new conversation (the server forgets nothing, the new one starts empty)\n"
     "/help  show this help\n"
     "/quit  leave (also /exit, or Ctrl-D on an empty line)\n"
+    "A line starting with // is sent with one / (a message that starts with a slash).\n"
 )
 """What ``/help`` prints: every command of the prompt."""
+
+COMMANDS = ("/new", "/help", "/quit", "/exit")
+"""The prompt's commands; any other ``/word`` is refused with this list, never sent."""
+
+_COMMAND = re.compile(r"/[A-Za-z]+")
+"""What a command looks like: a slash and a word alone (``/usr/bin ...`` is a message)."""
 
 
 class Output(Protocol):
@@ -133,8 +141,13 @@ async def chat_repl(
             elif text == "/new":
                 client.conversation_id = new_id()
                 lines.write("[a new conversation]\n")
+            elif _COMMAND.fullmatch(text.split()[0]):
+                lines.write(
+                    f"unknown command {text.split()[0]}: the commands are {', '.join(COMMANDS)} "
+                    "(start with // to send a message that begins with /)\n"
+                )
             else:
-                await _answer(client, text, lines, timeout)
+                await _answer(client, text[1:] if text.startswith("//") else text, lines, timeout)
             lines.flush()
     finally:
         unsubscribe()

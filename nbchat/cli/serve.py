@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from ..server import Responder
     from ..transcript import Transcript
 
-from .common import DEFAULT_PORT, EXIT_ERROR, Parser, load_transcript, reason
+from .common import (
+    DEFAULT_PORT,
+    EXIT_ERROR,
+    Parser,
+    load_transcript,
+    non_negative_seconds,
+    port_number,
+    reason,
+)
 
 __all__ = ["add_serve"]
 
@@ -39,7 +47,10 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
         "--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)"
     )
     serve.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)"
+        "--port",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help="port to bind, 0 for any free one (default: %(default)s)",
     )
     serve.add_argument(
         "--token",
@@ -55,7 +66,7 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
     )
     serve.add_argument(
         "--delay",
-        type=float,
+        type=non_negative_seconds,
         default=DEMO_DELAY,
         help="seconds between streamed words of the demo agent (default: %(default)s)",
     )

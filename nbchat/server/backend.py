@@ -38,6 +38,7 @@ __all__ = [
     "agent_from_environment",
     "builtin_server",
     "choose_agent",
+    "http_url",
     "server_for",
     "wants_builtin_server",
 ]
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--openai",
         metavar="BASE_URL",
+        type=http_url,
         default=None,
         help="the API root, e.g. http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 "
         "(llama.cpp), https://api.openai.com/v1",
@@ -79,6 +81,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="offer the model no tools (small local models answer better without)",
     )
+
+
+def http_url(text: str) -> str:
+    """An OpenAI-compatible API root (argparse type): an http(s) URL with a host, else refused."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"not an http(s) URL: {text!r} (e.g. http://127.0.0.1:11434/v1)"
+        )
+    return text
 
 
 def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:

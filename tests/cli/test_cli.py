@@ -93,12 +93,20 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ([], "nbchat: give one of serve, chat, demo or transcript: see nbchat --help"),
         (["nosuch"], "nbchat: argument COMMAND: invalid choice: 'nosuch' (choose from"),
-        (["serve", "--port", "eighty"], "nbchat serve: argument --port: invalid int value:"),
+        (["serve", "--port", "eighty"], "nbchat serve: argument --port: not a port number:"),
+        (["serve", "--port", "99999"], "nbchat serve: argument --port: a port is 0 to 65535"),
+        (["serve", "--port", "-1"], "nbchat serve: argument --port: a port is 0 to 65535"),
+        (["serve", "--openai", "not a url"], "nbchat serve: argument --openai: not an http(s)"),
+        (["serve", "--openai", "ws://h/v1"], "nbchat serve: argument --openai: not an http(s)"),
+        (["serve", "--openai", "http://h:99999/v1"], "nbchat serve: argument --openai: 'http"),
+        (["serve", "--delay", "-1"], "nbchat serve: argument --delay: must be 0 seconds or"),
+        (["serve", "--delay", "nan"], "nbchat serve: argument --delay: must be 0 seconds or"),
         (["serve", "--bogus"], "nbchat: unrecognized arguments: --bogus: see nbchat --help"),
         (["chat", "--timeout", "0", "hi"], "nbchat chat: argument --timeout: must be a number"),
         (["chat", "--timeout", "nan", "hi"], "nbchat chat: argument --timeout: must be a number"),
         (["chat", "--timeout", "soon", "hi"], "nbchat chat: argument --timeout: not a number"),
-        (["demo", "--port", "x"], "nbchat demo: argument --port: invalid int value: 'x'"),
+        (["demo", "--port", "x"], "nbchat demo: argument --port: not a port number: 'x'"),
+        (["demo", "--port", "70000"], "nbchat demo: argument --port: a port is 0 to 65535"),
         (["transcript", "export"], "nbchat transcript export: the following arguments are"),
         (["transcript", "show"], "nbchat transcript show: the following arguments are"),
     ],
@@ -852,3 +860,16 @@ async def test_demo_without_jupyterlab_is_one_line_and_exit_2(tmp_path: Path) ->
         "nbchat demo: JupyterLab is not installed: pip install 'jupyter-nbchat[lab]'\n"
     )
     assert not (tmp_path / "nbchat-demo").exists()  # nothing is copied when it cannot run
+
+
+def test_chat_help_gives_its_reconnect_attempts_and_why_they_differ(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """nbchat chat gives up sooner than ClientConfig on purpose, and its help says both numbers."""
+    from nbchat.cli.chat import RECONNECT_ATTEMPTS
+    from nbchat.config import ClientConfig
+
+    assert main(["chat", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"retried {RECONNECT_ATTEMPTS} times" in text
+    assert f"a notebook's client retries {ClientConfig().max_reconnect_attempts}" in text

@@ -214,6 +214,17 @@ async def test_help_and_new_conversation(client: ChatClient) -> None:
     assert client.conversation_id != before
 
 
+async def test_an_unknown_command_lists_the_commands_and_is_never_sent(client: ChatClient) -> None:
+    """/bogus is one line naming the commands; a path-like or // message still goes out."""
+    printed = await repl(client, "/bogus\n//count to 2\n/usr/bin/env count to 3\n")
+    assert (
+        "unknown command /bogus: the commands are /new, /help, /quit, /exit (start with // to "
+        "send a message that begins with /)\n" in printed
+    )
+    assert "bogus" not in printed.replace("unknown command /bogus", "")
+    assert "1 2\n" in printed and "1 2 3\n" in printed
+
+
 async def test_a_server_that_dies_is_reported_while_waiting_for_input() -> None:
     """With nothing typed, a lost server is said at once, and so is giving up on it."""
     server = await serve_demo(port=0)
