@@ -89,9 +89,9 @@ function render({ model, el }) {
 
   const form = document.createElement("form");
   form.className = "nbchat-controls";
-  // Keys typed here are text, not notebook commands (Lumino stops matching
-  // keyboard shortcuts at an element carrying this attribute).
-  form.setAttribute("data-lm-suppress-shortcuts", "true");
+  // Enter, Shift+Enter and Escape are the panel's (the keydown handler below stops
+  // them); every other shortcut (Ctrl/Cmd+S above all) reaches JupyterLab. Its
+  // single-key notebook commands never match in a text box (:read-write).
   // A textarea: Enter sends, Shift+Enter starts a new line; it grows with its text.
   const input = document.createElement("textarea");
   input.rows = 1;
@@ -217,21 +217,23 @@ function render({ model, el }) {
     submit();
   });
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       event.stopPropagation();
       submit();
-    } else if (event.key === "Enter" && !event.isComposing) {
+    } else if (event.key === "Enter") {
       // Shift+Enter is a new line here, never "run the cell": insert it ourselves,
       // since JupyterLab's own Shift+Enter handling may cancel the default.
       event.preventDefault();
       event.stopPropagation();
       input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
       grow();
-    } else if (event.key === "Escape" && model.get("streaming")) {
+    } else if (event.key === "Escape") {
+      // The panel's: it stops a streaming reply, and never leaves for the notebook.
       event.preventDefault();
       event.stopPropagation();
-      act("stop");
+      if (model.get("streaming")) act("stop");
     }
   });
   stop.addEventListener("click", () => act("stop"));
