@@ -74,7 +74,7 @@ connection. Like every header, it is never recorded.
 """
 
 MAX_ID_LENGTH = 256
-"""Characters at most of a client's message, conversation or tool call id; the server refuses more."""
+"""Characters at most of a message, conversation or tool call id: the server refuses more."""
 
 FEATURES_HEADER = "Nbchat-Features"
 """Handshake response header: the protocol extensions a server supports, comma-separated."""

@@ -30,9 +30,9 @@ from websockets.protocol import State
 
 from ..config import DEFAULT_MAX_SIZE
 from ..protocol import CLIENT_TOOLS_FEATURE, FEATURES_HEADER
-from .forward import BatchingConnection
+from .forward import capped
 from .frames import FrameHandler
-from .handshake import PATH, check_request
+from .handshake import PATH, check_request, full
 from .registry import Limits
 from .responder import Responder
 from .sessions import Sessions
@@ -45,6 +45,12 @@ DEFAULT_HOST = "127.0.0.1"
 """Loopback only unless told otherwise: the server is for this machine's notebooks."""
 
 _S = TypeVar("_S", bound="ChatServer")
+
+_FD_RESERVE = 64
+"""File descriptors kept for everything but connections: the listening socket, logs, a
+model bridge's HTTP connections."""
+_REFUSAL_MARGIN = 16
+"""Sockets past ``max_connections`` still read, to be answered 503; more are dropped."""
 
 
 class ServerOptions(TypedDict, total=False):
@@ -62,8 +68,11 @@ class ServerOptions(TypedDict, total=False):
     """Incoming frames above this many bytes close the connection with 1009."""
     max_logs: int
     """Finished replies remembered for dedupe and resume, over all clients (LRU)."""
-    max_log_frames: int
-    """Finished replies are also forgotten while they hold more frames than this in all."""
+    max_log_bytes: int
+    """Bytes of reply logs (and texts waiting their turn) kept over all clients; finished
+    replies are forgotten first (LRU), then messages refused and growing replies cut."""
+    max_client_bytes: int
+    """The same bound for one client's replies and waiting texts."""
     max_generations: int
     """Replies generated at once for one client; the next ones wait their turn."""
     max_queued: int
@@ -72,6 +81,16 @@ class ServerOptions(TypedDict, total=False):
     """Seconds a client's replies go on after its last connection closed, for it to resume."""
     max_tool_calls: int
     """Client tool calls one client may have in progress; one more is an error result."""
+    max_departed: int
+    """Clients within their grace period at once; beyond, the one gone longest is forgotten."""
+    max_departed_per_source: int
+    """The same bound for the clients of one remote address."""
+    max_connections: int
+    """Open connections (handshakes included); one more is refused with HTTP 503. Lowered
+    to fit the process's file descriptor limit (``RLIMIT_NOFILE``) when that is lower."""
+    idle_timeout: float | None
+    """Seconds a connection may send no frame while no reply goes to it; then it is closed
+    (1001: nbchat clients reconnect). None: never."""
 
 
 DEFAULT_OPTIONS: Final[ServerOptions] = {
@@ -79,11 +98,16 @@ DEFAULT_OPTIONS: Final[ServerOptions] = {
     "allowed_origins": (),
     "max_size": DEFAULT_MAX_SIZE,
     "max_logs": 1000,
-    "max_log_frames": 1_000_000,
+    "max_log_bytes": 128 * 2**20,
+    "max_client_bytes": 16 * 2**20,
     "max_generations": 8,
     "max_queued": 64,
     "grace": 60.0,
     "max_tool_calls": 16,
+    "max_departed": 256,
+    "max_departed_per_source": 16,
+    "max_connections": 512,
+    "idle_timeout": 600.0,
 }
 """The default of every :class:`ServerOptions` setting."""
 
@@ -114,18 +138,23 @@ class ChatServer:
         self.max_size = settings["max_size"]
         self.limits = Limits(
             max_logs=settings["max_logs"],
-            max_log_frames=settings["max_log_frames"],
+            max_log_bytes=settings["max_log_bytes"],
+            max_client_bytes=settings["max_client_bytes"],
             max_generations=settings["max_generations"],
             max_queued=settings["max_queued"],
             grace=settings["grace"],
             max_tool_calls=settings["max_tool_calls"],
+            max_departed=settings["max_departed"],
+            max_departed_per_source=settings["max_departed_per_source"],
         )
         """The bounds on what each client may hold (see :class:`ServerOptions`)."""
         self.sessions = Sessions(responder, self.limits)
         """Generates and stops replies as the registry decides."""
         self.registry = self.sessions.registry
         """Clients, their replies and logs: counts for monitoring and tests."""
-        self._frames = FrameHandler(self.sessions)
+        self.max_connections = settings["max_connections"]
+        """Open connections at most; lowered at :meth:`open` to fit the file descriptor limit."""
+        self._frames = FrameHandler(self.sessions, settings["idle_timeout"])
         self._port = port
         self._server: Server | None = None
         self._close_task: asyncio.Task[None] | None = None
@@ -149,6 +178,7 @@ class ChatServer:
         if self._server is not None:
             return self
         self._closed = asyncio.Event()
+        self.max_connections = min(self.max_connections, _fd_room())
         self._server = await serve(
             self._frames,
             self.host,
@@ -159,7 +189,8 @@ class ChatServer:
             # Replies are small JSON frames: deflate cost ~10% of the CPU and ~46 KB
             # per connection for little gain on loopback (benchmarks/server_concurrency.py).
             compression=None,
-            create_connection=BatchingConnection,
+            # Sockets past the cap and its margin for 503s are dropped as they are accepted.
+            create_connection=capped(self.max_connections + _REFUSAL_MARGIN),
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         logger.info("listening on %s", self.url)
@@ -305,9 +336,13 @@ class ChatServer:
         refusal = check_request(
             request.path, request.headers, token=self.token, allowed_origins=self.allowed_origins
         )
+        if refusal is None and len(connection.server.handler_tasks) > self.max_connections:
+            refusal = full(self.max_connections)
         if refusal is None:
             return None
-        if refusal.status != HTTPStatus.NOT_FOUND:
+        if refusal.status == HTTPStatus.SERVICE_UNAVAILABLE:
+            logger.debug(refusal.log)  # under a flood of connections: no flood of lines
+        elif refusal.status != HTTPStatus.NOT_FOUND:
             logger.warning(refusal.log)
         response = connection.respond(refusal.status, refusal.body)
         for name, value in refusal.headers:
@@ -322,6 +357,18 @@ def _announce_features(
     if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
         response.headers[FEATURES_HEADER] = CLIENT_TOOLS_FEATURE
     return response
+
+
+def _fd_room() -> int:
+    """Connections this process's file descriptor limit leaves room for (large if unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 2**31
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 2**31
+    return max(1, soft - _FD_RESERVE - _REFUSAL_MARGIN)
 
 
 async def _cancel_other_tasks() -> None:

@@ -8,12 +8,14 @@ a batch is framed by websockets and written with one call.
 
 from __future__ import annotations
 
+import asyncio
+
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from .replylog import ReplyLog
 
-__all__ = ["BatchingConnection", "forward"]
+__all__ = ["BatchingConnection", "capped", "forward"]
 
 
 class BatchingConnection(ServerConnection):
@@ -24,6 +26,15 @@ class BatchingConnection(ServerConnection):
     the server's largest cost (one call per token per connection). Frames
     framed together (a batch in :func:`forward`) now go out in one call.
     """
+
+    max_open: int | None = None
+    """Sockets the server may have open; one more is aborted as it is accepted (see
+    :func:`capped`), so idle sockets never use up the file descriptors new clients need."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.max_open is not None and len(self.server.handler_tasks) > self.max_open:
+            self.transport.abort()  # its handshake task ends at once, with the socket
 
     def send_data(self) -> None:
         """Write the pending frames at once; an end-of-stream marker keeps its meaning."""
@@ -39,6 +50,16 @@ class BatchingConnection(ServerConnection):
                 self.transport.write_eof()
             else:
                 self.transport.close()
+
+
+def capped(max_open: int) -> type[BatchingConnection]:
+    """A :class:`BatchingConnection` class for a server that keeps at most ``max_open`` sockets."""
+
+    class CappedConnection(BatchingConnection):
+        pass
+
+    CappedConnection.max_open = max_open
+    return CappedConnection
 
 
 async def forward(connection: ServerConnection, log: ReplyLog) -> None:

@@ -52,8 +52,10 @@ MAX_ERROR_TEXT = 300
 class FrameHandler:
     """Serves each accepted connection: its frames in, its acks, errors and replies out."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, idle_timeout: float | None = None) -> None:
         self.sessions = sessions
+        self.idle_timeout = idle_timeout
+        """Seconds a connection may be silent with no reply going to it before it is closed."""
         self.connections: set[ServerConnection] = set()
         """The connections being served."""
 
@@ -61,12 +63,16 @@ class FrameHandler:
         """Serve one connection until it closes, then detach it from its client."""
         request = connection.request
         identity = None if request is None else client_identity(request.headers)
-        client = self.sessions.attach(identity)
+        address = connection.remote_address
+        source = str(address[0]) if isinstance(address, tuple) and address else None
+        client = self.sessions.attach(identity, source)
         self.connections.add(connection)
         forwarding: dict[str, asyncio.Task[None]] = {}
+        idle = _IdleWatch(connection, self.idle_timeout, forwarding)
         logger.debug("connection opened from %s", connection.remote_address)
         try:
             async for frame in connection:
+                idle.seen = idle.clock()
                 try:
                     await self._receive(connection, client, frame, forwarding)
                 except ConnectionClosed:
@@ -80,6 +86,7 @@ class FrameHandler:
         except ConnectionClosed:
             pass  # the client went away (or sent a frame above max_size: 1009)
         finally:
+            idle.cancel()
             for task in forwarding.values():
                 task.cancel()
             await asyncio.gather(*forwarding.values(), return_exceptions=True)
@@ -177,6 +184,47 @@ class FrameHandler:
         if not self.sessions.tool_response(client, message):
             logger.debug("a tool response nobody waits for (answered already, or cancelled)")
         await connection.send(dump(ToolAck(id=message.id)))
+
+
+class _IdleWatch:
+    """Closes a connection (1001) that sent no frame while no reply went to it, for a while.
+
+    One timer per connection, moved forward only when it fires: a frame costs
+    one clock read.
+    """
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        timeout: float | None,
+        forwarding: dict[str, asyncio.Task[None]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.clock = loop.time
+        self.seen = loop.time()
+        """When the connection last sent a frame (or last had a reply going to it)."""
+        self._connection = connection
+        self._timeout = timeout
+        self._forwarding = forwarding
+        self._closing: asyncio.Task[None] | None = None
+        self._timer = None if timeout is None else loop.call_later(timeout, self._check)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        assert self._timeout is not None
+        loop = asyncio.get_running_loop()
+        if self._forwarding:  # a reply is on its way: not idle
+            self.seen = loop.time()
+        due = self.seen + self._timeout
+        if loop.time() < due:
+            self._timer = loop.call_at(due, self._check)
+            return
+        logger.debug("closing a connection idle for %gs", self._timeout)
+        reason = f"idle for {self._timeout:g}s"
+        self._closing = loop.create_task(self._connection.close(1001, reason))
 
 
 def _oversized_id(message: object) -> str | None:

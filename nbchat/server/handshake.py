@@ -18,7 +18,7 @@ from websockets.datastructures import Headers
 
 from ..protocol import CLIENT_ID_HEADER
 
-__all__ = ["PATH", "Refusal", "check_request", "client_identity", "is_loopback_origin"]
+__all__ = ["PATH", "Refusal", "check_request", "client_identity", "full", "is_loopback_origin"]
 
 PATH = "/ws"
 """The only path that accepts WebSocket connections; any other is answered 404."""
@@ -80,6 +80,15 @@ def check_request(
             f"refused a connection with a malformed {CLIENT_ID_HEADER} header",
         )
     return None
+
+
+def full(max_connections: int) -> Refusal:
+    """The refusal of a connection past the server's cap: 503, in one line."""
+    return Refusal(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        f"Server full: it serves at most {max_connections} connections; try again later.\n",
+        f"refused a connection: {max_connections} open, the limit",
+    )
 
 
 def _origin_allowed(origin: str, allowed_origins: Collection[str]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import tracemalloc
@@ -436,6 +437,59 @@ async def test_other_paths_are_404(demo: DemoServer) -> None:
         assert refused.value.response.status_code == 404
     async with connect(demo.url + "?client=test"):
         pass
+
+
+# Connections: the cap and the idle timeout
+
+
+async def test_past_the_connection_cap_a_client_gets_503_in_one_line() -> None:
+    """Beyond max_connections a handshake is refused 503 with one line; a freed place is reused."""
+    async with (
+        serve_demo(port=0, max_connections=2) as server,
+        connect(server.url),
+        connect(server.url) as second,
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url)
+        response = refused.value.response
+        assert response.status_code == 503 and response.body.count(b"\n") == 1
+        assert b"Server full" in response.body and b"2 connections" in response.body
+        await second.close()
+        async with connect(server.url) as third:
+            await send(third, id="m", conversation_id="c", message="count to 2")
+            await recv(third)
+            assert text(await reply(third, "m")) == numbers(2)
+
+
+async def test_sockets_far_past_the_cap_are_dropped_as_accepted() -> None:
+    """Raw sockets that never speak cannot hold more than the cap and its margin of sockets."""
+    async with serve_demo(port=0, max_connections=2) as server:
+        sockets = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(40)]
+        try:
+            dropped = 0
+            for reader, _ in sockets:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(reader.read(), 0.05 * TIME_SCALE)
+                    dropped += reader.at_eof()
+            assert dropped >= 40 - 2 - 16
+        finally:
+            for _, writer in sockets:
+                writer.close()
+
+
+async def test_an_idle_connection_is_closed_and_a_busy_one_is_not() -> None:
+    """After idle_timeout without a frame a connection is closed (1001); a reply keeps it open."""
+    async with (
+        serve_demo(port=0, delay=0.02, idle_timeout=0.3 * TIME_SCALE) as server,
+        connect(server.url) as idle,
+        connect(server.url) as busy,
+    ):
+        await send(busy, id="b", conversation_id="c", message="count to 40")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(idle.recv(), TIMEOUT)
+        assert idle.close_code == 1001 and "idle" in (idle.close_reason or "")
+        await recv(busy)
+        assert text(await reply(busy, "b")) == numbers(40)
 
 
 # Test hooks and lifecycle
