@@ -285,7 +285,9 @@ def error_text(exc: BaseException) -> str:
     """The one-line result a model (and the card) gets when a tool raised ``exc``."""
     if isinstance(exc, NbchatError):
         return _cut(_one_line(exc), _MAX_ERROR_CHARS)
-    return _cut(f"{type(exc).__name__}: {_one_line(exc)}", _MAX_ERROR_CHARS)
+    message = " ".join(str(exc).split())  # SystemExit(2) says "2"; KeyboardInterrupt() nothing
+    named = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return _cut(named, _MAX_ERROR_CHARS)
 
 
 # Private helpers

@@ -6,15 +6,20 @@ results serialised through pydantic and bounded). :class:`ToolRunner` is the
 client's half of the protocol's client tools (docs/protocol.md): it keeps the
 tools, answers each ``tool_request`` with one ``tool_response``, and runs a
 call id at most once: a request sent again (a resumed reply) gets the result
-kept for it, and a request whose call is still running is ignored.
+kept for it (the last :data:`MAX_KEPT_RESULTS`), a request whose call is still
+running is ignored, and one whose result is no longer kept is refused
+(:data:`RAN_BEFORE`; ids are remembered up to :data:`MAX_KEPT_ID_CHARS`).
 
 Each call, in order: an unknown name, arguments that do not fit the signature,
-a confirmation refused or impossible, and a function that raises all become an
-``error`` result with a one-line message; the conversation goes on. The call is
-run by :func:`nbchat.tools.execute`, as the server's bridge runs its own: an
-``async def`` on the client's loop, cancelled by Stop; a plain function in a
-worker thread (the kernel's process, its variables), so the connection stays
-alive while it works.
+a confirmation refused or impossible, and a function that raises (``SystemExit``
+and ``KeyboardInterrupt`` included) all become an ``error`` result with a
+one-line message; the conversation goes on. The call is run by
+:func:`nbchat.tools.execute`, as the server's bridge runs its own: an ``async
+def`` on the client's loop, cancelled by Stop; a plain function on nbchat's
+bounded tool threads (the kernel's process, its variables), so the connection
+stays alive while it works. Stop cannot end a plain function: its result then
+says it is still running in a thread that could not be stopped, and its thread
+no longer holds back later calls.
 """
 
 from __future__ import annotations
@@ -28,19 +33,27 @@ from typing import Any, Literal, TypeAlias
 
 from ..exceptions import ConfigError
 from ..protocol import ClientToolInfo, ToolCall, ToolRequest, ToolResponse, ToolsDeclaration
-from ..tools import execute
+from ..tools import execute, still_running
 from ..toolspec import ToolSpec, error_text, tool_spec
 
-__all__ = ["MAX_KEPT_RESULTS", "ClientTool", "ToolApprover"]
+__all__ = ["MAX_KEPT_ID_CHARS", "MAX_KEPT_RESULTS", "ClientTool", "ToolApprover"]
 
 logger = logging.getLogger("nbchat.client")
 
 ToolApprover: TypeAlias = Callable[[ToolCall], Awaitable[bool]]
 """Asked before a ``confirm=True`` tool runs, with the call (id, name, arguments):
-True runs it, False returns a refusal to the model."""
+only ``True`` runs it; anything else (False, None, a string such as "n" or even
+"yes") returns a refusal to the model."""
 
 MAX_KEPT_RESULTS = 256
 """Results kept by call id to answer a resent request without running it again."""
+MAX_KEPT_ID_CHARS = 1_000_000
+"""Call ids remembered (beyond the kept results), in characters: a repeat of one of them
+is refused without running. Past this bound (tens of thousands of calls in one client's
+life) the oldest ids are forgotten, and only then could a repeated id run again."""
+_ID_OVERHEAD = 64
+"""What one remembered id costs beyond its characters, roughly, in this bound."""
+RAN_BEFORE = "this call already ran and its result is no longer kept: it is not run again"
 
 DENIED = "denied by the user: the call did not run"
 NO_APPROVER = (
@@ -50,6 +63,7 @@ NO_APPROVER = (
 _Status: TypeAlias = Literal["done", "error"]
 
 ABANDONED = "the reply this call belongs to is no longer awaited: the call did not run"
+STOPPED = "cancelled: the reply was stopped"
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,9 @@ class ToolRunner:
         self.view: Mapping[str, ClientTool] = _ReadOnlyTools(self._tools)
         self.approver: ToolApprover | None = None
         self._results: OrderedDict[tuple[str | None, str], ToolResponse] = OrderedDict()
+        self._ran: OrderedDict[tuple[str | None, str], int] = OrderedDict()
+        """Every call that ran, by key, with what it costs in ``MAX_KEPT_ID_CHARS``."""
+        self._ran_chars = 0
         self._running: dict[tuple[str | None, str], tuple[asyncio.Task[None], str | None]] = {}
         """Calls in progress by key, with the message id whose reply they belong to."""
 
@@ -145,6 +162,9 @@ class ToolRunner:
         if kept is not None:
             self._send(kept)
             return
+        if key in self._ran:  # ran long ago: its result is gone, never its id
+            self._send(ToolResponse(id=request.id, status="error", result=RAN_BEFORE))
+            return
         if key in self._running:
             return  # sent again while it runs: the one run answers
         task = asyncio.get_running_loop().create_task(
@@ -166,23 +186,35 @@ class ToolRunner:
         return len(self._running)
 
     async def _run(self, request: ToolRequest, key: tuple[str | None, str]) -> None:
-        status: _Status
-        result: Any
+        # Bound before anything can raise: the finally answers the server whatever happened.
+        status: _Status = "error"
+        result: Any = "the call ended unexpectedly"
         try:
             status, result = await self._outcome(request)
-        except asyncio.CancelledError:
-            status, result = "error", "cancelled: the reply was stopped"
+        except asyncio.CancelledError as exc:
+            note = still_running(exc)
+            result = STOPPED if note is None else f"{STOPPED}; {note}"
             raise
-        except Exception as exc:  # a bug here must still answer the server
+        except BaseException as exc:  # a bug here must still answer the server
             logger.exception("running client tool %s failed", request.name)
-            status, result = "error", error_text(exc)
+            result = error_text(exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             del self._running[key]
             response = ToolResponse(id=request.id, status=status, result=result)
             self._results[key] = response
             while len(self._results) > MAX_KEPT_RESULTS:
                 self._results.popitem(last=False)
+            self._remember(key)
             self._send(response)
+
+    def _remember(self, key: tuple[str | None, str]) -> None:
+        cost = len(key[0] or "") + len(key[1]) + _ID_OVERHEAD
+        self._ran[key] = cost
+        self._ran_chars += cost
+        while self._ran_chars > MAX_KEPT_ID_CHARS:
+            self._ran_chars -= self._ran.popitem(last=False)[1]
 
     async def _outcome(self, request: ToolRequest) -> tuple[_Status, Any]:
         """Run one call: ("done", JSON result) or ("error", one-line reason)."""
@@ -206,4 +238,4 @@ class ToolRunner:
             approved = await approver(request.call())
         except Exception as exc:
             return f"the confirmation failed ({error_text(exc)}): the call did not run"
-        return None if approved else DENIED
+        return None if approved is True else DENIED  # only True: a string "n" is no

@@ -7,6 +7,6 @@ It imports neither the client nor the server, so both can use it.
 
 from __future__ import annotations
 
-from .executor import Approve, execute, run
+from .executor import THREADS, Approve, execute, run, still_running
 
-__all__ = ["Approve", "execute", "run"]
+__all__ = ["THREADS", "Approve", "execute", "run", "still_running"]

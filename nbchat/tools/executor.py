@@ -3,29 +3,58 @@
 Every way a call can fail ends as an error :class:`~nbchat.toolspec.ToolOutcome`
 with a one-line reason, never as an exception: an unknown name, arguments that
 do not fit the signature, a refusal (``approve``), a time limit passed, and a
-function that raised. A plain function runs in a worker thread (it may block:
-file reads, DNS, a notebook's computation), an ``async def`` is awaited on the
-running loop, so cancelling the caller cancels it.
+function that raised, ``SystemExit`` and ``KeyboardInterrupt`` included
+(argparse raises ``SystemExit`` on bad input; raised out of a task they would
+stop the event loop itself). A plain function runs on nbchat's own bounded
+threads (:mod:`nbchat.tools.threads`, never the loop's default executor: it
+may block, and a call that cannot be stopped must not starve the kernel); an
+``async def`` is awaited on the running loop, so cancelling the caller cancels
+it. The result is read and encoded off the loop too, within
+:data:`SERIALIZE_SECONDS` (:mod:`nbchat.toolresult` bounds its size).
+
+A plain function given up (a time limit, the caller cancelled) keeps running
+in its thread: the outcome says so, and a cancelled caller's
+``CancelledError`` carries that sentence (:func:`still_running`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
 from ..exceptions import ToolArgumentsError
+from ..toolresult import serialize_result
 from ..toolspec import ToolOutcome, ToolSpec, error_text, prepare_call
+from .threads import Job, ThreadsExhausted, ToolThreads
 
-__all__ = ["Approve", "execute", "run"]
+__all__ = ["SERIALIZE_SECONDS", "THREADS", "Approve", "execute", "run", "still_running"]
 
 logger = logging.getLogger("nbchat.tools")
 
+T = TypeVar("T")
+
 Approve: TypeAlias = Callable[[ToolSpec], Awaitable[str | None]]
 """Asked once a call is valid, before it runs: None runs it, a string is why it does not."""
+
+THREADS = ToolThreads()
+"""The process's tool threads, shared by every client and server in it."""
+
+SERIALIZE_SECONDS = 5.0
+"""Longest a result may take to be read and encoded (its ``__iter__``, ``__repr__``...)."""
+
+_STILL_RUNNING = "is still running in a thread that could not be stopped"
+
+
+class _Raised(Exception):
+    """A tool's BaseException, carried as an ordinary exception through asyncio."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(raised)
+        self.raised = raised
 
 
 async def execute(
@@ -36,6 +65,7 @@ async def execute(
     side: str = "client",
     timeout: float | None = None,
     approve: Approve | None = None,
+    threads: ToolThreads = THREADS,
 ) -> ToolOutcome:
     """Run the call of ``name`` with ``arguments`` (JSON text or a mapping) among ``tools``."""
     try:
@@ -46,19 +76,102 @@ async def execute(
         refusal = await approve(spec)
         if refusal is not None:
             return ToolOutcome.failed(refusal)
-    return await run(spec, validated, timeout=timeout)
+    return await run(spec, validated, timeout=timeout, threads=threads)
 
 
-async def run(spec: ToolSpec, validated: BaseModel, *, timeout: float | None = None) -> ToolOutcome:
+async def run(
+    spec: ToolSpec,
+    validated: BaseModel,
+    *,
+    timeout: float | None = None,
+    threads: ToolThreads = THREADS,
+) -> ToolOutcome:
     """Call ``spec`` with validated arguments, within ``timeout`` seconds (None: no limit)."""
     try:
         if spec.is_async:
-            value = await asyncio.wait_for(spec.call(validated), timeout)
+            value = await asyncio.wait_for(_guarded(spec.call(validated)), timeout)
         else:  # a tool may block: never on the event loop
-            value = await asyncio.wait_for(asyncio.to_thread(spec.call, validated), timeout)
-    except Exception as exc:  # a tool's failure is its result, never its caller's
-        if timeout is not None and isinstance(exc, asyncio.TimeoutError):
-            return ToolOutcome.failed(f"{spec.name} did not finish within {timeout:g}s")
-        logger.info("tool %s raised %s", spec.name, error_text(exc))
-        return ToolOutcome.failed(error_text(exc))
-    return ToolOutcome.done(value)
+            value = await _in_thread(threads, spec.name, lambda: spec.call(validated), timeout)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # a tool's failure is its result, never its caller's
+        return _failed(spec.name, exc, timeout)
+    try:
+        what = f"the result of {spec.name}"
+        result = await _in_thread(threads, what, lambda: serialize_result(value), SERIALIZE_SECONDS)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        return _failed(f"the result of {spec.name}", exc, SERIALIZE_SECONDS)
+    return ToolOutcome("done", result.value, result.text)
+
+
+def still_running(cancelled: asyncio.CancelledError) -> str | None:
+    """The sentence a cancelled call carries when its function still runs in a thread."""
+    note = cancelled.args[0] if cancelled.args else None
+    return note if isinstance(note, str) and note.endswith(_STILL_RUNNING) else None
+
+
+# Private helpers
+
+
+async def _guarded(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Await a tool's coroutine; its BaseException becomes one asyncio carries safely."""
+    try:
+        return await coroutine
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        raise
+    except BaseException as exc:  # SystemExit out of a task would stop the loop
+        raise _Raised(exc) from None
+
+
+async def _in_thread(
+    threads: ToolThreads, what: str, function: Callable[[], T], timeout: float | None
+) -> T:
+    """Run ``function`` on ``threads`` within ``timeout``; a call given up is reported stuck."""
+    job: Job = threads.submit(_catching(function))
+    waiting = asyncio.wrap_future(job.future)
+    try:
+        value: T = await asyncio.wait_for(waiting, timeout)
+    except asyncio.TimeoutError:
+        if threads.abandon(job):
+            logger.warning("%s did not finish within %gs and %s", what, timeout, _STILL_RUNNING)
+            raise _Stuck(
+                f"{what} did not finish within {timeout:g}s and {_STILL_RUNNING}"
+            ) from None
+        raise
+    except asyncio.CancelledError:
+        if threads.abandon(job):
+            logger.warning("%s was stopped and %s", what, _STILL_RUNNING)
+            raise asyncio.CancelledError(f"{what} {_STILL_RUNNING}") from None
+        raise
+    return value
+
+
+def _catching(function: Callable[[], T]) -> Callable[[], T]:
+    def call() -> T:
+        try:
+            return function()
+        except Exception:
+            raise
+        except BaseException as exc:
+            raise _Raised(exc) from None
+
+    return call
+
+
+class _Stuck(Exception):
+    """A call past its time limit whose thread could not be stopped."""
+
+
+def _failed(name: str, exc: BaseException, timeout: float | None) -> ToolOutcome:
+    if isinstance(exc, _Stuck | ThreadsExhausted):
+        return ToolOutcome.failed(str(exc))
+    if timeout is not None and isinstance(exc, asyncio.TimeoutError):
+        return ToolOutcome.failed(f"{name} did not finish within {timeout:g}s")
+    if isinstance(exc, _Raised):
+        exc = exc.raised
+    logger.info("tool %s raised %s", name, error_text(exc))
+    return ToolOutcome.failed(error_text(exc))

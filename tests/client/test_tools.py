@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime
 import json
 import logging
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection
 
 from nbchat import ChatClient, ConfigError, ToolCall, ToolSpecError
-from nbchat.client.tools import DENIED, NO_APPROVER, ClientTool
-from nbchat.protocol import ServerMessage, ToolCallMessage, ToolResultMessage
+from nbchat.client.tools import (
+    DENIED,
+    MAX_KEPT_RESULTS,
+    NO_APPROVER,
+    RAN_BEFORE,
+    ClientTool,
+    ToolRunner,
+)
+from nbchat.protocol import (
+    ServerMessage,
+    ToolCallMessage,
+    ToolRequest,
+    ToolResponse,
+    ToolResultMessage,
+)
 from nbchat.server import DemoServer, serve_demo
 from tests.helpers import FAST, TIMEOUT, scripted_server
 from tests.server.helpers import drop_connections
@@ -197,7 +216,7 @@ async def test_results_are_serialised_through_pydantic_and_bounded(client: ChatC
         "value": 1.5,
     }
     cut = (await client.ask("call huge", timeout=TIMEOUT)).tool_calls[0].result
-    assert isinstance(cut, str) and len(cut) < 17_000 and "[result cut: 16000 of" in cut
+    assert isinstance(cut, str) and len(cut) < 17_000 and "[result cut: 16000 characters" in cut
 
 
 # Confirmation
@@ -334,6 +353,166 @@ async def test_a_result_kept_by_call_id_answers_a_repeated_request_without_runni
         assert runs == [1] and chat._session.unacked_results == before + 1
     finally:
         await chat.disconnect()
+
+
+async def next_response(responses: list[ToolResponse], changed: asyncio.Event) -> ToolResponse:
+    """The next response a ToolRunner sent, waited for on its event."""
+    while not responses:
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), TIMEOUT)
+    return responses.pop(0)
+
+
+def runner() -> tuple[ToolRunner, list[ToolResponse], asyncio.Event]:
+    """A ToolRunner whose responses land in a list, with an event set at each."""
+    responses: list[ToolResponse] = []
+    changed = asyncio.Event()
+
+    def send(response: ToolResponse) -> None:
+        responses.append(response)
+        changed.set()
+
+    return ToolRunner(send), responses, changed
+
+
+async def test_an_approver_answering_a_string_refuses_the_call() -> None:
+    """Only True approves: "n", "no" and even "yes" are refusals; the function never runs."""
+    tools, responses, changed = runner()
+    ran: list[str] = []
+
+    def wipe() -> str:
+        ran.append("wiped")
+        return "wiped"
+
+    async def approver(call: ToolCall) -> bool:
+        return call.id  # type: ignore[return-value]  # a person's typed answer
+
+    tools.add(ClientTool.of(wipe, confirm=True))
+    tools.approver = approver
+    for answer in ("n", "no", "yes"):
+        tools.requested(ToolRequest(id=answer, name="wipe", reply_to="m1"), ("m1", answer))
+        assert (await next_response(responses, changed)).result == DENIED
+    assert ran == []
+
+
+async def test_a_call_id_repeated_after_many_other_calls_never_runs_again() -> None:
+    """Past the kept results, a repeated call id is refused without running, not run twice."""
+    tools, responses, changed = runner()
+    runs: list[int] = []
+
+    def once(n: int) -> int:
+        runs.append(n)
+        return n
+
+    tools.add(ClientTool.of(once))
+    for number in range(MAX_KEPT_RESULTS + 2):
+        request = ToolRequest(id=f"t{number}", name="once", arguments={"n": number}, reply_to="m")
+        tools.requested(request, ("m", request.id))
+        await next_response(responses, changed)
+    again = ToolRequest(id="t0", name="once", arguments={"n": 0}, reply_to="m")
+    tools.requested(again, ("m", "t0"))
+    assert (await next_response(responses, changed)).result == RAN_BEFORE
+    assert runs.count(0) == 1
+
+
+async def test_stop_reports_a_plain_function_still_running_and_later_calls_run() -> None:
+    """A blocking plain function cannot be stopped: its response says so; the next call runs."""
+    tools, responses, changed = runner()
+    started, release = threading.Event(), threading.Event()
+
+    def block() -> str:
+        started.set()
+        release.wait(TIMEOUT)
+        return "late"
+
+    def quick() -> str:
+        return "quick"
+
+    tools.add(ClientTool.of(block))
+    tools.add(ClientTool.of(quick))
+    try:
+        tools.requested(ToolRequest(id="t1", name="block", reply_to="m1"), ("m1", "t1"))
+        await asyncio.to_thread(started.wait, TIMEOUT)
+        assert tools.cancel({"m1"}) == 1
+        stopped = await next_response(responses, changed)
+        tools.requested(ToolRequest(id="t2", name="quick", reply_to="m2"), ("m2", "t2"))
+        later = await next_response(responses, changed)
+    finally:
+        release.set()
+    assert (stopped.status, stopped.result) == (
+        "error",
+        "cancelled: the reply was stopped; block is still running in a thread that could not "
+        "be stopped",
+    )
+    assert (later.status, later.result) == ("done", "quick")
+
+
+async def test_a_tool_raising_system_exit_gives_an_error_card_not_a_hung_reply(
+    client: ChatClient,
+) -> None:
+    """argparse's SystemExit on bad input is the call's error result; the reply completes."""
+
+    @client.tool
+    def parse(flag: str) -> str:
+        """Parse a command line."""
+        return str(argparse.ArgumentParser(exit_on_error=False).parse_args([flag]))
+
+    reply = await client.ask('call parse {"flag": "--nope"}', timeout=TIMEOUT)
+    assert reply.tool_calls[0].status == "error"
+    assert reply.text == "parse failed: SystemExit: 2"
+
+
+def interrupted_while_a_tool_runs() -> None:
+    """A script: a tool's own KeyboardInterrupt is its result; Ctrl-C still stops ask_sync."""
+    from nbchat.server import DemoServer
+
+    server = DemoServer.start_in_thread(port=0, delay=0)
+    client = ChatClient(url=server.url)
+    release = threading.Event()
+
+    @client.tool
+    def interrupts() -> str:
+        raise KeyboardInterrupt
+
+    @client.tool
+    def wait() -> str:
+        print("blocking", flush=True)
+        release.wait(TIMEOUT)
+        return "released"
+
+    print(client.ask_sync("call interrupts", timeout=TIMEOUT).text, flush=True)
+    try:
+        client.ask_sync("call wait", timeout=TIMEOUT)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+    release.set()
+    client.close_sync()
+    server.close_sync()
+
+
+def test_ctrl_c_during_a_tool_stops_ask_sync_while_a_tools_own_interrupt_does_not() -> None:
+    """In a script, Ctrl-C while a tool runs raises KeyboardInterrupt from ask_sync."""
+    code = "from tests.client.test_tools import interrupted_while_a_tool_runs as run; run()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first, second = process.stdout.readline(), process.stdout.readline()
+        assert second == "blocking\n", first + second + process.communicate(timeout=TIMEOUT)[1]
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert [first.strip(), *out.splitlines()] == [
+        "interrupts failed: KeyboardInterrupt",
+        "KeyboardInterrupt",
+    ], err
+    assert process.returncode == 0, err
 
 
 # Servers that know nothing of client tools

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from nbchat.tools import execute
+from nbchat.tools import THREADS, execute, executor, still_running
+from nbchat.tools.threads import ToolThreads
 from nbchat.toolspec import ToolSpec, tool_spec
 
 pytestmark = pytest.mark.unit
@@ -87,3 +89,148 @@ async def test_a_refusal_stops_the_call_before_it_runs() -> None:
     invalid = await execute(TOOLS, "fails", {}, approve=refuse)
     assert (refused.status, refused.result) == ("error", "denied")
     assert invalid.status == "error" and asked == ["fails"]
+
+
+# BaseException, stuck threads, results off the loop
+
+
+def exits(code: int) -> str:
+    """Stops the interpreter, as argparse does on bad input."""
+    raise SystemExit(code)
+
+
+def interrupts() -> str:
+    """Raises KeyboardInterrupt itself."""
+    raise KeyboardInterrupt
+
+
+async def exits_async() -> str:
+    """An async tool that raises SystemExit."""
+    raise SystemExit("bye")
+
+
+@pytest.mark.parametrize(
+    ("function", "arguments", "timeout", "says"),
+    [
+        (exits, {"code": 2}, None, "SystemExit: 2"),
+        (interrupts, {}, 5.0, "KeyboardInterrupt"),
+        (exits_async, {}, None, "SystemExit: bye"),
+        (exits_async, {}, 5.0, "SystemExit: bye"),
+    ],
+)
+async def test_system_exit_and_keyboard_interrupt_from_a_tool_are_error_results(
+    function: object, arguments: dict[str, int], timeout: float | None, says: str
+) -> None:
+    """A tool's own BaseException is a one-line error outcome; the loop goes on."""
+    spec = tool_spec(function)  # type: ignore[arg-type]
+    outcome = await execute({spec.name: spec}, spec.name, arguments, timeout=timeout)
+    assert (outcome.status, outcome.result) == ("error", says)
+
+
+async def test_six_stuck_sync_tools_do_not_stop_a_seventh_quick_one() -> None:
+    """Calls given up keep their threads, but neither later tools nor the loop's executor starve."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=6))  # the default on 2 cores
+    release = threading.Event()
+
+    def block() -> str:
+        """Blocks until the test ends."""
+        release.wait()
+        return "late"
+
+    tools = {spec.name: spec for spec in map(tool_spec, (block, which_thread))}
+    try:
+        stuck = await asyncio.gather(*(execute(tools, "block", {}, timeout=0.05) for _ in range(6)))
+        quick = await asyncio.wait_for(execute(tools, "which_thread", {}), 5)
+        other = await asyncio.wait_for(loop.run_in_executor(None, threading.get_ident), 5)
+    finally:
+        release.set()
+    assert {outcome.result for outcome in stuck} == {
+        "block did not finish within 0.05s and is still running in a thread that could not "
+        "be stopped"
+    }
+    assert quick.status == "done" and quick.result.startswith("nbchat tool") and other
+    assert await asyncio.to_thread(THREADS.wait_unstuck, 5)
+
+
+async def test_a_stopped_sync_call_says_it_still_runs_and_its_thread_is_reclaimed() -> None:
+    """Cancelled, a running plain function is reported; a bounded pool refuses, then recovers."""
+    threads = ToolThreads(workers=1, max_threads=2)
+    release, started = threading.Event(), threading.Event()
+
+    def block() -> str:
+        """Blocks until released."""
+        started.set()
+        release.wait()
+        return "late"
+
+    tools = {spec.name: spec for spec in map(tool_spec, (block, add))}
+    notes = []
+    for _ in range(2):
+        started.clear()
+        call = asyncio.ensure_future(execute(tools, "block", {}, threads=threads))
+        await asyncio.to_thread(started.wait, 5)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await call
+        notes.append(still_running(cancelled.value))
+    refused = await execute(tools, "add", {"a": 1}, threads=threads)
+    release.set()
+    assert notes == ["block is still running in a thread that could not be stopped"] * 2
+    assert refused.status == "error" and "all 2 tool threads are held" in refused.result
+    assert await asyncio.to_thread(threads.wait_unstuck, 5)
+    assert (await execute(tools, "add", {"a": 1}, threads=threads)).result == 2
+
+
+class Endless:
+    """An iterator that notes the thread reading it, and never ends."""
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def __iter__(self) -> Endless:
+        return self
+
+    def __next__(self) -> int:
+        self.threads.add(threading.current_thread().name)
+        return 1
+
+
+async def test_a_result_is_read_off_the_loop_and_an_endless_one_is_cut() -> None:
+    """An async tool's endless iterator is read in a tool thread, within the budget."""
+    endless = Endless()
+
+    async def forever() -> Endless:
+        """Returns an endless iterator."""
+        return endless
+
+    spec = tool_spec(forever)
+    outcome = await asyncio.wait_for(execute({"forever": spec}, "forever", {}), 5)
+    assert outcome.status == "done" and "was not read to its end" in outcome.result
+    assert endless.threads and threading.current_thread().name not in endless.threads
+
+
+async def test_a_result_that_takes_too_long_to_read_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading a result is bounded in time: a blocking __next__ ends as an error outcome."""
+    monkeypatch.setattr(executor, "SERIALIZE_SECONDS", 0.05)
+    release = threading.Event()
+
+    class Stuck(Endless):
+        def __next__(self) -> int:
+            release.wait()
+            raise StopIteration
+
+    def stuck() -> Stuck:
+        """Returns an iterator that blocks."""
+        return Stuck()
+
+    spec = tool_spec(stuck)
+    try:
+        outcome = await asyncio.wait_for(execute({"stuck": spec}, "stuck", {}), 5)
+    finally:
+        release.set()
+    assert outcome.status == "error" and outcome.result.startswith(
+        "the result of stuck did not finish within 0.05s"
+    )
