@@ -8,9 +8,10 @@ the server imports none of them.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from ..protocol import (
     ClientToolInfo,
@@ -22,7 +23,14 @@ from ..protocol import (
     new_id,
 )
 
-__all__ = ["ClientTools", "Responder", "ResponderMessage", "current_client_tools"]
+__all__ = [
+    "ClientTools",
+    "Conversations",
+    "Responder",
+    "ResponderMessage",
+    "client_of",
+    "current_client_tools",
+]
 
 ResponderMessage: TypeAlias = TokenMessage | ToolCallMessage | ToolResultMessage | ErrorMessage
 """What a responder yields; the server addresses each one and appends ``done``."""
@@ -47,9 +55,61 @@ class Responder(Protocol):
         ``conversation_id`` is an opaque key chosen by the server: one per
         conversation of one client, so two clients that pick the same
         conversation id never share a responder's memory. Never show it to
-        users: compare it, hash it, use it as a dictionary key.
+        users: compare it, hash it, use it as a dictionary key. The part before
+        its first ``:`` names the client (:func:`client_of`), so a responder can
+        bound its memory per client (:class:`Conversations`).
         """
         ...
+
+
+def client_of(conversation_key: str) -> str:
+    """The client part of a conversation key the server gave a responder (opaque too)."""
+    return conversation_key.partition(":")[0]
+
+
+T = TypeVar("T")
+
+
+class Conversations(Generic[T]):
+    """A responder's memory per conversation: at most ``per_client`` of one client's, at
+    most ``total`` in all, least recently used forgotten first (the client's own first).
+
+    One client making conversations without end forgets only its own: another's
+    memory goes only to many clients at once, which the server bounds.
+    """
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self._clients: OrderedDict[str, OrderedDict[str, T]] = OrderedDict()
+        """Each client's conversations, least recently used first, the clients so too."""
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, key: str) -> T | None:
+        """What is remembered of a conversation, without counting it as a use."""
+        own = self._clients.get(client_of(key))
+        return None if own is None else own.get(key)
+
+    def put(self, key: str, value: T) -> None:
+        """Remember ``value`` for a conversation, now its client's most recent, then bound."""
+        client = client_of(key)
+        own = self._clients.pop(client, None) or OrderedDict()
+        self._clients[client] = own
+        self._count += key not in own
+        own[key] = value
+        own.move_to_end(key)
+        while len(own) > self.per_client:
+            own.popitem(last=False)
+            self._count -= 1
+        while self._count > self.total:
+            oldest = next(iter(self._clients.values()))
+            oldest.popitem(last=False)
+            self._count -= 1
+            if not oldest:
+                self._clients.popitem(last=False)
 
 
 class ClientTools:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 from ...exceptions import ToolArgumentsError, ToolError
 from ...protocol import TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from ...toolspec import parse_arguments, serialize_result
-from ..responder import ResponderMessage, current_client_tools
+from ..responder import Conversations, ResponderMessage, current_client_tools
 from .pace import Pace
 from .parsing import find_arithmetic, first_name, split_tokens, stream_tokens
 
@@ -90,13 +89,15 @@ class DemoAgent:
     does not push the later ones back: the reply catches up, so it lasts
     ``tokens * delay`` however many replies share the loop. Memory is kept per
     conversation for the agent's lifetime, for at most ``max_conversations``
-    conversations (least recently used dropped).
+    conversations and ``max_per_client`` of one client's (least recently used
+    dropped, the client's own first: one client cannot make others forget).
     """
 
-    def __init__(self, delay: float = 0.0, *, max_conversations: int = 10_000) -> None:
+    def __init__(
+        self, delay: float = 0.0, *, max_conversations: int = 10_000, max_per_client: int = 100
+    ) -> None:
         self.delay = delay
-        self.max_conversations = max_conversations
-        self._memory: OrderedDict[str, _Memory] = OrderedDict()
+        self._memory: Conversations[_Memory] = Conversations(max_conversations, max_per_client)
 
     # Public methods
 
@@ -112,13 +113,16 @@ class DemoAgent:
         memory = self._memory.get(conversation_id)
         return {} if memory is None else dict(memory.__dict__)
 
+    @property
+    def max_conversations(self) -> int:
+        """Conversations remembered in all; the least recently used is forgotten first."""
+        return self._memory.total
+
     # Private methods
 
     def _remember(self, conversation_id: str, text: str) -> _Memory:
-        memory = self._memory.pop(conversation_id, None) or _Memory()
-        self._memory[conversation_id] = memory  # most recently used last
-        while len(self._memory) > self.max_conversations:
-            self._memory.popitem(last=False)
+        memory = self._memory.get(conversation_id) or _Memory()
+        self._memory.put(conversation_id, memory)  # most recently used, then bounded
         memory.turns += 1
         if len(text) > _MAX_REMEMBERED:
             text = text[:_MAX_REMEMBERED] + "..."

@@ -51,7 +51,7 @@ from ...toolspec import ToolSpec, tool_spec
 from ..demo import tools as _server_tools
 from ..responder import ClientTools, ResponderMessage, current_client_tools
 from .calls import Finished, run_calls
-from .completion import Retries, Round, stream_round
+from .completion import Deadline, Retries, Round, stream_round
 from .history import Histories, tool_round_messages
 from .upstream import UpstreamErrors, error
 
@@ -119,6 +119,7 @@ class OpenAIAgent:
         max_reply_chars: int = 1_000_000,
         max_conversations: int = 1000,
         timeout: float = 60.0,
+        reply_timeout: float = 600.0,
         tool_timeout: float = 30.0,
         max_retries: int = 3,
         retry_delay: float = 1.0,
@@ -137,6 +138,9 @@ class OpenAIAgent:
         """A completion's text past this many characters is stopped, with an error."""
         self.timeout = timeout
         """Seconds to wait for the server to answer, and between two chunks."""
+        self.reply_timeout = reply_timeout
+        """Seconds one reply may take in all (every round, tools included); past them the
+        reply ends with one ``upstream_timeout`` line."""
         self.tool_timeout = tool_timeout
         self.max_retries = max_retries
         """How many times a 429 (rate limited) request is retried before giving up."""
@@ -200,6 +204,7 @@ class OpenAIAgent:
         partial: list[str] = []
         """Text of the current round, streamed but not yet part of ``turn``."""
         failed = False
+        deadline = Deadline(self.reply_timeout)
         try:
             for round_number in range(self.max_rounds + 1):
                 current = Round(text=partial)
@@ -211,6 +216,7 @@ class OpenAIAgent:
                     errors=self._errors,
                     retries=Retries(self.max_retries, self.retry_delay, self.url),
                     max_reply_chars=self.max_reply_chars,
+                    deadline=deadline,
                 )
                 async with contextlib.aclosing(stream) as tokens:
                     async for token in tokens:

@@ -4,7 +4,9 @@ Each ``delta.content`` is yielded as a ``token`` the moment it is decoded;
 ``delta.tool_calls`` fragments are gathered by ``index``
 (:class:`~nbchat.server.openai.toolcalls.ToolCallAccumulator`). The request is
 retried on 429 with jittered exponential backoff (or the server's
-``Retry-After``). Whatever goes wrong lands in :attr:`Round.error`, mapped by
+``Retry-After``). The reply's deadline (the bridge's ``reply_timeout``) bounds
+every wait on the upstream, so one that sends empty deltas or a byte a second
+cannot keep a reply open. Whatever goes wrong lands in :attr:`Round.error`, mapped by
 :class:`~nbchat.server.openai.upstream.UpstreamErrors`. The HTTP response is
 closed in ``finally``, so a cancel ends the request at the model server too.
 """
@@ -15,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...protocol import ErrorMessage, TokenMessage
 from .toolcalls import ToolCallAccumulator, chunk_delta
@@ -26,7 +28,9 @@ from .upstream import UpstreamErrors, error
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
 
-__all__ = ["Retries", "Round", "create", "stream_round"]
+__all__ = ["Deadline", "Retries", "Round", "create", "stream_round"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("nbchat.server.bridge")
 
@@ -69,14 +73,20 @@ async def stream_round(
     errors: UpstreamErrors,
     retries: Retries,
     max_reply_chars: int,
+    deadline: Deadline,
 ) -> AsyncGenerator[TokenMessage, None]:
     """One completion: yield its tokens, fill ``current``; errors land in ``current.error``."""
     import openai
 
     stream: AsyncStream[object] | None = None
     try:
-        stream = await create(client, body, retries)
-        async for chunk in stream:
+        stream = await deadline.wait(create(client, body, retries))
+        chunks = stream.__aiter__()
+        while True:
+            try:
+                chunk = await deadline.wait(chunks.__anext__())
+            except StopAsyncIteration:
+                break
             delta = chunk_delta(chunk)
             content = delta.get("content")
             if content and isinstance(content, str):
@@ -96,6 +106,12 @@ async def stream_round(
                     await asyncio.sleep(0)
             if delta.get("tool_calls"):
                 current.calls.add_deltas(delta["tool_calls"])
+    except _PastDeadline:
+        current.error = error(
+            "upstream_timeout",
+            f"the reply took longer than {deadline.seconds:g}s, the bridge's limit for one "
+            "reply, so it stopped: ask for something shorter, or raise reply_timeout",
+        )
     except openai.OpenAIError as exc:
         broken = stream is not None and not isinstance(exc, openai.APITimeoutError)
         if broken and isinstance(exc, openai.APIConnectionError):
@@ -110,6 +126,46 @@ async def stream_round(
         if stream is not None:
             # Closing the response closes its connection: the server sees the request end.
             await stream.close()
+
+
+class _PastDeadline(Exception):
+    """A wait on the upstream passed the reply's deadline."""
+
+
+class Deadline:
+    """The end of one reply's time: every wait on the upstream made through :meth:`wait`.
+
+    A timer armed around each wait cancels the waiting task at the deadline (a
+    call to ``call_at``, cheaper than a task per chunk, on every Python).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._when = self._loop.time() + seconds
+        self._expired = False
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``; raises :exc:`_PastDeadline` once the deadline passes."""
+        task = asyncio.current_task()
+        assert task is not None
+
+        def expire() -> None:
+            self._expired = True
+            task.cancel()
+
+        timer = self._loop.call_at(self._when, expire)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
+            raise _PastDeadline from None
+        finally:
+            timer.cancel()
 
 
 async def create(

@@ -2,7 +2,9 @@
 
 Each conversation keeps its history (user, assistant and tool messages; the
 system prompt is prepended to every request, never stored) for at most
-``max_conversations`` conversations, the least recently used forgotten first.
+``max_conversations`` conversations and ``max_per_client`` of one client's,
+the least recently used forgotten first (the client's own first, so one
+client cannot make the bridge forget others' conversations).
 Past ``max_chars`` characters the oldest turns are dropped, whole (a user
 message and all that answered it), never the latest one. Pure: no I/O.
 """
@@ -10,11 +12,11 @@ message and all that answered it), never the latest one. Pure: no I/O.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...protocol import ToolCall
+from ..responder import Conversations
 
 __all__ = ["Histories", "tool_round_messages"]
 
@@ -24,29 +26,37 @@ Message = dict[str, Any]
 class Histories:
     """The histories of every conversation, bounded in number and in characters each."""
 
-    def __init__(self, max_conversations: int, max_chars: int) -> None:
-        self.max_conversations = max_conversations
+    def __init__(self, max_conversations: int, max_chars: int, max_per_client: int = 100) -> None:
         self.max_chars = max_chars
-        self._histories: OrderedDict[str, list[Message]] = OrderedDict()
+        self._histories: Conversations[list[Message]] = Conversations(
+            max_conversations, max_per_client
+        )
+
+    @property
+    def max_conversations(self) -> int:
+        """Conversations remembered in all."""
+        return self._histories.total
+
+    @max_conversations.setter
+    def max_conversations(self, value: int) -> None:
+        self._histories.total = value
 
     def messages(
         self, conversation_id: str, system: str | None, turn: list[Message]
     ) -> list[Message]:
         """What one request sends: the system prompt, the history, then the turn so far."""
         prompt = [{"role": "system", "content": system}] if system else []
-        return [*prompt, *self._histories.get(conversation_id, []), *turn]
+        return [*prompt, *(self._histories.get(conversation_id) or []), *turn]
 
     def copy(self, conversation_id: str) -> list[Message]:
         """A copy of a conversation's messages (system prompt excluded)."""
-        return [dict(message) for message in self._histories.get(conversation_id, [])]
+        return [dict(message) for message in self._histories.get(conversation_id) or []]
 
     def commit(self, conversation_id: str, turn: list[Message]) -> None:
         """Append a finished (or cancelled) turn, then apply both bounds."""
-        history = self._histories.pop(conversation_id, [])
+        history = self._histories.get(conversation_id) or []
         history.extend(turn)
-        self._histories[conversation_id] = history  # most recently used last
-        while len(self._histories) > self.max_conversations:
-            self._histories.popitem(last=False)
+        self._histories.put(conversation_id, history)  # most recently used, then bounded
         # Drop whole turns (a user message and what answered it), oldest first, never
         # the last one: one pass over the history.
         size = sum(_size(message) for message in history)

@@ -240,3 +240,13 @@ async def test_memory_is_bounded() -> None:
         await ask(agent, f"my name is {conversation.upper()}", conversation)
     assert agent.memory_of("a") == {}
     assert agent.memory_of("c")["name"] == "C"
+
+
+async def test_one_client_cannot_evict_another_clients_memory() -> None:
+    """A client making conversations without end forgets its own, never another client's."""
+    agent = DemoAgent(max_conversations=50, max_per_client=10)
+    await ask(agent, "my name is Alice", "alice:c")
+    for number in range(200):
+        await ask(agent, "hi", f"mallory:{number}")
+    assert agent.memory_of("alice:c")["name"] == "Alice"
+    assert agent.memory_of("mallory:189") == {} and agent.memory_of("mallory:199") != {}

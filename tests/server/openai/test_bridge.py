@@ -26,6 +26,7 @@ from nbchat.protocol import (
 )
 from nbchat.server import ChatServer
 from nbchat.server.openai.bridge import OpenAIAgent
+from nbchat.server.openai.history import Histories
 from nbchat.server.openai.toolcalls import ToolCallAccumulator
 from nbchat.server.responder import ResponderMessage
 from tests.helpers import TIMEOUT, free_port
@@ -149,6 +150,16 @@ async def test_conversations_are_bounded(make_agent: AgentFactory) -> None:
     for conversation in ("a", "b", "c"):
         await reply_of(agent, "hi", conversation)
     assert agent.history("a") == [] and agent.history("c") != []
+
+
+def test_one_client_cannot_evict_another_clients_history() -> None:
+    """Histories are bounded per client: one client's new conversations forget only its own."""
+    histories = Histories(max_conversations=20, max_chars=1000, max_per_client=5)
+    histories.commit("alice:c", [{"role": "user", "content": "remember me"}])
+    for number in range(100):
+        histories.commit(f"mallory:{number}", [{"role": "user", "content": "hi"}])
+    assert histories.copy("alice:c") == [{"role": "user", "content": "remember me"}]
+    assert histories.copy("mallory:94") == [] and histories.copy("mallory:99") != []
 
 
 # Tool calls
@@ -445,6 +456,18 @@ async def test_a_silent_upstream_times_out(upstream: Upstream, make_agent: Agent
     upstream.script.append(Reply(text_chunks("late"), delay=2.0))
     error = error_of(await reply_of(make_agent(timeout=0.2), "hi"))
     assert error.error.code == "upstream_timeout" and "0.2s" in error.error.message
+
+
+@pytest.mark.parametrize("piece", ["", "x"], ids=["empty-deltas", "a-byte-at-a-time"])
+async def test_a_reply_has_an_overall_time_limit(
+    upstream: Upstream, make_agent: AgentFactory, piece: str
+) -> None:
+    """An upstream that never stops sending tiny deltas is cut at reply_timeout, in one line."""
+    upstream.script.append(Reply(text_chunks(*[piece] * 10_000), delay=0.02))
+    error = error_of(await reply_of(make_agent(reply_timeout=0.5), "hi"))
+    assert error.error.code == "upstream_timeout" and "0.5s" in error.error.message
+    assert "\n" not in error.error.message and "reply_timeout" in error.error.message
+    await asyncio.wait_for(upstream.disconnected.wait(), TIMEOUT)
 
 
 async def test_one_failing_conversation_leaves_the_others_served(
