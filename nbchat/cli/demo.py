@@ -1,8 +1,9 @@
-"""``nbchat demo``: JupyterLab on a copy of the quickstart notebook, with the built-in backend.
+"""``nbchat demo [NAME]``: JupyterLab on a copy of an example notebook (default: the quickstart).
 
-The wheel ships the notebook as ``nbchat/data/quickstart.ipynb`` (hatchling copies
-it from ``notebooks/quickstart.ipynb``, its one source, at build time); a checkout
-or an editable install reads that source directly. The demo copies it into a
+The wheel ships every example notebook in ``nbchat/data/notebooks/`` (hatchling
+copies ``notebooks/``, their one source, at build time); a checkout or an
+editable install reads that source directly. ``nbchat demo --list`` names them,
+each with its title. The demo copies the one asked for into a
 working directory it names, which is JupyterLab's root, and opens the copy there:
 what the person saves stays beside it, never in the package or the repository's
 ``notebooks/``, which the test suite validates.
@@ -25,20 +26,27 @@ from pathlib import Path
 
 from .common import EXIT_ERROR, Parser, port_number
 
-__all__ = ["DEFAULT_DIRECTORY", "NOTEBOOK", "add_demo", "lab_command", "lab_environment"]
+__all__ = [
+    "DEFAULT_DIRECTORY",
+    "NOTEBOOK",
+    "add_demo",
+    "lab_command",
+    "lab_environment",
+    "notebooks",
+]
 
 DEFAULT_DIRECTORY = "nbchat-demo"
 """Where the copy goes when no directory is given: a folder of the current directory."""
 
 NOTEBOOK = "quickstart.ipynb"
-"""The notebook the demo opens, by its file name in the working directory."""
+"""The notebook the demo opens when none is named, by its file name."""
 
 _DATA = Path(__file__).resolve().parents[1] / "data"
-"""``nbchat/data``: the shipped notebook and the demo's Jupyter settings (real files:
-JupyterLab reads its settings from a directory)."""
+"""``nbchat/data``: the shipped notebooks (``notebooks/``) and the demo's Jupyter settings
+(real files: JupyterLab reads its settings from a directory)."""
 
-_CHECKOUT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK
-"""The notebook's source, where a checkout (or an editable install of one) has it."""
+_CHECKOUT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+"""The notebooks' source, where a checkout (or an editable install of one) has it."""
 
 # nbchat demo
 
@@ -46,20 +54,31 @@ _CHECKOUT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOO
 def add_demo(subcommands: argparse._SubParsersAction[Parser]) -> None:
     demo = subcommands.add_parser(
         "demo",
-        help="open JupyterLab on a copy of the quickstart notebook (built-in backend)",
+        help="open JupyterLab on a copy of an example notebook (built-in backend)",
         description=(
-            f"Copy the quickstart notebook into DIRECTORY (created if missing; an existing "
-            f"copy is kept) and start JupyterLab on loopback there, with {NOTEBOOK} open. "
-            "The notebook's ChatWidget starts nbchat's built-in backend, so nothing else "
-            "needs to run."
+            f"Copy the example notebook NAME (default: {NOTEBOOK}; --list names them all) "
+            "into DIRECTORY (created if missing; an existing copy is kept) and start "
+            "JupyterLab on loopback there, with it open. The notebook's ChatWidget starts "
+            "nbchat's built-in backend, so nothing else needs to run."
         ),
+    )
+    demo.add_argument(
+        "name",
+        nargs="?",
+        default=None,
+        metavar="NAME",
+        help=f"the example notebook, e.g. models or models.ipynb (default: {NOTEBOOK}); "
+        "a single argument that names none is taken as DIRECTORY",
     )
     demo.add_argument(
         "directory",
         nargs="?",
-        default=DEFAULT_DIRECTORY,
+        default=None,
         metavar="DIRECTORY",
-        help="working directory and JupyterLab's root (default: ./%(default)s)",
+        help=f"working directory and JupyterLab's root (default: ./{DEFAULT_DIRECTORY})",
+    )
+    demo.add_argument(
+        "--list", action="store_true", help="list the example notebooks, one a line, and exit"
     )
     demo.add_argument(
         "--port",
@@ -76,10 +95,38 @@ def add_demo(subcommands: argparse._SubParsersAction[Parser]) -> None:
     demo.set_defaults(handler=_run_demo)
 
 
-def lab_command(jupyter: str, port: int, *, browser: bool = True) -> list[str]:
+def notebooks() -> dict[str, Path]:
+    """The example notebooks by file name: the wheel's package data, else the checkout's."""
+    shipped = _DATA / "notebooks"
+    folder = shipped if shipped.is_dir() else _CHECKOUT_NOTEBOOKS
+    return {path.name: path for path in sorted(folder.glob("*.ipynb"))}
+
+
+def describe(path: Path) -> str:
+    """A notebook's title: its first Markdown heading, without the ``#`` (or "")."""
+    import json
+
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return ""
+    for cell in cells:
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        for line in text.splitlines():
+            if line.startswith("#"):
+                return line.lstrip("#").strip()
+    return ""
+
+
+def lab_command(
+    jupyter: str, port: int, *, browser: bool = True, notebook: str = NOTEBOOK
+) -> list[str]:
     """The ``jupyter-lab`` command line of the demo, run in its working directory.
 
-    Its default URL is the notebook's own (``/lab/tree/quickstart.ipynb``): the
+    Its default URL is the notebook's own (e.g. ``/lab/tree/quickstart.ipynb``): the
     URL JupyterLab prints, the browser it opens and ``/`` all land on the notebook,
     not on the Launcher.
     """
@@ -88,7 +135,7 @@ def lab_command(jupyter: str, port: int, *, browser: bool = True) -> list[str]:
         "--ServerApp.root_dir=.",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
-        f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
+        f"--LabApp.default_url=/lab/tree/{notebook}",
     ]
     if not browser:
         command.append("--no-browser")
@@ -111,18 +158,20 @@ def lab_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _original() -> Path | None:
-    """The quickstart notebook as shipped: package data, else the checkout's source."""
-    shipped = _DATA / NOTEBOOK
-    if shipped.is_file():
-        return shipped
-    return _CHECKOUT_NOTEBOOK if _CHECKOUT_NOTEBOOK.is_file() else None
+def _original(name: str = NOTEBOOK) -> Path | None:
+    """The notebook ``name`` as shipped: package data, else the checkout's source."""
+    return notebooks().get(name)
+
+
+def _notebook_name(name: str) -> str:
+    """``models`` and ``models.ipynb`` both name ``models.ipynb``."""
+    return name if name.endswith(".ipynb") else f"{name}.ipynb"
 
 
 def _copy(original: Path, directory: Path, *, reset: bool) -> str:
     """Put the notebook in ``directory``; say what became of an existing copy (or "")."""
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / NOTEBOOK
+    target = directory / original.name
     content = original.read_bytes()
     if not target.exists():
         target.write_bytes(content)
@@ -139,10 +188,31 @@ def _run_demo(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    original = _original()
+    available = notebooks()
+    if args.list:
+        names = {name.removesuffix(".ipynb"): path for name, path in available.items()}
+        width = max(map(len, names), default=0)
+        for short, path in names.items():
+            print(f"{short:<{width}}  {describe(path)}".rstrip())
+        return 0
+    name, directory_arg = args.name, args.directory
+    if name is not None and directory_arg is None and _notebook_name(name) not in available:
+        name, directory_arg = None, name  # one argument naming no example: DIRECTORY
+    notebook = _notebook_name(name) if name is not None else NOTEBOOK
+    if directory_arg is None:
+        directory_arg = DEFAULT_DIRECTORY
+    original = available.get(notebook)
+    if original is None and name is not None:
+        listed = ", ".join(n.removesuffix(".ipynb") for n in available) or "none"
+        print(
+            f"nbchat demo: no example notebook {name!r}: the examples are {listed} "
+            "(nbchat demo --list)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     if original is None:
         print(
-            f"nbchat demo: {NOTEBOOK} is missing from this installation: "
+            f"nbchat demo: {notebook} is missing from this installation: "
             "reinstall it with pip install --force-reinstall 'jupyter-nbchat[lab]'",
             file=sys.stderr,
         )
@@ -156,26 +226,26 @@ def _run_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    directory = Path(args.directory).expanduser().resolve()
+    directory = Path(directory_arg).expanduser().resolve()
     if directory.suffix == ".ipynb" or (directory.exists() and not directory.is_dir()):
         print(
-            f"nbchat demo: {args.directory} is not a directory: name the folder to work in "
-            f"(the demo copies {NOTEBOOK} there)",
+            f"nbchat demo: {directory_arg} is not a directory: name the folder to work in "
+            f"(the demo copies {notebook} there)",
             file=sys.stderr,
         )
         return EXIT_ERROR
     try:
         note = _copy(original, directory, reset=args.reset)
     except OSError as exc:
-        print(f"nbchat demo: cannot copy {NOTEBOOK} to {directory}: {exc}", file=sys.stderr)
+        print(f"nbchat demo: cannot copy {notebook} to {directory}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if note:
         print(f"nbchat demo: {note}", flush=True)
     print(
-        f"nbchat demo: starting JupyterLab in {directory} on {NOTEBOOK} (Ctrl-C to stop)",
+        f"nbchat demo: starting JupyterLab in {directory} on {notebook} (Ctrl-C to stop)",
         flush=True,
     )
-    command = lab_command(jupyter, args.port, browser=not args.no_browser)
+    command = lab_command(jupyter, args.port, browser=not args.no_browser, notebook=notebook)
     lab = subprocess.Popen(command, cwd=directory, env=lab_environment())
     # Stopped by SIGTERM (a process manager, kill), the demo stops JupyterLab as for Ctrl-C
     # rather than leave it running without a parent.

@@ -786,13 +786,14 @@ def test_demo_copy_keeps_replaces_or_writes(tmp_path: Path) -> None:
 def test_demo_prefers_the_packaged_notebook(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An installed wheel's nbchat/data/quickstart.ipynb comes first, a checkout's second."""
+    """An installed wheel's nbchat/data/notebooks/ comes first, a checkout's notebooks/ second."""
     from nbchat.cli import demo as module
 
     assert module._original() == QUICKSTART  # this checkout: no package data in the source
-    (tmp_path / "quickstart.ipynb").write_text("{}")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "quickstart.ipynb").write_text("{}")
     monkeypatch.setattr(module, "_DATA", tmp_path)
-    assert module._original() == tmp_path / "quickstart.ipynb"
+    assert module._original() == tmp_path / "notebooks" / "quickstart.ipynb"
 
 
 def test_demo_without_its_notebook_is_one_line_and_exit_2(
@@ -802,7 +803,7 @@ def test_demo_without_its_notebook_is_one_line_and_exit_2(
     from nbchat.cli import demo as module
 
     monkeypatch.setattr(module, "_DATA", tmp_path / "data")
-    monkeypatch.setattr(module, "_CHECKOUT_NOTEBOOK", tmp_path / "missing.ipynb")
+    monkeypatch.setattr(module, "_CHECKOUT_NOTEBOOKS", tmp_path / "missing")
     assert main(["demo", str(tmp_path / "work")]) == 2
     assert capsys.readouterr().err == (
         "nbchat demo: quickstart.ipynb is missing from this installation: reinstall it "
@@ -824,6 +825,56 @@ def test_demo_given_a_notebook_or_a_file_is_one_line_and_exit_2(
         "(the demo copies quickstart.ipynb there)\n"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
+
+
+def test_demo_list_names_every_notebook_with_its_title(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """nbchat demo --list prints each of notebooks/*.ipynb, one line, its name and its title."""
+    assert main(["demo", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = sorted(path.stem for path in (ROOT / "notebooks").glob("*.ipynb"))
+    assert [line.split()[0] for line in lines] == names and len(names) > 1
+    assert re.fullmatch(r"models +Chat with a real model", lines[names.index("models")])
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)  # every one described
+
+
+@pytest.mark.parametrize("argv", [["models", "work"], ["models.ipynb", "work"], ["models"]])
+def test_demo_opens_the_notebook_it_is_named(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+) -> None:
+    """nbchat demo NAME [DIRECTORY] copies that notebook and opens JupyterLab on it."""
+    started: list[tuple[list[str], Path]] = []
+
+    class Lab:
+        def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+            started.append((command, cwd))
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr("subprocess.Popen", Lab)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", *argv, "--no-browser"]) == 0
+    folder = tmp_path / (argv[1] if len(argv) > 1 else "nbchat-demo")
+    [(command, cwd)] = started
+    assert cwd == folder and "--LabApp.default_url=/lab/tree/models.ipynb" in command
+    assert (folder / "models.ipynb").read_bytes() == (ROOT / "notebooks/models.ipynb").read_bytes()
+    assert "on models.ipynb (Ctrl-C to stop)" in capsys.readouterr().out
+
+
+def test_demo_of_an_unknown_notebook_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A NAME with a DIRECTORY that names no example lists the examples, copies nothing."""
+    assert main(["demo", "nosuch", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nbchat demo: no example notebook 'nosuch': the examples are ")
+    assert "models" in err and err.count("\n") == 1
+    assert not (tmp_path / "work").exists()
 
 
 def test_demo_settings_come_after_the_users_jupyter_config_path() -> None:
