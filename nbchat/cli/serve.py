@@ -90,6 +90,20 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
         help="largest incoming frame; larger ones close the connection (default: %(default)s)",
     )
     serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_OPTIONS["max_connections"],
+        metavar="N",
+        help="open connections at most; one more gets HTTP 503 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_OPTIONS["idle_timeout"],
+        metavar="SECONDS",
+        help="close a connection silent this long with no reply going to it (default: %(default)s)",
+    )
+    serve.add_argument(
         "--log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
@@ -152,6 +166,8 @@ async def _serve(
         "token": args.token,
         "allowed_origins": args.allow_origin,
         "max_size": args.max_size,
+        "max_connections": args.max_connections,
+        "idle_timeout": args.idle_timeout,
     }
     server: ChatServer
     if transcript is None:
