@@ -25,14 +25,50 @@ Over-redacting a harmless parameter costs nothing; leaking a token costs a lot,
 so a name merely *containing* a telling word counts. Every function here runs in
 time linear in its input (no backtracking regular expression over untrusted
 text): a 1 MB error message is redacted in milliseconds.
+
+The one redaction, applied wherever text becomes durable: the transcript (the
+recorder, every line written, and the turns read back), the saved static copy
+and every export (:mod:`nbchat.render`'s conversation renderers), the replay
+server's comparisons and messages, and the model bridge's error text. A reply
+arrives in pieces, and a secret split across two token frames is in neither of
+them; so redaction is applied to assembled text: :func:`redact_turn` redacts a
+turn's text runs whole (the runs exactly as :meth:`~nbchat.turn.Turn.segments`
+joins them), and :func:`redact_pieces` redacts pieces as the text they make,
+handing back one piece for each, so a reply keeps its frames and their times.
+:func:`splits_cleanly` says where a text may be cut without changing what its
+redaction finds (next to whitespace, unless after ``Bearer``): the recorder
+writes a long reply in parts cut only there.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_sensitive_name", "looks_like_key", "redact_text", "redact_url"]
+from .protocol import (
+    ErrorMessage,
+    ServerMessage,
+    TokenMessage,
+    ToolCall,
+    ToolCallMessage,
+    ToolResultMessage,
+)
+from .turn import Turn
+
+__all__ = [
+    "REDACTED",
+    "is_sensitive_name",
+    "looks_like_key",
+    "redact_call",
+    "redact_pieces",
+    "redact_text",
+    "redact_turn",
+    "redact_url",
+    "redact_value",
+    "splits_cleanly",
+]
 
 REDACTED = "***"
 """What a secret is replaced with."""
@@ -151,7 +187,170 @@ def looks_like_key(token: str) -> bool:
     return False
 
 
+def splits_cleanly(text: str, at: int) -> bool:
+    """True when redacting ``text[:at]`` and ``text[at:]`` apart finds what redacting ``text`` does.
+
+    Every rule here stops at whitespace (a URL's end, a key's run of characters,
+    a scheme looked for before ``://``) except ``Bearer <token>``, which spans
+    it. So a cut next to whitespace is clean unless the word before it is
+    ``bearer``. Cost: the whitespace run before ``at``.
+    """
+    if at <= 0 or at >= len(text):
+        return True
+    if not (text[at - 1].isspace() or text[at].isspace()):
+        return False
+    end = at
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return text[max(0, end - 6) : end].lower() != "bearer"
+
+
+def redact_pieces(pieces: Sequence[str]) -> list[str]:
+    """``pieces`` redacted as the one text they make, one piece back for each.
+
+    The result joins to ``redact_text("".join(pieces))``. Pieces before the
+    first change and after the last keep their text; the piece where the
+    changed span begins takes all of its redacted form, and the pieces wholly
+    inside it become empty. So no piece, and no run of pieces, holds a secret
+    that was split across them. Linear.
+    """
+    text = "".join(pieces)
+    redacted = redact_text(text)
+    if redacted == text:
+        return list(pieces)
+    n, m = len(text), len(redacted)
+    head = _common_prefix(text, redacted, min(n, m))
+    tail = _common_prefix(text[::-1], redacted[::-1], min(n, m) - head)
+    out: list[str] = []
+    start = 0
+    begin = 0
+    for piece in pieces:
+        end = start + len(piece)
+        stop = end if end <= head else (end + m - n if end >= n - tail else m - tail)
+        out.append(redacted[begin:stop])
+        start, begin = end, stop
+    return out
+
+
+def redact_value(value: Any) -> Any:
+    """A JSON-like value (tool arguments, a result) with every string in it redacted, keys too."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {redact_value(key): redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item) for item in value]
+    return value
+
+
+def redact_call(call: ToolCall) -> ToolCall:
+    """A tool call with its name, arguments and result redacted (itself when nothing changes)."""
+    name = redact_text(call.name)
+    arguments = redact_value(call.arguments)
+    result = redact_value(call.result)
+    if name == call.name and arguments == call.arguments and result == call.result:
+        return call
+    return call.model_copy(update={"name": name, "arguments": arguments, "result": result})
+
+
+def redact_turn(turn: Turn) -> Turn:
+    """``turn`` as durable text may hold it: user text, replies, tool data and error redacted.
+
+    Redacted as assembled, so a secret split across token frames is caught:
+    each text run (the tokens :meth:`~nbchat.turn.Turn.segments` joins into one
+    piece of text) goes through :func:`redact_pieces`, keeping one message per
+    frame (and so the times a replay paces by); the whole reply text too. The
+    turn itself comes back when nothing in it changes.
+    """
+    messages = _redacted_messages(turn.messages)
+    calls = [redact_call(call) for call in turn.tool_calls]
+    error = turn.error
+    if error is not None and redact_text(error.message) != error.message:
+        error = error.model_copy(update={"message": redact_text(error.message)})
+    user = redact_text(turn.user)
+    assistant = redact_text(turn.assistant)
+    if (
+        messages is turn.messages
+        and all(a is b for a, b in zip(calls, turn.tool_calls, strict=True))
+        and error is turn.error
+        and user == turn.user
+        and assistant == turn.assistant
+    ):
+        return turn
+    return Turn(
+        user=user,
+        message_id=turn.message_id,
+        conversation_id=turn.conversation_id,
+        assistant=assistant,
+        tool_calls=calls,
+        messages=messages,
+        error=error,
+        complete=turn.complete,
+        cancelled=turn.cancelled,
+        t=turn.t,
+        times=turn.times,
+    )
+
+
 # Private functions
+
+
+def _redacted_messages(messages: list[ServerMessage]) -> list[ServerMessage]:
+    """A reply's messages with each text run redacted whole (the list itself if unchanged).
+
+    A run ends where :meth:`~nbchat.turn.Turn.segments` ends one: at a tool
+    message announcing a call not seen before. Other messages (acks, a
+    repeated result) are inside a run for the text's sake.
+    """
+    out = list(messages)
+    changed = False
+    placed: set[str] = set()
+    run: list[int] = []  # indexes of the current run's plain tokens
+
+    def close_run() -> None:
+        nonlocal changed
+        texts = [out[i].response for i in run]  # type: ignore[union-attr]
+        redacted = redact_pieces(texts)
+        for index, old, new in zip(run, texts, redacted, strict=True):
+            if new != old:
+                out[index] = out[index].model_copy(update={"response": new})
+                changed = True
+        run.clear()
+
+    for index, message in enumerate(messages):
+        if type(message) is TokenMessage:
+            run.append(index)
+        elif isinstance(message, ToolCallMessage | ToolResultMessage):
+            if any(call.id not in placed for call in message.tool_calls):
+                close_run()
+            placed.update(call.id for call in message.tool_calls)
+            calls = [redact_call(call) for call in message.tool_calls]
+            if any(a is not b for a, b in zip(calls, message.tool_calls, strict=True)):
+                out[index] = message.model_copy(update={"tool_calls": calls})
+                changed = True
+        elif isinstance(message, ErrorMessage):
+            text = redact_text(message.error.message)
+            if text != message.error.message:
+                error = message.error.model_copy(update={"message": text})
+                out[index] = message.model_copy(update={"error": error})
+                changed = True
+    close_run()
+    return out if changed else messages
+
+
+def _common_prefix(a: str, b: str, limit: int) -> int:
+    """How many leading characters ``a`` and ``b`` share, at most ``limit`` (compared in blocks)."""
+    done = 0
+    block = 4096
+    while done < limit:
+        size = min(block, limit - done)
+        if a[done : done + size] == b[done : done + size]:
+            done += size
+            continue
+        while a[done] == b[done]:
+            done += 1
+        return done
+    return done
 
 
 def _redact_key(match: re.Match[str]) -> str:

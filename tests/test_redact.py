@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from nbchat.redact import REDACTED, is_sensitive_name, redact_text, redact_url
+from nbchat.redact import (
+    REDACTED,
+    is_sensitive_name,
+    redact_pieces,
+    redact_text,
+    redact_url,
+    splits_cleanly,
+)
 from tests.helpers import TIME_SCALE
 
 pytestmark = pytest.mark.unit
@@ -200,3 +207,40 @@ def test_api_keys_are_redacted_by_their_shape(key: str) -> None:
 def test_text_that_only_resembles_a_key_is_kept(text: str) -> None:
     """Short or differently shaped words with a key's prefix are not keys."""
     assert redact_text(text) == text
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+SPLIT_SECRETS = [
+    (["see https://ada:s3", "cret-pw@host/x ok"], "s3cret-pw"),
+    (["Authorization: Bearer ", JWT[:20], JWT[20:], " done"], JWT[20:40]),
+    (["call https://api.example/v1?api_key=", "SK-" + "Q7w" * 8, " now"], "Q7wQ7w"),
+    (["Bearer", " ", "Zq8" * 8, " then"], "Zq8Zq8"),
+]
+"""A reply's token frames, each holding part of a secret, and a part that must not survive."""
+
+
+@pytest.mark.parametrize(("pieces", "secret"), SPLIT_SECRETS)
+def test_pieces_are_redacted_as_the_text_they_make(pieces: list[str], secret: str) -> None:
+    """A secret split across pieces is caught; one piece back for each, joined as the whole."""
+    redacted = redact_pieces(pieces)
+    assert len(redacted) == len(pieces)
+    assert "".join(redacted) == redact_text("".join(pieces))
+    assert secret not in "".join(redacted)
+    assert redacted[-1].endswith(pieces[-1][-3:])  # text after the secret is kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a https://ada:pw@h/x?token=abc and Bearer  " + "Zq8" * 8 + " or sk-" + "a1B2" * 12,
+        f"x\tAuthorization: bearer\n{JWT} https://h/?api_key=SK-abc ghp_{'A1b2' * 9}.",
+    ],
+)
+def test_a_clean_cut_never_changes_what_redaction_finds(text: str) -> None:
+    """Wherever splits_cleanly allows a cut, the two halves redact to the whole's redaction."""
+    whole = redact_text(text)
+    cuts = [at for at in range(len(text) + 1) if splits_cleanly(text, at)]
+    assert len(cuts) >= 10  # whitespace offers cuts; inside a word there are none
+    for at in cuts:
+        assert redact_text(text[:at]) + redact_text(text[at:]) == whole, at
+    assert not splits_cleanly("Bearer " + "Zq8" * 8, len("Bearer "))

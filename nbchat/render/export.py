@@ -15,6 +15,10 @@ are escaped to literal Markdown; tool arguments and results go into fenced code
 blocks whose fence is longer than any backtick run inside. The raw Markdown of
 each reply stays readable in :func:`conversation_text`, whose control
 characters are removed so printing it cannot drive a terminal.
+
+Every export is durable text, so each turn is redacted first, as assembled
+(:func:`nbchat.redact.redact_turn`): a secret split across token frames is
+caught in the text they join into.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 from collections.abc import Iterable
 
 from ..protocol import ToolCall
+from ..redact import redact_turn
 from ..turn import Turn
 from .html import tool_status, tool_value_text
 from .markdown import markdown_to_html, normalize_newlines
@@ -90,6 +95,7 @@ def _tool_call_markdown(call: ToolCall) -> str:
 
 def turn_markdown(turn: Turn) -> str:
     """One turn as Markdown blocks: the user's text, then replies and tool calls in order."""
+    turn = redact_turn(turn)
     blocks = ["**You**", _blockquote(markdown_literal(turn.user))]
     labelled = False
     for segment in turn.segments():
@@ -138,7 +144,7 @@ def _indented(text: str, prefix: str = "    ") -> str:
 def conversation_text(turns: Iterable[Turn]) -> str:
     """The conversation as plain text, replies kept as their Markdown source ("" if none)."""
     blocks: list[str] = []
-    for turn in turns:
+    for turn in map(redact_turn, turns):
         lines = [f"You: {_plain(turn.user)}"]
         for segment in turn.segments():
             if isinstance(segment, str):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol import ToolCall
+from ..redact import redact_text, redact_turn
 from ..turn import Turn
 from .markdown import StreamingMarkdown, markdown_to_html
 
@@ -228,12 +229,13 @@ def conversation_html(turns: Iterable[Turn], *, title: str = "", styles: bool = 
 
     ``title`` (escaped) heads it as the panel's status line does; ``styles``
     inlines the stylesheet, since a static HTML output has no widget to load it.
+    A saved output, so every turn is redacted (:func:`nbchat.redact.redact_turn`).
     """
     parts = ['<div class="nbchat nbchat-transcript">']
     if styles:
         parts.append(f"<style>{stylesheet()}</style>")
     if title:
-        parts.append(f'<div class="nbchat-status">{html.escape(title)}</div>')
-    parts.extend(turn_html(turn) for turn in turns)
+        parts.append(f'<div class="nbchat-status">{html.escape(redact_text(title))}</div>')
+    parts.extend(turn_html(redact_turn(turn)) for turn in turns)
     parts.append("</div>")
     return "".join(parts)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from ..exceptions import TranscriptError
-from ..redact import redact_text, redact_url
+from ..redact import redact_pieces, redact_text, redact_url
 from ..turn import Turn
 from .format import (
     TRANSCRIPT_VERSION,
@@ -131,7 +131,9 @@ class Transcript:
     def to_json(self) -> str:
         """One JSON document: the header's fields and ``events``, a list of line objects."""
         head = header_line(self.created, self.url).rstrip("\n")[:-1]
-        events = ",".join(redact_text(event.model_dump_json()) for event in self.events)
+        events = ",".join(
+            redact_text(event.model_dump_json()) for event in _replies_redacted(self.events)
+        )
         return f'{head},"events":[{events}]}}'
 
     # Views
@@ -230,7 +232,45 @@ class Transcript:
 
     def _lines(self) -> Iterator[str]:
         yield header_line(self.created, self.url)
-        for event in self.events:
+        for event in _replies_redacted(self.events):
             # Redacted again: a transcript written before redaction covered every line
             # (or edited by hand) loses its secrets when saved.
             yield redact_text(event.model_dump_json()) + "\n"
+
+
+def _replies_redacted(events: list[TranscriptLine]) -> list[TranscriptLine]:
+    """``events`` with each reply's run of token lines redacted as the text they make.
+
+    What the recorder does as it writes (see :mod:`~nbchat.transcript.recorder`),
+    done again for a transcript recorded before it did, or edited: a secret split
+    across two token lines is caught. A run of a reply ends at its next line
+    other than a token or an ack (and at a ``client`` line naming it). Lines keep
+    their place and times; only token texts change. Linear.
+    """
+    out = list(events)
+    runs: dict[str, list[int]] = {}
+
+    def close(reply_to: object) -> None:
+        run = runs.pop(reply_to, None) if isinstance(reply_to, str) else None
+        if not run:
+            return
+        texts = [out[index].data["response"] for index in run]
+        for index, old, new in zip(run, texts, redact_pieces(texts), strict=True):
+            if new != old:
+                line = out[index]
+                out[index] = line.model_copy(update={"data": {**line.data, "response": new}})
+
+    for index, line in enumerate(events):
+        reply_to = line.data.get("reply_to")
+        if line.dir == "in":
+            kind = line.data.get("type")
+            if kind == "token" and isinstance(line.data.get("response"), str):
+                if isinstance(reply_to, str):
+                    runs.setdefault(reply_to, []).append(index)
+            elif kind != "ack":
+                close(reply_to)
+        elif line.dir == "client":
+            close(reply_to)
+    for reply_to in list(runs):
+        close(reply_to)
+    return out

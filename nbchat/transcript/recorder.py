@@ -6,6 +6,31 @@ subscribes it to a client's ``send``, ``message``, ``restart``, ``failed``,
 the client: any failure while recording (a full disk, a frame pydantic cannot
 serialise, a recursion too deep) stops the recording, logs one line and is
 reported once through ``on_failure``; the conversation goes on unrecorded.
+
+Tokens are held back, a reply's text redacted whole. A model streams a secret
+in pieces (``https://ada:s3`` then ``cret-pw@host``, ``Bearer `` then
+``eyJ...``), and no piece is a secret on its own: redacting each frame as it
+is written would leave the secret in the file, split across two lines that any
+reader joins again. So a reply's plain tokens wait in a buffer, and are written
+(one line per frame, each at the time it arrived) when the text they make can
+be redacted as the reader will see it (:func:`nbchat.redact.redact_pieces`):
+
+- when the reply's next non-token message comes (a tool call ends a text run,
+  ``done`` or ``error`` ends the reply), and when the reply restarts, fails, or
+  the recording stops: its text then can grow no more;
+- while a long run streams, once the buffer passes :data:`FLUSH_CHARS`: the
+  tokens before the last cut that :func:`nbchat.redact.splits_cleanly` allows
+  (next to whitespace, not after ``Bearer``) are written, the rest wait, so a
+  secret is never cut in two; a run with no clean cut in :data:`MAX_HELD_CHARS`
+  (a whitespace-free blob) is written whole, redacted as far as it goes.
+
+Why this design: it keeps the format (version 1, one line per frame with its
+own time, so the replay server paces as before and older readers read it),
+it holds at most a few kilobytes of a reply in memory, and a kernel that dies
+mid-reply loses at most that unwritten tail. An ack (after a reconnect) or a
+state line does not flush a reply, so lines of different replies, and state
+lines, may be written in another order than they arrived; within one reply the
+order is kept, and every line carries its own time.
 """
 
 from __future__ import annotations
@@ -22,13 +47,29 @@ from typing import IO, Any, Protocol
 
 from ..exceptions import NbchatError, TranscriptError
 from ..policy import Disconnect
-from ..protocol import CancelRequest, ServerMessage, UserMessage, WireModel, dump, utf8
-from ..redact import redact_text, redact_url
+from ..protocol import (
+    AckMessage,
+    CancelRequest,
+    ServerMessage,
+    TokenMessage,
+    ToolCallMessage,
+    ToolResultMessage,
+    UserMessage,
+    WireModel,
+    dump,
+    utf8,
+)
+from ..redact import redact_call, redact_pieces, redact_text, redact_url, splits_cleanly
 from .format import Direction, event_line, header_line, now_iso, parse_header
 
-__all__ = ["EventSource", "Recorder"]
+__all__ = ["FLUSH_CHARS", "MAX_HELD_CHARS", "EventSource", "Recorder"]
 
 logger = logging.getLogger("nbchat.transcript")
+
+FLUSH_CHARS = 4096
+"""A reply's held text past which the tokens before its last clean cut are written."""
+MAX_HELD_CHARS = 65536
+"""A reply's held text with no clean cut, past which it is written all the same."""
 
 
 class EventSource(Protocol):
@@ -64,6 +105,8 @@ class Recorder:
         self.url = redact_url(url)
         """The server address as recorded: credentials already replaced by ``***``."""
         self._clock = clock
+        self._held: dict[str, _Held] = {}
+        """Each reply's plain tokens not written yet, by the id of the message it answers."""
         self._source: EventSource | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self._on_failure: Callable[[NbchatError], None] | None = None
@@ -111,30 +154,66 @@ class Recorder:
         ]
 
     def detach(self) -> None:
-        """Stop following the client (the file stays open); does nothing if not attached."""
+        """Stop following the client (the file stays open); does nothing if not attached.
+
+        Tokens held back are written first: the replies they belong to will not be seen end.
+        """
         unsubscribe, self._unsubscribe = self._unsubscribe, []
         for off in unsubscribe:
             off()
         self._source = None
+        if self._file is not None and self._held:
+            try:
+                self.flush()
+            except Exception as exc:  # as any write while following: the recording stops
+                self._fail(exc)
 
     # Public methods: writing
 
     def sent(self, message: UserMessage | CancelRequest | WireModel) -> None:
-        """Record a message sent to the server, exactly as it went on the wire."""
+        """Record a message sent to the server as it went on the wire, its text redacted."""
+        if isinstance(message, UserMessage):
+            text = redact_text(message.message)
+            if text != message.message:
+                message = message.model_copy(update={"message": text})
         self._write("out", dump(message))
 
     def received(self, message: ServerMessage) -> None:
-        """Record a server message as the client delivered it (``reply_to`` as it resolved it)."""
+        """Record a server message as the client delivered it (``reply_to`` as it resolved it).
+
+        A plain token of a reply is held back until its text can be redacted
+        whole (see the module docstring); any other message of the reply writes
+        the held tokens first, an ack excepted.
+        """
+        reply_to = message.reply_to
+        if reply_to is not None and type(message) is TokenMessage:
+            held = self._held.setdefault(reply_to, _Held())
+            held.add(self._clock(), message)
+            if held.size >= held.next_check:
+                self._write_held(reply_to, cut=True)
+            return
+        if reply_to is not None and not isinstance(message, AckMessage):
+            self._write_held(reply_to)
+        if isinstance(message, ToolCallMessage | ToolResultMessage):
+            calls = [redact_call(call) for call in message.tool_calls]
+            message = message.model_copy(update={"tool_calls": calls})
         self._write("in", dump(message))
 
     def restarted(self, message_id: str) -> None:
         """Record that the server had lost the reply to ``message_id`` and begins it again."""
+        self._write_held(message_id)
         self._write("client", _compact({"event": "restart", "reply_to": message_id}))
 
     def failed(self, message_id: str, error: BaseException | str) -> None:
         """Record that the reply to ``message_id`` will never be complete, and why."""
+        self._write_held(message_id)
         data = {"event": "failed", "reply_to": message_id, "message": str(error)}
         self._write("client", _compact(data))
+
+    def flush(self) -> None:
+        """Write every token held back, each reply's text redacted as far as it has come."""
+        for reply_to in list(self._held):
+            self._write_held(reply_to)
 
     def state(self, state: str, detail: str = "") -> None:
         """Record a connection state change (``connected``, ``disconnected``, ...)."""
@@ -153,8 +232,9 @@ class Recorder:
         return self._file is None
 
     def close(self) -> None:
-        """Detach and close the file; calling it again does nothing."""
+        """Detach (writing the tokens held back) and close the file; again does nothing."""
         self.detach()
+        self._held.clear()
         if self._file is not None:
             file, self._file = self._file, None
             try:
@@ -207,6 +287,7 @@ class Recorder:
 
     def _fail(self, exc: Exception) -> None:
         on_failure, self._on_failure = self._on_failure, None
+        self._held.clear()  # nothing more is written
         if isinstance(exc, TranscriptError):
             error = exc
         else:
@@ -249,6 +330,28 @@ class Recorder:
             # A previous session died mid-line: end that line so ours stays intact.
             self._append("\n")
 
+    def _write_held(self, reply_to: str, *, cut: bool = False) -> None:
+        """Write a reply's held tokens, redacted whole; with ``cut``, only up to a clean cut."""
+        held = self._held.get(reply_to)
+        if held is None:
+            return
+        count = len(held.tokens)
+        if cut:
+            count = held.clean_cut()
+            if count == 0:
+                if held.size < MAX_HELD_CHARS:
+                    held.next_check = held.size + FLUSH_CHARS  # no rescan per token
+                    return
+                count = len(held.tokens)
+        tokens = held.take(count)
+        if not held.tokens:
+            del self._held[reply_to]
+        texts = redact_pieces([message.response for _, message in tokens])
+        for (t, message), text in zip(tokens, texts, strict=True):
+            if text != message.response:
+                message = message.model_copy(update={"response": text})
+            self._append(event_line(t, "in", dump(message)))
+
     def _write(self, direction: Direction, payload: str) -> None:
         if self._file is None:
             raise TranscriptError(
@@ -266,6 +369,39 @@ class Recorder:
                 f"cannot write to {self.path} ({exc.strerror or exc}): check free space and "
                 "permissions, then record again"
             ) from exc
+
+
+class _Held:
+    """A reply's plain tokens waiting to be written, with the time each arrived."""
+
+    __slots__ = ("next_check", "size", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens: list[tuple[float, TokenMessage]] = []
+        self.size = 0
+        """Characters held."""
+        self.next_check = FLUSH_CHARS
+        """The size at which to look for a clean cut again."""
+
+    def add(self, t: float, message: TokenMessage) -> None:
+        self.tokens.append((t, message))
+        self.size += len(message.response)
+
+    def clean_cut(self) -> int:
+        """How many leading tokens end at the last clean cut but the very end (0 if none)."""
+        text = "".join(message.response for _, message in self.tokens)
+        at = len(text)
+        for count in range(len(self.tokens) - 1, 0, -1):
+            at -= len(self.tokens[count][1].response)
+            if splits_cleanly(text, at):
+                return count
+        return 0
+
+    def take(self, count: int) -> list[tuple[float, TokenMessage]]:
+        taken, self.tokens = self.tokens[:count], self.tokens[count:]
+        self.size -= sum(len(message.response) for _, message in taken)
+        self.next_check = max(self.size, 0) + FLUSH_CHARS
+        return taken
 
 
 def _compact(data: dict[str, Any]) -> str:

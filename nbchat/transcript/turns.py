@@ -10,6 +10,12 @@ answers no turn (a connection-level message).
 Older transcripts stored the client's restart notice as an ``in`` message of
 type ``reply_restart``; it is honoured the same way.
 
+Each turn is redacted as assembled (:func:`nbchat.redact.redact_turn`): a
+secret split across token frames, which no single line holds whole, is caught
+in the text the frames join into, so neither the turns nor any export made of
+them holds it (a transcript recorded before the recorder redacted replies whole
+is covered too).
+
 One pass, constant work per line: linear in the transcript's length.
 """
 
@@ -19,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..protocol import CancelRequest, UnknownMessage, UserMessage
+from ..redact import redact_turn
 from ..reply import ReplyBuilder
 from ..turn import Turn
 from .format import TranscriptLine, gc_paused
@@ -94,16 +101,18 @@ def _restart(turn: _Open) -> None:
 
 def _frozen(turn: _Open) -> Turn:
     reply = turn.builder.build()
-    return Turn(
-        user=turn.user,
-        message_id=reply.message_id,
-        conversation_id=reply.conversation_id,
-        assistant=reply.text,
-        tool_calls=reply.tool_calls,
-        messages=reply.messages,
-        error=reply.error,
-        complete=turn.builder.done,
-        cancelled=reply.cancelled,
-        t=turn.t,
-        times=turn.times,
+    return redact_turn(
+        Turn(
+            user=turn.user,
+            message_id=reply.message_id,
+            conversation_id=reply.conversation_id,
+            assistant=reply.text,
+            tool_calls=reply.tool_calls,
+            messages=reply.messages,
+            error=reply.error,
+            complete=turn.builder.done,
+            cancelled=reply.cancelled,
+            t=turn.t,
+            times=turn.times,
+        )
     )

@@ -149,3 +149,16 @@ def test_empty_conversation_is_empty() -> None:
     """No turns give empty fallbacks, so callers can substitute their own with ``or``."""
     assert conversation_markdown([]) == ""
     assert conversation_text([]) == ""
+
+
+def test_exports_redact_a_secret_split_across_token_frames() -> None:
+    """Markdown and text of a live turn never join a split secret back together."""
+    tokens = ["Open https://ada:s3", "cret-pw@host, key sk-proj-", "Zx9_Zx9_Zx9_Zx9_Zx9_Zx9_"]
+    turn = Turn(
+        user="my token is ghp_" + "A1b2" * 9,
+        assistant="".join(tokens),
+        messages=[TokenMessage(response=token) for token in tokens],
+    )
+    for export in (conversation_markdown([turn]), conversation_text([turn])):
+        assert "cret-pw" not in export and "Zx9_Zx9" not in export and "A1b2A1b2" not in export
+        assert "@host" in export  # the rest of the URL is kept

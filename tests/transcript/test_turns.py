@@ -208,3 +208,30 @@ def test_turn_building_is_one_linear_pass() -> None:
     # Linear: cost(2n) = 2 cost(n) - constant. Anything that rescans earlier turns per
     # line (n^2) adds about cost(n) again, far beyond this 1% allowance.
     assert abs(cost_large - 2 * cost_small) <= 0.01 * cost_large, (cost_small, cost_large)
+
+
+def test_a_transcript_with_a_secret_split_across_lines_is_redacted_when_read(
+    tmp_path: Path,
+) -> None:
+    """An old transcript with a split secret loses it in turns, exports and saves."""
+    path = tmp_path / "old.jsonl"
+    parts = ["Use https://ada:s3", "cret-pw@host and Bearer ", "Zq8Zq8Zq8Zq8", "Zq8Zq8Zq8 ok"]
+    write_lines(
+        path,
+        {"t": 1, "dir": "out", "data": {"type": "message", "id": "m1", "message": "how?"}},
+        *(
+            {"t": 2 + n, "dir": "in", "data": {"type": "token", "response": p, "reply_to": "m1"}}
+            for n, p in enumerate(parts)
+        ),
+        {"t": 9, "dir": "in", "data": {"type": "done", "reply_to": "m1"}},
+    )
+    transcript = Transcript.load(path)
+    [turn] = transcript.turns
+    assert turn.assistant == "Use https://***:***@host and Bearer *** ok"
+    assert [m.response for m in turn.messages if isinstance(m, TokenMessage)][-1] == " ok"
+    exports = [transcript.to_markdown(), transcript.to_text(), transcript.to_json()]
+    exports.append(str(transcript.to_notebook()))
+    transcript.save(tmp_path / "saved.jsonl")
+    exports.append((tmp_path / "saved.jsonl").read_text(encoding="utf-8"))
+    for export in exports:
+        assert "cret-pw" not in export and "Zq8Zq8" not in export
