@@ -24,18 +24,24 @@ __all__ = ["EMPTY_TEXT", "StaticConversation", "static_bundle"]
 
 EMPTY_TEXT = "nbchat ChatWidget: no messages yet"
 
+_NO_MATH = "tex2jax_ignore mathjax_ignore"
+"""The classes MathJax skips an element's subtree for."""
+
 
 def static_bundle(turns: Iterable[Turn]) -> dict[str, str]:
     """The conversation as ``text/html`` (sanitized, styled inline) and ``text/plain``.
 
     Deterministic for the same turns (no ids, times or ports), so a replayed
-    notebook produces the file's bytes again.
+    notebook produces the file's bytes again. Redacted as every export is (the
+    renderers redact each turn whole). Marked for MathJax to skip, or JupyterLab
+    typesets model text when it reopens the file ("$5 and $10" loses its dollars):
+    ``mathjax_ignore`` for its MathJax 3+, ``tex2jax_ignore`` for MathJax 2 and nbconvert.
     """
     turns = list(turns)
     body = render.conversation_html(turns) if turns else ""
     empty = f'<p class="nbchat-note">{EMPTY_TEXT}</p>' if not turns else ""
     return {
-        "text/html": f'<div class="nbchat-static">{body}{empty}</div>',
+        "text/html": f'<div class="nbchat-static {_NO_MATH}">{body}{empty}</div>',
         "text/plain": render.conversation_text(turns) or EMPTY_TEXT,
     }
 

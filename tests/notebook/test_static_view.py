@@ -69,7 +69,7 @@ def test_the_static_conversation_is_deterministic_and_says_when_empty() -> None:
     """The same turns give the same bytes (replay reproduces the file); none says so."""
     turns = [turn_saying("hello", 1)]
     assert static_bundle(turns) == static_bundle(list(turns))
-    assert 'class="nbchat-static"' in static_bundle(turns)["text/html"]
+    assert '<div class="nbchat-static ' in static_bundle(turns)["text/html"]
     empty = static_bundle([])
     assert empty["text/plain"] == EMPTY_TEXT and EMPTY_TEXT in empty["text/html"]
 
@@ -96,3 +96,35 @@ async def test_a_panel_opened_on_history_shows_it_and_goes_on_in_its_conversatio
             assert reply.conversation_id == recorded and len(chat.turns) == 3
             await chat.aclose()
     assert comms
+
+
+def test_the_static_copy_is_never_less_redacted_than_the_transcript(tmp_path: Path) -> None:
+    """URL passwords and bearer tokens, whole or split across frames, leave its HTML and text."""
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFU"
+    tokens = ["At https://ada:s3", "cret-pw@host send Bearer ", jwt[:30], jwt[30:], " ok"]
+    call = ToolCall(
+        id="c1",
+        name="fetch",
+        arguments={"url": "https://u:hunter22@h/"},
+        status="done",
+        result="Authorization: Bearer " + "Zq8" * 8,
+    )
+    turn = Turn(
+        user="see https://h/?token=abc123secret",
+        assistant="".join(tokens),
+        tool_calls=[call],
+        messages=[TokenMessage(response=t) for t in tokens]
+        + [ToolResultMessage(tool_calls=[call])],
+    )
+    bundle = static_bundle([turn])
+    for text in bundle.values():
+        for secret in ("cret-pw", jwt[30:50], "hunter22", "Zq8Zq8", "abc123secret"):
+            assert secret not in text
+
+
+def test_the_static_copy_is_marked_for_mathjax_to_skip() -> None:
+    """Reopened in JupyterLab, model text such as "$5 and $10" is not typeset as math."""
+    html = static_bundle([turn_saying("$5 and $10, \\style{color:red}{x}")])["text/html"]
+    classes = html.split(">", 1)[0]
+    assert "mathjax_ignore" in classes and "tex2jax_ignore" in classes
+    assert "nbchat-static" in classes
