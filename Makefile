@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test check model lint typecheck suite wheel bench clean
+.PHONY: demo test check notebooks model lint typecheck suite wheel bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ suite: $(TEST_STAMP)
 	tests=0; report=0; $(BIN)/coverage run -m pytest || tests=$$?; \
 	$(BIN)/coverage combine --quiet; $(BIN)/coverage report || report=$$?; \
 	exit $$(( tests ? tests : report ))
+
+# Re-execute the example notebooks in place (after a change to the panel's markup or
+# stylesheet, which their saved conversations inline); review the diff, then commit it.
+notebooks: $(TEST_STAMP)
+	$(BIN)/python .ci/execute-notebooks
 
 wheel: $(TEST_STAMP)
 	bash .ci/check-wheel
