@@ -8,8 +8,11 @@ live conversation id rarely equals a recorded one: messages are matched by
 their text and their order, and conversation ids only keep several recorded
 conversations apart.
 
-* Texts are compared after Unicode NFC normalisation, with runs of whitespace
-  collapsed to one space and both ends stripped.
+* Texts are compared after the redaction a transcript applies
+  (:func:`nbchat.redact.redact_text`: what was recorded is redacted, so the live
+  text is too, and a message that held ``?token=...`` or ``sk-...`` still
+  matches), then Unicode NFC normalisation, with runs of whitespace collapsed
+  to one space and both ends stripped.
 * Each live conversation follows recorded conversations through *cursors*: a
   recorded conversation, and which of its exchanges this live conversation has
   used. A message is answered by the first unused exchange with its text, in
@@ -33,8 +36,10 @@ restarted (``reply_restart``: the server lost it) is replayed from the restart.
 Client tools. A recorded ``tool_call`` of a client tool (``runs_in: "client"``)
 is replayed, then sent to the live client as a request, so the notebook's
 function really runs; the recorded ``tool_result`` is replaced by the live
-outcome. When the live outcome (status and result) equals the recorded one the
-reply continues as recorded. When it differs, the difference is logged (WARNING,
+outcome. When the live outcome (status and result, both redacted as a
+transcript redacts them: a tool returning a credential URL was recorded
+without its credentials) equals the recorded one the reply continues as
+recorded. When it differs, the difference is logged (WARNING,
 logger ``nbchat.server``) and, with ``on_difference="error"`` (the default),
 the reply ends there with an ``error`` of code ``tool_result_differs`` naming
 the call and both results, so a notebook replayed in CI fails where its
@@ -71,6 +76,7 @@ from ..protocol import (
     ToolResultMessage,
     UnknownMessage,
 )
+from ..redact import redact_text, redact_value
 from ..transcript import Transcript, Turn
 from .app import DEFAULT_HOST, ChatServer, ServerOptions
 from .responder import ClientTools, ResponderMessage, current_client_tools
@@ -98,8 +104,8 @@ _MAX_QUOTE = 80
 
 
 def _normalize(text: str) -> str:
-    """The form messages are compared in: NFC, whitespace runs collapsed, ends stripped."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    """The form messages are compared in: redacted, NFC, whitespace collapsed, ends stripped."""
+    return " ".join(unicodedata.normalize("NFC", redact_text(text)).split())
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ def _exchange(order: int, turn: Turn) -> _Exchange:
 
 
 def _quote(text: str) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact_text(text).split())
     return repr(text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 3] + "...")
 
 
@@ -383,13 +389,16 @@ def _live_result(
             calls.append(call)
             continue
         calls.append(outcome)
-        if (outcome.status, outcome.result) != (call.status, call.result):
+        if (outcome.status, redact_value(outcome.result)) != (
+            call.status,
+            redact_value(call.result),
+        ):
             differences.append((call, outcome))
     return ToolResultMessage(tool_calls=calls), differences
 
 
 def _outcome(call: ToolCall) -> str:
-    text = json.dumps(call.result, ensure_ascii=False, default=repr)
+    text = redact_text(json.dumps(call.result, ensure_ascii=False, default=repr))
     if len(text) > _MAX_RESULT_QUOTE:
         text = text[: _MAX_RESULT_QUOTE - 3] + "..."
     return f"{call.status} {text}"

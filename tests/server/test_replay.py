@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 
 from nbchat import ChatClient, ServerError, Transcript, TranscriptError
 from nbchat.protocol import ErrorMessage, TokenMessage, ToolCall
+from nbchat.redact import redact_text
 from nbchat.reply import Reply
 from nbchat.server import (
     NOT_IN_TRANSCRIPT,
@@ -20,6 +21,7 @@ from nbchat.server import (
     ReplayResponder,
     ReplayServer,
     ResponderMessage,
+    serve_demo,
     serve_replay,
 )
 from nbchat.transcript import TranscriptLine as Event
@@ -354,3 +356,36 @@ async def test_tool_calls_are_replayed_as_recorded() -> None:
     )
     messages = await answer(ReplayResponder(transcript), "c", "calc")
     assert [m.type for m in messages] == ["tool_call", "tool_result", "token"]
+
+
+# Redaction: what was recorded redacted still replays
+
+
+async def test_a_message_recorded_redacted_still_replays(demo: DemoServer, tmp_path: Path) -> None:
+    """A user message holding a token and a key, recorded redacted, is matched when sent again."""
+    path = tmp_path / "chat.jsonl"
+    text = "count to 2 https://h/?token=abc123secret sk-proj-" + "Zx9_" * 10
+    [live] = await record(demo.url, path, [text])
+    assert "abc123secret" not in path.read_text(encoding="utf-8")
+    async with serve_replay(path) as server, ChatClient(url=server.url) as client:
+        again = await client.ask(text, timeout=TIMEOUT)
+    assert again.error is None and again.text == redact_text(live.text)
+
+
+async def test_a_client_tool_returning_a_credential_url_replays(tmp_path: Path) -> None:
+    """The live result is compared redacted, as it was recorded: no tool_result_differs."""
+    path = tmp_path / "tools.jsonl"
+
+    def link(x: int) -> str:
+        return f"https://ada:s3cret@host/{x}?token=t0k3n"
+
+    async with (
+        serve_demo(port=0) as server,
+        ChatClient(url=server.url, tools=[link], record=path) as chat,
+    ):
+        first = await chat.ask('call link {"x": 4}', timeout=TIMEOUT)
+    assert first.tool_calls[0].result == link(4)
+    assert "s3cret" not in path.read_text(encoding="utf-8")
+    async with ReplayServer(path) as server, ChatClient(url=server.url, tools=[link]) as chat:
+        again = await chat.ask('call link {"x": 4}', timeout=TIMEOUT)
+    assert again.error is None and again.tool_calls[0].status == "done"
