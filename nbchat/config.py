@@ -146,6 +146,9 @@ class ClientConfig(BaseModel):
     """Longest ``disconnect()`` waits for the server's closing handshake."""
     max_size: int | None = Field(DEFAULT_MAX_SIZE, ge=1)
     """Largest frame accepted from the server, in bytes."""
+    max_reply_bytes: int | None = Field(16 * 2**20, ge=1)
+    """Largest reply kept, in bytes (16 MiB): past it the reply fails with a one-line
+    ``ProtocolError`` and the server is asked to stop it. None: no bound."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra handshake headers, e.g. ``{"Authorization": "Bearer ..."}``; never recorded."""
     token: SecretStr | None = Field(

@@ -29,17 +29,29 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_STALLED_RESENDS",
     "NORMAL_CLOSURE",
     "RECONNECT_CODES",
     "Disconnect",
     "ReconnectPolicy",
     "backoff",
+    "gives_up_resending",
     "should_reconnect",
 ]
 
 NORMAL_CLOSURE = 1000
 RECONNECT_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})
 _NEVER_RETRY_STATUS = frozenset({400, 401, 403, 404})
+
+MAX_STALLED_RESENDS = 5
+"""Resends of one message in a row after which its reply got no further, before it fails.
+
+A reply whose next frame ends every connection (a frame over the peer's size
+limit: 1009; a server that crashes on it: 1011) is acked again and again on
+each reconnect, and each connection "progressed" (the ack), so the attempt
+count never runs out. The session counts, per message, the acks that came with
+no more of its reply delivered than before, and fails it past this bound.
+"""
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,11 @@ def should_reconnect(disconnect: Disconnect) -> bool:
     if disconnect.code is None:
         return True
     return disconnect.code in RECONNECT_CODES
+
+
+def gives_up_resending(stalls: int) -> bool:
+    """Whether a message resent ``stalls`` times in a row without progress is given up."""
+    return stalls >= MAX_STALLED_RESENDS
 
 
 def backoff(

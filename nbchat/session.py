@@ -31,10 +31,23 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from .exceptions import NbchatError, QueueFull
+from .exceptions import ConnectionFailed, NbchatError, ProtocolError, QueueFull
+from .outcomes import (
+    NOTICES,
+    Acked,
+    Completed,
+    Failed,
+    Outcome,
+    ReplyPart,
+    Restarted,
+    ToolRequested,
+)
+from .policy import gives_up_resending
 from .protocol import (
     AckMessage,
     CancelRequest,
+    DoneMessage,
+    ErrorMessage,
     ServerMessage,
     TokenMessage,
     ToolAck,
@@ -43,7 +56,7 @@ from .protocol import (
     UserMessage,
     dump,
 )
-from .reply import Reply, ReplyBuilder
+from .reply import ReplyBuilder
 
 __all__ = [
     "NOTICES",
@@ -78,6 +91,12 @@ class Pending:
     """A cancel is owed for this message: written again after a reconnect until the reply ends."""
     abandoned: bool = False
     """Nobody waits for the reply any more; kept only to recognise the rest of it."""
+    size: int = 0
+    """Bytes of the reply so far (token text as UTF-8, other messages as JSON)."""
+    furthest: int = 0
+    """The most reply messages any connection delivered: progress across resends."""
+    stalls: int = 0
+    """Resends in a row after which the reply got no further (see policy)."""
 
     @property
     def id(self) -> str:
@@ -89,80 +108,6 @@ class Pending:
     def conversation_id(self) -> str | None:
         """The conversation the message was sent in."""
         return self.message.conversation_id
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyPart:
-    """``message`` is part of the reply to the pending message ``message.reply_to``.
-
-    ``reply`` is that reply as the session assembled it so far, ``message``
-    included: the session's own builder, live, for reading only (its
-    ``done``, ``text``, ``tool_call(id)``, ``build()``). Views read it rather
-    than assembling the reply again from messages.
-    """
-
-    message: ServerMessage
-    reply: ReplyBuilder
-
-
-@dataclass(frozen=True, slots=True)
-class Acked:
-    """The server acknowledged a user message (``message.reply_to``: which, or None).
-
-    An ack is never part of a reply: listeners that follow replies never see
-    it, and none of them has to look at a message's type to know.
-    """
-
-    message: AckMessage
-
-
-@dataclass(frozen=True)
-class Restarted:
-    """The server had lost the reply to ``message_id`` and generates it afresh."""
-
-    message_id: str
-
-
-@dataclass(frozen=True)
-class Completed:
-    """The reply to ``message_id`` is complete (``done`` or ``error``)."""
-
-    message_id: str
-    reply: Reply
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The reply to ``message_id`` will never be complete, for ``error``'s reason."""
-
-    message_id: str
-    error: NbchatError
-
-
-@dataclass(frozen=True)
-class ToolRequested:
-    """The server asks this client to run one of its tools.
-
-    ``request.reply_to`` is the message whose reply the call belongs to, as
-    routed here (None: no pending message of this client, so nothing awaits
-    the call). ``key`` identifies the call across resends, for running it at
-    most once.
-    """
-
-    request: ToolRequest
-    key: tuple[str | None, str]
-
-
-Outcome = ServerMessage | ReplyPart | Acked | Restarted | Completed | Failed | ToolRequested
-"""What the shell carries out, in the order given. A server message that answers
-no pending message is handed on as it is (``reply_to`` None); one that answers a
-pending message comes as a :class:`ReplyPart` (with the reply so far) or an
-:class:`Acked`; the others are notices. The part is one small slotted object per
-frame, freed at once: the price of handing the reply over instead of having
-every listener rebuild it."""
-
-NOTICES = (ReplyPart, Acked, Restarted, Completed, Failed, ToolRequested)
-"""The outcome types that are not bare server messages."""
 
 
 @dataclass
@@ -177,6 +122,8 @@ class Session:
     """Pending messages, the outbox and routing for one client, across its connections."""
 
     max_pending: int = 1000
+    max_reply_bytes: int | None = None
+    """A reply past this many bytes fails (and the server is asked to stop it); None: no bound."""
     pending: OrderedDict[str, Pending] = field(default_factory=OrderedDict)
     """Accepted messages without a complete reply, oldest first."""
     connected: bool = False
@@ -242,6 +189,7 @@ class Session:
         pending = self.pending.pop(message_id, None)
         if pending is None:
             return []
+        pending.builder = _builder(pending.message)  # what was assembled is freed at once
         unwritten = any(frame.message_id == message_id for frame in self._outbox)
         if unwritten:
             self._outbox = deque(f for f in self._outbox if f.message_id != message_id)
@@ -335,6 +283,11 @@ class Session:
             pending = self.pending.get(key)
             if pending is not None and not pending.skip:
                 pending.seen += 1
+                if self.max_reply_bytes is not None:
+                    text = message.response
+                    pending.size += len(text) if text.isascii() else len(text.encode())
+                    if pending.size > self.max_reply_bytes:
+                        return self._too_large(pending)
                 builder = pending.builder
                 builder.feed(message)  # a token never completes a reply
                 return [ReplyPart(message, builder)]
@@ -348,12 +301,18 @@ class Session:
         if message.reply_to != answer:
             message = message.model_copy(update={"reply_to": answer})
         if isinstance(message, AckMessage):
-            if pending is None:
+            if pending is None or pending.abandoned:
                 return [Acked(message)]
+            furthest = max(pending.furthest, pending.seen)
+            if pending.acked:  # acked again: a resend, so did the last connection get further?
+                pending.stalls = pending.stalls + 1 if furthest <= pending.furthest else 0
+            pending.furthest = furthest
+            if gives_up_resending(pending.stalls):
+                return [Acked(message), *self._stalled(pending)]
             restarted = pending.skip and not message.duplicate
             pending.acked = True
             if restarted:
-                pending.skip = pending.seen = 0
+                pending.skip = pending.seen = pending.size = 0
                 pending.builder = _builder(pending.message)
                 return [Restarted(pending.id), Acked(message)]
             return [Acked(message)]
@@ -362,15 +321,21 @@ class Session:
         if pending.skip:
             pending.skip -= 1
             return []  # delivered before the reconnect: the resumed reply repeats it
+        if pending.abandoned:  # recognised as its own, never assembled: it costs nothing
+            if isinstance(message, DoneMessage | ErrorMessage):
+                self._unqueue(pending)
+                self._abandoned.pop(pending.id, None)
+            return [message]
         pending.seen += 1
+        if self.max_reply_bytes is not None:
+            pending.size += len(message.model_dump_json())
+            if pending.size > self.max_reply_bytes:
+                return self._too_large(pending)
         builder = pending.builder
         part = ReplyPart(message, builder)
         if not builder.feed(message):
             return [part]
         self._unqueue(pending)
-        if pending.abandoned:
-            self._abandoned.pop(pending.id, None)
-            return [part]
         del self.pending[pending.id]
         return [part, Completed(pending.id, builder.build())]
 
@@ -390,6 +355,27 @@ class Session:
         return len(self._outbox)
 
     # Private methods
+
+    def _too_large(self, pending: Pending) -> list[Outcome]:
+        """The reply passed ``max_reply_bytes``: it fails, the server is asked to stop it."""
+        limit = self.max_reply_bytes
+        return self.abandon(
+            pending.id,
+            ProtocolError(
+                f"the reply to {pending.id} passed max_reply_bytes ({limit} bytes) and was "
+                "stopped: raise ClientConfig.max_reply_bytes if such replies are expected"
+            ),
+        )
+
+    def _stalled(self, pending: Pending) -> list[Outcome]:
+        """Resent again and again with no progress (a frame that kills each connection)."""
+        return self.abandon(
+            pending.id,
+            ConnectionFailed(
+                f"the reply to {pending.id} got no further in {pending.stalls} resends in a row "
+                "(each connection ended at the same point): given up"
+            ),
+        )
 
     def _requested(self, request: ToolRequest) -> list[Outcome]:
         """A tool request is part of its reply's log: counted, and skipped when resumed."""

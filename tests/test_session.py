@@ -7,6 +7,7 @@ import json
 import pytest
 
 from nbchat.exceptions import ClientClosed, QueueFull, ReplyTimeout
+from nbchat.policy import MAX_STALLED_RESENDS
 from nbchat.protocol import ServerMessage, UserMessage, parse_server_message
 from nbchat.session import (
     NOTICES,
@@ -384,3 +385,87 @@ def test_a_reply_part_hands_over_the_reply_so_far() -> None:
     assert merged is not None and merged.arguments == {"x": 1} and merged.result == 42
     done = session.receive(server(type="done", cancelled=True, reply_to="m1"))
     assert isinstance(done[0], ReplyPart) and done[0].reply.done and done[0].reply.cancelled
+
+
+# Bounds: a reply's size, an abandoned reply, resends that get no further
+
+
+def token(message_id: str, text: str) -> ServerMessage:
+    """A token naming ``message_id``."""
+    return server(type="token", response=text, conversation_id="c", reply_to=message_id)
+
+
+def test_a_reply_past_max_reply_bytes_fails_and_the_server_is_asked_to_stop_it() -> None:
+    """Past the bound the reply fails in one line, a cancel names it, the rest costs nothing."""
+    session = Session(max_reply_bytes=100)
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    session.receive(server(type="ack", id="m1", conversation_id="c", reply_to="m1"))
+    kept = [session.receive(token("m1", "é" * 20)) for _ in range(2)]  # 40 bytes each
+    (failed,) = session.receive(token("m1", "é" * 20))
+    assert all(isinstance(out[0], ReplyPart) for out in kept) and isinstance(failed, Failed)
+    assert "passed max_reply_bytes (100 bytes)" in str(failed.error)
+    assert "\n" not in str(failed.error) and not session.pending
+    assert drain(session) == [{"type": "cancel", "conversation_id": "c", "id": "m1"}]
+    late = session.receive(token("m1", "late"))
+    assert answers(late) == ["m1"] and not any(isinstance(o, ReplyPart) for o in late)
+
+
+def test_an_abandoned_reply_is_freed_and_no_longer_assembled() -> None:
+    """After abandon, what still arrives is handed on bare, answering it, until its end."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    session.receive(token("m1", "kept"))
+    session.abandon("m1", ReplyTimeout("gave up"))
+    late = [session.receive(token("m1", "x" * 1000)) for _ in range(3)]
+    end = session.receive(server(type="done", conversation_id="c", reply_to="m1"))
+    assert [messages(out)[0].reply_to for out in [*late, end]] == ["m1"] * 4
+    assert not any(isinstance(o, ReplyPart | Completed) for out in [*late, end] for o in out)
+    assert answers(session.receive(token("m1", "after the end"))) == [None]
+
+
+def test_a_reply_that_gets_no_further_across_resends_fails() -> None:
+    """A message acked again on every reconnect with nothing more delivered is given up."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    session.receive(server(type="ack", id="m1", conversation_id="c", reply_to="m1"))
+    session.receive(token("m1", "a"))
+    outcomes: list[Outcome] = []
+    for _ in range(MAX_STALLED_RESENDS + 1):  # each connection dies at the same frame
+        session.closed()
+        session.opened()
+        assert [frame["id"] for frame in drain(session)] == ["m1"]
+        outcomes = session.receive(
+            server(type="ack", id="m1", conversation_id="c", reply_to="m1", duplicate=True)
+        )
+        session.receive(token("m1", "a"))  # the one already delivered, skipped
+    (failed,) = [o for o in outcomes if isinstance(o, Failed)]
+    assert "got no further in 5 resends in a row" in str(failed.error)
+    assert [frame["type"] for frame in drain(session)] == ["cancel"]
+    session.closed()
+    session.opened()
+    assert drain(session) == [] and not session.pending
+
+
+def test_a_reply_that_progresses_between_resends_is_resent_as_long_as_needed() -> None:
+    """Each connection delivering more of the reply resets the count: nothing is given up."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    drain(session)
+    for number in range(2 * MAX_STALLED_RESENDS):
+        outcomes = session.receive(
+            server(type="ack", id="m1", conversation_id="c", reply_to="m1", duplicate=number > 0)
+        )
+        for text in [str(n) for n in range(number + 1)]:
+            outcomes += session.receive(token("m1", text))
+        assert not any(isinstance(o, Failed) for o in outcomes)
+        session.closed()
+        session.opened()
+        drain(session)
+    assert "m1" in session.pending

@@ -83,7 +83,9 @@ class ChatClient(Listening, ToolOffering, Recording):
         """Why the client stopped trying, until the next :meth:`connect` or send."""
         self.closed_by_user = False
         """True after :meth:`disconnect`: no reconnection, sends refused until connect()."""
-        self._session = Session(max_pending=self.config.max_queue)
+        self._session = Session(
+            max_pending=self.config.max_queue, max_reply_bytes=self.config.max_reply_bytes
+        )
         self._connection: Connection | None = None
         self._events = Emitter()
         self._emit = self._events.emit

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from nbchat import (
     ChatClient,
@@ -572,3 +575,72 @@ async def test_get_client_is_a_singleton_and_destroy_disconnects(demo: DemoServe
     assert first.state is ConnectionState.DISCONNECTED
     assert get_client(url=demo.url) is not first
     await destroy_client()
+
+
+# An endless reply: bounded by max_reply_bytes, and freed once abandoned
+
+ENDLESS_FRAMES = 50_000
+"""The endless server's bound, so that no test can loop forever."""
+
+
+async def endless(ws: ServerConnection) -> None:
+    """Ack the first message, then stream 1 KB tokens until the client leaves (or the bound)."""
+    message = json.loads(await ws.recv())
+    tag = {"conversation_id": message["conversation_id"], "reply_to": message["id"]}
+    await ws.send(json.dumps({"type": "ack", "id": message["id"], **tag}))
+    frame = json.dumps({"type": "token", "response": "x" * 1024, **tag})
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(ENDLESS_FRAMES):
+            await ws.send(frame)
+            await asyncio.sleep(0)  # a turn for the client on this loop, as a remote server gives
+
+
+def frames_seen(chat: ChatClient) -> tuple[list[int], asyncio.Event, Callable[[int], None]]:
+    """Count the client's messages; the event is set when the count reaches the target."""
+    count, reached = [0], asyncio.Event()
+    target = [0]
+
+    def seen(message: object) -> None:
+        count[0] += 1
+        if count[0] >= target[0]:
+            reached.set()
+
+    def until(frames: int) -> None:
+        reached.clear()
+        target[0] = count[0] + frames
+
+    chat.on("message", seen)
+    return count, reached, until
+
+
+async def test_a_reply_past_max_reply_bytes_fails_in_one_line() -> None:
+    """An endless reply fails once it passes the bound, with the reason, well before a timeout."""
+    async with scripted_server(endless) as url:
+        chat = ChatClient(url=url, max_reply_bytes=200_000, **FAST)
+        try:
+            with pytest.raises(ProtocolError, match=r"passed max_reply_bytes \(200000 bytes\)"):
+                await chat.ask("go on forever", timeout=TIMEOUT)
+            assert chat.pending == 0
+        finally:
+            await chat.disconnect()
+
+
+async def test_an_abandoned_endless_reply_stops_costing_memory() -> None:
+    """After ask() timed out, the rest of an endless reply is read but no longer kept."""
+    async with scripted_server(endless) as url:
+        chat = ChatClient(url=url, max_reply_bytes=None, **FAST)
+        _, reached, until = frames_seen(chat)
+        tracemalloc.start()
+        try:
+            with pytest.raises(ReplyTimeout):
+                await chat.ask("go on forever", timeout=0.3)
+            until(2_000)
+            await asyncio.wait_for(reached.wait(), TIMEOUT)
+            before, _ = tracemalloc.get_traced_memory()
+            until(5_000)  # 5 MB of tokens
+            await asyncio.wait_for(reached.wait(), TIMEOUT)
+            after, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await chat.disconnect()
+    assert after - before < 2**20, f"grew {after - before} bytes over 5,000 frames"
