@@ -4,12 +4,20 @@ The ``openai`` SDK's typed errors are mapped here, once: unreachable, timed out,
 a refused key, an unknown model (listing what the endpoint offers, when it can),
 rate limited, failed. The URL is redacted and the key never appears: not in an
 error, a log line or a transcript.
+
+A server's own words (an error body, a ``/models`` listing) may quote the key
+in any form: whole, upper-cased, split by a space or a line break, or part of
+it. So they are redacted (:func:`nbchat.redact.redact_text`, and the key itself
+in any case), then checked for any fragment of the key (:data:`KEY_FRAGMENT`
+letters and digits of it in a row, case and separators ignored); when one is
+left, the words are not echoed at all, only the status and a fixed line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -17,13 +25,19 @@ from ...config import API_KEY_ENV
 from ...protocol import ErrorInfo, ErrorMessage
 from ...redact import redact_text
 
-__all__ = ["UpstreamErrors", "error"]
+__all__ = ["KEY_FRAGMENT", "UpstreamErrors", "error"]
 
 logger = logging.getLogger("nbchat.server.bridge")
 
 _MAX_ERROR_TEXT = 200
 _MAX_LISTED_MODELS = 10
 _MODELS_TIMEOUT = 5.0
+KEY_FRAGMENT = 8
+"""Letters and digits of the key in a row that count as quoting it (the whole of a shorter key)."""
+_MIN_KEY = 4
+"""A key shorter than this (``"x"``, a local server's placeholder) cannot be searched for."""
+_WITHHELD = "its message was withheld: it quoted the API key"
+_NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 def error(code: str, message: str) -> ErrorMessage:
@@ -117,8 +131,10 @@ class UpstreamErrors:
                 f"the model server at {self.url} answered 404 for its own model {self.model!r}: "
                 "check that the URL is the API root (it usually ends in /v1)"
             )
-        listed = ", ".join(names[:_MAX_LISTED_MODELS]) or "none"
-        if len(names) > _MAX_LISTED_MODELS:
+        listed = self._redacted(", ".join(names[:_MAX_LISTED_MODELS])) or "none"
+        if listed == _WITHHELD:
+            listed = f"{len(names)} models ({_WITHHELD})"
+        elif len(names) > _MAX_LISTED_MODELS:
             listed += f" (and {len(names) - _MAX_LISTED_MODELS} more)"
         return (
             f"unknown model {self.model!r} at {self.url}; it offers: {listed}: "
@@ -134,9 +150,23 @@ class UpstreamErrors:
             text = inner.get("message") if isinstance(inner, Mapping) else inner
         if not isinstance(text, str) or not text.strip():
             return ""
-        text = redact_text(" ".join(text.split()))
-        if self.key:
-            text = text.replace(self.key, "***")
+        text = " ".join(text.split())
         if len(text) > _MAX_ERROR_TEXT:
             text = text[: _MAX_ERROR_TEXT - 3] + "..."
-        return f": {text}"
+        return f": {self._redacted(text)}"
+
+    def _redacted(self, text: str) -> str:
+        """``text`` redacted, the key masked in any case; a fixed line if a fragment is left."""
+        key = self.key or ""
+        if len(key) >= _MIN_KEY:
+            text = re.sub(re.escape(key), "***", text, flags=re.IGNORECASE)
+        text = redact_text(text)
+        compact_key = _NOT_ALNUM.sub("", key.casefold())
+        if len(compact_key) < _MIN_KEY:
+            return text
+        size = min(KEY_FRAGMENT, len(compact_key))
+        pieces = {compact_key[i : i + size] for i in range(len(compact_key) - size + 1)}
+        compact = _NOT_ALNUM.sub("", text.casefold())
+        if any(compact[i : i + size] in pieces for i in range(len(compact) - size + 1)):
+            return _WITHHELD
+        return text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import openai
 import pytest
@@ -74,3 +76,43 @@ def test_a_broken_stream_is_one_line() -> None:
     message = errors().broke(ConnectionResetError())
     assert message.error.code == "upstream_unreachable"
     assert "ConnectionResetError" in message.error.message and "\n" not in message.error.message
+
+
+KEY = "sk-proj-Ab12Cd34Ef56Gh78Ij90"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"invalid request for {KEY.upper()}",
+        f"bad key {KEY[:14]} {KEY[14:]}",
+        f"bad key {KEY[:14]}\n{KEY[14:]}",
+        f"key ending in ...{KEY[-10:]} refused",
+        f"echo: {KEY.lower()[::1].replace('-', '_')}",
+    ],
+)
+async def test_no_form_of_the_key_reaches_the_error_or_the_log(
+    body: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upper-cased, split or in part, the key leaves neither the client's error nor the log."""
+    with caplog.at_level(logging.DEBUG, logger="nbchat.server.bridge"):
+        message = await errors(KEY).map(status_error(400, body))
+    written = [message.error.message] + [record.getMessage() for record in caplog.records]
+    for text in written:
+        compact = "".join(ch for ch in text.casefold() if ch.isalnum())
+        assert "ab12cd34" not in compact and "gh78ij90" not in compact, text
+        assert "400" in text
+
+
+async def test_a_models_listing_that_quotes_the_key_is_withheld() -> None:
+    """A 404 whose /models listing holds the key, split across names, names no part of it."""
+
+    async def leaky() -> list[str]:
+        return ["llama", KEY[:12], KEY[12:].upper()]
+
+    mapper = errors(KEY)
+    mapper.list_models = leaky
+    message = await mapper.map(status_error_404())
+    compact = "".join(ch for ch in message.error.message.casefold() if ch.isalnum())
+    assert "ab12" not in compact and "gh78ij90" not in compact
+    assert message.error.code == "upstream_not_found" and "3 models" in message.error.message
