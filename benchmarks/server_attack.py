@@ -14,10 +14,24 @@ duration plus a short tail. Attacks (issue 13):
 - ``flood``: up to 100,000 messages on one connection for 5 s, none read (the
   per-client limits refuse the excess; backpressure stops the sender);
 - ``long-replies``: 2,000 "count to 100000" then a disconnect (generations
-  must stop: the server's resident memory is reported after it).
+  must stop: the server's resident memory is reported after it);
+- ``huge-ids`` (issue 20): 20 messages with a 1 MB id, 20 with a 1 MB
+  conversation id (each once answered with megabytes per token; now one
+  short ``bad_request``: the bytes that come back are printed);
+- ``grace-exhaustion``: 1,000 fresh client identities, each sending
+  "count to 100000" and vanishing (the grace bounds per source and in total
+  forget the oldest early);
+- ``idle-sockets``: under ``RLIMIT_NOFILE`` 1024 in the server (set with
+  ``resource.setrlimit`` in its process) and ``idle_timeout`` 2 s, 1,016
+  WebSocket connections that say nothing for 6 s; meanwhile a newcomer
+  connects afresh for every ask: refused with 503 while the server is full,
+  served again once the idle ones are closed (its refusals and longest
+  lockout are printed).
 
 Each attack runs ``--runs`` times (5); printed per attack: the victim's p50 and
-max latency (medians over the runs, with their spread). Target: max < 250 ms.
+max latency (medians over the runs, with their spread) and the server's peak
+resident memory. Targets: max < 250 ms; peak RSS < 250 MB (the byte bounds
+are 128 MiB of reply logs over all clients).
 
 Run: ``.venv/bin/python benchmarks/server_attack.py``
 """
@@ -31,13 +45,14 @@ import json
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 __all__ = ["main"]
 
@@ -47,17 +62,39 @@ _FLOOD_TIME = 5.0
 """Seconds the flood tries to send its 100,000 messages."""
 _ATTACK_TIMEOUT = 60.0
 """No attack may last longer: the benchmark is bounded in time."""
+_IDLE_SOCKETS = 1016
+_IDLE_HOLD = 6.0
+"""Seconds the idle sockets are held (the server's idle_timeout is 2 s)."""
+_SERVER_OPTIONS: dict[str, dict[str, Any]] = {"idle-sockets": {"idle_timeout": 2.0}}
+_SERVER_NOFILE: dict[str, int] = {"idle-sockets": 1024}
+"""The server's file descriptor limit for an attack (else inherited)."""
 
 
-def _serve(port_queue: Any) -> None:
+def _serve(port_queue: Any, options: dict[str, Any], nofile: int | None) -> None:
     from nbchat.server import DemoServer
 
+    if nofile is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
     async def main() -> None:
-        async with DemoServer(delay=0.0, port=0) as server:
+        async with DemoServer(delay=0.0, port=0, **options) as server:
             port_queue.put(server.port)
             await asyncio.get_running_loop().create_future()
 
     asyncio.run(main())
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a process, in MB (Linux; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _rss_mb(pid: int) -> float:
@@ -130,6 +167,52 @@ async def _long_replies(url: str) -> None:
         ws.transport.abort()
 
 
+async def _huge_ids(url: str) -> None:
+    async with connect(url, max_size=None, compression=None) as ws:
+        huge = "x" * 1_000_000
+        for number in range(40):
+            fields = (
+                {"id": huge, "conversation_id": "h"}
+                if number % 2
+                else {"id": f"h{number}", "conversation_id": huge}
+            )
+            await ws.send(json.dumps({**fields, "message": "count to 100"}))
+        received = 0
+        for _ in range(40):
+            frame = await ws.recv()
+            received += len(frame)
+        print(f"    huge-ids: 40 messages with a 1 MB id answered with {received} bytes")
+
+
+async def _grace_exhaustion(url: str) -> None:
+    for number in range(1000):
+        identity = {"Nbchat-Client": f"fresh-{number:026d}"}
+        async with connect(url, additional_headers=identity, compression=None) as ws:
+            await ws.send(_frame(number, "count to 100000", conversation=f"g{number}"))
+            ws.transport.abort()  # vanish: the server keeps the reply going for a grace period
+
+
+async def _idle_sockets(url: str) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held: list[ClientConnection] = []
+    refused = 0
+
+    async def open_one() -> None:
+        nonlocal refused
+        try:
+            held.append(await connect(url, compression=None, ping_interval=None))
+        except (InvalidHandshake, OSError, asyncio.TimeoutError):
+            refused += 1
+
+    for _ in range(0, _IDLE_SOCKETS, 8):  # in small batches: the listen backlog is short
+        await asyncio.gather(*(open_one() for _ in range(8)))
+    print(f"    idle-sockets: {len(held)} held, {refused} refused or dropped")
+    await asyncio.sleep(_IDLE_HOLD)  # say nothing: the server closes them at its idle_timeout
+    for ws in held:
+        ws.transport.abort()
+
+
 _ATTACKS: dict[str, Callable[[str], Awaitable[None]]] = {
     "none": lambda url: asyncio.sleep(1.0),
     "echo-spaces": lambda url: _one(url, "echo " + " " * 40_000),
@@ -139,6 +222,9 @@ _ATTACKS: dict[str, Callable[[str], Awaitable[None]]] = {
     "surrogates": _surrogates,
     "flood": _flood,
     "long-replies": _long_replies,
+    "huge-ids": _huge_ids,
+    "grace-exhaustion": _grace_exhaustion,
+    "idle-sockets": _idle_sockets,
 }
 
 
@@ -153,6 +239,27 @@ async def _victim(url: str, stop: asyncio.Event, latencies: list[float]) -> None
             latencies.append(time.perf_counter() - started)
 
 
+async def _newcomer(url: str, stop: asyncio.Event, lockouts: list[float]) -> None:
+    """A client connecting afresh for every ask: how long the server was full to it at worst."""
+    refused_since: float | None = None
+    number = 0
+    while not stop.is_set():
+        number += 1
+        try:
+            async with connect(url, compression=None, open_timeout=5) as ws:
+                await ws.send(_frame(number, "echo ping", conversation="newcomer"))
+                await _drain(ws, 1)
+        except (InvalidHandshake, OSError, asyncio.TimeoutError):
+            refused_since = refused_since or time.perf_counter()
+            lockouts.append(0.0)
+            await asyncio.sleep(0.05)
+            continue
+        if refused_since is not None:
+            lockouts.append(time.perf_counter() - refused_since)
+            refused_since = None
+        await asyncio.sleep(0.05)
+
+
 def _run_attack(url: str, name: str) -> None:
     """The attacker, in its own process: sharing the victim's loop would measure the attacker."""
 
@@ -163,10 +270,12 @@ def _run_attack(url: str, name: str) -> None:
     asyncio.run(attack())
 
 
-async def _attack(url: str, name: str) -> list[float]:
+async def _attack(url: str, name: str, lockouts: list[float]) -> list[float]:
     latencies: list[float] = []
     stop = asyncio.Event()
     victim = asyncio.create_task(_victim(url, stop, latencies))
+    newcomer = asyncio.create_task(_newcomer(url, stop, lockouts))
+    await asyncio.sleep(0.2)  # both connected before the attack starts
     attacker = multiprocessing.get_context("spawn").Process(target=_run_attack, args=(url, name))
     attacker.start()
     await asyncio.to_thread(attacker.join, _ATTACK_TIMEOUT + 30)
@@ -174,7 +283,7 @@ async def _attack(url: str, name: str) -> list[float]:
         attacker.kill()
     await asyncio.sleep(_TAIL)  # the attack's aftermath (e.g. cancelling) counts too
     stop.set()
-    await asyncio.wait_for(victim, _ATTACK_TIMEOUT)
+    await asyncio.wait_for(asyncio.gather(victim, newcomer), _ATTACK_TIMEOUT)
     return latencies
 
 
@@ -194,15 +303,19 @@ def main() -> None:
         p50s: list[float] = []
         maxima: list[float] = []
         memory: list[float] = []
+        peaks: list[float] = []
+        lockouts: list[float] = []
         for _ in range(args.runs):
             queue = context.Queue()
-            process = context.Process(target=_serve, args=(queue,))
+            options = (_SERVER_OPTIONS.get(name, {}), _SERVER_NOFILE.get(name))
+            process = context.Process(target=_serve, args=(queue, *options))
             process.start()
             try:
                 url = f"ws://127.0.0.1:{queue.get(timeout=60)}/ws"
-                latencies = asyncio.run(_attack(url, name))
+                latencies = asyncio.run(_attack(url, name, lockouts))
                 assert process.pid is not None
                 memory.append(_rss_mb(process.pid))
+                peaks.append(_peak_rss_mb(process.pid))
             finally:
                 process.terminate()
                 process.join(30)
@@ -213,7 +326,9 @@ def main() -> None:
             f"(spread {min(p50s):.1f}-{max(p50s):.1f}), "
             f"max {statistics.median(maxima):6.1f} ms "
             f"(spread {min(maxima):.1f}-{max(maxima):.1f}), "
-            f"server RSS after {statistics.median(memory):.0f} MB",
+            f"server RSS after {statistics.median(memory):.0f} MB, "
+            f"peak {max(peaks):.0f} MB; newcomer refused {lockouts.count(0.0)} times, "
+            f"locked out {max(lockouts, default=0.0):.1f} s at worst",
             flush=True,
         )
 
