@@ -23,7 +23,11 @@ listeners and waiters. Everything the protocol promises about delivery
   assembled so far, so that no listener assembles it again);
 - a resent message acked ``duplicate`` resumes: the server replays the reply
   from its start and the session drops what it had already delivered; acked
-  without ``duplicate`` after a resend, the server lost it: the reply restarts.
+  without ``duplicate`` after a resend, the server lost it: the reply restarts;
+- bounds: a reply past ``max_reply_bytes`` fails and is abandoned; an
+  abandoned reply is freed at once and the rest of it is handed on bare, never
+  assembled; a message resent :data:`~nbchat.policy.MAX_STALLED_RESENDS` times
+  in a row without its reply getting further fails instead of being resent.
 """
 
 from __future__ import annotations

@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from nbchat.policy import Disconnect, backoff, should_reconnect
+from nbchat.policy import (
+    MAX_STALLED_RESENDS,
+    Disconnect,
+    backoff,
+    gives_up_resending,
+    should_reconnect,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +60,9 @@ def test_full_jitter_draws_between_zero_and_the_delay() -> None:
 def test_jitter_never_exceeds_the_cap() -> None:
     """Whatever the draw, no delay exceeds the cap."""
     assert all(d <= 5.0 for d in itertools.islice(backoff(1.0, 3.0, 5.0), 50))
+
+
+def test_resends_without_progress_are_given_up_past_the_bound() -> None:
+    """A message resent with no progress is given up at MAX_STALLED_RESENDS, not before."""
+    assert not gives_up_resending(MAX_STALLED_RESENDS - 1)
+    assert gives_up_resending(MAX_STALLED_RESENDS) and MAX_STALLED_RESENDS > 1

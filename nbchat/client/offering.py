@@ -38,8 +38,9 @@ class ToolOffering:
     def approver(self) -> ToolApprover | None:
         """Asked before each call of a ``confirm=True`` tool: ``await approver(call)``.
 
-        ``call`` is the :class:`~nbchat.ToolCall` (id, name, arguments); True runs
-        it, False returns "denied by the user" to the model. While None, such
+        ``call`` is the :class:`~nbchat.ToolCall` (id, name, arguments); only
+        ``True`` runs it, anything else (False, None, a string such as "n")
+        returns "denied by the user" to the model. While None, such
         calls are refused, saying that confirmation is needed and nothing can
         ask. :class:`~nbchat.ChatWidget` sets it to show Run / Deny on the card.
         """
@@ -71,8 +72,9 @@ class ToolOffering:
         the same name is replaced. The server learns of the change at once (if
         connected) and on every reconnect. Calls run in this process: an
         ``async def`` on the client's loop (Stop cancels it), a plain function
-        in a worker thread. See :mod:`nbchat.client_tools` for what each call
-        does with bad arguments, exceptions and large results.
+        on nbchat's bounded tool threads (:mod:`nbchat.tools.threads`). See
+        :mod:`nbchat.client.tools` for what each call does with bad arguments,
+        exceptions and large results.
         """
 
         def register(function: _F) -> _F:

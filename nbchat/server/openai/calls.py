@@ -2,12 +2,13 @@
 
 A call of a server tool runs through :func:`nbchat.tools.execute` (the executor
 the client uses too): validated against the tool's signature, a plain function
-in a thread, each within ``tool_timeout``. A call of a client tool (a name the
-server's tools do not use) is sent to the client, which validates and runs it,
-and its card says ``runs_in: "client"``; it has no time limit here: the person
-sees it run and can stop it. Every failure (bad JSON, wrong types, an unknown
-tool, a raising tool, too many calls) is an error result for the card and for
-the model, which can try again.
+on nbchat's bounded tool threads, each within ``tool_timeout`` (one that
+overruns is reported still running in a thread that could not be stopped). A
+call of a client tool (a name the server's tools do not use) is sent to the
+client, which validates and runs it, and its card says ``runs_in: "client"``;
+it has no time limit here: the person sees it run and can stop it. Every
+failure (bad JSON, wrong types, an unknown tool, a raising tool, too many
+calls) is an error result for the card and for the model, which can try again.
 """
 
 from __future__ import annotations
