@@ -49,7 +49,7 @@ import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile  # type: ignore[import-untyped]
 
 from .displays import STATIC_METADATA, DisplayTracker, is_static
-from .plugin import replaying
+from .replay import replaying
 
 __all__ = [
     "ITEM_NAME",

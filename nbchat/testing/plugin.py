@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..config import REPLAY_ENV, URL_ENV
+from .replay import replaying
 
 if TYPE_CHECKING:
     from ..server import ChatServer, ReplayServer
@@ -47,7 +48,6 @@ __all__ = [
     "pytest_addoption",
     "pytest_configure",
     "pytest_report_header",
-    "replaying",
 ]
 
 ReplayFactory = Callable[..., str]
@@ -109,25 +109,6 @@ def pytest_configure(config: pytest.Config) -> None:
         server.close_sync()
 
     config.add_cleanup(stop)
-
-
-def replaying(url: str, *, first: bool) -> Callable[[], None]:
-    """Add ``url`` to ``$NBCHAT_REPLAY`` (``first``: the one clients now go to); return the undo.
-
-    The undo takes out this URL alone, so replays started and ended in any order
-    leave the variable as they found it.
-    """
-    urls = os.environ.get(REPLAY_ENV, "").split()
-    os.environ[REPLAY_ENV] = " ".join([url, *urls] if first else [*urls, url])
-
-    def undo() -> None:
-        left = [other for other in os.environ.get(REPLAY_ENV, "").split() if other != url]
-        if left:
-            os.environ[REPLAY_ENV] = " ".join(left)
-        else:
-            os.environ.pop(REPLAY_ENV, None)
-
-    return undo
 
 
 def _require_nbval_for_notebooks(config: pytest.Config) -> None:
