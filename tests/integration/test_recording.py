@@ -325,3 +325,25 @@ async def test_the_first_message_is_recorded_when_it_opens_the_connection(
     assert kinds(path)[:2] == ["message", "ack"]
     [turn] = Transcript.load(path).turns
     assert turn.user == "What is 6*7?" and "42" in turn.assistant
+
+
+async def test_a_secret_streamed_across_frames_never_reaches_the_file(tmp_path: Path) -> None:
+    """A live reply that splits a URL password and a bearer token across frames records neither."""
+    path = tmp_path / "chat.jsonl"
+    parts = ["See https://ada:s3", "cret-pw@host and Bearer ", "Zq8Zq8Zq8Zq8", "Zq8Zq8Zq8 ok"]
+
+    async def handler(ws: ServerConnection) -> None:
+        async for raw in ws:
+            head = {"reply_to": json.loads(raw)["id"], "conversation_id": "c"}
+            for part in parts:
+                await ws.send(json.dumps({"type": "token", "response": part, **head}))
+            await ws.send(json.dumps({"type": "done", **head}))
+
+    async with scripted_server(handler) as url, ChatClient(url=url, record=path) as client:
+        reply = await client.ask("where?", timeout=TIMEOUT)
+        assert reply.text == "".join(parts)  # the live reply is the model's, whole
+        text = path.read_text(encoding="utf-8")
+    assert "cret-pw" not in text and "Zq8Zq8" not in text
+    assert kinds(path).count("token") == len(parts)
+    [turn] = Transcript.load(path).turns
+    assert turn.assistant == "See https://***:***@host and Bearer *** ok"
