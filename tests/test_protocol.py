@@ -5,22 +5,24 @@ from __future__ import annotations
 import pytest
 
 from nbchat.exceptions import ProtocolError
+from nbchat.parsing import (
+    LoneSurrogateError,
+    as_user_message,
+    parse_client_message,
+    parse_server_message,
+)
 from nbchat.protocol import (
     AckMessage,
     CancelRequest,
     DoneMessage,
     ErrorMessage,
-    LoneSurrogateError,
     TokenMessage,
     ToolCallMessage,
     ToolResultMessage,
     UnknownMessage,
     UserMessage,
-    as_user_message,
     dump,
     encode_frame,
-    parse_client_message,
-    parse_server_message,
     utf8,
 )
 
@@ -219,13 +221,8 @@ def test_what_is_not_a_user_message_cannot_be_sent(message: object, words: str) 
 
 def test_client_tool_messages_parse_in_both_directions() -> None:
     """tools and tool_response parse as client messages; tool_request and tool_ack as frames."""
-    from nbchat.protocol import (
-        ToolAck,
-        ToolRequest,
-        ToolResponse,
-        ToolsDeclaration,
-        parse_server_frame,
-    )
+    from nbchat.parsing import parse_server_frame
+    from nbchat.protocol import ToolAck, ToolRequest, ToolResponse, ToolsDeclaration
 
     declared = parse_client_message(
         '{"type":"tools","tools":[{"name":"f","description":"d","parameters":{"type":"object"}}]}'

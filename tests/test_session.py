@@ -7,8 +7,9 @@ import json
 import pytest
 
 from nbchat.exceptions import ClientClosed, QueueFull, ReplyTimeout
+from nbchat.parsing import parse_server_message
 from nbchat.policy import MAX_STALLED_RESENDS
-from nbchat.protocol import ServerMessage, UserMessage, parse_server_message
+from nbchat.protocol import ServerMessage, UserMessage
 from nbchat.session import (
     NOTICES,
     Acked,
@@ -306,7 +307,7 @@ def test_tools_are_declared_first_on_every_open_of_a_server_that_supports_them()
 
 def test_a_tool_result_is_resent_on_open_until_acked() -> None:
     """An unacknowledged tool_response goes out again after a reconnect; an ack ends that."""
-    from nbchat.protocol import parse_server_frame
+    from nbchat.parsing import parse_server_frame
 
     session = tools_session()
     drain(session)
@@ -323,7 +324,7 @@ def test_a_tool_result_is_resent_on_open_until_acked() -> None:
 
 def test_a_tool_request_is_routed_once_and_skipped_when_a_resumed_reply_repeats_it() -> None:
     """A request names its message; replayed after a resume it is dropped like the tokens."""
-    from nbchat.protocol import parse_server_frame
+    from nbchat.parsing import parse_server_frame
     from nbchat.session import ToolRequested
 
     session = tools_session()
@@ -344,7 +345,7 @@ def test_a_tool_request_is_routed_once_and_skipped_when_a_resumed_reply_repeats_
 
 def test_a_tool_request_for_an_abandoned_reply_answers_no_message() -> None:
     """A request whose reply nobody awaits leaves the session with reply_to None."""
-    from nbchat.protocol import parse_server_frame
+    from nbchat.parsing import parse_server_frame
     from nbchat.session import ToolRequested
 
     session = tools_session()

@@ -34,12 +34,9 @@ from ..exceptions import (
     ReplyTimeout,
     ServerError,
 )
+from ..parsing import as_user_message
 from ..policy import Disconnect
-from ..protocol import (
-    UserMessage,
-    as_user_message,
-    new_id,
-)
+from ..protocol import UserMessage, new_id
 from ..redact import redact_url
 from ..reply import Reply
 from ..session import Outcome, Pending, Session

@@ -30,8 +30,9 @@ from ..exceptions import (
     ProtocolError,
     ReconnectExhausted,
 )
+from ..parsing import parse_server_frame
 from ..policy import NORMAL_CLOSURE, Disconnect, backoff
-from ..protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER, parse_server_frame
+from ..protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER
 from ..redact import redact_url
 from ..session import Outcome, Session
 

@@ -22,18 +22,17 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..exceptions import ProtocolError
+from ..parsing import LoneSurrogateError, parse_client_message
 from ..protocol import (
     MAX_ID_LENGTH,
     AckMessage,
     CancelRequest,
     ErrorInfo,
     ErrorMessage,
-    LoneSurrogateError,
     ToolAck,
     ToolResponse,
     ToolsDeclaration,
     dump,
-    parse_client_message,
 )
 from .forward import forward
 from .handshake import client_identity

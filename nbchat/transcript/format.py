@@ -50,13 +50,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from ..exceptions import ProtocolError, TranscriptError
-from ..protocol import (
-    CancelRequest,
-    ServerMessage,
-    UserMessage,
-    parse_client_message,
-    parse_server_message,
-)
+from ..parsing import parse_client_message, parse_server_message
+from ..protocol import CancelRequest, ServerMessage, UserMessage
 from ..redact import redact_text
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from nbchat.protocol import parse_server_message
+from nbchat.parsing import parse_server_message
 from nbchat.server import ChatServer
 from tests.helpers import TIMEOUT
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.client import connect
 
-from nbchat.protocol import CLIENT_ID_HEADER, DoneMessage, TokenMessage, parse_server_message
+from nbchat.parsing import parse_server_message
+from nbchat.protocol import CLIENT_ID_HEADER, DoneMessage, TokenMessage
 from nbchat.server import TOO_MANY_REPLIES, ChatServer, ReplyLog, ResponderMessage, serve_demo
 from tests.helpers import TIMEOUT
 from tests.server.helpers import numbers, recv, reply, send, text

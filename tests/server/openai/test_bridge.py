@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 
 from nbchat import ChatClient
 from nbchat.exceptions import ConfigError, ServerError
+from nbchat.parsing import parse_server_message
 from nbchat.protocol import (
     CLIENT_ID_HEADER,
     ErrorMessage,
@@ -22,7 +23,6 @@ from nbchat.protocol import (
     ToolCallMessage,
     ToolResultMessage,
     new_id,
-    parse_server_message,
 )
 from nbchat.server import ChatServer
 from nbchat.server.openai.bridge import OpenAIAgent
