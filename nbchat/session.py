@@ -59,6 +59,7 @@ from .protocol import (
     ToolRequest,
     UserMessage,
     dump,
+    utf8,
 )
 from .reply import ReplyBuilder
 
@@ -289,7 +290,7 @@ class Session:
                 pending.seen += 1
                 if self.max_reply_bytes is not None:
                     text = message.response
-                    pending.size += len(text) if text.isascii() else len(text.encode())
+                    pending.size += len(text) if text.isascii() else len(utf8(text))
                     if pending.size > self.max_reply_bytes:
                         return self._too_large(pending)
                 builder = pending.builder
