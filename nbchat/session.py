@@ -32,6 +32,7 @@ listeners and waiters. Everything the protocol promises about delivery
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -80,7 +81,7 @@ MAX_UNACKED_RESULTS = 1000
 """Tool results kept for resending until the server acks them; the oldest go first beyond."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: its fields are read on every frame
 class Pending:
     """A user message accepted for delivery whose reply is not complete yet."""
 
@@ -144,6 +145,11 @@ class Session:
     """Whether the server of the open connection supports client tools."""
     _results: OrderedDict[str, str] = field(default_factory=OrderedDict)
     """``tool_response`` frames by call id, until the server acks them (bounded)."""
+    _reply_limit: float = field(init=False)
+    """``max_reply_bytes`` as a number to compare with on every frame (infinite for None)."""
+
+    def __post_init__(self) -> None:
+        self._reply_limit = math.inf if self.max_reply_bytes is None else self.max_reply_bytes
 
     # Inputs: the caller
 
@@ -288,11 +294,10 @@ class Session:
             pending = self.pending.get(key)
             if pending is not None and not pending.skip:
                 pending.seen += 1
-                if self.max_reply_bytes is not None:
-                    text = message.response
-                    pending.size += len(text) if text.isascii() else len(utf8(text))
-                    if pending.size > self.max_reply_bytes:
-                        return self._too_large(pending)
+                text = message.response
+                pending.size += len(text) if text.isascii() else len(utf8(text))
+                if pending.size > self._reply_limit:
+                    return self._too_large(pending)
                 builder = pending.builder
                 builder.feed(message)  # a token never completes a reply
                 return [ReplyPart(message, builder)]

@@ -92,7 +92,7 @@ class ChatClient(Listening, ToolOffering, Recording):
         self._recorder = None
         self._record_path = None
         self._tools = ToolRunner(self._send_tool_response)
-        self._dispatcher = Dispatcher(self._waiters, self._emit, self._tools)
+        self._dispatcher = Dispatcher(self._waiters, self._events, self._tools)
         for function in tools:
             self.tool(function)
         self._listen_to_config(self.config)
@@ -360,7 +360,7 @@ class ChatClient(Listening, ToolOffering, Recording):
             self.config,
             self._session,
             self._identity,
-            self._outcomes,
+            self._dispatcher.carry_out,  # straight to it: called once per frame
             self._stopped,
             self._emit,
             reached,

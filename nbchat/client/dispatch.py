@@ -10,12 +10,11 @@ tested first, by exact type.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from ..exceptions import ServerError
 from ..protocol import ErrorMessage, ServerMessage
 from ..session import Acked, Completed, Failed, Outcome, ReplyPart, Restarted, ToolRequested
+from .events import Emitter
 from .tools import ToolRunner
 from .waiters import Waiters
 
@@ -29,22 +28,25 @@ _NOTICES = frozenset({Restarted, Completed, Failed, ToolRequested})
 class Dispatcher:
     """Hands a client's outcomes to its waiters (``ask``, ``stream``), listeners and tools."""
 
-    def __init__(self, waiters: Waiters, emit: Callable[..., Any], tools: ToolRunner) -> None:
+    def __init__(self, waiters: Waiters, events: Emitter, tools: ToolRunner) -> None:
         self._waiters = waiters
-        self._emit = emit
+        self._emit = events.emit
+        self._listeners = events.listeners
         self._tools = tools
 
     def carry_out(self, outcomes: list[Outcome]) -> None:
         """Carry out ``outcomes`` in order (for the connection: once per frame)."""
-        waiters, emit = self._waiters, self._emit
+        waiters, emit, listeners = self._waiters, self._emit, self._listeners
         for outcome in outcomes:
             kind = type(outcome)
             if kind is ReplyPart:  # the hot path: a message of a reply, most frames
                 part: ReplyPart = outcome  # type: ignore[assignment]
                 if waiters.streams:
                     waiters.received(part.message)
-                emit("message", part.message)
-                emit("reply", part.message, part.reply)
+                if listeners["message"]:  # emitting to nobody is a call per frame saved
+                    emit("message", part.message)
+                if listeners["reply"]:
+                    emit("reply", part.message, part.reply)
             elif kind is Acked:
                 acked: Acked = outcome  # type: ignore[assignment]
                 emit("message", acked.message)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeAlias
 
 from ..config import ClientConfig
@@ -36,6 +36,11 @@ class Emitter:
     def __init__(self) -> None:
         self._listeners: dict[str, tuple[Callable[..., Any], ...]] = {name: () for name in EVENTS}
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def listeners(self) -> Mapping[str, tuple[Callable[..., Any], ...]]:
+        """Each event's listeners, for a caller on a hot path to skip emitting to nobody."""
+        return self._listeners
 
     def on(self, event: ClientEvent, callback: Callable[..., Any]) -> Callable[[], None]:
         """Call ``callback`` on ``event``; return a function that unsubscribes it."""
