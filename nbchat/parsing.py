@@ -24,6 +24,7 @@ from .protocol import (
     ClientMessage,
     DoneMessage,
     ErrorMessage,
+    ReasoningMessage,
     ServerMessage,
     TokenMessage,
     ToolAck,
@@ -48,7 +49,13 @@ __all__ = [
 ]
 
 _KnownServerMessage: TypeAlias = (
-    AckMessage | TokenMessage | ToolCallMessage | ToolResultMessage | DoneMessage | ErrorMessage
+    AckMessage
+    | TokenMessage
+    | ReasoningMessage
+    | ToolCallMessage
+    | ToolResultMessage
+    | DoneMessage
+    | ErrorMessage
 )
 _ClientMessage: TypeAlias = UserMessage | CancelRequest | ToolsDeclaration | ToolResponse
 
@@ -64,7 +71,17 @@ wrapper around it cost a tenth of the client's whole per-frame time."""
 
 
 _KNOWN_SERVER_TYPES = frozenset(
-    {"ack", "token", "tool_call", "tool_result", "done", "error", "tool_request", "tool_ack"},
+    {
+        "ack",
+        "token",
+        "reasoning",
+        "tool_call",
+        "tool_result",
+        "done",
+        "error",
+        "tool_request",
+        "tool_ack",
+    },
 )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "FEATURES_HEADER",
     "MAX_ID_LENGTH",
     "PROTOCOL_VERSION",
+    "REASONING_FEATURE",
     "AckMessage",
     "CancelRequest",
     "ClientMessage",
@@ -32,6 +33,7 @@ __all__ = [
     "DoneMessage",
     "ErrorInfo",
     "ErrorMessage",
+    "ReasoningMessage",
     "ServerMessage",
     "TokenMessage",
     "ToolAck",
@@ -43,6 +45,7 @@ __all__ = [
     "ToolResultMessage",
     "ToolsDeclaration",
     "UnknownMessage",
+    "Usage",
     "UserMessage",
     "WireModel",
     "dump",
@@ -71,6 +74,11 @@ CLIENT_TOOLS_FEATURE = "client-tools"
 """The feature naming client tools (``tools``, ``tool_request``, ``tool_response``,
 ``tool_ack``): a client sends ``tools`` only to a server that announces it, so a
 server that knows nothing of client tools never receives a frame it cannot read."""
+
+REASONING_FEATURE = "reasoning"
+"""The feature naming ``reasoning`` messages (a model's thinking, apart from its answer) and
+the ``usage`` and ``truncated`` fields of ``done``: a client that knows none of them reads
+``reasoning`` as an unknown message and ignores the fields."""
 
 
 def new_id() -> str:
@@ -176,6 +184,13 @@ class TokenMessage(ServerEvent):
     response: str
 
 
+class ReasoningMessage(ServerEvent):
+    """A piece of the model's reasoning ("thinking"), streamed apart from the answer's tokens."""
+
+    type: Literal["reasoning"] = "reasoning"
+    text: str
+
+
 class ToolCall(WireModel):
     """One tool invocation: announced as ``running``, resolved as ``done`` or ``error``."""
 
@@ -215,12 +230,23 @@ class ToolResultMessage(ServerEvent):
     tool_calls: list[ToolCall]
 
 
+class Usage(WireModel):
+    """Tokens one reply cost, as the model server counted them (every round summed)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 class DoneMessage(ServerEvent):
     """The reply is complete."""
 
     type: Literal["done"] = "done"
     cancelled: bool | None = None
     """True when the reply was cut short by a ``cancel``."""
+    usage: Usage | None = None
+    """The tokens the reply cost, when the server knows them."""
+    truncated: bool | None = None
+    """True when the model was cut at its token limit (``finish_reason: "length"``)."""
 
 
 class ErrorInfo(WireModel):
@@ -275,7 +301,13 @@ class UnknownMessage(ServerEvent):
 
 
 _KnownServerMessage: TypeAlias = (
-    AckMessage | TokenMessage | ToolCallMessage | ToolResultMessage | DoneMessage | ErrorMessage
+    AckMessage
+    | TokenMessage
+    | ReasoningMessage
+    | ToolCallMessage
+    | ToolResultMessage
+    | DoneMessage
+    | ErrorMessage
 )
 ServerMessage: TypeAlias = _KnownServerMessage | UnknownMessage
 """A message of a reply, as listeners, waiters and transcripts see it."""

@@ -4,6 +4,9 @@ Tokens are collected in a list and joined once, so a reply of n tokens costs
 O(n) however it is read. Tool calls are merged by id: the ``tool_result`` for a
 call replaces its ``running`` announcement in place, keeping the order the calls
 were announced in, and the announced arguments when the result leaves them out.
+A model's reasoning (``reasoning`` messages) is joined apart from the text, and
+``done`` says what the reply cost (``usage``) and whether the model was cut at
+its token limit (``truncated``).
 
 The messages themselves are kept compactly: a plain token (no extra fields,
 the reply's own ids) is kept as its text alone and becomes a ``TokenMessage``
@@ -21,11 +24,13 @@ from .protocol import (
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
+    ReasoningMessage,
     ServerMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
+    Usage,
 )
 
 __all__ = ["Reply", "ReplyBuilder"]
@@ -57,6 +62,12 @@ class Reply:
     _entries: list[_Entry] = field(repr=False)
     error: ErrorInfo | None = None
     cancelled: bool = False
+    reasoning: str = ""
+    """The model's reasoning ("thinking"), every piece joined: untrusted, like ``text``."""
+    usage: Usage | None = None
+    """Tokens the reply cost (prompt and completion), when the server said."""
+    truncated: bool = False
+    """The model was cut at its token limit: the text ends where the limit fell."""
 
     @cached_property
     def messages(self) -> list[ServerMessage]:
@@ -78,6 +89,8 @@ class Reply:
             parts.append(f"error={self.error.code!r}")
         if self.cancelled:
             parts.append("cancelled")
+        if self.truncated:
+            parts.append("truncated")
         return f"<Reply {' '.join(parts)}>"
 
 
@@ -90,7 +103,10 @@ class ReplyBuilder:
     done: bool = False
     error: ErrorInfo | None = None
     cancelled: bool = False
+    usage: Usage | None = None
+    truncated: bool = False
     _parts: list[str] = field(default_factory=list)
+    _reasoning: list[str] = field(default_factory=list)
     _calls: dict[str, ToolCall] = field(default_factory=dict)
     _entries: list[_Entry] = field(default_factory=list)
 
@@ -107,7 +123,9 @@ class ReplyBuilder:
             self._entries.append(text if plain else message)
             return False
         self._entries.append(message)
-        if isinstance(message, ToolCallMessage | ToolResultMessage):
+        if isinstance(message, ReasoningMessage):
+            self._reasoning.append(message.text)
+        elif isinstance(message, ToolCallMessage | ToolResultMessage):
             for call in message.tool_calls:
                 known = self._calls.get(call.id)
                 if known is not None and known.arguments and not call.arguments:
@@ -117,6 +135,8 @@ class ReplyBuilder:
         elif isinstance(message, DoneMessage):
             self.done = True
             self.cancelled = bool(message.cancelled)
+            self.usage = message.usage
+            self.truncated = bool(message.truncated)
         elif isinstance(message, ErrorMessage):
             self.error = message.error
             self.done = True
@@ -133,6 +153,13 @@ class ReplyBuilder:
         if len(self._parts) > 1:
             self._parts[:] = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning so far (``""`` when the model showed none)."""
+        if len(self._reasoning) > 1:
+            self._reasoning[:] = ["".join(self._reasoning)]
+        return self._reasoning[0] if self._reasoning else ""
 
     def tool_call(self, call_id: str) -> ToolCall | None:
         """The call with this id at its latest status (arguments kept from its announcement)."""
@@ -153,4 +180,7 @@ class ReplyBuilder:
             _entries=list(self._entries),
             error=self.error,
             cancelled=self.cancelled,
+            reasoning=self.reasoning,
+            usage=self.usage,
+            truncated=self.truncated,
         )

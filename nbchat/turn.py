@@ -22,12 +22,13 @@ from .protocol import (
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
+    Usage,
 )
 
 if TYPE_CHECKING:
     from .reply import Reply
 
-__all__ = ["ENDING_NOTES", "Segment", "Turn", "TurnEnding"]
+__all__ = ["ENDING_NOTES", "TRUNCATED_NOTE", "Segment", "Turn", "TurnEnding"]
 
 Segment: TypeAlias = "str | ToolCall"
 """A piece of a reply as shown: a run of Markdown text, or one tool call at its latest status."""
@@ -41,6 +42,9 @@ ENDING_NOTES: dict[TurnEnding, str] = {
 }
 """The line under a reply cut short, worded once for the live panel, the static copy and
 every export (an error says why in its own banner; a complete reply needs no line)."""
+
+TRUNCATED_NOTE = "cut at the token limit"
+"""The line under a complete reply the model was cut short in (``Turn.truncated``)."""
 
 
 @dataclass
@@ -69,6 +73,12 @@ class Turn:
     """When the user message was sent, in seconds since the epoch (0 when unknown)."""
     times: list[float] = field(default_factory=list)
     """When each of ``messages`` arrived; aligned with it when known, else empty."""
+    reasoning: str = ""
+    """The model's reasoning ("thinking"), shown apart from the answer: untrusted."""
+    usage: Usage | None = None
+    """Tokens the reply cost, when the server said."""
+    truncated: bool = False
+    """The model was cut at its token limit (the reply is complete, its text is not)."""
 
     @classmethod
     def from_reply(cls, user: str, reply: Reply, *, complete: bool = True) -> Turn:
@@ -83,6 +93,9 @@ class Turn:
             error=reply.error,
             complete=complete,
             cancelled=reply.cancelled,
+            reasoning=reply.reasoning,
+            usage=reply.usage,
+            truncated=reply.truncated,
         )
 
     @property
@@ -96,8 +109,14 @@ class Turn:
 
     @property
     def note(self) -> str:
-        """The line shown under the reply for how it ended (``""`` when it ended normally)."""
-        return ENDING_NOTES.get(self.ending, "")
+        """The line shown under the reply for how it ended (``""`` when it ended normally).
+
+        A complete reply the model was cut short in says so (:data:`TRUNCATED_NOTE`).
+        """
+        ending = self.ending
+        if ending == "complete" and self.truncated:
+            return TRUNCATED_NOTE
+        return ENDING_NOTES.get(ending, "")
 
     @property
     def blank(self) -> bool:
@@ -108,7 +127,13 @@ class Turn:
         would look like a reply still to come. A reply cut short before it
         ended shows its note instead.
         """
-        return self.complete and self.error is None and not self.assistant and not self.tool_calls
+        return (
+            self.complete
+            and self.error is None
+            and not self.assistant
+            and not self.tool_calls
+            and not self.reasoning
+        )
 
     def segments(self) -> list[Segment]:
         """The reply as shown: text runs and tool calls in the order they arrived.

@@ -16,10 +16,12 @@ from nbchat.protocol import (
     CancelRequest,
     DoneMessage,
     ErrorMessage,
+    ReasoningMessage,
     TokenMessage,
     ToolCallMessage,
     ToolResultMessage,
     UnknownMessage,
+    Usage,
     UserMessage,
     dump,
     encode_frame,
@@ -74,8 +76,8 @@ def test_unknown_type_becomes_unknown_message_with_fields_kept() -> None:
 
 def test_unknown_fields_are_kept_on_known_messages() -> None:
     """Extra fields from a newer server survive parsing."""
-    message = parse_server_message('{"type":"done","reply_to":"m","usage":{"tokens":3}}')
-    assert (message.model_extra or {})["usage"] == {"tokens": 3}
+    message = parse_server_message('{"type":"done","reply_to":"m","cost":{"tokens":3}}')
+    assert (message.model_extra or {})["cost"] == {"tokens": 3}
 
 
 def test_string_arguments_are_decoded_as_json() -> None:
@@ -292,3 +294,14 @@ def test_a_lone_surrogate_written_becomes_a_question_mark() -> None:
     parsed = parse_server_message(frame)
     assert isinstance(parsed, TokenMessage) and parsed.response == "half ? pair"
     assert utf8("a\ud800b") == b"a?b" and utf8("é") == "é".encode()
+
+
+def test_reasoning_and_the_fields_of_done_parse_as_v1() -> None:
+    """A ``reasoning`` frame is a ReasoningMessage; ``done`` reads its usage and its cut."""
+    reasoning = parse_server_message('{"type":"reasoning","text":"hmm","reply_to":"m"}')
+    assert isinstance(reasoning, ReasoningMessage) and reasoning.text == "hmm"
+    done = parse_server_message(
+        '{"type":"done","usage":{"prompt_tokens":7,"completion_tokens":2},"truncated":true}'
+    )
+    assert isinstance(done, DoneMessage) and done.truncated
+    assert done.usage == Usage(prompt_tokens=7, completion_tokens=2)

@@ -10,11 +10,13 @@ from nbchat.protocol import (
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
+    ReasoningMessage,
     ServerMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
+    Usage,
 )
 from nbchat.reply import ReplyBuilder
 
@@ -137,3 +139,33 @@ def test_a_tool_call_is_found_by_id_at_its_latest_status() -> None:
     call = builder.tool_call("a")
     assert call is not None and (call.status, call.arguments) == ("error", {"n": 1})
     assert builder.tool_call("b") is None
+
+
+def test_reasoning_is_joined_apart_from_the_text() -> None:
+    """Reasoning pieces join into ``Reply.reasoning`` and never into the answer's text."""
+    builder = ReplyBuilder("m", "c")
+    builder.feed(ReasoningMessage(text="Let me "))
+    builder.feed(ReasoningMessage(text="think."))
+    builder.feed(TokenMessage(response="42"))
+    builder.feed(DoneMessage())
+    reply = builder.build()
+    assert (reply.reasoning, reply.text) == ("Let me think.", "42")
+    assert [type(m) for m in reply.messages] == [
+        ReasoningMessage,
+        ReasoningMessage,
+        TokenMessage,
+        DoneMessage,
+    ]
+
+
+def test_done_carries_usage_and_truncation_into_the_reply() -> None:
+    """A ``done`` with usage and ``truncated`` gives the reply both; a plain one neither."""
+    builder = ReplyBuilder()
+    builder.feed(TokenMessage(response="cut mid"))
+    builder.feed(DoneMessage(usage=Usage(prompt_tokens=12, completion_tokens=5), truncated=True))
+    reply = builder.build()
+    assert reply.usage == Usage(prompt_tokens=12, completion_tokens=5)
+    assert reply.truncated and "truncated" in repr(reply)
+    plain = ReplyBuilder()
+    plain.feed(DoneMessage())
+    assert plain.build().usage is None and not plain.build().truncated

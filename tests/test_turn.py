@@ -13,14 +13,16 @@ from nbchat.protocol import (
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
+    ReasoningMessage,
     ServerMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
+    Usage,
 )
 from nbchat.reply import Reply, ReplyBuilder
-from nbchat.turn import Turn
+from nbchat.turn import TRUNCATED_NOTE, Turn
 
 pytestmark = pytest.mark.unit
 
@@ -129,3 +131,20 @@ def test_only_a_reply_with_nothing_to_show_is_a_blank_bubble() -> None:
     assert not Turn("q", assistant="a").blank and not Turn("q", complete=False).blank
     assert not Turn("q", tool_calls=[RUNNING]).blank
     assert not Turn("q", error=ErrorInfo(code="x", message="y")).blank
+
+
+def test_a_turn_takes_reasoning_usage_and_truncation_from_its_reply() -> None:
+    """``Turn.from_reply`` keeps the reasoning, the usage and the cut, which is its note."""
+    builder = ReplyBuilder("m", "c")
+    builder.feed(ReasoningMessage(text="hmm"))
+    builder.feed(TokenMessage(response="par"))
+    builder.feed(DoneMessage(usage=Usage(prompt_tokens=3, completion_tokens=1), truncated=True))
+    turn = Turn.from_reply("q", builder.build())
+    assert (turn.reasoning, turn.assistant, turn.usage) == ("hmm", "par", builder.usage)
+    assert turn.note == TRUNCATED_NOTE and turn.segments() == ["par"]
+    assert Turn("q", truncated=True, cancelled=True).note == "stopped"
+
+
+def test_reasoning_alone_is_not_a_blank_bubble() -> None:
+    """A reply that only reasoned shows its thinking, not an empty bubble."""
+    assert not Turn("q", reasoning="thinking").blank
