@@ -29,10 +29,10 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..config import DEFAULT_MAX_SIZE
-from ..protocol import CLIENT_TOOLS_FEATURE, FEATURES_HEADER
+from ..protocol import FEATURES_HEADER
 from .forward import capped
 from .frames import FrameHandler
-from .handshake import PATH, check_request, full
+from .handshake import FEATURES, PATH, check_request, full
 from .registry import Limits
 from .responder import Responder
 from .sessions import Sessions
@@ -355,7 +355,7 @@ def _announce_features(
 ) -> Response:
     """The opening handshake's response names the extensions this server supports."""
     if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
-        response.headers[FEATURES_HEADER] = CLIENT_TOOLS_FEATURE
+        response.headers[FEATURES_HEADER] = ", ".join(FEATURES)
     return response
 
 

@@ -16,12 +16,23 @@ from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 
-from ..protocol import CLIENT_ID_HEADER
+from ..protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, REASONING_FEATURE
 
-__all__ = ["PATH", "Refusal", "check_request", "client_identity", "full", "is_loopback_origin"]
+__all__ = [
+    "FEATURES",
+    "PATH",
+    "Refusal",
+    "check_request",
+    "client_identity",
+    "full",
+    "is_loopback_origin",
+]
 
 PATH = "/ws"
 """The only path that accepts WebSocket connections; any other is answered 404."""
+
+FEATURES: tuple[str, ...] = (CLIENT_TOOLS_FEATURE, REASONING_FEATURE)
+"""The extensions of v1 this server supports, announced in ``Nbchat-Features`` (in order)."""
 
 _LOOPBACK_ORIGIN = re.compile(
     r"https?://(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?", re.IGNORECASE

@@ -70,6 +70,7 @@ from ..protocol import (
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
+    ReasoningMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
@@ -97,7 +98,7 @@ TOOL_RESULT_DIFFERS = "tool_result_differs"
 """The ``error`` code ending a replayed reply whose client tool gave another result."""
 _MAX_RESULT_QUOTE = 200
 
-_REPLAYED = (TokenMessage, ToolCallMessage, ToolResultMessage, ErrorMessage)
+_REPLAYED = (TokenMessage, ReasoningMessage, ToolCallMessage, ToolResultMessage, ErrorMessage)
 _MAX_EXPECTED = 3
 """How many expected messages an error names."""
 _MAX_QUOTE = 80
@@ -172,6 +173,10 @@ def _exchange(order: int, turn: Turn) -> _Exchange:
             messages.append(message.model_copy(update={"reply_to": None, "conversation_id": None}))
             times.append(t)
         elif isinstance(message, DoneMessage):
+            if message.usage is not None or message.truncated:  # what the model said it cost
+                done = {"reply_to": None, "conversation_id": None, "cancelled": None}
+                messages.append(message.model_copy(update=done))
+                times.append(t)
             break  # anything after the end belongs to no reply
     offsets: list[float] = []
     last = 0.0

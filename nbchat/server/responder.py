@@ -15,7 +15,9 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from ..protocol import (
     ClientToolInfo,
+    DoneMessage,
     ErrorMessage,
+    ReasoningMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
@@ -32,8 +34,18 @@ __all__ = [
     "current_client_tools",
 ]
 
-ResponderMessage: TypeAlias = TokenMessage | ToolCallMessage | ToolResultMessage | ErrorMessage
-"""What a responder yields; the server addresses each one and appends ``done``."""
+ResponderMessage: TypeAlias = (
+    TokenMessage
+    | ReasoningMessage
+    | ToolCallMessage
+    | ToolResultMessage
+    | DoneMessage
+    | ErrorMessage
+)
+"""What a responder yields; the server addresses each one and appends ``done``.
+
+A responder may end with its own ``done`` (carrying ``usage``, ``truncated``): it is the
+reply's last message, sent instead of the server's."""
 
 
 class Responder(Protocol):

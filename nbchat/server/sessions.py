@@ -170,7 +170,7 @@ class Sessions:
         registry = self.registry
         try:
             async for message in stream:
-                if isinstance(message, ErrorMessage):
+                if isinstance(message, ErrorMessage | DoneMessage):
                     log.finish(message)
                     return
                 log.append(message)

@@ -7,7 +7,12 @@ import asyncio
 import pytest
 from websockets.asyncio.client import connect
 
-from nbchat.protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER
+from nbchat.protocol import (
+    CLIENT_ID_HEADER,
+    CLIENT_TOOLS_FEATURE,
+    FEATURES_HEADER,
+    REASONING_FEATURE,
+)
 from nbchat.server import DemoAgent, DemoServer, serve_demo
 from nbchat.server.app import ChatServer
 from tests.helpers import TIMEOUT
@@ -20,10 +25,11 @@ BOB = {CLIENT_ID_HEADER: "bob-" + "b" * 28}
 
 
 async def test_the_handshake_announces_client_tools(demo: DemoServer) -> None:
-    """The opening handshake's response names the client-tools feature."""
+    """The opening handshake's response names the client-tools and reasoning features."""
     async with connect(demo.url) as ws:
         assert ws.response is not None
-        assert ws.response.headers[FEATURES_HEADER] == CLIENT_TOOLS_FEATURE
+        features = [f.strip() for f in ws.response.headers[FEATURES_HEADER].split(",")]
+        assert CLIENT_TOOLS_FEATURE in features and REASONING_FEATURE in features
 
 
 async def test_a_request_travels_in_the_reply_and_a_response_is_acked(demo: DemoServer) -> None:
