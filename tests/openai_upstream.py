@@ -11,7 +11,15 @@ Chunks are shaped like real providers':
   ``index`` per call (OpenAI, vLLM, llama.cpp); ``parallel`` interleaves them;
 * :func:`ollama_tool_chunks`: each call whole in one chunk, every one at index 0
   with a new id (Ollama);
+* :func:`reasoning_chunks`: reasoning deltas (``reasoning_content`` or ``reasoning``)
+  before the text; ``text_chunks(..., finish="length")``: a reply cut at the limit;
+* ``Reply(usage={...})``: a last chunk with ``usage`` and no choices, sent when the
+  request asks (``stream_options.include_usage``), as OpenAI and llama.cpp do;
 * :class:`Status`: an error status with an OpenAI-shaped error body;
+  ``Upstream(refuse_stream_options=True)`` answers any request carrying
+  ``stream_options`` with a 400 naming it; ``Upstream(strict_content=True)`` answers
+  an assistant message whose ``content`` is null with a 500, as llama-cpp-python's
+  server does; ``Upstream(unknown_model=400)`` answers an unknown model as LiteLLM does;
 * ``Reply(..., delay=s)`` and ``Reply(endless=True)``: a slow stream, to cancel.
 
 What the server saw is kept: :attr:`Upstream.requests` (bodies and headers),
@@ -26,10 +34,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +52,7 @@ __all__ = [
     "Status",
     "Upstream",
     "ollama_tool_chunks",
+    "reasoning_chunks",
     "text_chunks",
     "tool_chunks",
 ]
@@ -60,12 +70,22 @@ def _chunk(delta: dict[str, Any], finish: str | None = None, model: str = "scrip
     }
 
 
-def text_chunks(*pieces: str) -> list[Chunk]:
-    """A text reply in these pieces, then ``finish_reason: stop``."""
+def text_chunks(*pieces: str, finish: str = "stop") -> list[Chunk]:
+    """A text reply in these pieces, then ``finish_reason`` (``stop``; ``length`` when cut)."""
     chunks = [_chunk({"role": "assistant", "content": ""})]
     chunks += [_chunk({"content": piece}) for piece in pieces]
-    chunks.append(_chunk({}, "stop"))
+    chunks.append(_chunk({}, finish))
     return chunks
+
+
+def reasoning_chunks(
+    reasoning: list[str], text: list[str], *, field: str = "reasoning_content"
+) -> list[Chunk]:
+    """Reasoning deltas in ``field`` (DeepSeek, vLLM: ``reasoning_content``; OpenRouter,
+    Ollama: ``reasoning``), each with ``content: null``, then the answer's text."""
+    chunks = [_chunk({"role": "assistant", "content": None})]
+    chunks += [_chunk({field: piece, "content": None}) for piece in reasoning]
+    return chunks + text_chunks(*text)[1:]
 
 
 def _split(text: str, parts: int) -> list[str]:
@@ -133,6 +153,8 @@ class Reply:
     """Stream this many tokens, each the ``time.monotonic()`` at which it was written."""
     abort: bool = False
     """Drop the connection after the chunks, without ``[DONE]``: a server that died."""
+    usage: dict[str, int] | None = None
+    """Sent as a last chunk with no choices when the request asks for usage."""
 
 
 @dataclass
@@ -167,7 +189,16 @@ class Upstream:
         api_key: str | None = None,
         tokens: int | None = None,
         rate: float | None = None,
+        refuse_stream_options: bool = False,
+        strict_content: bool = False,
+        unknown_model: int = 404,
     ) -> None:
+        self.refuse_stream_options = refuse_stream_options
+        """Answer a request carrying ``stream_options`` with a 400 naming it."""
+        self.strict_content = strict_content
+        """Answer an assistant message with ``content: null`` with a 500 (llama-cpp-python)."""
+        self.unknown_model = unknown_model
+        """The status for an unknown model: 404 (OpenAI) or 400 (LiteLLM's wording)."""
         self.models = models
         """Model names served; any other gets 404 ``model_not_found``, like real servers."""
         self.api_key = api_key
@@ -259,7 +290,18 @@ class _Completions(_Handler):
         if not self.check_key():
             return
         if body.get("model") not in self.upstream.models:
-            self.fail(Status(404, f"The model `{body.get('model')}` does not exist"))
+            if self.upstream.unknown_model == 400:
+                message = f"Invalid model name passed in model={body.get('model')}"
+                self.fail(Status(400, message))
+            else:
+                self.fail(Status(404, f"The model `{body.get('model')}` does not exist"))
+            return
+        if self.upstream.refuse_stream_options and "stream_options" in body:
+            self.fail(Status(400, "Unrecognized request argument supplied: stream_options"))
+            return
+        nulls = [m for m in body["messages"] if m["role"] == "assistant" and m["content"] is None]
+        if self.upstream.strict_content and nulls:
+            self.fail(Status(500, "'NoneType' object has no attribute 'strip'"))
             return
         script = (
             self.upstream.script.popleft()
@@ -272,7 +314,13 @@ class _Completions(_Handler):
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         try:
-            for chunk in _chunks(script, body.get("model", "scripted")):
+            chunks: Iterable[Chunk] = _chunks(script, body.get("model", "scripted"))
+            wants_usage = (body.get("stream_options") or {}).get("include_usage")
+            if script.usage is not None and wants_usage:
+                chunks = itertools.chain(
+                    chunks, [{**_chunk({}), "choices": [], "usage": script.usage}]
+                )
+            for chunk in chunks:
                 self.write(f"data: {json.dumps(chunk)}\n\n")
                 await self.flush()
                 if script.delay:

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...config import API_KEY_ENV
 from ...exceptions import ConfigError
+from ...protocol import DoneMessage, Usage
 from ...redact import redact_url
 from ...toolspec import ToolSpec, tool_spec
 from ..demo import tools as _server_tools
@@ -89,6 +90,16 @@ SERVER_TOOLS: tuple[Callable[..., Any], ...] = (
 """The server's tools, offered to models by default."""
 
 
+def _add_usage(total: Usage, usage: Usage | None) -> None:
+    """Add one round's token counts to the reply's (a count the server left out stays out)."""
+    if usage is None:
+        return
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = getattr(usage, name)
+        if value is not None:
+            setattr(total, name, (getattr(total, name) or 0) + value)
+
+
 # The agent
 
 
@@ -123,6 +134,9 @@ class OpenAIAgent:
         tool_timeout: float = 30.0,
         max_retries: int = 3,
         retry_delay: float = 1.0,
+        tool_choice: str | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             import openai
@@ -146,6 +160,17 @@ class OpenAIAgent:
         """How many times a 429 (rate limited) request is retried before giving up."""
         self.retry_delay = retry_delay
         """The first backoff delay after a 429, doubled each retry (jittered, capped)."""
+        self.tool_choice = tool_choice
+        """``auto``, ``none``, ``required`` or ``{"type": "function", "function": {"name":
+        ...}}``, sent with the tools. One that forces a call holds for a reply's first
+        round only, then ``auto``: else the model could only ever call tools."""
+        self.parallel_tool_calls = parallel_tool_calls
+        """Whether the model may call several tools at once (None: the server's default)."""
+        self.extra_body = dict(extra_body or {})
+        """Fields added to every request as they are (a provider's own options); the
+        bridge's own fields (model, messages, stream, tools and the options above) win."""
+        self._ask_usage = True
+        """Whether requests ask for usage; False once the server refused the option."""
         specs = [tool if isinstance(tool, ToolSpec) else tool_spec(tool) for tool in tools]
         self.tools: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
         self._openai_tools = [spec.openai_tool() for spec in specs]
@@ -205,13 +230,14 @@ class OpenAIAgent:
         """Text of the current round, streamed but not yet part of ``turn``."""
         failed = False
         deadline = Deadline(self.reply_timeout)
+        usage = Usage()
         try:
             for round_number in range(self.max_rounds + 1):
                 current = Round(text=partial)
                 messages = self._histories.messages(conversation_id, self.system, turn)
                 stream = stream_round(
                     self._client,
-                    self._body(messages, offered),
+                    self._body(messages, offered, round_number),
                     current,
                     errors=self._errors,
                     retries=Retries(self.max_retries, self.retry_delay, self.url),
@@ -221,14 +247,21 @@ class OpenAIAgent:
                 async with contextlib.aclosing(stream) as tokens:
                     async for token in tokens:
                         yield token
+                if current.usage_refused:
+                    self._ask_usage = False
                 if current.error is not None:
                     failed = True
                     yield current.error
                     return
+                _add_usage(usage, current.usage)
                 content = "".join(partial)
                 if not current.calls.calls:
                     turn.append({"role": "assistant", "content": content})
                     partial.clear()
+                    truncated = current.finish_reason == "length"
+                    if usage.model_fields_set or truncated:
+                        counted = usage if usage.model_fields_set else None
+                        yield DoneMessage(usage=counted, truncated=truncated or None)
                     return
                 if round_number == self.max_rounds:
                     failed = True
@@ -278,11 +311,27 @@ class OpenAIAgent:
 
     # Private methods
 
-    def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    def _body(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], round_number: int = 0
+    ) -> dict[str, Any]:
         """The request of one round: the model, the messages, the tools and the options set."""
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
+        body: dict[str, Any] = {
+            **self.extra_body,
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+        }
+        if self._ask_usage:
+            body["stream_options"] = {"include_usage": True}
         if tools:
             body["tools"] = tools
+            choice = self.tool_choice
+            if round_number and choice not in (None, "auto", "none"):
+                choice = "auto"  # the forced call was made: now the model may answer
+            if choice is not None:
+                body["tool_choice"] = choice
+            if self.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = self.parallel_tool_calls
         if self.temperature is not None:
             body["temperature"] = self.temperature
         if self.max_tokens is not None:

@@ -1,8 +1,15 @@
 """One round of a reply: one streamed completion, its tokens yielded as they arrive.
 
-Each ``delta.content`` is yielded as a ``token`` the moment it is decoded;
+Each ``delta.content`` is yielded as a ``token`` the moment it is decoded, and
+the model's reasoning as ``reasoning`` messages: ``delta.reasoning_content``
+(DeepSeek, vLLM, llama.cpp), ``delta.reasoning`` (OpenRouter, Ollama) and
+``<think>`` spans in the text (:mod:`~nbchat.server.openai.thinking`);
 ``delta.tool_calls`` fragments are gathered by ``index``
-(:class:`~nbchat.server.openai.toolcalls.ToolCallAccumulator`). The request is
+(:class:`~nbchat.server.openai.toolcalls.ToolCallAccumulator`). The round
+keeps its ``finish_reason`` (``length``: cut at the token limit) and the
+``usage`` the server reports in its last chunk (asked for with
+``stream_options.include_usage``; a server that refuses the option, a 400 or
+422 naming it, is asked again without it, and :attr:`Round.usage_refused` says so). The request is
 retried on 429 with jittered exponential backoff (or the server's
 ``Retry-After``). The reply's deadline (the bridge's ``reply_timeout``) bounds
 every wait on the upstream, so one that sends empty deltas or a byte a second
@@ -17,11 +24,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...protocol import ErrorMessage, TokenMessage
+from ...protocol import ErrorMessage, ReasoningMessage, TokenMessage, Usage
+from .thinking import ThinkSplitter
 from .toolcalls import ToolCallAccumulator, chunk_delta
 from .upstream import UpstreamErrors, error
 
@@ -41,6 +50,8 @@ Once per token doubled the CPU of both the bridge and its clients at 10,000 toke
 (benchmarks/bridge_overhead.py), for nothing: a paced stream pauses for the network
 between chunks anyway. A burst waits at most 16 decodes (about 1 ms)."""
 _MAX_RETRY_DELAY = 30.0
+_REFUSES_OPTION = re.compile(r"stream_options|include_usage", re.IGNORECASE)
+"""A 400 or 422 naming the option: the server refuses it (any other 400 is the request's)."""
 
 
 @dataclass
@@ -52,6 +63,12 @@ class Round:
     """Characters of text this round, against ``max_reply_chars``."""
     calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
     error: ErrorMessage | None = None
+    finish_reason: str | None = None
+    """Why the model stopped, as the server said (``stop``, ``length``, ``tool_calls``)."""
+    usage: Usage | None = None
+    """The tokens this round cost, when the server reported them."""
+    usage_refused: bool = False
+    """The server refused ``stream_options``: the round was asked again without it."""
 
 
 @dataclass(frozen=True)
@@ -74,38 +91,43 @@ async def stream_round(
     retries: Retries,
     max_reply_chars: int,
     deadline: Deadline,
-) -> AsyncGenerator[TokenMessage, None]:
-    """One completion: yield its tokens, fill ``current``; errors land in ``current.error``."""
+) -> AsyncGenerator[TokenMessage | ReasoningMessage, None]:
+    """One completion: yield its tokens and reasoning, fill ``current``; errors land in
+    ``current.error``."""
     import openai
 
     stream: AsyncStream[object] | None = None
+    think = ThinkSplitter()
+    decoded = 0
     try:
-        stream = await deadline.wait(create(client, body, retries))
+        stream = await deadline.wait(_open(client, body, retries, current))
         chunks = stream.__aiter__()
         while True:
             try:
                 chunk = await deadline.wait(chunks.__anext__())
             except StopAsyncIteration:
                 break
+            _read_ends(chunk, current)
             delta = chunk_delta(chunk)
             content = delta.get("content")
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            pieces = [(True, reasoning)] if reasoning and isinstance(reasoning, str) else []
             if content and isinstance(content, str):
-                current.size += len(content)
-                if current.size > max_reply_chars:
-                    current.error = error(
-                        "reply_too_long",
-                        f"the model's reply passed {max_reply_chars} characters, so the "
-                        "bridge stopped it: ask for something shorter, or set max_tokens",
-                    )
-                    return
-                current.text.append(content)
-                yield TokenMessage(response=content)
-                if len(current.text) % _FORWARD_EVERY == 1:
+                pieces += think.feed(content)
+            for message in _messages(pieces, current, max_reply_chars):
+                yield message
+            if current.error is not None:
+                return
+            if pieces:
+                decoded += 1
+                if decoded % _FORWARD_EVERY == 1:
                     # Chunks that arrived together are decoded without a pause: let the
                     # server forward what is decoded (the first token at once).
                     await asyncio.sleep(0)
             if delta.get("tool_calls"):
                 current.calls.add_deltas(delta["tool_calls"])
+        for message in _messages(think.flush(), current, max_reply_chars):
+            yield message
     except _PastDeadline:
         current.error = error(
             "upstream_timeout",
@@ -113,19 +135,81 @@ async def stream_round(
             "reply, so it stopped: ask for something shorter, or raise reply_timeout",
         )
     except openai.OpenAIError as exc:
-        broken = stream is not None and not isinstance(exc, openai.APITimeoutError)
-        if broken and isinstance(exc, openai.APIConnectionError):
-            current.error = errors.broke(exc)
+        if stream is not None and isinstance(exc, openai.APIConnectionError):
+            # Mid-stream: the server answered, then went silent (a stall) or away.
+            timed_out = isinstance(exc, openai.APITimeoutError)
+            current.error = errors.stalled() if timed_out else errors.broke(exc)
         else:
             current.error = await errors.map(exc)
     except Exception as exc:
         if not type(exc).__module__.startswith(("httpx", "httpcore")):
             raise
-        current.error = errors.broke(exc)  # a transport error the SDK left unwrapped
+        # A transport error the SDK left unwrapped: a read timeout is a stall.
+        current.error = errors.stalled() if "Timeout" in type(exc).__name__ else errors.broke(exc)
     finally:
         if stream is not None:
             # Closing the response closes its connection: the server sees the request end.
             await stream.close()
+
+
+def _messages(
+    pieces: list[tuple[bool, str]], current: Round, max_reply_chars: int
+) -> list[TokenMessage | ReasoningMessage]:
+    """The messages of some decoded pieces; past ``max_reply_chars`` the round's error instead."""
+    messages: list[TokenMessage | ReasoningMessage] = []
+    for thinking, text in pieces:
+        current.size += len(text)
+        if current.size > max_reply_chars:
+            current.error = error(
+                "reply_too_long",
+                f"the model's reply passed {max_reply_chars} characters, so the "
+                "bridge stopped it: ask for something shorter, or set max_tokens",
+            )
+            break
+        if thinking:
+            messages.append(ReasoningMessage(text=text))
+        else:
+            current.text.append(text)
+            messages.append(TokenMessage(response=text))
+    return messages
+
+
+def _read_ends(chunk: object, current: Round) -> None:
+    """Keep a chunk's ``finish_reason`` and ``usage`` (trusting nothing of their shape)."""
+    if not isinstance(chunk, dict):
+        return
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+        if isinstance(reason, str):
+            current.finish_reason = reason
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        counts = {
+            name: value
+            for name in ("prompt_tokens", "completion_tokens")
+            if isinstance(value := usage.get(name), int) and not isinstance(value, bool)
+        }
+        if counts:
+            current.usage = Usage(**counts)
+
+
+async def _open(
+    client: AsyncOpenAI, body: dict[str, Any], retries: Retries, current: Round
+) -> AsyncStream[object]:
+    """:func:`create`, asked again without ``stream_options`` if the server refuses it."""
+    import openai
+
+    try:
+        return await create(client, body, retries)
+    except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+        if "stream_options" not in body or not _REFUSES_OPTION.search(str(exc.body)[:2000]):
+            raise
+        plain = {name: value for name, value in body.items() if name != "stream_options"}
+        stream = await create(client, plain, retries)
+        logger.info("%s refused stream_options: asking without usage", retries.url)
+        current.usage_refused = True
+        return stream
 
 
 class _PastDeadline(Exception):

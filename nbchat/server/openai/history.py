@@ -79,7 +79,8 @@ def tool_round_messages(content: str, finished: Iterable[tuple[ToolCall, str]]) 
     done = list(finished)
     assistant: Message = {
         "role": "assistant",
-        "content": content or None,
+        # "" and never null: llama-cpp-python's server answers null with HTTP 500.
+        "content": content,
         "tool_calls": [
             {
                 "id": call.id,

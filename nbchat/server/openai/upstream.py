@@ -83,8 +83,8 @@ class UpstreamErrors:
                 f"the model server at {url} {refused} (HTTP {exc.status_code}): "
                 f"set ${self.key_env} to a valid key (or read another variable: --api-key-env)",
             )
-        if isinstance(exc, openai.NotFoundError):
-            return error("upstream_not_found", await self._not_found())
+        if isinstance(exc, openai.NotFoundError) or _names_unknown_model(exc):
+            return error("upstream_not_found", await self._not_found(_status(exc)))
         if isinstance(exc, openai.RateLimitError):
             return error(
                 "upstream_rate_limited",
@@ -109,6 +109,14 @@ class UpstreamErrors:
             f"the model server at {url} sent an error{self._detail(exc)}: try again",
         )
 
+    def stalled(self) -> ErrorMessage:
+        """The server answered, then sent nothing for ``timeout`` seconds mid-reply."""
+        return error(
+            "upstream_timeout",
+            f"the model server at {self.url} stalled: it sent nothing for {self.timeout:g}s "
+            "in the middle of the reply: check its load and logs, or raise the timeout",
+        )
+
     def broke(self, exc: Exception) -> ErrorMessage:
         return error(
             "upstream_unreachable",
@@ -116,19 +124,20 @@ class UpstreamErrors:
             f"({type(exc).__name__}): check the server, then send again",
         )
 
-    async def _not_found(self) -> str:
+    async def _not_found(self, status: int = 404) -> str:
         try:
             names = await asyncio.wait_for(self.list_models(), _MODELS_TIMEOUT)
         except Exception:  # listing is a courtesy: any failure means "cannot list"
             names = None
         if names is None:
             return (
-                f"the model server at {self.url} has no model {self.model!r} (HTTP 404): "
+                f"the model server at {self.url} has no model {self.model!r} (HTTP {status}): "
                 "check --model, and that the URL ends in /v1"
             )
         if self.model in names:
             return (
-                f"the model server at {self.url} answered 404 for its own model {self.model!r}: "
+                f"the model server at {self.url} answered {status} for its own model "
+                f"{self.model!r}: "
                 "check that the URL is the API root (it usually ends in /v1)"
             )
         listed = self._redacted(", ".join(names[:_MAX_LISTED_MODELS])) or "none"
@@ -170,3 +179,31 @@ class UpstreamErrors:
         if any(compact[i : i + size] in pieces for i in range(len(compact) - size + 1)):
             return _WITHHELD
         return text
+
+
+_UNKNOWN_MODEL = re.compile(
+    r"invalid model|unknown model|model[ _]not[ _]found|no such model|model .{0,80}"
+    r"(?:does not exist|not found|is not supported)",
+    re.IGNORECASE,
+)
+"""How gateways word an unknown model in a 400 (LiteLLM: "Invalid model name passed in
+model=..."; vLLM: "The model `x` does not exist"; others: ``code: model_not_found``)."""
+
+
+def _names_unknown_model(exc: Exception) -> bool:
+    """Whether a 400 or 422 says the model is unknown (not a 404: some servers do)."""
+    if getattr(exc, "status_code", None) not in (400, 422):
+        return False
+    body = getattr(exc, "body", None)
+    inner = body.get("error", body) if isinstance(body, Mapping) else body
+    words: list[str] = []
+    if isinstance(inner, Mapping):
+        words = [str(inner.get(name) or "")[:500] for name in ("code", "type", "message")]
+    elif isinstance(inner, str):
+        words = [inner[:500]]
+    return any(_UNKNOWN_MODEL.search(word) for word in words)
+
+
+def _status(exc: Exception) -> int:
+    status = getattr(exc, "status_code", 404)
+    return status if isinstance(status, int) else 404
