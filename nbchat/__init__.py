@@ -47,6 +47,7 @@ from .exceptions import (
     ToolSpecError,
     TranscriptError,
 )
+from .jsonprotocol import JsonProtocol
 from .policy import (
     Disconnect,
     ReconnectPolicy,
@@ -159,6 +160,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorMessage",
     "HandshakeRejected",
+    "JsonProtocol",
     "NbchatError",
     "OpenAIAgent",
     "ProtocolError",

@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .exceptions import ConfigError
+from .jsonprotocol import JsonProtocol
 from .policy import ReconnectPolicy, should_reconnect
 from .redact import redact_url
 
@@ -21,12 +30,14 @@ __all__ = [
     "DEFAULT_URL",
     "DEMO_DELAY",
     "MODEL_ENV",
+    "PROTOCOLS",
     "RECORD_ENV",
     "REPLAY_ENV",
     "SYSTEM_ENV",
     "TOKEN_ENV",
     "URL_ENV",
     "ClientConfig",
+    "ProtocolSetting",
     "default_url",
     "replay_instead",
     "replay_urls",
@@ -61,6 +72,11 @@ DEFAULT_MAX_SIZE = 2**20
 """Largest frame either side accepts by default, in bytes (1 MiB)."""
 DEMO_DELAY = 0.02
 """Seconds between the demo agent's tokens when a person watches (widget, demo, chat)."""
+
+PROTOCOLS = ("nbchat", "ag-ui", "ai-sdk")
+"""The wire protocols a client speaks by name; a :class:`~nbchat.JsonProtocol` describes others."""
+ProtocolSetting: TypeAlias = Literal["nbchat", "ag-ui", "ai-sdk"] | JsonProtocol
+"""``ClientConfig.protocol``: a protocol's name, or a custom JSON backend described."""
 
 
 def default_url() -> str:
@@ -103,6 +119,12 @@ class ClientConfig(BaseModel):
         arbitrary_types_allowed=True, extra="forbid", validate_assignment=True
     )
 
+    protocol: ProtocolSetting = "nbchat"
+    """What the backend speaks: ``"nbchat"`` (protocol v1, with its delivery guarantees),
+    ``"ag-ui"`` (an AG-UI agent over HTTP), ``"ai-sdk"`` (the AI SDK UI message stream over
+    HTTP), or a :class:`~nbchat.JsonProtocol` describing a custom JSON WebSocket backend.
+    Declared before ``url``, so the URL check can read it. While a replay is active it is
+    ``"nbchat"``, whatever was given (the replay server speaks v1)."""
     url: str = Field(default_factory=default_url)
     """WebSocket URL of the backend (``ws://`` or ``wss://``)."""
     reconnect: bool = True
@@ -173,13 +195,29 @@ class ClientConfig(BaseModel):
             where = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"invalid client setting {where}: {err['msg']}") from exc
 
+    @model_validator(mode="before")
+    @classmethod
+    def _replay_wins(cls, data: Any) -> Any:
+        """The one place a client's URL and protocol are resolved: under replay, both replaced.
+
+        Also run on every assignment (with every setting), so it stays true after one.
+        """
+        if not isinstance(data, dict) or not replay_urls():
+            return data
+        url = replay_instead(data.get("url"))
+        protocol = data.get("protocol", "nbchat")
+        if protocol != "nbchat":
+            shown = protocol if isinstance(protocol, str) else type(protocol).__name__
+            logger.warning("replay wins: protocol %r replaced by nbchat ($%s)", shown, REPLAY_ENV)
+        return {**data, "url": url, "protocol": "nbchat"}
+
     @field_validator("url")
     @classmethod
     def _websocket_url(cls, value: str) -> str:
         if not value.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
         _check_url(value)
-        return replay_instead(value) or value
+        return value
 
     def handshake_headers(self) -> dict[str, str]:
         """The headers of the opening handshake: ``headers``, plus the token if it has none."""

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "CANCEL_FEATURE",
     "CLIENT_ID_HEADER",
     "CLIENT_TOOLS_FEATURE",
     "FEATURES_HEADER",
@@ -74,6 +75,10 @@ CLIENT_TOOLS_FEATURE = "client-tools"
 """The feature naming client tools (``tools``, ``tool_request``, ``tool_response``,
 ``tool_ack``): a client sends ``tools`` only to a server that announces it, so a
 server that knows nothing of client tools never receives a frame it cannot read."""
+
+CANCEL_FEATURE = "cancel"
+"""The feature naming ``cancel``: a client sends one only to a server that announces it;
+against any other, Stop and a caller giving up stop the reply locally and send nothing."""
 
 REASONING_FEATURE = "reasoning"
 """The feature naming ``reasoning`` messages (a model's thinking, apart from its answer) and

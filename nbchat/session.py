@@ -47,6 +47,7 @@ from .outcomes import (
     Restarted,
     ToolRequested,
 )
+from .pending import Pending, accepted, builder_for, cancel_one, stopped_here
 from .policy import gives_up_resending
 from .protocol import (
     AckMessage,
@@ -62,7 +63,6 @@ from .protocol import (
     dump,
     utf8,
 )
-from .reply import ReplyBuilder
 
 __all__ = [
     "NOTICES",
@@ -79,41 +79,6 @@ __all__ = [
 
 MAX_UNACKED_RESULTS = 1000
 """Tool results kept for resending until the server acks them; the oldest go first beyond."""
-
-
-@dataclass(eq=False, slots=True)  # slots: its fields are read on every frame
-class Pending:
-    """A user message accepted for delivery whose reply is not complete yet."""
-
-    message: UserMessage
-    frame: str
-    builder: ReplyBuilder
-    acked: bool = False
-    seen: int = 0
-    """Reply messages delivered so far (acks excluded)."""
-    skip: int = 0
-    """Messages a resumed reply repeats from its start, to drop."""
-    cancelled: bool = False
-    """A cancel is owed for this message: written again after a reconnect until the reply ends."""
-    abandoned: bool = False
-    """Nobody waits for the reply any more; kept only to recognise the rest of it."""
-    size: int = 0
-    """Bytes of the reply so far (token text as UTF-8, other messages as JSON)."""
-    furthest: int = 0
-    """The most reply messages any connection delivered: progress across resends."""
-    stalls: int = 0
-    """Resends in a row after which the reply got no further (see policy)."""
-
-    @property
-    def id(self) -> str:
-        """The message id (the session gives every message one)."""
-        assert self.message.id is not None
-        return self.message.id
-
-    @property
-    def conversation_id(self) -> str | None:
-        """The conversation the message was sent in."""
-        return self.message.conversation_id
 
 
 @dataclass
@@ -143,6 +108,10 @@ class Session:
     supports client tools; None while the client never had tools."""
     client_tools: bool = False
     """Whether the server of the open connection supports client tools."""
+    can_cancel: bool = False
+    """Whether the server of the last connection announced ``cancel``: else nothing is
+    asked of it, and Stop or a caller giving up stops the reply here."""
+    _accepted: int = 0
     _results: OrderedDict[str, str] = field(default_factory=OrderedDict)
     """``tool_response`` frames by call id, until the server acks them (bounded)."""
     _reply_limit: float = field(init=False)
@@ -165,28 +134,34 @@ class Session:
             return known, False
         if len(self.pending) >= self.max_pending:
             raise QueueFull(self.max_pending)
-        pending = Pending(message=message, frame=dump(message), builder=_builder(message))
+        self._accepted += 1
+        pending = Pending(message, dump(message), builder_for(message), order=self._accepted)
         self.pending[message.id] = pending
         self._conversations.setdefault(message.conversation_id, OrderedDict())[message.id] = pending
         self._outbox.append(_Frame(pending.frame, message.id))
         return pending, True
 
-    def cancel(self, conversation_id: str | None) -> CancelRequest | None:
-        """Owe a cancel for the conversation's pending replies; None if none is pending.
+    def cancel(self, conversation_id: str | None) -> tuple[CancelRequest | None, list[Outcome]]:
+        """Stop the conversation's pending replies: the cancel owed, and what to hand on.
 
-        The cancel is written now if connected and again after every reconnect
-        until those replies end, so a cancel lost with a connection still stops
-        the reply it was meant for.
+        To a server that announced ``cancel``, the cancel is written now if
+        connected and again after every reconnect until those replies end, so
+        a cancel lost with a connection still stops the reply it was meant
+        for. To any other, nothing is sent: each reply ends here, ``done``
+        with ``cancelled`` (see :func:`stop_here`). ``(None, [])``: nothing
+        was pending.
         """
         targets = self._conversations.get(conversation_id)
         if not targets:
-            return None
+            return None, []
+        if not self.can_cancel:
+            return None, self._stop_here([p for p in targets.values() if not p.abandoned])
         for pending in targets.values():
             pending.cancelled = True
         request = CancelRequest(conversation_id=conversation_id)
         if self.connected:
             self._outbox.append(_Frame(dump(request), None))
-        return request
+        return request, []
 
     def abandon(self, message_id: str, error: NbchatError) -> list[Outcome]:
         """The caller gave up on a reply (timeout, task cancelled): stop waiting, tell the server.
@@ -200,7 +175,7 @@ class Session:
         pending = self.pending.pop(message_id, None)
         if pending is None:
             return []
-        pending.builder = _builder(pending.message)  # what was assembled is freed at once
+        pending.builder = builder_for(pending.message)  # what was assembled is freed at once
         unwritten = any(frame.message_id == message_id for frame in self._outbox)
         if unwritten:
             self._outbox = deque(f for f in self._outbox if f.message_id != message_id)
@@ -208,10 +183,12 @@ class Session:
         else:
             pending.abandoned = True
             self._abandoned[message_id] = pending
-            if self.connected:
-                self._outbox.append(_Frame(dump(_cancel_one(pending)), None))
+            if not self.connected:
+                pending.cancelled = True  # asked of the next server, if it announces cancel
+            elif self.can_cancel:
+                self._outbox.append(_Frame(dump(cancel_one(pending)), None))
             else:
-                pending.cancelled = True
+                stopped_here(pending.id)
         return [Failed(message_id, error)]
 
     def fail_all(self, error: NbchatError) -> list[Outcome]:
@@ -245,15 +222,17 @@ class Session:
 
     # Inputs: the connection
 
-    def opened(self, client_tools: bool = False) -> int:
+    def opened(self, client_tools: bool = False, cancel: bool = False) -> int:
         """A connection opened: the tools first, pending messages next (same ids), then the
         cancels owed and the tool results not acked yet.
 
-        ``client_tools``: the server announced the client-tools feature.
-        Returns how many pending messages are written again.
+        ``client_tools``, ``cancel``: the server announced that feature; what it
+        did not announce is never written to it. Returns how many pending
+        messages are written again.
         """
         self.connected = True
         self.client_tools = client_tools
+        self.can_cancel = cancel
         queued = {frame.message_id for frame in self._outbox if frame.message_id is not None}
         resend: list[_Frame] = []
         owed: dict[str | None, None] = {}
@@ -263,12 +242,17 @@ class Session:
                 resend.append(_Frame(pending.frame, message_id))
             if pending.cancelled:
                 owed[pending.conversation_id] = None
-        cancels = [_Frame(dump(CancelRequest(conversation_id=cid)), None) for cid in owed]
+        abandoned = [pending for pending in self._abandoned.values() if pending.cancelled]
         for pending in self._abandoned.values():
-            if pending.cancelled:
-                cancels.append(_Frame(dump(_cancel_one(pending)), None))
             self._unqueue(pending)
         self._abandoned.clear()
+        cancels: list[_Frame] = []
+        if cancel:
+            cancels = [_Frame(dump(CancelRequest(conversation_id=cid)), None) for cid in owed]
+            cancels += [_Frame(dump(cancel_one(pending)), None) for pending in abandoned]
+        else:
+            for pending in abandoned:
+                stopped_here(pending.id)
         # Cancels queued for the connection that dropped are among those owed, if still useful.
         fresh = [frame for frame in self._outbox if frame.message_id is not None]
         tools: list[_Frame] = []
@@ -323,7 +307,7 @@ class Session:
             pending.acked = True
             if restarted:
                 pending.skip = pending.seen = pending.size = 0
-                pending.builder = _builder(pending.message)
+                pending.builder = builder_for(pending.message)
                 return [Restarted(pending.id), Acked(message)]
             return [Acked(message)]
         if pending is None:
@@ -407,10 +391,33 @@ class Session:
             key = message.id
         if key is not None:
             return self.pending.get(key) or self._abandoned.get(key)
-        if message.conversation_id is None:
-            return next(iter(self.pending.values()), None)
+        if message.conversation_id is None:  # the oldest, of any conversation, stopped or not
+            heads = (next(iter(queue.values())) for queue in self._conversations.values())
+            return min(heads, key=accepted, default=None)
         queue = self._conversations.get(message.conversation_id)
         return next(iter(queue.values()), None) if queue else None
+
+    def _stop_here(self, targets: list[Pending]) -> list[Outcome]:
+        """End replies locally (a server without ``cancel``): kept to recognise their rest."""
+        outcomes: list[Outcome] = []
+        for pending in targets:
+            done = DoneMessage(
+                conversation_id=pending.conversation_id, reply_to=pending.id, cancelled=True
+            )
+            pending.builder.feed(done)
+            outcomes += [
+                ReplyPart(done, pending.builder),
+                Completed(pending.id, pending.builder.build()),
+            ]
+            del self.pending[pending.id]
+            if any(frame.message_id == pending.id for frame in self._outbox):
+                self._outbox = deque(f for f in self._outbox if f.message_id != pending.id)
+                self._unqueue(pending)  # never written: nothing of it will come
+            else:
+                pending.abandoned = True
+                self._abandoned[pending.id] = pending
+                stopped_here(pending.id)
+        return outcomes
 
     def _unqueue(self, pending: Pending) -> None:
         queue = self._conversations.get(pending.conversation_id)
@@ -418,11 +425,3 @@ class Session:
             queue.pop(pending.id, None)
             if not queue:
                 del self._conversations[pending.conversation_id]
-
-
-def _builder(message: UserMessage) -> ReplyBuilder:
-    return ReplyBuilder(message_id=message.id, conversation_id=message.conversation_id)
-
-
-def _cancel_one(pending: Pending) -> CancelRequest:
-    return CancelRequest(conversation_id=pending.conversation_id, id=pending.id)

@@ -40,6 +40,7 @@ PUBLIC = {
         "ToolSpecError",
         "TranscriptError",
     ],
+    "nbchat.jsonprotocol": ["JsonProtocol"],
     "nbchat.notebook": ["ChatWidget", "current_widget"],
     "nbchat.policy": ["Disconnect", "ReconnectPolicy"],
     "nbchat.protocol": [

@@ -212,12 +212,12 @@ def test_a_server_that_lost_the_reply_restarts_it() -> None:
 def test_cancel_is_owed_again_after_a_reconnect() -> None:
     """A cancel lost with its connection is written again on the next one."""
     session = Session()
-    session.opened()
+    session.opened(cancel=True)
     session.submit(user("m1"))
     drain(session)
-    assert session.cancel("c") is not None
+    assert session.cancel("c")[0] is not None
     session.closed()  # the cancel was queued but never written
-    session.opened()
+    session.opened(cancel=True)
     frames = drain(session)
     assert [f["type"] for f in frames] == ["message", "cancel"]
     assert frames[1]["conversation_id"] == "c"
@@ -227,13 +227,13 @@ def test_cancel_with_nothing_pending_is_refused() -> None:
     """Cancelling a conversation with no pending reply sends nothing."""
     session = Session()
     session.opened()
-    assert session.cancel("c") is None and session.next_frame() is None
+    assert session.cancel("c") == (None, []) and session.next_frame() is None
 
 
 def test_an_abandoned_message_is_not_resent_and_its_reply_is_cancelled() -> None:
     """A caller that gave up: the message is forgotten, the server asked to stop that one reply."""
     session = Session()
-    session.opened()
+    session.opened(cancel=True)
     session.submit(user("m1"))
     drain(session)
     out = session.abandon("m1", ReplyTimeout("gave up"))
@@ -241,7 +241,7 @@ def test_an_abandoned_message_is_not_resent_and_its_reply_is_cancelled() -> None
     cancel = drain(session)
     assert cancel == [{"type": "cancel", "conversation_id": "c", "id": "m1"}]
     session.closed()
-    session.opened()
+    session.opened(cancel=True)
     assert drain(session) == []
 
 
@@ -399,7 +399,7 @@ def token(message_id: str, text: str) -> ServerMessage:
 def test_a_reply_past_max_reply_bytes_fails_and_the_server_is_asked_to_stop_it() -> None:
     """Past the bound the reply fails in one line, a cancel names it, the rest costs nothing."""
     session = Session(max_reply_bytes=100)
-    session.opened()
+    session.opened(cancel=True)
     session.submit(user("m1"))
     drain(session)
     session.receive(server(type="ack", id="m1", conversation_id="c", reply_to="m1"))
@@ -431,7 +431,7 @@ def test_an_abandoned_reply_is_freed_and_no_longer_assembled() -> None:
 def test_a_reply_that_gets_no_further_across_resends_fails() -> None:
     """A message acked again on every reconnect with nothing more delivered is given up."""
     session = Session()
-    session.opened()
+    session.opened(cancel=True)
     session.submit(user("m1"))
     drain(session)
     session.receive(server(type="ack", id="m1", conversation_id="c", reply_to="m1"))
@@ -439,7 +439,7 @@ def test_a_reply_that_gets_no_further_across_resends_fails() -> None:
     outcomes: list[Outcome] = []
     for _ in range(MAX_STALLED_RESENDS + 1):  # each connection dies at the same frame
         session.closed()
-        session.opened()
+        session.opened(cancel=True)
         assert [frame["id"] for frame in drain(session)] == ["m1"]
         outcomes = session.receive(
             server(type="ack", id="m1", conversation_id="c", reply_to="m1", duplicate=True)
@@ -449,7 +449,7 @@ def test_a_reply_that_gets_no_further_across_resends_fails() -> None:
     assert "got no further in 5 resends in a row" in str(failed.error)
     assert [frame["type"] for frame in drain(session)] == ["cancel"]
     session.closed()
-    session.opened()
+    session.opened(cancel=True)
     assert drain(session) == [] and not session.pending
 
 

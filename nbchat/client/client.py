@@ -34,6 +34,7 @@ from ..exceptions import (
     ReplyTimeout,
     ServerError,
 )
+from ..jsonprotocol import JsonProtocol
 from ..parsing import as_user_message
 from ..policy import Disconnect
 from ..protocol import UserMessage, new_id
@@ -288,22 +289,27 @@ class ChatClient(Listening, ToolOffering, Recording):
         return self._waiters.stream(pending.id, pending.builder.messages, abandon)
 
     def cancel(self, conversation_id: str | None = None) -> bool:
-        """Ask the server to stop the replies of a conversation; False if none is pending.
+        """Stop the replies of a conversation; False if none is pending.
 
-        The cancel is written again after a reconnect until those replies end,
-        each of them then completing with ``cancelled=True``.
+        A server that announced ``cancel`` is asked to stop them: the cancel is
+        written again after a reconnect until those replies end, each of them
+        then completing with ``cancelled=True``. Any other server is sent
+        nothing: the replies complete here at once, ``cancelled=True``, with a
+        WARNING that the server may still be generating.
         """
         conversation = conversation_id or self.conversation_id
-        request = self._session.cancel(conversation)
-        if request is None:
+        targets = {
+            message_id
+            for message_id, pending in self._session.pending.items()
+            if pending.conversation_id == conversation
+        }
+        request, stopped = self._session.cancel(conversation)
+        if request is None and not stopped:
             return False
-        self._tools.cancel(
-            {
-                message_id
-                for message_id, pending in self._session.pending.items()
-                if pending.conversation_id == conversation
-            }
-        )
+        self._tools.cancel(targets)
+        if request is None:
+            self._outcomes(stopped)
+            return True
         self._wake()
         self._emit("send", request)
         return True
@@ -356,7 +362,17 @@ class ChatClient(Listening, ToolOffering, Recording):
             self._open_recorder(self._record_path)
         self.failure = None
         reached = self._connection is not None and self._connection.reached
-        self._connection = Connection(
+        self._connection = self._new_connection(reached)
+        return self._connection
+
+    def _new_connection(self, reached: bool) -> Connection:
+        """The connection task ``config.protocol`` needs: the one place it is chosen.
+
+        ``"nbchat"``: protocol v1 over a WebSocket; a :class:`~nbchat.JsonProtocol`:
+        the same WebSocket task, translating every frame through the protocol's codec.
+        """
+        protocol = self.config.protocol
+        return Connection(
             self.config,
             self._session,
             self._identity,
@@ -364,8 +380,8 @@ class ChatClient(Listening, ToolOffering, Recording):
             self._stopped,
             self._emit,
             reached,
+            codec=protocol.codec() if isinstance(protocol, JsonProtocol) else None,
         )
-        return self._connection
 
     def _move_to(self, old: Connection) -> None:
         """The loop changed: refuse if the old one still runs elsewhere, else start afresh."""

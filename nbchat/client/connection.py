@@ -16,6 +16,7 @@ import contextvars
 import enum
 import logging
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -32,11 +33,18 @@ from ..exceptions import (
 )
 from ..parsing import parse_server_frame
 from ..policy import NORMAL_CLOSURE, Disconnect, backoff
-from ..protocol import CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, FEATURES_HEADER
+from ..protocol import (
+    CANCEL_FEATURE,
+    CLIENT_ID_HEADER,
+    CLIENT_TOOLS_FEATURE,
+    FEATURES_HEADER,
+    ServerMessage,
+)
 from ..redact import redact_url
 from ..session import Outcome, Session
+from .clock import AwakeClock
 
-__all__ = ["HARD_LIMIT_FACTOR", "Connection", "ConnectionState"]
+__all__ = ["HARD_LIMIT_FACTOR", "Codec", "Connection", "ConnectionState"]
 
 logger = logging.getLogger("nbchat.client")
 
@@ -47,42 +55,16 @@ hostile server cannot make the client buffer without bound."""
 _MESSAGE_TOO_BIG = 1009
 _LAST_ATTEMPT = 1.0
 """Seconds an attempt may take however little of ``connect_timeout`` is left."""
-_TICK = 0.25
-_STALL_TOLERANCE = 0.1
-"""A heartbeat due every ``_TICK`` s and later than this by more was a stall of the loop."""
 
 
-class _AwakeClock:
-    """Loop time minus the loop's stalls: the time a client could actually try to connect.
+class Codec(Protocol):
+    """Translates frames for a backend that does not speak v1 (a :class:`~nbchat.JsonProtocol`)."""
 
-    In a kernel the loop is blocked while a cell runs (Run All over a panel, then
-    ``time.sleep(10)``): that must not use up ``connect_timeout``. A heartbeat
-    measures how late it runs; a stall is counted even before its heartbeat ran.
-    """
+    def encode(self, frame: str) -> str | None:
+        """The backend's frame for a v1 client frame; None: it is not sent."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop, self._stalled, self._due = loop, 0.0, loop.time() + _TICK
-        self._handle = loop.call_at(self._due, self._beat)
-
-    def _beat(self) -> None:
-        self._stalled += self._late()
-        self._due = self._loop.time() + _TICK
-        self._handle = self._loop.call_at(self._due, self._beat)
-
-    def _late(self) -> float:
-        late = self._loop.time() - self._due
-        return late if late > _STALL_TOLERANCE else 0.0
-
-    def stalled(self) -> float:
-        """Seconds the loop was blocked since this clock started."""
-        return self._stalled + self._late()
-
-    def time(self) -> float:
-        """Loop time, stalls left out."""
-        return self._loop.time() - self.stalled()
-
-    def stop(self) -> None:
-        self._handle.cancel()
+    def decode(self, raw: str | bytes) -> list[ServerMessage]:
+        """The v1 server messages a backend frame stands for; ProtocolError if none."""
 
 
 class ConnectionState(str, enum.Enum):
@@ -109,8 +91,11 @@ class Connection:
         stopped: Callable[[NbchatError], None],
         emit: Callable[..., None],
         reached: bool = False,
+        codec: Codec | None = None,
     ) -> None:
         self.config = config
+        self.codec = codec
+        """None: the server speaks v1; else every frame is translated by it."""
         self.reached = reached
         """True once a connection of this client has opened: then ``connect_timeout`` is over."""
         self.session = session
@@ -136,7 +121,7 @@ class Connection:
         self._wake_writer = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._closing = False
-        self._awake: _AwakeClock | None = None
+        self._awake: AwakeClock | None = None
         """Measures the loop's stalls until a first connection opens (``connect_timeout``)."""
         self.finished: asyncio.Future[None] = self.loop.create_future()
         """Done when the task has ended, for any reason."""
@@ -209,7 +194,7 @@ class Connection:
         timeout = self.config.connect_timeout
         # Until a connection opens, a server never reached is given up after timeout,
         # counting only the time the loop ran, not the cells that blocked it meanwhile.
-        awake = self._awake = None if timeout is None or self.reached else _AwakeClock(self.loop)
+        awake = self._awake = None if timeout is None or self.reached else AwakeClock(self.loop)
         deadline = None if awake is None or timeout is None else awake.time() + timeout
         while True:
             stalled = self._stalled()
@@ -345,14 +330,16 @@ class Connection:
         self._ws = ws
         self.reached = True
         self._stop_clock()  # connect_timeout is over
-        features = ws.response.headers.get(FEATURES_HEADER, "") if ws.response else ""
-        client_tools = CLIENT_TOOLS_FEATURE in (f.strip() for f in features.split(","))
+        header = ws.response.headers.get(FEATURES_HEADER, "") if ws.response else ""
+        # A backend with a codec speaks no v1 at all, so it announces no extension either.
+        features = set() if self.codec else {f.strip() for f in header.split(",")}
+        client_tools = CLIENT_TOOLS_FEATURE in features
         if self.session.tools_frame is not None and not client_tools:
             logger.warning(
                 "%s does not support client tools: this client's tools are not offered",
                 self.safe_url,
             )
-        resent = self.session.opened(client_tools)
+        resent = self.session.opened(client_tools, cancel=CANCEL_FEATURE in features)
         if resent:
             logger.info("resending %d messages without a complete reply", resent)
         self.wake()
@@ -389,12 +376,15 @@ class Connection:
     async def _write(self, ws: ClientConnection) -> None:
         """Drain the outbox in order; on failure the unsent frame stays first in line."""
         wake, session = self._wake_writer, self.session
+        encode = self.codec.encode if self.codec is not None else None
         while True:
             await wake.wait()
             wake.clear()
             while (frame := session.next_frame()) is not None:
+                text = frame if encode is None else encode(frame)
                 try:
-                    await ws.send(frame)
+                    if text is not None:  # None: the codec's backend has no such frame
+                        await ws.send(text)
                 except ConnectionClosed:
                     return  # the reader sees the close; the frame stays queued
                 session.written()
@@ -404,6 +394,7 @@ class Connection:
         # The hot loop: one iteration per server frame, tens of thousands a second.
         limit = self.config.max_size or float("inf")
         recv, receive, carry_out = ws.recv, self.session.receive, self._carry_out
+        decode = self.codec.decode if self.codec is not None else None
         progressed = False
         while True:
             try:
@@ -418,7 +409,15 @@ class Connection:
                     )
                 return progressed
             progressed = True
-            if type(frame) is str and len(frame) <= limit:
+            if decode is not None and len(frame) <= limit:
+                try:
+                    messages = decode(frame)
+                except ProtocolError as exc:
+                    self._bad_frame(exc)
+                else:
+                    for decoded in messages:
+                        carry_out(receive(decoded))
+            elif type(frame) is str and len(frame) <= limit:
                 try:
                     message = parse_server_frame(frame)
                 except ProtocolError as exc:

@@ -7,21 +7,23 @@ Each test here is a regression test for a defect found by an adversarial pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 from websockets.exceptions import InvalidURI
 
 from nbchat import ChatClient, ConfigError, ConnectionFailed, ProtocolError, ReconnectExhausted
-from nbchat.client import connection
+from nbchat.client import clock, connection
 from nbchat.client.connection import ConnectionState
-from nbchat.protocol import CLIENT_ID_HEADER
+from nbchat.protocol import CANCEL_FEATURE, CLIENT_ID_HEADER, FEATURES_HEADER
 from nbchat.server import DemoServer
-from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
+from tests.helpers import FAST, TIMEOUT, Handler, attach, free_port, scripted_server
 
 pytestmark = pytest.mark.loopback
 
@@ -115,10 +117,22 @@ async def test_a_client_refuses_a_second_running_loop() -> None:
     await chat.disconnect()
 
 
+@contextlib.asynccontextmanager
+async def cancelling_server(handler: Handler) -> AsyncIterator[str]:
+    """A scripted server whose handshake announces the cancel feature."""
+
+    def announce(ws: ServerConnection, request: Request, response: Response) -> Response:
+        response.headers[FEATURES_HEADER] = CANCEL_FEATURE
+        return response
+
+    async with serve(handler, "127.0.0.1", 0, process_response=announce) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws"
+
+
 async def test_a_timed_out_ask_is_cancelled_and_never_resent() -> None:
     """A caller that gave up tells the server, and its message is not resent after a reconnect."""
     frames: list[dict[str, object]] = []
-    async with scripted_server(ack_then_silence(frames)) as url:
+    async with cancelling_server(ack_then_silence(frames)) as url:
         chat = ChatClient(url=url, **FAST)
         for _ in range(3):
             with pytest.raises(asyncio.TimeoutError):
@@ -155,7 +169,7 @@ async def test_a_cancel_written_as_the_connection_drops_is_delivered_after_recon
                 # Die before reading anything else: a cancel sent now is lost.
                 ws.transport.abort()
 
-    async with scripted_server(handler) as url:
+    async with cancelling_server(handler) as url:
         chat = ChatClient(url=url, **FAST)
         chat.send("count to 1000")
         await chat.connect()
@@ -321,7 +335,7 @@ async def test_time_the_loop_was_blocked_does_not_use_up_connect_timeout() -> No
     server = DemoServer.start_in_thread(port=0)
     chat = ChatClient(url=server.url, connect_timeout=0.5, **FAST)
     try:
-        stall_on_first_attempt(chat, 1.5 + connection._STALL_TOLERANCE)
+        stall_on_first_attempt(chat, 1.5 + clock._STALL_TOLERANCE)
         await asyncio.wait_for(chat.connect(), TIMEOUT)
         assert chat.state is ConnectionState.CONNECTED
     finally:
@@ -342,4 +356,4 @@ async def test_a_server_never_reached_is_given_up_after_connect_timeout_of_awake
     with pytest.raises(ReconnectExhausted, match=r"within 0.5 s"):
         await asyncio.wait_for(chat.connect(), TIMEOUT)
     elapsed = loop.time() - started
-    assert stall + 0.5 - connection._TICK <= elapsed < stall + 0.5 + TIMEOUT / 10
+    assert stall + 0.5 - clock._TICK <= elapsed < stall + 0.5 + TIMEOUT / 10
