@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_URL",
     "DEMO_DELAY",
+    "HTTP_PROTOCOLS",
     "MODEL_ENV",
     "PROTOCOLS",
     "RECORD_ENV",
@@ -75,6 +77,8 @@ DEMO_DELAY = 0.02
 
 PROTOCOLS = ("nbchat", "ag-ui", "ai-sdk")
 """The wire protocols a client speaks by name; a :class:`~nbchat.JsonProtocol` describes others."""
+HTTP_PROTOCOLS = ("ag-ui", "ai-sdk")
+"""The protocols spoken over HTTP (``http://``, ``https://``): one POST, one SSE stream a run."""
 ProtocolSetting: TypeAlias = Literal["nbchat", "ag-ui", "ai-sdk"] | JsonProtocol
 """``ClientConfig.protocol``: a protocol's name, or a custom JSON backend described."""
 
@@ -213,8 +217,14 @@ class ClientConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _websocket_url(cls, value: str) -> str:
-        if not value.startswith(("ws://", "wss://")):
+    def _websocket_url(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("protocol") in HTTP_PROTOCOLS:  # AG-UI, the AI SDK: one POST a run
+            if not value.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"url must start with http:// or https:// for protocol "
+                    f"{info.data['protocol']!r}, got {redact_url(value)!r}"
+                )
+        elif not value.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
         _check_url(value)
         return value

@@ -24,7 +24,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeAlias
 
-from ..config import ClientConfig
+from ..config import HTTP_PROTOCOLS, ClientConfig
 from ..exceptions import (
     ClientClosed,
     ConfigError,
@@ -45,6 +45,7 @@ from .blocking import run_sync, running_loop
 from .connection import Connection, ConnectionState
 from .dispatch import Dispatcher
 from .events import ClientEvent, Emitter, Listening
+from .http import HttpConnection
 from .offering import ToolOffering
 from .recording import Recording
 from .tools import ToolRunner
@@ -372,6 +373,18 @@ class ChatClient(Listening, ToolOffering, Recording):
         the same WebSocket task, translating every frame through the protocol's codec.
         """
         protocol = self.config.protocol
+        if protocol in HTTP_PROTOCOLS:  # AG-UI, the AI SDK: runs over HTTP, histories kept
+            old = self._connection
+            return HttpConnection(  # type: ignore[return-value]
+                self.config,
+                self._session,
+                self._identity,
+                self._dispatcher.carry_out,
+                self._stopped,
+                self._emit,
+                reached,
+                threads=old.threads if isinstance(old, HttpConnection) else None,
+            )
         return Connection(
             self.config,
             self._session,
