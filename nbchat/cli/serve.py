@@ -144,6 +144,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         asyncio.run(_serve(args, transcript, model))
     except KeyboardInterrupt:
         pass  # where signal handlers are unavailable (Windows), Ctrl-C lands here
+    except ConfigError as exc:  # the model server, checked at start
+        print(f"nbchat serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:
         print(
             f"nbchat serve: cannot listen on {args.host}:{args.port}: {reason(exc)}",
@@ -170,6 +173,16 @@ async def _serve(
         "idle_timeout": args.idle_timeout,
     }
     server: ChatServer
+    bridging = ""
+    check = getattr(model, "check", None)
+    if check is not None:  # a model: is its server there, and does it know the model?
+        try:
+            bridging = await check()
+        except BaseException:
+            aclose = getattr(model, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            raise
     if transcript is None:
         server = server_for(model, delay=args.delay, host=args.host, port=args.port, **options)
     else:
@@ -184,6 +197,8 @@ async def _serve(
     await server.open()
     try:
         print(f"nbchat serve: listening on {server.url}", flush=True)
+        if bridging:
+            print(f"nbchat serve: {bridging}", flush=True)
         await stop.wait()
     finally:
         await server.close(grace=2.0)  # a client that does not answer the close must not hang us

@@ -18,9 +18,11 @@ made, so ``nbchat serve --help`` and a ``ChatWidget()`` without a model stay fas
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
@@ -39,14 +41,16 @@ __all__ = [
     "builtin_server",
     "choose_agent",
     "http_url",
+    "json_object",
     "server_for",
+    "tool_choice",
     "wants_builtin_server",
 ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--openai``, ``--model``, ``--api-key-env``, ``--system``, ``--temperature``,
-    ``--max-tokens`` and ``--no-tools`` to ``nbchat serve``."""
+    ``--max-tokens``, ``--no-tools``, ``--tool-choice`` and ``--extra-body`` to ``nbchat serve``."""
     group = parser.add_argument_group(
         "model", "answer with a model behind an OpenAI-compatible API instead of the demo agent"
     )
@@ -81,6 +85,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="offer the model no tools (small local models answer better without)",
     )
+    group.add_argument(
+        "--tool-choice",
+        metavar="CHOICE",
+        type=tool_choice,
+        default=None,
+        help="auto, none, required, a tool's name (that tool is called first), or JSON",
+    )
+    group.add_argument(
+        "--extra-body",
+        metavar="JSON",
+        type=json_object,
+        default=None,
+        help="fields added to every request, e.g. '{\"top_k\": 20}' (a provider's own options)",
+    )
 
 
 def http_url(text: str) -> str:
@@ -99,6 +117,31 @@ def http_url(text: str) -> str:
     return text
 
 
+def tool_choice(text: str) -> str | dict[str, Any]:
+    """``--tool-choice`` (argparse type): a keyword, a tool's name, or a JSON object."""
+    text = text.strip()
+    if text in ("auto", "none", "required"):
+        return text
+    if text.startswith("{"):
+        return json_object(text)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not auto, none, required, a tool's name or a JSON object"
+        )
+    return {"type": "function", "function": {"name": text}}
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A JSON object given on the command line (argparse type), else refused in one line."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text[:80]!r}")
+    return value
+
+
 def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
     """The agent ``nbchat serve --openai ...`` asks for, or None without ``--openai``."""
     if not getattr(args, "openai", None):
@@ -115,6 +158,8 @@ def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
         max_tokens=args.max_tokens,
         api_key_env=args.api_key_env,
         tools=() if getattr(args, "no_tools", False) else SERVER_TOOLS,
+        tool_choice=getattr(args, "tool_choice", None),
+        extra_body=getattr(args, "extra_body", None),
     )
 
 

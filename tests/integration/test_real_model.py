@@ -217,3 +217,30 @@ def test_the_widget_runs_the_bridge_as_its_built_in_backend(llama_url: str) -> N
         "chat = nbchat.ChatWidget(backend=agent)"
     )
     assert "chars True cancelled False" in output, output
+
+
+async def test_a_real_model_calls_a_forced_tool_and_answers_after_it(llama_url: str) -> None:
+    """SmolLM2 forced to call the calculator: the tool runs, and the second round succeeds.
+
+    The second round sends the assistant's tool-call message back; llama-cpp-python's
+    server answers ``content: null`` there with HTTP 500, so this is the proof it is ``""``.
+    """
+    from nbchat.server import ChatServer
+    from nbchat.server.openai.bridge import SERVER_TOOLS, OpenAIAgent
+
+    agent = OpenAIAgent(
+        base_url=llama_url,
+        model=MODEL_NAME,
+        temperature=0,
+        max_tokens=32,
+        tools=SERVER_TOOLS[:1],
+        tool_choice={"type": "function", "function": {"name": "calculator"}},
+    )
+    async with ChatServer(agent) as server, ChatClient(url=server.url) as client:
+        reply = await asyncio.wait_for(client.ask("Use the calculator: what is 6*7?"), TIMEOUT * 6)
+    assert reply.error is None, reply.error
+    (call,) = reply.tool_calls
+    assert call.name == "calculator" and call.status in ("done", "error"), call
+    card_then_answer = [m.type for m in reply.messages if m.type != "token"]
+    assert card_then_answer[:2] == ["tool_call", "tool_result"], card_then_answer
+    assert card_then_answer[-1] == "done", card_then_answer

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 
 import pytest
 
+from nbchat.cli import main
 from nbchat.exceptions import ConfigError
 from nbchat.server import DemoServer, OpenAIAgent
 from nbchat.server.backend import (
@@ -17,6 +19,7 @@ from nbchat.server.backend import (
     choose_agent,
     wants_builtin_server,
 )
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.loopback
 
@@ -118,3 +121,30 @@ def test_no_builtin_backend_runs_under_replay(
     [record] = caplog.records
     assert "<OpenAIAgent 'given' at http://127.0.0.1:9/v1>" in record.getMessage()
     assert "ws://127.0.0.1:7/ws" in record.getMessage()
+
+
+def test_tool_choice_and_extra_body_reach_the_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    """--tool-choice takes a keyword, a tool's name or JSON; --extra-body a JSON object only."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--openai", "http://127.0.0.1:9/v1", "--model", "m"]
+    args = parser.parse_args([*base, "--tool-choice", "calculator", "--extra-body", '{"top_k": 2}'])
+    agent = agent_from_arguments(args)
+    assert agent is not None and agent.extra_body == {"top_k": 2}
+    assert agent.tool_choice == {"type": "function", "function": {"name": "calculator"}}
+    assert parser.parse_args([*base, "--tool-choice", "required"]).tool_choice == "required"
+    for bad in (["--extra-body", "[1]"], ["--extra-body", "{"], ["--tool-choice", "a b"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, *bad])
+    assert "not a JSON object" in capsys.readouterr().err
+
+
+async def test_serve_openai_refuses_a_model_server_it_cannot_reach(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``nbchat serve --openai`` checks the URL at start: unreachable is one line, exit 2."""
+    port = await free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    code = await asyncio.to_thread(main, ["serve", "--port", "0", "--openai", url, "--model", "m"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach" in err and err.count("\n") == 1, err

@@ -39,6 +39,7 @@ retried with backoff ``max_retries`` times first. Other conversations go on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -68,6 +69,8 @@ __all__ = [
 
 MAX_ROUNDS = 8
 """Rounds of tool calls per reply before the bridge stops and says so."""
+_CHECK_TIMEOUT = 10.0
+"""Seconds ``nbchat serve --openai`` waits for the model server's ``/models`` at start."""
 _NO_KEY = "unused"
 """Sent as the key to servers that need none: the SDK insists on one."""
 _INSTALL = "pip install 'jupyter-nbchat[openai]'"
@@ -304,6 +307,27 @@ class OpenAIAgent:
                 break
             names.append(model.id)
         return names
+
+    async def check(self) -> str:
+        """Ask the server which models it offers: the line naming what is bridged, or
+        :class:`~nbchat.exceptions.ConfigError` in one line (unreachable, a refused key,
+        an unknown model). A server that lists no models (``/models`` answers 404) passes."""
+        import openai
+
+        try:
+            names = await asyncio.wait_for(self.models(), min(self.timeout, _CHECK_TIMEOUT))
+        except openai.NotFoundError:
+            return f"bridging model {self.model!r} at {self.url} (it lists no models)"
+        except (TimeoutError, asyncio.TimeoutError):
+            raise ConfigError(
+                f"the model server at {self.url} did not answer within "
+                f"{min(self.timeout, _CHECK_TIMEOUT):g}s: check that it is running"
+            ) from None
+        except openai.OpenAIError as exc:
+            raise ConfigError((await self._errors.map(exc)).error.message) from None
+        if names and self.model not in names:
+            raise ConfigError(await self._errors.not_found())
+        return f"bridging model {self.model!r} at {self.url}"
 
     async def aclose(self) -> None:
         """Release the HTTP connection pool."""

@@ -84,7 +84,7 @@ class UpstreamErrors:
                 f"set ${self.key_env} to a valid key (or read another variable: --api-key-env)",
             )
         if isinstance(exc, openai.NotFoundError) or _names_unknown_model(exc):
-            return error("upstream_not_found", await self._not_found(_status(exc)))
+            return error("upstream_not_found", await self.not_found(_status(exc)))
         if isinstance(exc, openai.RateLimitError):
             return error(
                 "upstream_rate_limited",
@@ -124,7 +124,8 @@ class UpstreamErrors:
             f"({type(exc).__name__}): check the server, then send again",
         )
 
-    async def _not_found(self, status: int = 404) -> str:
+    async def not_found(self, status: int = 404) -> str:
+        """The line for an unknown model, naming the models the server lists (when it can)."""
         try:
             names = await asyncio.wait_for(self.list_models(), _MODELS_TIMEOUT)
         except Exception:  # listing is a courtesy: any failure means "cannot list"

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from nbchat import ChatClient
+from nbchat.exceptions import ConfigError
 from nbchat.protocol import DoneMessage, ErrorMessage, ReasoningMessage, TokenMessage, Usage
 from nbchat.server import ChatServer
 from nbchat.server.openai.bridge import OpenAIAgent
 from nbchat.server.responder import ResponderMessage
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, free_port
 from tests.openai_upstream import Reply, Upstream, reasoning_chunks, text_chunks, tool_chunks
 
 pytestmark = pytest.mark.loopback
@@ -189,3 +190,17 @@ async def test_a_stall_mid_stream_is_named_a_stall(
 
 def _counts(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": 0}
+
+
+# The check at start (nbchat serve --openai)
+
+
+async def test_the_check_at_start_names_the_model_or_what_is_wrong(
+    upstream: Upstream, make_agent: AgentFactory
+) -> None:
+    """``check()`` names the model bridged; an unknown model or a dead URL is one ConfigError."""
+    assert await make_agent().check() == f"bridging model 'scripted' at {upstream.base_url}"
+    with pytest.raises(ConfigError, match=r"unknown model 'gpt-9'.*scripted, other-model"):
+        await make_agent(model="gpt-9").check()
+    with pytest.raises(ConfigError, match="cannot reach"):
+        await make_agent(base_url=f"http://127.0.0.1:{await free_port()}/v1").check()
