@@ -8,30 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nbchat import ChatClient
-from nbchat.config import ClientConfig
-from nbchat.exceptions import ConfigError, ConnectionFailed, ServerError
+from nbchat.exceptions import ConnectionFailed, ServerError
 from nbchat.protocol import ToolCall
 from tests.client.agents import Agents, serving
 from tests.helpers import TIMEOUT
 from tests.openai_upstream import Reply, Status, text_chunks, tool_chunks
 
 pytestmark = pytest.mark.loopback
-
-
-def _protocol_chosen() -> bool:
-    """Whether ClientConfig takes an http URL for protocol="ag-ui" (the connection choice)."""
-    try:
-        ClientConfig(url="http://127.0.0.1:1/agent", protocol="ag-ui")
-    except (ConfigError, TypeError):
-        return False
-    return True
-
-
-if not _protocol_chosen():
-    pytest.skip(
-        'ClientConfig does not yet take protocol="ag-ui" with an http URL',
-        allow_module_level=True,
-    )
 
 
 @pytest.fixture
