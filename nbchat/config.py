@@ -16,7 +16,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from .exceptions import ConfigError
@@ -199,26 +198,22 @@ class ClientConfig(BaseModel):
             where = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"invalid client setting {where}: {err['msg']}") from exc
 
-    @model_validator(mode="before")
+    @field_validator("protocol")
     @classmethod
-    def _replay_wins(cls, data: Any) -> Any:
-        """The one place a client's URL and protocol are resolved: under replay, both replaced.
-
-        Also run on every assignment (with every setting), so it stays true after one.
-        """
-        if not isinstance(data, dict) or not replay_urls():
-            return data
-        url = replay_instead(data.get("url"))
-        protocol = data.get("protocol", "nbchat")
-        if protocol != "nbchat":
-            shown = protocol if isinstance(protocol, str) else type(protocol).__name__
-            logger.warning("replay wins: protocol %r replaced by nbchat ($%s)", shown, REPLAY_ENV)
-        return {**data, "url": url, "protocol": "nbchat"}
+    def _replay_speaks_v1(cls, value: ProtocolSetting) -> ProtocolSetting:
+        """Replay wins the protocol as it wins the URL (below): the replay server speaks v1."""
+        if value == "nbchat" or not replay_urls():
+            return value
+        shown = value if isinstance(value, str) else type(value).__name__
+        logger.warning("replay wins: protocol %r replaced by nbchat ($%s)", shown, REPLAY_ENV)
+        return "nbchat"
 
     @field_validator("url")
     @classmethod
     def _websocket_url(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("protocol") in HTTP_PROTOCOLS:  # AG-UI, the AI SDK: one POST a run
+        if replay_urls():
+            pass  # replaced below whatever its scheme: the protocol was made "nbchat" above
+        elif info.data.get("protocol") in HTTP_PROTOCOLS:  # AG-UI, the AI SDK: one POST a run
             if not value.startswith(("http://", "https://")):
                 raise ValueError(
                     f"url must start with http:// or https:// for protocol "
@@ -227,7 +222,7 @@ class ClientConfig(BaseModel):
         elif not value.startswith(("ws://", "wss://")):
             raise ValueError(f"url must start with ws:// or wss://, got {value!r}")
         _check_url(value)
-        return value
+        return replay_instead(value) or value
 
     def handshake_headers(self) -> dict[str, str]:
         """The headers of the opening handshake: ``headers``, plus the token if it has none."""

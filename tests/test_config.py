@@ -148,3 +148,33 @@ def test_a_replay_server_url_is_kept_silently(
     assert caplog.records == []
     monkeypatch.delenv(REPLAY_ENV)
     assert replay_instead("ws://elsewhere.invalid/ws") is None
+
+
+def test_the_protocol_is_nbchat_unless_told_and_takes_a_json_protocol() -> None:
+    """The default speaks v1; a name or a JsonProtocol is accepted, anything else refused."""
+    from nbchat import JsonProtocol
+
+    custom = JsonProtocol(text={"delta": "text"}, end=["end"])
+    assert ClientConfig().protocol == "nbchat"
+    assert ClientConfig(protocol=custom).protocol is custom
+    with pytest.raises(ConfigError, match="protocol"):
+        ClientConfig(protocol="graphql")
+
+
+def test_replay_wins_over_any_protocol_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under $NBCHAT_REPLAY the protocol is v1 (the replay server's), given or assigned."""
+    from nbchat import JsonProtocol
+
+    monkeypatch.setenv(REPLAY_ENV, REPLAY)
+    with caplog.at_level(logging.WARNING, logger="nbchat"):
+        config = ClientConfig(url="ws://elsewhere.invalid/ws", protocol=JsonProtocol())
+        assert (config.url, config.protocol) == (REPLAY, "nbchat")
+        agent = ClientConfig(url="http://127.0.0.1:9/agent", protocol="ag-ui")
+        assert (agent.url, agent.protocol) == (REPLAY, "nbchat")
+        config.protocol = "ag-ui"
+    assert config.protocol == "nbchat"
+    assert any(
+        "protocol 'JsonProtocol' replaced by nbchat" in r.getMessage() for r in caplog.records
+    )

@@ -470,3 +470,50 @@ def test_a_reply_that_progresses_between_resends_is_resent_as_long_as_needed() -
         session.opened()
         drain(session)
     assert "m1" in session.pending
+
+
+# Peers that did not announce cancel
+
+
+def test_stop_against_a_server_without_cancel_ends_the_reply_here_and_sends_nothing() -> None:
+    """No cancel frame; the reply completes cancelled; its rest is its own, not the next one's."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    session.submit(user("m2"))
+    drain(session)
+    request, stopped = session.cancel("c")
+    assert request is None and drain(session) == []
+    assert {o.message_id for o in stopped if isinstance(o, Completed)} == {"m1", "m2"}
+    assert all(o.reply.cancelled for o in stopped if isinstance(o, Completed))
+    session.submit(user("m3"))
+    drain(session)
+    late = session.receive(server(type="token", response="late"))  # no reply_to, no conversation
+    assert answers(late) == ["m1"] and not any(isinstance(o, ReplyPart) for o in late)
+
+
+def test_a_caller_giving_up_on_a_server_without_cancel_sends_nothing_even_after_reconnect() -> None:
+    """Abandoned while connected or not: no cancel is ever written to such a server."""
+    session = Session()
+    session.opened()
+    session.submit(user("m1"))
+    session.submit(user("m2"))
+    drain(session)
+    session.abandon("m1", ReplyTimeout("gave up"))
+    assert drain(session) == []
+    session.closed()
+    session.abandon("m2", ReplyTimeout("gave up"))
+    session.opened()
+    assert drain(session) == []
+
+
+def test_a_cancel_owed_goes_to_the_next_server_only_if_it_announces_cancel() -> None:
+    """Abandoned while away, the cancel waits for the next open, then goes where announced."""
+    session = Session()
+    session.opened(cancel=True)
+    session.submit(user("m1"))
+    drain(session)
+    session.closed()
+    session.abandon("m1", ReplyTimeout("gave up"))
+    session.opened(cancel=True)
+    assert drain(session) == [{"type": "cancel", "conversation_id": "c", "id": "m1"}]

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.http11 import Request, Response
 from websockets.exceptions import InvalidURI
+from websockets.http11 import Request, Response
 
 from nbchat import ChatClient, ConfigError, ConnectionFailed, ProtocolError, ReconnectExhausted
 from nbchat.client import clock, connection
