@@ -253,6 +253,11 @@ class DoneMessage(ServerEvent):
     truncated: bool | None = None
     """True when the model was cut at its token limit (``finish_reason: "length"``)."""
 
+    @property
+    def says(self) -> bool:
+        """Whether it says more than that the reply ended: its usage, or that it was cut."""
+        return self.usage is not None or bool(self.truncated)
+
 
 class ErrorInfo(WireModel):
     """What went wrong, as a machine-readable code and a human-readable line."""

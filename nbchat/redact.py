@@ -269,12 +269,14 @@ def redact_turn(turn: Turn) -> Turn:
         error = error.model_copy(update={"message": redact_text(error.message)})
     user = redact_text(turn.user)
     assistant = redact_text(turn.assistant)
+    reasoning = redact_text(turn.reasoning)
     if (
         messages is turn.messages
         and all(a is b for a, b in zip(calls, turn.tool_calls, strict=True))
         and error is turn.error
         and user == turn.user
         and assistant == turn.assistant
+        and reasoning == turn.reasoning
     ):
         return turn
     return Turn(
@@ -289,6 +291,9 @@ def redact_turn(turn: Turn) -> Turn:
         cancelled=turn.cancelled,
         t=turn.t,
         times=turn.times,
+        reasoning=reasoning,
+        usage=turn.usage,
+        truncated=turn.truncated,
     )
 
 

@@ -25,6 +25,7 @@ import ipywidgets as widgets
 from .. import render
 from ..protocol import (
     ErrorMessage,
+    ReasoningMessage,
     ServerMessage,
     TokenMessage,
     ToolCall,
@@ -32,7 +33,7 @@ from ..protocol import (
     ToolResultMessage,
     UserMessage,
 )
-from ..render.html import thinking_html
+from ..render.html import reasoning_html, thinking_html, usage_html
 from ..reply import Reply, ReplyBuilder
 from ..turn import Turn
 
@@ -86,6 +87,9 @@ class TurnView:
         self.note = ""
         """A line under the reply: why it stalled, or how it ended (:attr:`Turn.note`)."""
         self.done = False
+        self._reasoning: widgets.HTML | None = None
+        """The "Thinking" block: open while the model reasons, collapsed once it answers."""
+        self._reasoning_open = False
         self._thinking: widgets.HTML | None = None
         """Shown from the send until the reply's first token or tool card (a live turn only)."""
         if message is not None:
@@ -96,6 +100,8 @@ class TurnView:
         """A finished view of a recorded turn (a transcript), shown as the turn assembled it."""
         view = cls(turn.user, schedule)
         view._recorded = turn
+        if turn.reasoning:
+            view._show_reasoning(turn.reasoning, expanded=False)
         for segment in turn.segments():
             if isinstance(segment, str):
                 run = view._open_run()
@@ -118,6 +124,10 @@ class TurnView:
     def feed(self, message: ServerMessage, reply: ReplyBuilder) -> None:
         """Show one server message of this turn's reply; ``reply`` is the reply so far."""
         self._reply = reply
+        if isinstance(message, ReasoningMessage):
+            self._show_reasoning(reply.reasoning, expanded=not reply.text and not self._cards)
+        elif self._reasoning_open:  # the answer starts: the thinking folds away
+            self._show_reasoning(reply.reasoning, expanded=False)
         if isinstance(message, TokenMessage):
             run = self._open_run()
             run.parts.append(message.response)
@@ -167,6 +177,7 @@ class TurnView:
         self.box.children = self.box.children[:1]
         self._runs.clear()
         self._cards.clear()
+        self._reasoning, self._reasoning_open = None, False
         self._dirty.clear()
         self._think()
 
@@ -241,8 +252,21 @@ class TurnView:
             self._open_run()  # a blank bubble (Turn.blank), or a line of its own for the note
             self._close_run()
         self.flush()
+        if self._reasoning_open:
+            self._show_reasoning(turn.reasoning, expanded=False)
+        if turn.usage is not None:
+            self.box.children += (widgets.HTML(usage_html(turn.usage)),)
         if turn.assistant and turn.complete:
             self.box.children += (widgets.HTML(render.copy_button_html(turn.assistant)),)
+
+    def _show_reasoning(self, text: str, *, expanded: bool) -> None:
+        """Show the reasoning so far in its block (made where the reasoning first arrived)."""
+        if self._reasoning is None:
+            self._settle()
+            self._reasoning = widgets.HTML()
+            self.box.children += (self._reasoning,)
+        self._reasoning_open = expanded
+        self._reasoning.value = reasoning_html(text, expanded=expanded)
 
     def _show_error(self, text: str) -> None:
         self._settle()

@@ -97,6 +97,8 @@ def turn_markdown(turn: Turn) -> str:
     """One turn as Markdown blocks: the user's text, then replies and tool calls in order."""
     turn = redact_turn(turn)
     blocks = ["**You**", _blockquote(markdown_literal(turn.user))]
+    if turn.reasoning:
+        blocks.append(_blockquote("*Thinking:* " + markdown_literal(turn.reasoning)))
     labelled = False
     for segment in turn.segments():
         if isinstance(segment, str):
@@ -146,6 +148,9 @@ def conversation_text(turns: Iterable[Turn]) -> str:
     blocks: list[str] = []
     for turn in map(redact_turn, turns):
         lines = [f"You: {_plain(turn.user)}"]
+        if turn.reasoning:
+            lines.append("Thinking:")
+            lines.append(_indented(turn.reasoning))
         for segment in turn.segments():
             if isinstance(segment, str):
                 lines.append(f"Assistant: {_plain(segment)}")

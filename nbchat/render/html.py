@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..protocol import ToolCall
+from ..protocol import ToolCall, Usage
 from ..redact import redact_text, redact_turn
 from ..turn import Turn
 from .markdown import StreamingMarkdown, markdown_to_html
@@ -30,6 +30,7 @@ __all__ = [
     "conversation_html",
     "copy_button_html",
     "error_banner_html",
+    "reasoning_html",
     "status_header_html",
     "stylesheet",
     "thinking_html",
@@ -37,6 +38,7 @@ __all__ = [
     "tool_status",
     "tool_value_text",
     "turn_html",
+    "usage_html",
     "user_message_html",
 ]
 
@@ -114,6 +116,30 @@ def thinking_html() -> str:
         '<div class="nbchat-thinking" role="status" aria-label="The assistant is thinking">'
         '<span class="nbchat-thinking-dots" aria-hidden="true">●●●</span> thinking…</div>'
     )
+
+
+def reasoning_html(text: str, *, expanded: bool = False) -> str:
+    """The model's reasoning as a "Thinking" block: a ``<details>``, open only while the
+    model thinks and its answer has not started. Untrusted: escaped, shown as written."""
+    is_open = " open" if expanded else ""
+    return (
+        f'<details class="nbchat-reasoning"{is_open}>'
+        '<summary><span class="nbchat-reasoning-label">Thinking</span></summary>'
+        f'<div class="nbchat-reasoning-body">{html.escape(text)}</div></details>'
+    )
+
+
+def usage_html(usage: Usage) -> str:
+    """The small line under a reply saying what it cost in tokens."""
+    counts = [
+        f"{value:,} {name}"
+        for name, value in (
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+        )
+        if value is not None
+    ]
+    return f'<div class="nbchat-usage">{html.escape(" · ".join(counts))} tokens</div>'
 
 
 def error_banner_html(text: str) -> str:
@@ -208,6 +234,8 @@ def status_header_html(state: str, detail: str = "") -> str:
 def turn_html(turn: Turn) -> str:
     """One turn as the panel shows it: the user bubble, then text and tool cards in order."""
     parts = ['<div class="nbchat-turn">', user_message_html(turn.user)]
+    if turn.reasoning:
+        parts.append(reasoning_html(turn.reasoning))
     for segment in turn.segments():
         if isinstance(segment, str):
             parts.append(assistant_message_html(segment))
@@ -220,6 +248,8 @@ def turn_html(turn: Turn) -> str:
     note = turn.note
     if note:
         parts.append(f'<div class="nbchat-note">{html.escape(note)}</div>')
+    if turn.usage is not None:
+        parts.append(usage_html(turn.usage))
     parts.append("</div>")
     return "".join(parts)
 

@@ -169,14 +169,10 @@ def _exchange(order: int, turn: Turn) -> _Exchange:
         if isinstance(message, UnknownMessage) and message.type == "reply_restart":
             messages.clear()
             times.clear()
-        elif isinstance(message, _REPLAYED):
+        elif isinstance(message, _REPLAYED) or (isinstance(message, DoneMessage) and message.says):
             messages.append(message.model_copy(update={"reply_to": None, "conversation_id": None}))
             times.append(t)
-        elif isinstance(message, DoneMessage):
-            if message.usage is not None or message.truncated:  # what the model said it cost
-                done = {"reply_to": None, "conversation_id": None, "cancelled": None}
-                messages.append(message.model_copy(update=done))
-                times.append(t)
+        if isinstance(message, DoneMessage):  # kept above when it says what the reply cost
             break  # anything after the end belongs to no reply
     offsets: list[float] = []
     last = 0.0

@@ -114,5 +114,8 @@ def _frozen(turn: _Open) -> Turn:
             cancelled=reply.cancelled,
             t=turn.t,
             times=turn.times,
+            reasoning=reply.reasoning,
+            usage=reply.usage,
+            truncated=reply.truncated,
         )
     )

@@ -9,16 +9,18 @@ import pytest
 from nbchat.notebook.views import Throttle, TurnLog, TurnView
 from nbchat.protocol import (
     DoneMessage,
+    ReasoningMessage,
     ServerMessage,
     TokenMessage,
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
+    Usage,
     UserMessage,
     new_id,
 )
 from nbchat.session import ReplyPart, Session
-from nbchat.turn import Turn
+from nbchat.turn import TRUNCATED_NOTE, Turn
 from tests.notebook.widget_comm import RecordingComm, recording_comms
 
 pytestmark = pytest.mark.unit
@@ -171,3 +173,28 @@ async def test_a_recorded_turn_never_thinks(comms: list[RecordingComm]) -> None:
     """A turn from a transcript is finished: no thinking indicator."""
     view = TurnView.of_turn(Turn("hi", assistant="hello", complete=True), Throttle(30.0))
     assert not view.thinking and "thinking" not in shown_html(view)
+
+
+async def test_thinking_shows_open_then_folds_once_the_answer_starts(
+    comms: list[RecordingComm],
+) -> None:
+    """Reasoning fills an open, escaped "Thinking" block that collapses at the first token."""
+    shown = Shown("why", Throttle(30.0))
+    shown.feed(ReasoningMessage(text="<img src=x onerror=alert(1)> hmm"))
+    block = shown.view._reasoning
+    assert block is not None and "<details" in block.value and " open" in block.value
+    assert "<img" not in block.value and "&lt;img" in block.value
+    shown.feed(TokenMessage(response="Because."))
+    assert " open" not in block.value and "Thinking" in block.value
+    shown.feed(DoneMessage(usage=Usage(prompt_tokens=9, completion_tokens=4), truncated=True))
+    shown_html = " ".join(child.value for child in shown.view.box.children[1:])
+    assert "9 prompt · 4 completion tokens" in shown_html
+    assert TRUNCATED_NOTE in shown_html
+
+
+def test_a_recorded_turn_shows_its_thinking_collapsed(comms: list[RecordingComm]) -> None:
+    """A turn from a transcript shows its reasoning folded, before its answer."""
+    turn = Turn("why", assistant="Because.", reasoning="hmm")
+    view = TurnView.of_turn(turn, Throttle(30.0))
+    assert view._reasoning is not None and " open" not in view._reasoning.value
+    assert view.box.children.index(view._reasoning) == 1

@@ -162,3 +162,14 @@ def test_exports_redact_a_secret_split_across_token_frames() -> None:
     for export in (conversation_markdown([turn]), conversation_text([turn])):
         assert "cret-pw" not in export and "Zx9_Zx9" not in export and "A1b2A1b2" not in export
         assert "@host" in export  # the rest of the URL is kept
+
+
+def test_reasoning_is_exported_before_the_answer_and_inert() -> None:
+    """Markdown and text exports hold the thinking before the reply, escaped and redacted."""
+    turn = Turn("q", assistant="42", reasoning="<script>x</script> key sk-abcdefghijklmnopqrstu")
+    markdown = conversation_markdown([turn])
+    assert "*Thinking:*" in markdown and "<script>" not in markdown
+    assert markdown.index("Thinking") < markdown.index("42")
+    assert "sk-abcdefghijklmnopqrstu" not in markdown
+    text = conversation_text([turn])
+    assert text.index("Thinking:") < text.index("Assistant: 42")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbchat import render
-from nbchat.protocol import ToolCall
+from nbchat.protocol import ToolCall, Usage
 from nbchat.render import (
     STYLES,
     STYLESHEET,
@@ -212,3 +212,18 @@ def test_conversation_html_inlines_styles_once() -> None:
     turns = [Turn(user="a", assistant="b"), Turn(user="c", assistant="d")]
     assert conversation_html(turns).count("<style>") == 1
     assert "<style>" not in conversation_html(turns, styles=False)
+
+
+def test_the_static_copy_shows_thinking_usage_and_the_cut() -> None:
+    """A saved turn shows its reasoning folded and escaped, its usage and the truncation note."""
+    turn = Turn(
+        "q",
+        assistant="Once upon",
+        reasoning="<b>plan</b>",
+        usage=Usage(prompt_tokens=1200, completion_tokens=8),
+        truncated=True,
+    )
+    page = conversation_html([turn], styles=False)
+    assert '<details class="nbchat-reasoning">' in page and "&lt;b&gt;plan" in page
+    assert "1,200 prompt · 8 completion tokens" in page and "cut at the token limit" in page
+    assert page.index("nbchat-reasoning") < page.index("Once upon")

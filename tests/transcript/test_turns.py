@@ -14,10 +14,12 @@ from nbchat.protocol import (
     CancelRequest,
     DoneMessage,
     ErrorInfo,
+    ReasoningMessage,
     TokenMessage,
     ToolCall,
     ToolResultMessage,
     UnknownMessage,
+    Usage,
     UserMessage,
 )
 from nbchat.transcript import Recorder, Transcript, TranscriptLine
@@ -235,3 +237,19 @@ def test_a_transcript_with_a_secret_split_across_lines_is_redacted_when_read(
     exports.append((tmp_path / "saved.jsonl").read_text(encoding="utf-8"))
     for export in exports:
         assert "cret-pw" not in export and "Zq8Zq8" not in export
+
+
+def test_reasoning_usage_and_the_cut_are_recorded_and_loaded(tmp_path: Path) -> None:
+    """A recorded reply's reasoning, usage and truncation come back in its turn."""
+    path = tmp_path / "chat.jsonl"
+    with Recorder(path, "ws://127.0.0.1:1/ws") as rec:
+        rec.sent(UserMessage(id="m1", conversation_id="c1", message="story?"))
+        rec.received(ReasoningMessage(text="Plan: ", reply_to="m1", conversation_id="c1"))
+        rec.received(ReasoningMessage(text="short.", reply_to="m1", conversation_id="c1"))
+        rec.received(TokenMessage(response="Once", reply_to="m1", conversation_id="c1"))
+        usage = Usage(prompt_tokens=5, completion_tokens=1)
+        done = DoneMessage(usage=usage, truncated=True, reply_to="m1", conversation_id="c1")
+        rec.received(done)
+    (turn,) = Transcript.load(path).turns
+    assert (turn.reasoning, turn.assistant) == ("Plan: short.", "Once")
+    assert turn.usage == usage and turn.truncated and turn.note == "cut at the token limit"
