@@ -36,14 +36,22 @@ from ..protocol import ClientToolInfo, ToolCall, ToolRequest, ToolResponse, Tool
 from ..tools import execute, still_running
 from ..toolspec import ToolSpec, error_text, tool_spec
 
-__all__ = ["MAX_KEPT_ID_CHARS", "MAX_KEPT_RESULTS", "ClientTool", "ToolApprover"]
+__all__ = ["MAX_KEPT_ID_CHARS", "MAX_KEPT_RESULTS", "ClientTool", "Denial", "ToolApprover"]
 
 logger = logging.getLogger("nbchat.client")
 
-ToolApprover: TypeAlias = Callable[[ToolCall], Awaitable[bool]]
+
+@dataclass(frozen=True)
+class Denial:
+    """An approver's no with its reason, which the model is told (Stop, Clear, a person's why)."""
+
+    reason: str
+
+
+ToolApprover: TypeAlias = Callable[[ToolCall], Awaitable["bool | Denial"]]
 """Asked before a ``confirm=True`` tool runs, with the call (id, name, arguments):
-only ``True`` runs it; anything else (False, None, a string such as "n" or even
-"yes") returns a refusal to the model."""
+only ``True`` runs it; a :class:`Denial` refuses it with its reason; anything else
+(False, None, a string such as "n" or even "yes") returns a refusal to the model."""
 
 MAX_KEPT_RESULTS = 256
 """Results kept by call id to answer a resent request without running it again."""
@@ -80,6 +88,8 @@ class ClientTool:
     function: Callable[..., Any] = field(repr=False)
     spec: ToolSpec = field(repr=False, compare=False)
     """How the arguments are validated and the function called."""
+    where: str = "in this kernel"
+    """Where a call runs, as its card and its approval say ("MCP: time" for an MCP server's)."""
 
     @classmethod
     def of(
@@ -238,4 +248,6 @@ class ToolRunner:
             approved = await approver(request.call())
         except Exception as exc:
             return f"the confirmation failed ({error_text(exc)}): the call did not run"
+        if isinstance(approved, Denial):
+            return f"denied by the user ({approved.reason}): the call did not run"
         return None if approved is True else DENIED  # only True: a string "n" is no
