@@ -81,15 +81,22 @@ class Turn:
     """The model was cut at its token limit (the reply is complete, its text is not)."""
 
     @classmethod
-    def from_reply(cls, user: str, reply: Reply, *, complete: bool = True) -> Turn:
-        """The turn of ``user``'s message answered by ``reply`` (as far as it has arrived)."""
+    def from_reply(
+        cls, user: str, reply: Reply, *, complete: bool = True, messages: bool = True
+    ) -> Turn:
+        """The turn of ``user``'s message answered by ``reply`` (as far as it has arrived).
+
+        ``messages=False`` leaves the messages out: a reply keeps its tokens as
+        text and makes a model of each only when asked, which a view deciding
+        how the turn ended or copying its text does not need.
+        """
         return cls(
             user=user,
             message_id=reply.message_id,
             conversation_id=reply.conversation_id,
             assistant=reply.text,
             tool_calls=list(reply.tool_calls),
-            messages=reply.messages,
+            messages=reply.messages if messages else [],
             error=reply.error,
             complete=complete,
             cancelled=reply.cancelled,

@@ -146,12 +146,12 @@ class TurnView:
     def finish(self) -> None:
         """The reply is complete: render the last run one final time, with its ending's note."""
         self.done = True
-        self._end(self.turn)
+        self._end(self._summary())
 
     @property
     def markdown(self) -> str:
         """The reply's text so far, as the Markdown the model wrote (what Copy copies)."""
-        return self.turn.assistant
+        return self._summary().assistant
 
     def show_note(self, note: str) -> None:
         """Put a line under an unfinished reply (why it stalled); an empty note clears it."""
@@ -228,6 +228,14 @@ class TurnView:
         )
 
     # Private
+
+    def _summary(self) -> Turn:
+        """The turn without its messages: how it ended and its text, at no cost per token."""
+        if self._reply is not None and self._recorded is None:
+            return Turn.from_reply(
+                self.user_text, self._reply.build(), complete=self.done, messages=False
+            )
+        return self.turn
 
     def _think(self) -> None:
         self._thinking = widgets.HTML(thinking_html())
