@@ -106,7 +106,7 @@ DEFAULT_OPTIONS: Final[ServerOptions] = {
     "max_tool_calls": 16,
     "max_departed": 256,
     "max_departed_per_source": 16,
-    "max_connections": 512,
+    "max_connections": 4096,  # above the 1,000 streams of benchmarks/server_concurrency.py
     "idle_timeout": 600.0,
 }
 """The default of every :class:`ServerOptions` setting."""
