@@ -18,8 +18,10 @@ import ipywidgets as widgets
 
 from .. import render
 from ..client.blocking import running_loop
+from ..client.tools import Denial
 from ..exceptions import ConfigError, NbchatError
 from ..protocol import ToolCall, new_id
+from .approval import CLEARED, STOPPED, Approvals
 from .input import ChatInput
 from .views import TurnLog, TurnView
 
@@ -38,6 +40,7 @@ class FrontendActions:
     _log: TurnLog
     _input: ChatInput
     _home_loop: asyncio.AbstractEventLoop | None
+    _approvals: Approvals
 
     def send(self, text: str) -> str:
         """Send ``text``; the reply streams into the panel. Returns at once with the message id."""
@@ -48,7 +51,17 @@ class FrontendActions:
         raise NotImplementedError
 
     def cancel(self) -> bool:
-        """Ask the server to stop the reply that is streaming (what the Stop button does)."""
+        """Ask the server to stop the reply that is streaming (what the Stop button does).
+
+        Calls of its reply waiting for approval are denied: the reply was stopped.
+        """
+        conversation = self.client.conversation_id
+        ours = [
+            v
+            for v in self._views.values()
+            if v.message is None or v.message.conversation_id == conversation
+        ]
+        self._approvals.settle(STOPPED, ours)
         return self.client.cancel()
 
     def retry(self) -> str:
@@ -71,6 +84,7 @@ class FrontendActions:
         Replies of the old conversation still streaming are stopped. Returns the
         new conversation id; the server forgets nothing, the client just moves on.
         """
+        self._approvals.settle(CLEARED)
         if any(not view.done for view in self._views.values()):
             self.cancel()
         self.client.conversation_id = new_id()
@@ -105,26 +119,9 @@ class FrontendActions:
         else:
             self._input.accept(echo)
 
-    async def _approve(self, call: ToolCall) -> bool:
-        """The client's approver: Run / Deny under the call's card, then the person's answer."""
-        loop = asyncio.get_running_loop()
-        decided: asyncio.Future[bool] = loop.create_future()
-
-        def decide(run: bool) -> None:  # a button click, maybe on another thread
-            def settle() -> None:
-                if not decided.done():
-                    decided.set_result(run)
-
-            loop.call_soon_threadsafe(settle)
-
-        view = next((v for v in self._views.values() if v.has_call(call.id)), None)
-        if view is None:
-            raise ConfigError(f"no card shows the call of {call.name}: it cannot be confirmed")
-        controls = view.confirm(call, decide)
-        try:
-            return await decided
-        finally:
-            view.remove(controls)
+    async def _approve(self, call: ToolCall) -> bool | Denial:
+        """The client's approver: the question on the call's card, then the person's answer."""
+        return await self._approvals.ask(call)
 
     def _retry_from_panel(self) -> None:
         try:

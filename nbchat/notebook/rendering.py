@@ -10,6 +10,7 @@ once per completed reply.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
@@ -17,7 +18,7 @@ import ipywidgets as widgets
 from .. import render
 from ..client.connection import ConnectionState
 from ..exceptions import ConnectionFailed, NbchatError, ProtocolError
-from ..protocol import CancelRequest, ServerMessage, UserMessage, new_id
+from ..protocol import CancelRequest, ServerMessage, ToolCall, UserMessage, new_id
 from ..reply import ReplyBuilder
 from ..transcript import Transcript
 from ..transcript.format import gc_paused
@@ -52,6 +53,8 @@ class EventRendering:
     _static: StaticConversation
     _server: ChatServer | None
     _connected_once: bool
+    _where: Callable[[ToolCall], str]
+    """Where a call of the client's tools runs (the widget asks its tools)."""
     _gave_up: widgets.HTML | None = None
     """The give-up banner, removed as soon as it no longer holds."""
 
@@ -66,7 +69,7 @@ class EventRendering:
         if not isinstance(message, UserMessage):
             return
         assert message.id is not None
-        view = TurnView(message.message, self._throttle, message)
+        view = TurnView(message.message, self._throttle, message, where=self._where)
         self._views[message.id] = view
         self._log.append(view.box)
         self._input.streaming = True

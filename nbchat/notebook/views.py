@@ -33,9 +33,10 @@ from ..protocol import (
     ToolResultMessage,
     UserMessage,
 )
-from ..render.html import reasoning_html, thinking_html, usage_html
+from ..render.html import NO_RESULT, reasoning_html, thinking_html, usage_html
 from ..reply import Reply, ReplyBuilder
 from ..turn import Turn
+from .cards import ToolCards
 
 __all__ = ["Throttle", "TurnLog", "TurnView", "close_tree"]
 
@@ -70,6 +71,7 @@ class TurnView:
         user_text: str,
         schedule: Callable[[TurnView], None],
         message: UserMessage | None = None,
+        where: Callable[[ToolCall], str] | None = None,
     ) -> None:
         self.user_text = user_text
         self.message = message
@@ -82,7 +84,8 @@ class TurnView:
         self._recorded: Turn | None = None
         """The turn a transcript recorded, for a view of the history."""
         self._runs: list[_TextRun] = []
-        self._cards: dict[str, widgets.HTML] = {}
+        self.cards = ToolCards(self.box, self._settle, where)
+        """The turn's tool cards, and their approvals (:mod:`~nbchat.notebook.cards`)."""
         self._dirty: set[int] = set()
         self.note = ""
         """A line under the reply: why it stalled, or how it ended (:attr:`Turn.note`)."""
@@ -108,7 +111,7 @@ class TurnView:
                 run.parts.append(segment)
                 view._close_run()
             else:
-                view._show_call(segment)
+                view.cards.show(segment)
         if turn.error is not None:
             view._show_error(f"{turn.error.code}: {turn.error.message}")
         view._end(turn)
@@ -125,7 +128,7 @@ class TurnView:
         """Show one server message of this turn's reply; ``reply`` is the reply so far."""
         self._reply = reply
         if isinstance(message, ReasoningMessage):
-            self._show_reasoning(reply.reasoning, expanded=not reply.text and not self._cards)
+            self._show_reasoning(reply.reasoning, expanded=not reply.text and not self.cards)
         elif self._reasoning_open:  # the answer starts: the thinking folds away
             self._show_reasoning(reply.reasoning, expanded=False)
         if isinstance(message, TokenMessage):
@@ -136,7 +139,7 @@ class TurnView:
         elif isinstance(message, ToolCallMessage | ToolResultMessage):
             self._close_run()
             for call in message.tool_calls:
-                self._show_call(reply.tool_call(call.id) or call)
+                self.cards.show(reply.tool_call(call.id) or call)
         elif isinstance(message, ErrorMessage):
             self._close_run()
             self._show_error(f"{message.error.code}: {message.error.message}")
@@ -167,16 +170,18 @@ class TurnView:
             self.show_note(note)
             self.done = True
             self._close_run()
+            self.cards.end(note)
 
     def restart(self) -> None:
         """The server had lost the reply and begins it again: clear what was shown."""
         self._reply = None
         self._settle()
+        waiting = self.cards.detach()  # shown again under their cards when they come back
         for child in self.box.children[1:]:
-            close_tree(child)
+            if child not in waiting:
+                close_tree(child)
         self.box.children = self.box.children[:1]
         self._runs.clear()
-        self._cards.clear()
         self._reasoning, self._reasoning_open = None, False
         self._dirty.clear()
         self._think()
@@ -253,6 +258,7 @@ class TurnView:
         self._settle()
         self.done = True
         self.note = turn.note
+        self.cards.end(self.note or NO_RESULT)
         if self.note and self._runs:
             self._dirty.add(id(self._runs[-1]))
         self._close_run()
@@ -298,39 +304,7 @@ class TurnView:
 
     def has_call(self, call_id: str) -> bool:
         """Whether this turn shows the card of tool call ``call_id``."""
-        return call_id in self._cards
-
-    def confirm(self, call: ToolCall, decide: Callable[[bool], None]) -> widgets.Box:
-        """Put Run and Deny under the call's card; ``decide(True/False)`` on a click.
-
-        Returns the controls, for the caller to remove once the call is decided.
-        """
-        question = widgets.HTML(render.confirm_question_html(call))
-        run = widgets.Button(description="Run", button_style="primary", tooltip="Run this call")
-        deny = widgets.Button(description="Deny", tooltip="Refuse this call: the model is told")
-        run.on_click(lambda _: decide(True))
-        deny.on_click(lambda _: decide(False))
-        controls = widgets.HBox([question, run, deny])
-        controls.add_class("nbchat-confirm")
-        children = list(self.box.children)
-        card = self._cards.get(call.id)
-        at = children.index(card) + 1 if card in children else len(children)
-        self.box.children = (*children[:at], controls, *children[at:])
-        return controls
-
-    def remove(self, child: widgets.Widget) -> None:
-        """Take ``child`` (confirm controls) out of this turn and close it."""
-        if child in self.box.children:
-            self.box.children = tuple(c for c in self.box.children if c is not child)
-        close_tree(child)
-
-    def _show_call(self, call: ToolCall) -> None:
-        card = self._cards.get(call.id)
-        if card is None:
-            self._settle()
-            card = self._cards[call.id] = widgets.HTML()
-            self.box.children += (card,)
-        card.value = render.tool_call_html(call)
+        return call_id in self.cards
 
 
 class TurnLog:

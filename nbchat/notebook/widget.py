@@ -26,9 +26,11 @@ from ..client.blocking import running_loop
 from ..client.client import ChatClient
 from ..config import DEMO_DELAY
 from ..exceptions import ConfigError, NbchatError
+from ..protocol import ToolCall
 from ..reply import Reply
 from ..transcript import Recorder, Transcript
 from .actions import FrontendActions
+from .approval import CLOSED, Approvals, PendingCall
 from .input import ChatInput, shared_style
 from .rendering import EventRendering
 from .static_view import EMPTY_TEXT, StaticConversation
@@ -108,6 +110,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         self._throttle = Throttle(self.max_fps)
         self._connect_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
+        self._approvals = Approvals(lambda: self._views.values(), self._where)
 
         self._header = widgets.HTML()
         self._log = TurnLog()
@@ -169,6 +172,29 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         person decides. See :meth:`ChatClient.tool`.
         """
         return self.client.tool(fn, name=name, confirm=confirm)
+
+    @property
+    def pending(self) -> list[PendingCall]:
+        """The tool calls waiting for approval, oldest first: id, tool, arguments, where."""
+        return self._approvals.pending
+
+    def approve(self, call_id: str | None = None, *, always: bool = False) -> PendingCall:
+        """Run a call waiting for approval (the oldest, without ``call_id``), as Run does.
+
+        ``always=True`` is "Always allow <tool>": later calls of the same tool run
+        without asking, in this panel. Returns the call answered;
+        :class:`ConfigError` (one line) when nothing waits or ``call_id`` does not.
+        """
+        return self._approvals.approve(call_id, always=always)
+
+    def deny(self, call_id: str | None = None, reason: str | None = None) -> PendingCall:
+        """Refuse a call waiting for approval (the oldest, without ``call_id``), as Deny does.
+
+        The model is told it was denied, and ``reason`` when given. Returns the
+        call answered; :class:`ConfigError` (one line) when nothing waits or
+        ``call_id`` does not.
+        """
+        return self._approvals.deny(call_id, reason)
 
     @property
     def tools(self) -> Mapping[str, ClientTool]:
@@ -249,6 +275,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
 
     def _freeze(self) -> None:
         """Leave the conversation readable: unfinished replies say why they stopped."""
+        self._approvals.settle(CLOSED)
         for view in self._views.values():
             if not view.done:
                 view.fail("stopped: the chat was closed")
@@ -286,6 +313,11 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         return bundle
 
     # Private methods
+
+    def _where(self, call: ToolCall) -> str:
+        """Where a call of the notebook's tool runs, as the tool says (its card, its question)."""
+        tool = self.client.tools.get(call.name)
+        return tool.where if tool is not None else "in this kernel"
 
     def _start_connecting(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: the first send connects

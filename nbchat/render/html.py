@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,13 @@ from ..turn import Turn
 from .markdown import StreamingMarkdown, markdown_to_html
 
 __all__ = [
+    "MAX_APPROVAL_TEXT",
     "MAX_TOOL_TEXT",
+    "NO_RESULT",
     "STYLES",
     "STYLESHEET",
+    "WAITING",
+    "approval_text",
     "assistant_message_html",
     "confirm_question_html",
     "conversation_html",
@@ -90,11 +95,13 @@ def assistant_message_html(
     )
 
 
-def confirm_question_html(call: ToolCall) -> str:
-    """The line asking whether to run a call of the notebook's own function (escaped)."""
+def confirm_question_html(call: ToolCall, where: str | None = None) -> str:
+    """The line asking whether to run a call waiting for approval (escaped)."""
+    place = html.escape(where or _where(call) or "on the server")
+    place = place if place.startswith("in ") else f"({place})"
     return (
         '<span class="nbchat-confirm-question">Run '
-        f"<code>{html.escape(str(call.name))}</code> in this kernel?</span>"
+        f"<code>{html.escape(str(call.name))}</code> {place}?</span>"
     )
 
 
@@ -151,11 +158,19 @@ def error_banner_html(text: str) -> str:
     )
 
 
-_TOOL_STATUS = {
-    "running": ("⏳", "running…"),
-    "done": ("✓", "done"),
-    "error": ("✗", "error"),
-}
+_TOOL_STATUS = {"running": "running…", "done": "done", "error": "error"}
+"""Each status a server sends, and its verb. The icon before it is drawn by CSS
+(``.nbchat-tool-icon``): no glyph that needs an emoji font."""
+
+WAITING = "waiting for your approval"
+"""The verb of a card whose call waits for the person's Run or Deny."""
+NO_RESULT = "ended without a result"
+"""The verb of a call still running when its reply ended normally (an odd server)."""
+MAX_APPROVAL_TEXT = 1_000_000
+"""Arguments waiting for approval are shown in full up to this many characters."""
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""Character categories that show nothing, or reorder what follows (bidi controls)."""
 
 
 def tool_status(call: ToolCall) -> str:
@@ -178,24 +193,56 @@ def tool_value_text(value: Any, limit: int = MAX_TOOL_TEXT) -> str:
     return text
 
 
-def tool_call_html(call: ToolCall) -> str:
-    """A collapsible card for one tool call: status, name, arguments and result.
+def approval_text(arguments: Any) -> str:
+    """Arguments as a person approves them: pretty JSON, every invisible character shown.
 
-    A call of the notebook's own function (``runs_in="client"``) says it runs in this kernel.
+    A control, zero-width or bidi character (U+202E and the like) is written as
+    its ``\\uXXXX`` escape, so what is shown is what runs; the text is cut only past
+    :data:`MAX_APPROVAL_TEXT`, and then says so.
+    """
+    text = tool_value_text(arguments, limit=MAX_APPROVAL_TEXT)
+    return "".join(
+        f"\\u{ord(c):04x}" if c != "\n" and unicodedata.category(c) in _INVISIBLE else c
+        for c in text
+    )
+
+
+def _where(call: ToolCall) -> str | None:
+    return "in this kernel" if call.runs_in == "client" else None
+
+
+def tool_call_html(
+    call: ToolCall, *, where: str | None = None, waiting: bool = False, ended: str | None = None
+) -> str:
+    """A collapsible card for one tool call: status, name, where it runs, arguments, result.
+
+    ``where`` says where the call runs ("MCP: time"); a call of the notebook's own
+    function (``runs_in="client"``) says "in this kernel" without it. A running call
+    ``waiting`` for approval says so, open, its arguments in full (:func:`approval_text`);
+    a running call whose reply ended says ``ended`` (how the turn ended, or why the
+    call will not run) instead of "running".
     """
     status = tool_status(call)
-    icon, verb = _TOOL_STATUS[status]
-    is_open = " open" if status == "error" else ""
-    where = (
-        ' <span class="nbchat-tool-where">in this kernel</span>' if call.runs_in == "client" else ""
-    )
+    verb = _TOOL_STATUS[status]
+    css = status
+    if status == "running" and waiting:
+        css, verb = "waiting", WAITING
+    elif status == "running" and ended:
+        css, verb = "ended", ended
+    is_open = " open" if css in ("error", "waiting") else ""
+    place = where or _where(call)
+    where_html = f' <span class="nbchat-tool-where">{html.escape(place)}</span>' if place else ""
     parts = [
-        f'<details class="nbchat-tool nbchat-tool-{status}"{is_open}>',
-        f'<summary><span class="nbchat-tool-icon" aria-hidden="true">{icon}</span> '
+        f'<details class="nbchat-tool nbchat-tool-{css}"{is_open}>',
+        '<summary><span class="nbchat-tool-icon" aria-hidden="true"></span> '
         f'<span class="nbchat-tool-name">{html.escape(str(call.name))}</span> '
-        f'<span class="nbchat-tool-verb">{verb}</span>{where}</summary>',
+        f'<span class="nbchat-tool-verb">{html.escape(verb)}</span>{where_html}</summary>',
     ]
-    if call.arguments:
+    if css == "waiting":
+        parts.append('<div class="nbchat-tool-label">arguments, in full</div>')
+        shown = approval_text(call.arguments)
+        parts.append(f'<pre class="nbchat-tool-args"><code>{html.escape(shown)}</code></pre>')
+    elif call.arguments:
         parts.append('<div class="nbchat-tool-label">arguments</div>')
         parts.append(f"<pre><code>{html.escape(tool_value_text(call.arguments))}</code></pre>")
     if call.result is not None:
@@ -239,8 +286,8 @@ def turn_html(turn: Turn) -> str:
     for segment in turn.segments():
         if isinstance(segment, str):
             parts.append(assistant_message_html(segment))
-        else:
-            parts.append(tool_call_html(segment))
+        else:  # a call the reply left running says how the reply ended
+            parts.append(tool_call_html(segment, ended=turn.note or NO_RESULT))
     if turn.error is not None:
         parts.append(error_banner_html(f"{turn.error.code}: {turn.error.message}"))
     if turn.blank:

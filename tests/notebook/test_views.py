@@ -84,11 +84,11 @@ async def test_tool_card_moves_from_running_to_done(comms: list[RecordingComm]) 
     shown = Shown("calc", Throttle(30.0))
     call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
     shown.feed(ToolCallMessage(tool_calls=[call]))
-    card = shown.view._cards["t1"]
+    card = shown.view.cards.card("t1")
     assert "running" in card.value
     done = call.model_copy(update={"status": "done", "result": 42})
     shown.feed(ToolResultMessage(tool_calls=[done]))
-    assert shown.view._cards["t1"] is card
+    assert shown.view.cards.card("t1") is card
     assert "done" in card.value and "42" in card.value
 
 
@@ -98,7 +98,7 @@ async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[Recordi
     call = ToolCall(id="t1", name="calculator", arguments={"expression": "6*7"})
     shown.feed(ToolCallMessage(tool_calls=[call]))
     shown.feed(ToolResultMessage(tool_calls=[ToolCall(id="t1", name="calculator", status="done")]))
-    assert "expression" in shown.view._cards["t1"].value
+    assert "expression" in shown.view.cards.card("t1").value
 
 
 async def test_a_new_turn_costs_the_same_however_many_came_before(

@@ -15,6 +15,7 @@ from nbchat.render import (
     STYLESHEET,
     StreamingMarkdown,
     assistant_message_html,
+    confirm_question_html,
     conversation_html,
     error_banner_html,
     status_header_html,
@@ -24,7 +25,7 @@ from nbchat.render import (
 )
 from nbchat.turn import Turn
 
-from .audit import tool_call
+from .audit import problems, tool_call
 
 pytestmark = pytest.mark.unit
 
@@ -160,6 +161,46 @@ def test_unserialisable_results_still_show() -> None:
     loop.append(loop)
     assert "{1, 2}" in tool_call_html(tool_call(status="done", result={"s": {1, 2}}))
     assert "[[...]]" in tool_call_html(tool_call(status="done", result=loop))
+
+
+def test_a_waiting_card_shows_every_argument_and_no_emoji_glyph() -> None:
+    """Waiting: open, "waiting for your approval", where it runs, arguments uncut and inert."""
+    long = "<b>" + "x" * (render.MAX_TOOL_TEXT + 10) + "\u200b\u202e"
+    out = tool_call_html(tool_call(arguments={"q": long}), where="MCP: time", waiting=True)
+    assert out.startswith('<details class="nbchat-tool nbchat-tool-waiting" open>')
+    assert '<span class="nbchat-tool-verb">waiting for your approval</span>' in out
+    assert '<span class="nbchat-tool-where">MCP: time</span>' in out
+    assert "&lt;b&gt;" + "x" * (render.MAX_TOOL_TEXT + 10) + "\\u200b\\u202e" in out
+    assert not problems(out)
+
+
+@pytest.mark.parametrize("status", ["running", "done", "error"])
+def test_no_card_draws_a_glyph_that_needs_an_emoji_font(status: str) -> None:
+    """The status mark is CSS: a card's markup holds no pictograph."""
+    out = tool_call_html(tool_call(status=status), waiting=status == "running")
+    assert not re.search("[\u2300-\u23ff\u2600-\u27bf\U0001f000-\U0001faff]", out)
+    assert '<span class="nbchat-tool-icon" aria-hidden="true"></span>' in out
+
+
+def test_a_call_left_running_says_how_its_reply_ended() -> None:
+    """A card still running when its turn ended shows the turn's note, in the static copy too."""
+    out = tool_call_html(tool_call(), ended="stopped")
+    assert '<details class="nbchat-tool nbchat-tool-ended">' in out
+    assert '<span class="nbchat-tool-verb">stopped</span>' in out
+    turn = Turn(user="go", tool_calls=[tool_call(runs_in="client")], cancelled=True)
+    saved = conversation_html([turn], styles=False)
+    assert "running" not in saved and '<span class="nbchat-tool-verb">stopped</span>' in saved
+    done = tool_call_html(tool_call(status="done", result=1), ended="stopped")
+    assert '<span class="nbchat-tool-verb">done</span>' in done  # a result wins
+
+
+def test_the_question_says_where_the_call_runs() -> None:
+    """The approval question names the tool and where it runs, escaped."""
+    kernel = confirm_question_html(tool_call(name="<w>", runs_in="client"))
+    assert "Run <code>&lt;w&gt;</code> in this kernel?" in kernel
+    assert "Run <code>&lt;w&gt;</code> (MCP: time)?" in confirm_question_html(
+        tool_call(name="<w>"), "MCP: time"
+    )
 
 
 # Styles

@@ -79,6 +79,38 @@ function followNewest(log) {
   };
 }
 
+// The approval under a tool card (nbchat/notebook/approval.py): a group named after the
+// call, each button labelled with the tool (its tooltip), announced by the log it sits
+// in (polite); never an alertdialog, which would take the focus from someone typing.
+// Once the kernel is gone, no answer can reach it: the buttons are disabled and the
+// question says so.
+const GONE_APPROVAL = "not run: the kernel is gone";
+
+function labelApprovals(root, gone) {
+  for (const group of root.querySelectorAll(".nbchat-confirm")) {
+    if (!group.hasAttribute("role")) {
+      const question = group.querySelector(".nbchat-confirm-question");
+      group.setAttribute("role", "group");
+      group.setAttribute("aria-label", `Approval: ${question?.textContent ?? "a tool call"}`);
+    }
+    for (const b of group.querySelectorAll("button")) {
+      if (b.title && b.getAttribute("aria-label") !== b.title) b.setAttribute("aria-label", b.title);
+      if (gone) b.disabled = true;
+    }
+    if (gone && !group.querySelector(".nbchat-confirm-gone")) {
+      const note = document.createElement("span");
+      note.className = "nbchat-confirm-gone";
+      note.textContent = GONE_APPROVAL;
+      group.append(note);
+    }
+  }
+  if (gone) {
+    for (const verb of root.querySelectorAll(".nbchat-tool-waiting .nbchat-tool-verb")) {
+      verb.textContent = GONE_APPROVAL;
+    }
+  }
+}
+
 function render({ model, el }) {
   const queue = document.createElement("div");
   queue.className = "nbchat-queue";
@@ -110,6 +142,7 @@ function render({ model, el }) {
 
   let panel = null; // the .nbchat root, once attached
   let scroller = null;
+  let approvals = null; // labels each approval as it appears
   let gone = false;
   const savedHeader = { html: null, className: null };
 
@@ -163,6 +196,7 @@ function render({ model, el }) {
       savedHeader.html = null;
     }
     stop.hidden = gone || stop.hidden;
+    if (panel) labelApprovals(panel, gone);
     say(gone ? KERNEL_GONE : "");
   };
 
@@ -252,7 +286,9 @@ function render({ model, el }) {
   const onCopy = async (event) => {
     const target = event.target.closest?.("button.nbchat-copy");
     if (!target || !panel?.contains(target)) return;
-    const copied = await copyText(target.dataset.markdown ?? "");
+    // A reply's button carries its Markdown; a code block's copies the block's text.
+    const code = target.closest(".nbchat-code")?.querySelector("code")?.textContent;
+    const copied = await copyText(target.dataset.markdown ?? code ?? "");
     target.textContent = copied ? "Copied" : "Copy failed";
     setTimeout(() => {
       target.textContent = "Copy";
@@ -279,6 +315,9 @@ function render({ model, el }) {
       scroller = followNewest(log);
     }
     root.addEventListener("click", onCopy);
+    approvals = new MutationObserver(() => labelApprovals(root, gone));
+    approvals.observe(root, { childList: true, subtree: true });
+    labelApprovals(root, gone);
     sync();
     checkKernel();
   });
@@ -289,6 +328,7 @@ function render({ model, el }) {
     model.off("change:closed", sync);
     model.off("msg:custom", onMessage);
     scroller?.disconnect();
+    approvals?.disconnect();
     panel?.removeEventListener("click", onCopy);
   };
 }
