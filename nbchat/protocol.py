@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "BACKEND_HEADER",
     "CANCEL_FEATURE",
     "CLIENT_ID_HEADER",
     "CLIENT_TOOLS_FEATURE",
@@ -70,6 +71,10 @@ MAX_ID_LENGTH = 256
 
 FEATURES_HEADER = "Nbchat-Features"
 """Handshake response header: the protocol extensions a server supports, comma-separated."""
+
+BACKEND_HEADER = "Nbchat-Backend"
+"""Handshake response header: what answers, in a few words (``demo agent``, ``model 'llama3.2'
+at http://host/v1``). A header, so a client that does not read it is sent nothing new."""
 
 CLIENT_TOOLS_FEATURE = "client-tools"
 """The feature naming client tools (``tools``, ``tool_request``, ``tool_response``,

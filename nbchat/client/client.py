@@ -143,6 +143,13 @@ class ChatClient(Listening, ToolOffering, Recording):
         return redact_url(self.config.url) or ""
 
     @property
+    def backend(self) -> str | None:
+        """What answers, as the server last announced it (``demo agent``, a model and its
+        host); None before a connection or from a server that does not say."""
+        connection = self._connection
+        return getattr(connection, "backend", None) if connection is not None else None
+
+    @property
     def queued(self) -> int:
         """Frames accepted but not yet written to a connection."""
         return self._session.queued

@@ -34,6 +34,7 @@ from ..exceptions import (
 from ..parsing import parse_server_frame
 from ..policy import NORMAL_CLOSURE, Disconnect, backoff
 from ..protocol import (
+    BACKEND_HEADER,
     CANCEL_FEATURE,
     CLIENT_ID_HEADER,
     CLIENT_TOOLS_FEATURE,
@@ -113,6 +114,8 @@ class Connection:
         self.last_disconnect: Disconnect | None = None
         self.failure: NbchatError | None = None
         self.reconnecting = False
+        self.backend: str | None = None
+        """What answers, as the server announced it at the handshake (``Nbchat-Backend``)."""
         """True between connections while it will try again."""
         self.opened = asyncio.Event()
         """Set while a connection is open."""
@@ -330,7 +333,9 @@ class Connection:
         self._ws = ws
         self.reached = True
         self._stop_clock()  # connect_timeout is over
-        header = ws.response.headers.get(FEATURES_HEADER, "") if ws.response else ""
+        headers = ws.response.headers if ws.response else {}
+        self.backend = _backend(headers.get(BACKEND_HEADER))
+        header = headers.get(FEATURES_HEADER, "")
         # A backend with a codec speaks no v1 at all, so it announces no extension either.
         features = set() if self.codec else {f.strip() for f in header.split(",")}
         client_tools = CLIENT_TOOLS_FEATURE in features
@@ -443,6 +448,14 @@ class Connection:
         if state is not self.state:
             self.state = state
             self._emit("state", state)
+
+
+def _backend(announced: str | None) -> str | None:
+    """A server's word on what answers, kept short and on one line: it is shown, not trusted."""
+    if not announced:
+        return None
+    text = " ".join(announced.split())
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -154,7 +154,12 @@ class EventRendering:
         elif state == "disconnected" and client.last_disconnect is not None:
             last = client.last_disconnect
             detail = last.reason or (f"code {last.code}" if last.code else "")
-        where = client.safe_url + (" (built-in server)" if self._server is not None else "")
+        # What answers, when the server says; the built-in server's loopback URL is noise.
+        backend = client.backend
+        if self._server is not None:
+            where = backend or f"{client.safe_url} (built-in server)"
+        else:
+            where = f"{backend} · {client.safe_url}" if backend else client.safe_url
         self._header.value = render.status_header_html(state, f"{detail} · {where}".lstrip(" ·"))
 
     def _show_history(self, history: Transcript | str | os.PathLike[str]) -> None:

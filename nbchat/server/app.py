@@ -29,7 +29,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from ..config import DEFAULT_MAX_SIZE
-from ..protocol import FEATURES_HEADER
+from ..protocol import BACKEND_HEADER, FEATURES_HEADER
 from .forward import capped
 from .frames import FrameHandler
 from .handshake import FEATURES, PATH, check_request, full
@@ -184,7 +184,7 @@ class ChatServer:
             self.host,
             self._port,
             process_request=self._process_request,
-            process_response=_announce_features,
+            process_response=self._announce,
             max_size=self.max_size,
             # Replies are small JSON frames: deflate cost ~10% of the CPU and ~46 KB
             # per connection for little gain on loopback (benchmarks/server_concurrency.py).
@@ -332,6 +332,14 @@ class ChatServer:
 
     # Private methods: handshake
 
+    def _announce(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response:
+        description = getattr(self.responder, "description", None)
+        return _announce(
+            connection, response, description if isinstance(description, str) else None
+        )
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         refusal = check_request(
             request.path, request.headers, token=self.token, allowed_origins=self.allowed_origins
@@ -350,12 +358,12 @@ class ChatServer:
         return response
 
 
-def _announce_features(
-    connection: ServerConnection, request: Request, response: Response
-) -> Response:
-    """The opening handshake's response names the extensions this server supports."""
+def _announce(connection: ServerConnection, response: Response, backend: str | None) -> Response:
+    """The opening handshake's response names the extensions supported and what answers."""
     if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
         response.headers[FEATURES_HEADER] = ", ".join(FEATURES)
+        if backend:
+            response.headers[BACKEND_HEADER] = backend
     return response
 
 

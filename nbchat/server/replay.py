@@ -225,6 +225,11 @@ class ReplayResponder:
             f"conversations, speed={self.speed!r}>"
         )
 
+    @property
+    def description(self) -> str:
+        """What answers, for the handshake's ``Nbchat-Backend`` header and the panel's."""
+        return "replay of a recorded transcript"
+
     # Public methods
 
     @property

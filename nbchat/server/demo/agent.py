@@ -98,6 +98,8 @@ class DemoAgent:
     ) -> None:
         self.delay = delay
         self._memory: Conversations[_Memory] = Conversations(max_conversations, max_per_client)
+        self.description = "demo agent"
+        """What answers, for the handshake's ``Nbchat-Backend`` header and the panel's."""
 
     # Public methods
 

@@ -198,6 +198,11 @@ class OpenAIAgent:
     def __repr__(self) -> str:
         return f"<OpenAIAgent {self.model!r} at {self.url}>"
 
+    @property
+    def description(self) -> str:
+        """What answers, for the handshake's ``Nbchat-Backend`` header and the panel's."""
+        return f"model {self.model!r} at {self.url}"
+
     # Public methods
 
     @property
