@@ -9,8 +9,9 @@ results. An agent refuses a run whose tool calls have no tool message.
 
 :class:`Run` reads one run's events, in order, into the v1 server messages the
 delivery session routes (text -> ``token``, a tool call -> a ``tool_call``
-card, its result -> ``tool_result``, ``RUN_FINISHED`` -> ``done``,
-``RUN_ERROR`` -> one ``error`` line). A call of one of the client's tools (a
+card, its result -> ``tool_result``, ``RUN_FINISHED`` -> ``done``, with the
+``usage`` it may carry (one entry per provider and model) summed over the reply's
+runs, ``RUN_ERROR`` -> one ``error`` line). A call of one of the client's tools (a
 frontend tool) ends the run with the call pending: the run finishes with
 ``calls`` set and no ``done``, the shell runs them and starts the follow-up run
 from :meth:`Threads.follow_up` with their results, so the reply goes on.
@@ -59,6 +60,7 @@ from .protocol import (
     ToolRequest,
     ToolResponse,
     ToolResultMessage,
+    Usage,
     UserMessage,
     new_id,
 )
@@ -124,6 +126,8 @@ class Run:
         """RUN_FINISHED or RUN_ERROR arrived: the stream has nothing more to say."""
         self.calls: list[ToolRequest] = []
         """Calls of the client's tools this run ended with, to run before the follow-up."""
+        self.usage: Usage | None = None
+        """Tokens the reply cost so far, summed over its runs (``RUN_FINISHED``'s ``usage``)."""
         self._calls: dict[str, _Call] = {}
         self._assistant: dict[str, AssistantMessage] = {}
 
@@ -242,7 +246,10 @@ class Run:
 
     def _on_run_finished(self, event: Any) -> list[ServerMessage]:
         self.finished = True
-        return [] if self.calls else [self.v1(DoneMessage)]
+        self._count(getattr(event, "usage", None))
+        if self.calls:
+            return []
+        return [self.v1(DoneMessage, usage=self.usage)]
 
     def _on_run_error(self, event: Any) -> list[ServerMessage]:
         self.finished = True
@@ -256,6 +263,19 @@ class Run:
     def v1(self, kind: type[ServerMessage], **fields: Any) -> ServerMessage:
         """A v1 message of this run's reply."""
         return kind(conversation_id=self.thread.id, reply_to=self.message_id, **fields)
+
+    def _count(self, usage: Any) -> None:
+        """Add a run's ``usage`` (one entry per provider and model, AG-UI 1.0) to the reply's."""
+        entries = usage if isinstance(usage, list) else [usage] if usage is not None else []
+        prompt = [getattr(e, "input_tokens", None) for e in entries]
+        completion = [getattr(e, "output_tokens", None) for e in entries]
+        if all(n is None for n in (*prompt, *completion)):
+            return
+        before = self.usage or Usage()
+        self.usage = Usage(
+            prompt_tokens=_sum(before.prompt_tokens, *prompt),
+            completion_tokens=_sum(before.completion_tokens, *completion),
+        )
 
     def _message(self, message_id: str) -> AssistantMessage:
         known = self._assistant.get(message_id)
@@ -351,6 +371,7 @@ class Threads:
             )
         done = run.v1(ToolResultMessage, tool_calls=cards)
         follow = Run(thread, run.message_id, run.frontend)
+        follow.usage = run.usage  # one reply, several runs: its usage is their sum
         return [done], self._input(thread, tools, []), follow
 
     def finished(self, message_id: str) -> None:
@@ -371,6 +392,12 @@ class Threads:
             context=[Context.model_validate(entry) for entry in context],
             forwarded_props={},
         )
+
+
+def _sum(*counts: int | None) -> int | None:
+    """The sum of the counts given, None when none is."""
+    known = [n for n in counts if isinstance(n, int)]
+    return sum(known) if known else None
 
 
 def _result(content: str) -> Any:

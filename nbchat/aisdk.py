@@ -12,7 +12,8 @@ messages and each assistant message with its text and tool parts.
 :class:`Run` has the interface of :class:`nbchat.agui.Run`; its ``calls`` stay
 empty: the client's own tools are not offered over this protocol (the AI SDK
 declares frontend tools in the server's code, not in the request). Reasoning
-parts become v1 ``reasoning`` messages (``Reply.reasoning``).
+parts become v1 ``reasoning`` messages (``Reply.reasoning``); token usage, where
+the server reports it in the message metadata, ``done``'s ``usage``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from .protocol import (
     ToolCallMessage,
     ToolRequest,
     ToolResultMessage,
+    Usage,
     UserMessage,
     new_id,
 )
 
-__all__ = ["END", "STREAM_HEADER", "Chat", "Chats", "Run", "decode_part"]
+__all__ = ["END", "STREAM_HEADER", "Chat", "Chats", "Run", "decode_part", "usage_of"]
 
 STREAM_HEADER = "x-vercel-ai-ui-message-stream"
 """The response header naming the stream's version (``v1``)."""
@@ -61,6 +63,36 @@ def decode_part(data: str) -> Any:
     return part
 
 
+_COUNTS = (
+    ("inputTokens", "outputTokens"),  # the AI SDK 5's LanguageModelUsage
+    ("promptTokens", "completionTokens"),  # the AI SDK 4's
+    ("input_tokens", "output_tokens"),
+    ("prompt_tokens", "completion_tokens"),
+)
+
+
+def usage_of(metadata: Any) -> Usage | None:
+    """The token usage a message's metadata reports, if any.
+
+    The stream has no usage part of its own: a server puts it in ``messageMetadata``
+    (the AI SDK's documented way: ``messageMetadata: ({part}) => ({totalUsage:
+    part.totalUsage})``), under ``totalUsage`` or ``usage``, in any of the spellings of
+    :data:`_COUNTS`.
+    """
+    if not isinstance(metadata, dict):
+        return None
+    for key in ("totalUsage", "usage"):
+        counts = metadata.get(key)
+        if not isinstance(counts, dict):
+            continue
+        for prompt, completion in _COUNTS:
+            found = [counts.get(prompt), counts.get(completion)]
+            numbers = [n if isinstance(n, int) and not isinstance(n, bool) else None for n in found]
+            if numbers != [None, None]:
+                return Usage(prompt_tokens=numbers[0], completion_tokens=numbers[1])
+    return None
+
+
 class Chat:
     """One conversation: its UI messages, as the server wants them back."""
 
@@ -78,6 +110,8 @@ class Run:
         self.message_id = message_id
         self.finished = False
         self.calls: list[ToolRequest] = []
+        self.usage: Usage | None = None
+        """The tokens the reply cost, from its metadata (``finish``, ``message-metadata``)."""
         self._parts: list[dict[str, Any]] = []
         self._text: dict[str, dict[str, Any]] = {}
         self._tools: dict[str, dict[str, Any]] = {}
@@ -128,9 +162,11 @@ class Run:
                 result=result,
             )
             return [self.v1(ToolResultMessage, tool_calls=[call])]
+        if kind in ("finish", "message-metadata"):
+            self.usage = usage_of(part.get("messageMetadata")) or self.usage
         if kind == "finish":
             self.finished = True
-            return [self.v1(DoneMessage)]
+            return [self.v1(DoneMessage, usage=self.usage)]
         if kind == "abort":
             self.finished = True
             return [self.v1(DoneMessage, cancelled=True)]

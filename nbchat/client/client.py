@@ -150,6 +150,19 @@ class ChatClient(Listening, ToolOffering, Recording):
         return getattr(connection, "backend", None) if connection is not None else None
 
     @property
+    def agent_state(self) -> Any:
+        """The AG-UI agent's shared state in the current conversation (``protocol="ag-ui"``).
+
+        As the agent last sent it (``STATE_SNAPSHOT``, patched by ``STATE_DELTA``),
+        and sent back with the next run; None before it sent one, and for every
+        other protocol. Each change is an ``agent_state`` event.
+        """
+        connection = self._connection
+        if not isinstance(connection, HttpConnection):
+            return None
+        return connection.threads.state(self.conversation_id)
+
+    @property
     def queued(self) -> int:
         """Frames accepted but not yet written to a connection."""
         return self._session.queued

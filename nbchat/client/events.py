@@ -21,10 +21,30 @@ __all__ = ["EVENTS", "ClientEvent", "Emitter", "Listening"]
 logger = logging.getLogger("nbchat.client")
 
 ClientEvent: TypeAlias = Literal[
-    "open", "close", "error", "message", "reply", "send", "state", "restart", "failed"
+    "open",
+    "close",
+    "error",
+    "message",
+    "reply",
+    "send",
+    "state",
+    "restart",
+    "failed",
+    "agent_state",
 ]
 EVENTS: frozenset[str] = frozenset(
-    {"open", "close", "error", "message", "reply", "send", "state", "restart", "failed"}
+    {
+        "open",
+        "close",
+        "error",
+        "message",
+        "reply",
+        "send",
+        "state",
+        "restart",
+        "failed",
+        "agent_state",
+    }
 )
 """``reply(message, reply)`` follows ``message(message)`` for each message that is part of
 a reply (never an ack): ``reply`` is the reply so far, as the session assembled it."""
@@ -89,8 +109,10 @@ class Listening:
         message that is part of a reply (acks never are; ``reply`` is the
         :class:`~nbchat.reply.ReplyBuilder` of the session, the reply so far,
         to read, never to feed), ``restart(message_id)`` when the server had
-        lost a reply and begins it again, and ``failed(message_id, exc)`` when
-        a reply will never be complete. A coroutine function is scheduled as a
+        lost a reply and begins it again, ``failed(message_id, exc)`` when
+        a reply will never be complete, and ``agent_state(conversation_id,
+        state)`` when an AG-UI agent sent its shared state (``STATE_SNAPSHOT``,
+        ``STATE_DELTA``; ``state`` is the state after it). A coroutine function is scheduled as a
         task. A callback that raises is logged and does not disturb the client.
         """
         return self._events.on(event, callback)

@@ -11,7 +11,9 @@ starts a run, a cancel closes its stream (the reply ends ``cancelled``), the
 ``tools`` declaration is kept to offer the client's tools, a ``tool_response``
 is handed to the run that waits for it. What the stream says is translated by
 the pure :mod:`nbchat.agui` / :mod:`nbchat.aisdk` into v1 messages and fed to
-the session, which routes and assembles them as it does any server's.
+the session, which routes and assembles them as it does any server's. An
+AG-UI agent's shared state is kept per thread (``threads.state(conversation_id)``)
+and each change of it emitted as ``agent_state(conversation_id, state)``.
 
 These protocols have no resume and no acks. Each run is acked here when its
 stream opens; a stream that drops mid-run (the peer went away) counts as a
@@ -251,11 +253,12 @@ class HttpConnection:
     async def _write(self, http: httpx.AsyncClient) -> None:
         wake, session = self._wake_writer, self.session
         while True:
-            await wake.wait()
-            wake.clear()
+            # What the session queued on open first: after a dropped run, its resends.
             while (frame := session.next_frame()) is not None:
                 session.written()
                 self._frame(http, parse_client_message(frame))
+            await wake.wait()
+            wake.clear()
 
     def _frame(self, http: httpx.AsyncClient, message: Any) -> None:
         if isinstance(message, UserMessage):
@@ -331,8 +334,11 @@ class HttpConnection:
                     logger.warning("ignored a bad event from %s: %s", self.safe_url, exc)
                     self._emit("error", exc)
                     continue
+                state = run.thread.state
                 for message in run.feed(part):
                     carry_out(receive(message))
+                if run.thread.state is not state:  # STATE_SNAPSHOT, STATE_DELTA
+                    self._emit("agent_state", run.thread.id, run.thread.state)
                 if run.finished:
                     break  # anything after the end would answer the next message
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:

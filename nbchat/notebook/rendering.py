@@ -4,14 +4,15 @@ The client says which message a server message answers (``reply_to``) and
 hands over the reply as the session assembled it (the ``reply`` event); this
 part of :class:`~nbchat.notebook.ChatWidget` only finds the view and lets it
 render, keeps the status line current, and brings the static copy up to date
-once per completed reply.
+once per completed reply. An AG-UI agent's shared state, when it sends one, shows
+in a collapsible "Agent state" view under the conversation, updated on each change.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -19,6 +20,7 @@ from .. import render
 from ..client.connection import ConnectionState
 from ..exceptions import ConnectionFailed, NbchatError, ProtocolError
 from ..protocol import CancelRequest, ServerMessage, ToolCall, UserMessage, new_id
+from ..render.html import agent_state_html
 from ..reply import ReplyBuilder
 from ..transcript import Transcript
 from ..transcript.format import gc_paused
@@ -53,10 +55,16 @@ class EventRendering:
     _static: StaticConversation
     _server: ChatServer | None
     _connected_once: bool
+    _unsubscribe: list[Callable[[], None]]
+    children: tuple[widgets.Widget, ...]
+    """The panel's parts (the VBox's): stylesheet, header, log, controls."""
     _where: Callable[[ToolCall], str]
     """Where a call of the client's tools runs (the widget asks its tools)."""
     _gave_up: widgets.HTML | None = None
     """The give-up banner, removed as soon as it no longer holds."""
+    _agent_state: widgets.HTML | None = None
+    """The "Agent state" view (AG-UI), made when the agent first sends its state."""
+    _watching_state = False
 
     def _turns(self) -> list[Turn]:
         return [view.turn for view in self._views.values()]
@@ -73,6 +81,26 @@ class EventRendering:
         self._views[message.id] = view
         self._log.append(view.box)
         self._input.streaming = True
+        self._watch_agent_state()
+
+    def _watch_agent_state(self) -> None:
+        """Follow the agent's shared state from the first message on (it comes in runs only)."""
+        if self._watching_state:
+            return
+        self._watching_state = True
+        self._unsubscribe.append(self.client.on("agent_state", self._on_agent_state))
+        if self.client.agent_state is not None:  # a client brought with a state of its own
+            self._on_agent_state(self.client.conversation_id, self.client.agent_state)
+
+    def _on_agent_state(self, conversation_id: str, state: Any) -> None:
+        if conversation_id != self.client.conversation_id:
+            return
+        view = self._agent_state
+        if view is None:  # below the conversation, above the controls
+            view = self._agent_state = widgets.HTML()
+            *above, controls = self.children
+            self.children = (*above, view, controls)
+        view.value = agent_state_html(state)
 
     def _on_reply(self, message: ServerMessage, reply: ReplyBuilder) -> None:
         # The session decided which message this answers (reply_to) and assembled

@@ -29,6 +29,7 @@ __all__ = [
     "STYLES",
     "STYLESHEET",
     "WAITING",
+    "agent_state_html",
     "approval_text",
     "assistant_message_html",
     "confirm_question_html",
@@ -316,3 +317,15 @@ def conversation_html(turns: Iterable[Turn], *, title: str = "", styles: bool = 
     parts.extend(turn_html(redact_turn(turn)) for turn in turns)
     parts.append("</div>")
     return "".join(parts)
+
+
+def agent_state_html(state: Any, *, expanded: bool = False) -> str:
+    """An AG-UI agent's shared state as a collapsible "Agent state" block: pretty-printed
+    JSON, credentials redacted, cut at :data:`MAX_TOOL_TEXT`, escaped (untrusted)."""
+    is_open = " open" if expanded else ""
+    text = redact_text(tool_value_text(state))
+    return (
+        f'<details class="nbchat-agent-state"{is_open}>'
+        '<summary><span class="nbchat-agent-state-label">Agent state</span></summary>'
+        f"<pre><code>{html.escape(text)}</code></pre></details>"
+    )
