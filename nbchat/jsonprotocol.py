@@ -20,7 +20,7 @@ the raw frame: one ``error`` event, and the connection goes on.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,7 +36,7 @@ from .protocol import (
     ToolResultMessage,
 )
 
-__all__ = ["JsonCodec", "JsonProtocol", "ToolCallFields", "ToolResultFields"]
+__all__ = ["Codec", "JsonCodec", "JsonProtocol", "ToolCallFields", "ToolResultFields"]
 
 
 class _Declaration(BaseModel):
@@ -143,6 +143,16 @@ def _put(data: dict[str, Any], path: str, value: Any) -> None:
 def _arguments(value: Any) -> dict[str, Any]:
     """Arguments as an object: JSON text decoded (``ToolCall`` keeps what is not JSON)."""
     return ToolCall(id="", name="", arguments=value).arguments
+
+
+class Codec(Protocol):
+    """Translates frames for a backend that does not speak v1 (a :class:`JsonProtocol`'s)."""
+
+    def encode(self, frame: str) -> str | None:
+        """The backend's frame for a v1 client frame; None: it is not sent."""
+
+    def decode(self, raw: str | bytes) -> list[ServerMessage]:
+        """The v1 server messages a backend frame stands for; ProtocolError if none."""
 
 
 class JsonCodec:

@@ -16,7 +16,6 @@ import contextvars
 import enum
 import logging
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -31,21 +30,20 @@ from ..exceptions import (
     ProtocolError,
     ReconnectExhausted,
 )
+from ..jsonprotocol import Codec
 from ..parsing import parse_server_frame
 from ..policy import NORMAL_CLOSURE, Disconnect, backoff
 from ..protocol import (
-    BACKEND_HEADER,
     CANCEL_FEATURE,
     CLIENT_ID_HEADER,
     CLIENT_TOOLS_FEATURE,
-    FEATURES_HEADER,
-    ServerMessage,
 )
 from ..redact import redact_url
 from ..session import Outcome, Session
+from .announced import Announced
 from .clock import AwakeClock
 
-__all__ = ["HARD_LIMIT_FACTOR", "Codec", "Connection", "ConnectionState"]
+__all__ = ["HARD_LIMIT_FACTOR", "Connection", "ConnectionState"]
 
 logger = logging.getLogger("nbchat.client")
 
@@ -56,16 +54,6 @@ hostile server cannot make the client buffer without bound."""
 _MESSAGE_TOO_BIG = 1009
 _LAST_ATTEMPT = 1.0
 """Seconds an attempt may take however little of ``connect_timeout`` is left."""
-
-
-class Codec(Protocol):
-    """Translates frames for a backend that does not speak v1 (a :class:`~nbchat.JsonProtocol`)."""
-
-    def encode(self, frame: str) -> str | None:
-        """The backend's frame for a v1 client frame; None: it is not sent."""
-
-    def decode(self, raw: str | bytes) -> list[ServerMessage]:
-        """The v1 server messages a backend frame stands for; ProtocolError if none."""
 
 
 class ConnectionState(str, enum.Enum):
@@ -333,11 +321,11 @@ class Connection:
         self._ws = ws
         self.reached = True
         self._stop_clock()  # connect_timeout is over
-        headers = ws.response.headers if ws.response else {}
-        self.backend = _backend(headers.get(BACKEND_HEADER))
-        header = headers.get(FEATURES_HEADER, "")
         # A backend with a codec speaks no v1 at all, so it announces no extension either.
-        features = set() if self.codec else {f.strip() for f in header.split(",")}
+        announced = Announced.read(
+            ws.response.headers if ws.response else {}, speaks_v1=not self.codec
+        )
+        self.backend, features = announced.backend, announced.features
         client_tools = CLIENT_TOOLS_FEATURE in features
         if self.session.tools_frame is not None and not client_tools:
             logger.warning(
@@ -448,14 +436,6 @@ class Connection:
         if state is not self.state:
             self.state = state
             self._emit("state", state)
-
-
-def _backend(announced: str | None) -> str | None:
-    """A server's word on what answers, kept short and on one line: it is shown, not trusted."""
-    if not announced:
-        return None
-    text = " ".join(announced.split())
-    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _one_line(exc: BaseException) -> str:
