@@ -58,28 +58,23 @@ import json
 import logging
 import math
 import os
-import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Literal
 
 from typing_extensions import Unpack
 
 from ..protocol import (
-    DoneMessage,
     ErrorInfo,
     ErrorMessage,
-    ReasoningMessage,
-    TokenMessage,
     ToolCall,
     ToolCallMessage,
     ToolResultMessage,
-    UnknownMessage,
 )
 from ..redact import redact_text, redact_value
-from ..transcript import Transcript, Turn
+from ..transcript import Transcript
 from .app import DEFAULT_HOST, ChatServer, ServerOptions
+from .exchanges import Cursor, Exchange, Recorded, exchange, normalize
 from .responder import ClientTools, ResponderMessage, current_client_tools
 
 __all__ = [
@@ -98,88 +93,9 @@ TOOL_RESULT_DIFFERS = "tool_result_differs"
 """The ``error`` code ending a replayed reply whose client tool gave another result."""
 _MAX_RESULT_QUOTE = 200
 
-_REPLAYED = (TokenMessage, ReasoningMessage, ToolCallMessage, ToolResultMessage, ErrorMessage)
 _MAX_EXPECTED = 3
 """How many expected messages an error names."""
 _MAX_QUOTE = 80
-
-
-def _normalize(text: str) -> str:
-    """The form messages are compared in: redacted, NFC, whitespace collapsed, ends stripped."""
-    return " ".join(unicodedata.normalize("NFC", redact_text(text)).split())
-
-
-@dataclass(frozen=True)
-class _Exchange:
-    """One recorded user message and its answer, ready to replay."""
-
-    order: int
-    """Position in the whole transcript, for the "said it first" tie-break."""
-    text: str
-    messages: tuple[ResponderMessage, ...]
-    offsets: tuple[float, ...]
-    """Seconds after the user message at which each message arrived (non-decreasing)."""
-    end: float
-    """Seconds after the user message at which the reply ended."""
-
-
-@dataclass(eq=False)
-class _Recorded:
-    """A recorded conversation: its exchanges in order, indexed by normalised text."""
-
-    conversation_id: str
-    exchanges: list[_Exchange] = field(default_factory=list)
-    by_text: dict[str, list[int]] = field(default_factory=dict)
-    followers: int = 0
-    """How many live conversations have a cursor on it."""
-
-
-@dataclass(eq=False)
-class _Cursor:
-    """Where one live conversation is in one recorded conversation."""
-
-    recorded: _Recorded
-    used: set[int] = field(default_factory=set)
-
-    def find(self, key: str) -> int | None:
-        """The first unused exchange with this text, or None."""
-        for index in self.recorded.by_text.get(key, ()):
-            if index not in self.used:
-                return index
-        return None
-
-    def next_text(self) -> str | None:
-        """The text of the first unused exchange, or None when all are used."""
-        for index, exchange in enumerate(self.recorded.exchanges):
-            if index not in self.used:
-                return exchange.text
-        return None
-
-
-def _exchange(order: int, turn: Turn) -> _Exchange:
-    """A turn without acks and ``done``, each message timed from the user message."""
-    messages: list[ResponderMessage] = []
-    times: list[float] = []
-    end = turn.t
-    arrived = turn.times
-    if len(arrived) != len(turn.messages):  # a Turn built by hand: no pace to keep
-        arrived = [turn.t] * len(turn.messages)
-    for message, t in zip(turn.messages, arrived, strict=True):
-        end = max(end, t)
-        if isinstance(message, UnknownMessage) and message.type == "reply_restart":
-            messages.clear()
-            times.clear()
-        elif isinstance(message, _REPLAYED) or (isinstance(message, DoneMessage) and message.says):
-            messages.append(message.model_copy(update={"reply_to": None, "conversation_id": None}))
-            times.append(t)
-        if isinstance(message, DoneMessage):  # kept above when it says what the reply cost
-            break  # anything after the end belongs to no reply
-    offsets: list[float] = []
-    last = 0.0
-    for t in times:
-        last = max(last, t - turn.t)  # clocks step back; a reply never does
-        offsets.append(last)
-    return _Exchange(order, turn.user, tuple(messages), tuple(offsets), max(last, end - turn.t))
 
 
 def _quote(text: str) -> str:
@@ -210,14 +126,14 @@ class ReplayResponder:
         self.speed = speed
         """Pace factor: None or 0 as fast as possible, 1.0 as recorded, 2.0 twice as fast."""
         self.max_conversations = max_conversations
-        self._recorded: dict[str, _Recorded] = {}
+        self._recorded: dict[str, Recorded] = {}
         for order, turn in enumerate(transcript.turns):
             key = turn.conversation_id or ""  # the server passes "" for "no conversation"
-            recorded = self._recorded.setdefault(key, _Recorded(key))
+            recorded = self._recorded.setdefault(key, Recorded(key))
             index = len(recorded.exchanges)
-            recorded.exchanges.append(_exchange(order, turn))
-            recorded.by_text.setdefault(_normalize(turn.user), []).append(index)
-        self._live: OrderedDict[str, list[_Cursor]] = OrderedDict()
+            recorded.exchanges.append(exchange(order, turn))
+            recorded.by_text.setdefault(normalize(turn.user), []).append(index)
+        self._live: OrderedDict[str, list[Cursor]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -292,9 +208,9 @@ class ReplayResponder:
 
     # Private methods
 
-    def _match(self, conversation_id: str, text: str) -> _Exchange | None:
+    def _match(self, conversation_id: str, text: str) -> Exchange | None:
         """The exchange answering ``text`` in a live conversation, now marked used; or None."""
-        key = _normalize(text)
+        key = normalize(text)
         cursors = self._cursors(conversation_id)
         for cursor in cursors:
             index = cursor.find(key)
@@ -317,7 +233,7 @@ class ReplayResponder:
                 r.exchanges[r.by_text[key][0]].order,
             ),
         )
-        cursor = _Cursor(recorded)
+        cursor = Cursor(recorded)
         recorded.followers += 1
         cursors.append(cursor)
         index = recorded.by_text[key][0]
@@ -347,7 +263,7 @@ class ReplayResponder:
         assert self.speed is not None
         return self.speed
 
-    def _cursors(self, conversation_id: str) -> list[_Cursor]:
+    def _cursors(self, conversation_id: str) -> list[Cursor]:
         cursors = self._live.get(conversation_id)
         if cursors is None:
             cursors = self._live[conversation_id] = []
