@@ -151,16 +151,12 @@ class ChatClient(Listening, ToolOffering, Recording):
 
     @property
     def agent_state(self) -> Any:
-        """The AG-UI agent's shared state in the current conversation (``protocol="ag-ui"``).
-
-        As the agent last sent it (``STATE_SNAPSHOT``, patched by ``STATE_DELTA``),
-        and sent back with the next run; None before it sent one, and for every
-        other protocol. Each change is an ``agent_state`` event.
-        """
+        """The AG-UI agent's shared state in the current conversation, as it last sent it
+        (each change an ``agent_state`` event); None before that and for other protocols."""
         connection = self._connection
-        if not isinstance(connection, HttpConnection):
-            return None
-        return connection.threads.state(self.conversation_id)
+        if isinstance(connection, HttpConnection):
+            return connection.threads.state(self.conversation_id)
+        return None
 
     @property
     def queued(self) -> int:
