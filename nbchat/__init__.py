@@ -70,6 +70,9 @@ from .protocol import (
 from .reply import (
     Reply,
 )
+from .schematool import (
+    Tool,
+)
 from .transcript import (
     TRANSCRIPT_VERSION,
     Recorder,
@@ -178,6 +181,7 @@ __all__ = [
     "ServerMessage",
     "ServerOptions",
     "TokenMessage",
+    "Tool",
     "ToolApprover",
     "ToolArgumentsError",
     "ToolCall",

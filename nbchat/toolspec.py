@@ -38,7 +38,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -49,6 +49,8 @@ __all__ = [
     "MAX_ARGUMENT_CHARS",
     "MAX_DESCRIPTION_CHARS",
     "MAX_RESULT_CHARS",
+    "NAME_PATTERN",
+    "Spec",
     "ToolOutcome",
     "ToolResult",
     "ToolSpec",
@@ -66,9 +68,37 @@ MAX_ARGUMENT_CHARS = 100_000
 MAX_DESCRIPTION_CHARS = 1_000
 """Docstrings are cut to this length: a description is for choosing a tool, not a manual."""
 
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Tool names OpenAI-compatible APIs accept."""
+_NAME = NAME_PATTERN
 _MAX_ERROR_CHARS = 300
+
+
+class Spec(Protocol):
+    """What the executor needs of a tool: a typed function's :class:`ToolSpec`, or a
+    :class:`~nbchat.schematool.SchemaSpec` (arguments described by a JSON Schema)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def function(self) -> Callable[..., Any]: ...
+
+    @property
+    def is_async(self) -> bool: ...
+
+    def parameters(self) -> dict[str, Any]: ...
+
+    def openai_tool(self) -> dict[str, Any]: ...
+
+    def parse(self, raw: str | Mapping[str, Any] | None) -> dict[str, Any]: ...
+
+    def validate(self, arguments: Mapping[str, Any]) -> Any: ...
+
+    def call(self, validated: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -264,14 +294,16 @@ def unknown_tool(name: str | None, offered: Iterable[str], side: str = "client")
 
 
 def prepare_call(
-    tools: Mapping[str, ToolSpec],
+    tools: Mapping[str, Spec],
     name: str | None,
     arguments: str | Mapping[str, Any] | None,
     *,
     side: str = "client",
-) -> tuple[ToolSpec, BaseModel]:
+) -> tuple[Spec, Any]:
     """The tool a call names and its validated arguments; :class:`ToolArgumentsError` if none.
 
+    One path for every tool: a typed function's arguments are validated by its
+    pydantic model, a schema tool's (an MCP server's) by ``jsonschema``.
     ``side`` ("client", "server") names who offers ``tools`` in the refusal of
     an unknown name.
     """

@@ -59,6 +59,7 @@ PUBLIC = {
         "UserMessage",
     ],
     "nbchat.reply": ["Reply"],
+    "nbchat.schematool": ["Tool"],
     "nbchat.server": [
         "NOT_IN_TRANSCRIPT",
         "TOOL_RESULT_DIFFERS",

@@ -201,7 +201,7 @@ class ChatClient(Listening, ToolOffering, Recording):
         complete reply: they are reported, not lost.
         """
         self.closed_by_user = True
-        self._tools.cancel()
+        await self._end_tools()  # running calls cancelled, the MCP servers it started ended
         connection = self._connection
         if connection is not None and connection.loop is running_loop():
             await connection.close()

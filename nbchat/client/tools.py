@@ -33,8 +33,9 @@ from typing import Any, Literal, TypeAlias
 
 from ..exceptions import ConfigError
 from ..protocol import ClientToolInfo, ToolCall, ToolRequest, ToolResponse, ToolsDeclaration
+from ..schematool import schema_spec
 from ..tools import execute, still_running
-from ..toolspec import ToolSpec, error_text, tool_spec
+from ..toolspec import Spec, error_text, tool_spec
 
 __all__ = ["MAX_KEPT_ID_CHARS", "MAX_KEPT_RESULTS", "ClientTool", "Denial", "ToolApprover"]
 
@@ -86,24 +87,46 @@ class ClientTool:
     confirm: bool
     """Whether each call waits for ``client.approver`` to say yes."""
     function: Callable[..., Any] = field(repr=False)
-    spec: ToolSpec = field(repr=False, compare=False)
+    spec: Spec = field(repr=False, compare=False)
     """How the arguments are validated and the function called."""
     where: str = "in this kernel"
     """Where a call runs, as its card and its approval say ("MCP: time" for an MCP server's)."""
 
     @classmethod
     def of(
-        cls, function: Callable[..., Any], *, name: str | None = None, confirm: bool = False
+        cls,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        confirm: bool = False,
+        schema: Mapping[str, Any] | None = None,
+        description: str | None = None,
     ) -> ClientTool:
-        """Describe ``function``; :class:`~nbchat.ToolSpecError` (one line) if it cannot be."""
-        spec = tool_spec(function, name=name)
+        """Describe ``function``; :class:`~nbchat.ToolSpecError` (one line) if it cannot be.
+
+        Without ``schema`` the JSON Schema comes from the signature; with it, the
+        schema is checked (``jsonschema``) and the arguments are validated against it.
+        """
+        spec: Spec
+        if schema is None:
+            spec = tool_spec(function, name=name, description=description)
+        else:
+            spec = schema_spec(function, schema, name=name, description=description)
+        return cls.from_spec(spec, confirm=confirm)
+
+    @classmethod
+    def from_spec(
+        cls, spec: Spec, *, confirm: bool = False, where: str | None = None
+    ) -> ClientTool:
+        """The tool of a spec made elsewhere (a schema tool, an MCP server's)."""
         return cls(
             name=spec.name,
             description=spec.description,
             parameters=spec.parameters(),
             confirm=confirm,
-            function=function,
+            function=spec.function,
             spec=spec,
+            **({"where": where} if where is not None else {}),
         )
 
     def info(self) -> ClientToolInfo:
@@ -151,8 +174,25 @@ class ToolRunner:
     # Registration
 
     def add(self, tool: ClientTool) -> None:
-        """Offer ``tool`` (replacing one of the same name)."""
+        """Offer ``tool``, replacing one of the same name that runs in the same place.
+
+        A tool of the same name from somewhere else (a kernel function and an
+        MCP server's, two MCP servers) is a clash: :class:`ConfigError` naming both.
+        """
+        clash = self.clash(tool)
+        if clash is not None:
+            raise ConfigError(clash)
         self._tools[tool.name] = tool
+
+    def clash(self, tool: ClientTool) -> str | None:
+        """Why ``tool`` cannot be added (a tool of its name runs elsewhere), or None."""
+        old = self._tools.get(tool.name)
+        if old is None or old.where == tool.where:
+            return None
+        return (
+            f"tool {tool.name!r} ({tool.where}) clashes with the tool {old.name!r} ({old.where}): "
+            f"remove that one first (remove_tool({old.name!r})), or pass prefix=..."
+        )
 
     def remove(self, name: str) -> None:
         """Stop offering the tool ``name``; ConfigError if there is none."""
@@ -232,7 +272,7 @@ class ToolRunner:
         if tool is not None and request.reply_to is None:
             return "error", ABANDONED
 
-        async def approve(spec: ToolSpec) -> str | None:
+        async def approve(spec: Spec) -> str | None:
             return await self._confirm(request) if tool is not None and tool.confirm else None
 
         specs = {name: tool.spec for name, tool in self._tools.items()}

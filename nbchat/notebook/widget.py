@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import os
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import ipywidgets as widgets
@@ -155,23 +155,60 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         return self.client.ask_sync(text, timeout=timeout)
 
     @overload
-    def tool(self, fn: _F, *, name: str | None = None, confirm: bool = False) -> _F: ...
+    def tool(
+        self,
+        fn: _F,
+        *,
+        name: str | None = None,
+        confirm: bool = False,
+        schema: Mapping[str, Any] | None = None,
+    ) -> _F: ...
 
     @overload
     def tool(
-        self, fn: None = None, *, name: str | None = None, confirm: bool = False
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        confirm: bool = False,
+        schema: Mapping[str, Any] | None = None,
     ) -> Callable[[_F], _F]: ...
 
     def tool(
-        self, fn: _F | None = None, *, name: str | None = None, confirm: bool = False
+        self,
+        fn: _F | None = None,
+        *,
+        name: str | None = None,
+        confirm: bool = False,
+        schema: Mapping[str, Any] | None = None,
     ) -> _F | Callable[[_F], _F]:
         """Let the model call a typed function of this notebook; it runs in this kernel.
 
         ``@chat.tool``, ``chat.tool(fn)`` or ``@chat.tool(confirm=True)``: with
         ``confirm``, the call's card shows Run / Deny and nothing runs until the
-        person decides. See :meth:`ChatClient.tool`.
+        person decides. ``schema={...}`` (or an :class:`~nbchat.Tool`) describes
+        the arguments by a JSON Schema instead of type hints. See :meth:`ChatClient.tool`.
         """
-        return self.client.tool(fn, name=name, confirm=confirm)
+        return self.client.tool(fn, name=name, confirm=confirm, schema=schema)
+
+    def mcp(
+        self,
+        command: str | Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        confirm: bool | None = None,
+        prefix: str | None = None,
+        **options: Any,
+    ) -> list[str]:
+        """Offer an MCP server's tools to the model, from a cell; return the names added.
+
+        ``chat.mcp("mcp-server-time")``: the server runs beside this kernel and
+        ends with the panel (:meth:`close`) or the kernel. See :meth:`ChatClient.mcp`.
+        """
+        return self.client.mcp_sync(
+            command, env=env, cwd=cwd, confirm=confirm, prefix=prefix, **options
+        )
 
     @property
     def pending(self) -> list[PendingCall]:

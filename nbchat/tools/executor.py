@@ -24,11 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeAlias, TypeVar
 
-from pydantic import BaseModel
-
 from ..exceptions import ToolArgumentsError
 from ..toolresult import serialize_result
-from ..toolspec import ToolOutcome, ToolSpec, error_text, prepare_call
+from ..toolspec import Spec, ToolOutcome, error_text, prepare_call
 from .threads import Job, ThreadsExhausted, ToolThreads
 
 __all__ = ["SERIALIZE_SECONDS", "THREADS", "Approve", "execute", "run", "still_running"]
@@ -37,7 +35,7 @@ logger = logging.getLogger("nbchat.tools")
 
 T = TypeVar("T")
 
-Approve: TypeAlias = Callable[[ToolSpec], Awaitable[str | None]]
+Approve: TypeAlias = Callable[[Spec], Awaitable[str | None]]
 """Asked once a call is valid, before it runs: None runs it, a string is why it does not."""
 
 THREADS = ToolThreads()
@@ -58,7 +56,7 @@ class _Raised(Exception):
 
 
 async def execute(
-    tools: Mapping[str, ToolSpec],
+    tools: Mapping[str, Spec],
     name: str | None,
     arguments: str | Mapping[str, Any] | None,
     *,
@@ -80,8 +78,8 @@ async def execute(
 
 
 async def run(
-    spec: ToolSpec,
-    validated: BaseModel,
+    spec: Spec,
+    validated: Any,
     *,
     timeout: float | None = None,
     threads: ToolThreads = THREADS,
