@@ -1,0 +1,275 @@
+"""``run_code``: Python code run in the notebook's namespace as a cell would, off the loop.
+
+Where it runs, and why: on nbchat's own tool threads (:mod:`nbchat.tools.threads`),
+not on the kernel's thread. IPython's ``run_cell`` is not re-entrant from inside
+a running cell (the one waiting on ``ask_sync``), and code run on the kernel's
+thread would hold its event loop: the panel, Stop and the connection would
+freeze until it ended, and a ``while True`` would need a kernel interrupt. On a
+tool thread the loop stays free; the code is compiled and ``exec``'d in the
+user's namespace (a last expression ``eval``'d, its value kept, as a cell
+shows it); ``print`` and ``sys.stderr`` of that thread only are captured (a
+proxy on ``sys.stdout``/``sys.stderr`` that forwards every other thread's text
+to the kernel's streams), bounded. The cost: code that needs the main thread
+(signals, some GUI toolkits) cannot run here.
+
+Stop and the time limit interrupt it: :class:`CodeInterrupted` is raised in its
+thread (``PyThreadState_SetAsyncExc``), which ends any Python-level loop; code
+blocked inside C (a long ``time.sleep``) cannot be interrupted, and its thread
+is reported stuck as any tool's. ``SystemExit``, ``KeyboardInterrupt``,
+``MemoryError`` and every other exception become one line of the result; the
+kernel goes on.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import contextvars
+import ctypes
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..namespace import MAX_TEXT, bounded, safe_repr
+from ..tools import THREADS
+from ..tools.threads import ThreadsExhausted, ToolThreads
+from ..toolspec import error_text
+
+__all__ = ["FILENAME", "RUN_SECONDS", "CodeInterrupted", "run_code"]
+
+RUN_SECONDS = 60.0
+"""The longest ``run_code`` runs before it is interrupted."""
+GRACE_SECONDS = 2.0
+"""How long interrupted code gets to end before its thread is reported stuck."""
+FILENAME = "<run_code>"
+MAX_STREAM = MAX_TEXT // 2
+"""Characters kept of stdout and of stderr each."""
+
+
+class CodeInterrupted(BaseException):
+    """Raised inside code run by ``run_code`` when it is stopped or past its time limit."""
+
+
+class _Output:
+    """One run's captured streams, bounded as they are written."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.sizes = {"stdout": 0, "stderr": 0}
+        self.dropped = {"stdout": 0, "stderr": 0}
+
+    def add(self, which: str, text: str) -> None:
+        room = MAX_STREAM - self.sizes[which]
+        kept = text[: max(room, 0)]
+        self.parts[which].append(kept)
+        self.sizes[which] += len(kept)
+        self.dropped[which] += len(text) - len(kept)
+
+    def text(self, which: str) -> str:
+        text = "".join(self.parts[which])
+        more = self.dropped[which]
+        return f"{text}\n… ({more:,} more characters)" if more else text
+
+
+_CAPTURE: contextvars.ContextVar[_Output | None] = contextvars.ContextVar(
+    "nbchat_run_code_output", default=None
+)
+
+
+class _Stream:
+    """``sys.stdout``/``sys.stderr`` while code runs: its text captured, others' passed on."""
+
+    def __init__(self, target: TextIO, which: str) -> None:
+        self._target = target
+        self._which = which
+
+    def write(self, text: str) -> int:
+        output = _CAPTURE.get()
+        if output is None:
+            return self._target.write(text)
+        output.add(self._which, str(text))
+        return len(text)
+
+    def flush(self) -> None:
+        if _CAPTURE.get() is None:
+            self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+_installed = 0
+_saved: tuple[Any, Any] | None = None
+_install_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _capturing() -> Iterator[None]:
+    """The stream proxies in place while any code runs (counted: runs may overlap)."""
+    global _installed, _saved
+    with _install_lock:
+        if _installed == 0:
+            _saved = (sys.stdout, sys.stderr)
+            sys.stdout = _Stream(sys.stdout, "stdout")
+            sys.stderr = _Stream(sys.stderr, "stderr")
+        _installed += 1
+    try:
+        yield
+    finally:
+        with _install_lock:
+            _installed -= 1
+            if _installed == 0 and _saved is not None:
+                if isinstance(sys.stdout, _Stream):
+                    sys.stdout = _saved[0]
+                if isinstance(sys.stderr, _Stream):
+                    sys.stderr = _saved[1]
+                _saved = None
+
+
+class _Run:
+    """One run of code, called on a tool thread; interruptible while it executes."""
+
+    def __init__(self, body: Any, last: Any, namespace: dict[str, Any]) -> None:
+        self.body = body
+        self.last = last
+        self.namespace = namespace
+        self.output = _Output()
+        self.value: str | None = None
+        self.error: str | None = None
+        self.thread: int | None = None
+        self.running = False
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.thread = threading.get_ident()
+            self.running = True
+        token = _CAPTURE.set(self.output)
+        try:
+            with _capturing():
+                self._execute()
+        finally:
+            while True:  # an interrupt arriving now must not escape into the pool's thread
+                try:
+                    with self.lock:
+                        self.running = False
+                        _set_async_exc(self.thread, None)
+                    break
+                except CodeInterrupted:
+                    continue
+            _CAPTURE.reset(token)
+
+    def interrupt(self) -> bool:
+        """Raise :class:`CodeInterrupted` in the code, if it still runs; whether it did."""
+        with self.lock:
+            if not self.running or self.thread is None:
+                return False
+            _set_async_exc(self.thread, CodeInterrupted)
+            return True
+
+    def _execute(self) -> None:
+        globals_ = self.namespace
+        try:
+            exec(self.body, globals_)  # the person approved this code
+            if self.last is not None:
+                value = eval(self.last, globals_)
+                if value is not None:
+                    self.value = safe_repr(value)
+        except CodeInterrupted:
+            self.error = "stopped"
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: a line of the result
+            self.error = _error_line(exc)
+
+    def result(self, note: str | None = None) -> str:
+        parts = []
+        for which in ("stdout", "stderr"):
+            text = self.output.text(which)
+            if text:
+                parts.append(f"{which}:\n{text.rstrip()}")
+        if self.value is not None:
+            parts.append(f"value: {self.value}")
+        error = note or self.error
+        if error is not None:
+            parts.append(f"error: {error}")
+        return bounded("\n".join(parts) if parts else "ran without output")
+
+
+async def run_code(
+    code: str,
+    namespace: dict[str, Any],
+    *,
+    timeout: float = RUN_SECONDS,
+    threads: ToolThreads = THREADS,
+) -> str:
+    """Run ``code`` in ``namespace`` within ``timeout``; its output, value and error, bounded."""
+    try:
+        body, last = _compile(code)
+    except SyntaxError as exc:
+        line = f" (line {exc.lineno})" if exc.lineno else ""
+        return bounded(f"error: SyntaxError: {exc.msg}{line}", 500)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return f"error: the code could not be compiled: {error_text(exc)}"
+    run = _Run(body, last, namespace)
+    try:
+        job = threads.submit(run)
+    except ThreadsExhausted as exc:
+        return f"error: {exc}"
+    waiting = asyncio.wrap_future(job.future)
+    try:
+        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+    except asyncio.CancelledError:  # Stop: interrupt it, and say so to whoever waits
+        run.interrupt()
+        threads.abandon(job)
+        raise
+    if done:
+        return run.result()
+    run.interrupt()
+    done, _ = await asyncio.wait({waiting}, timeout=GRACE_SECONDS)
+    note = f"stopped: the code did not finish within {timeout:g}s"
+    if not done and threads.abandon(job):
+        note += " and is still running in a thread that could not be stopped"
+    return run.result(note)
+
+
+# Private helpers
+
+
+def _compile(code: str) -> tuple[Any, Any]:
+    """The code's statements and, when it ends with an expression, that expression apart."""
+    tree = ast.parse(code, FILENAME, "exec")
+    last = None
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        expression = ast.Expression(final.value)
+        last = compile(expression, FILENAME, "eval")
+    return compile(tree, FILENAME, "exec"), last
+
+
+def _error_line(exc: BaseException) -> str:
+    line = ""
+    frames = [f for f in _frames(exc) if f[0] == FILENAME]
+    if frames:
+        line = f" (line {frames[-1][1]})"
+    if isinstance(exc, SystemExit):
+        return f"{error_text(exc)}{line}: the code asked to exit; the kernel goes on"
+    return f"{error_text(exc)}{line}"
+
+
+def _frames(exc: BaseException) -> list[tuple[str, int]]:
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    return frames
+
+
+def _set_async_exc(thread: int | None, exc: type[BaseException] | None) -> None:
+    if thread is None:
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), ctypes.py_object(exc) if exc is not None else None
+    )
