@@ -285,8 +285,9 @@ class ChatClient(Listening, ToolOffering, Recording):
         """:meth:`ask` for synchronous code: blocks until the reply is complete.
 
         In a notebook cell it runs on the kernel's own loop (see
-        :mod:`nbchat.blocking`), so widgets keep updating while it waits.
+        :mod:`nbchat.client.blocking`), so widgets keep updating while it waits.
         """
+        __tracebackhide__ = True  # IPython and pytest show the caller's line, then the reason
         return run_sync(self.ask(text, conversation_id, timeout))
 
     def stream(

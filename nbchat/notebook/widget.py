@@ -152,6 +152,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
 
     def ask_sync(self, text: str, timeout: float | None = None) -> Reply:
         """Block the cell until the reply is complete; the panel keeps updating meanwhile."""
+        __tracebackhide__ = True  # IPython and pytest show the caller's line, then the reason
         return self.client.ask_sync(text, timeout=timeout)
 
     @overload

@@ -38,6 +38,7 @@ notebook's check fails and says so, it never passes silently.
 from __future__ import annotations
 
 import queue
+import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ import nbformat
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile  # type: ignore[import-untyped]
 
+from .. import exceptions
 from .displays import STATIC_METADATA, DisplayTracker, is_static
 from .replay import replaying
 
@@ -56,8 +58,10 @@ __all__ = [
     "REPLAY_KEY",
     "SavedConversations",
     "SavedConversationsDiffer",
+    "nbchat_reason",
     "pytest_make_collect_report",
     "pytest_runtest_call",
+    "pytest_runtest_makereport",
 ]
 
 ITEM_NAME = "nbchat saved conversations"
@@ -120,6 +124,37 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         state.current = cell.cell_num
         _watch(state, cell.parent.kernel.kc)
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A cell that failed with one of nbchat's errors says so first, in its one line.
+
+    nbval's report opens with "Cell execution caused an exception" and the
+    cell's traceback; the reason (``not_in_transcript: ... expected ...``) is
+    its last line. Put first, it is also what pytest's short summary shows.
+    """
+    report = yield
+    if report.failed and isinstance(item, IPyNbCell) and isinstance(report.longrepr, str):
+        reason = nbchat_reason(report.longrepr)
+        if reason is not None:
+            report.longrepr = f"{reason}\n\n{report.longrepr}"
+    return report
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NBCHAT_ERRORS = frozenset(name for name in exceptions.__all__ if name[0].isupper())
+
+
+def nbchat_reason(text: str) -> str | None:
+    """The last ``SomeNbchatError: reason`` line of a cell's traceback, without colours."""
+    for line in reversed(_ANSI.sub("", text).splitlines()):
+        name, colon, reason = line.partition(": ")
+        if colon and name.strip() in _NBCHAT_ERRORS:
+            return f"{name.strip()}: {reason.strip()}"
+    return None
 
 
 class SavedConversations(pytest.Item):

@@ -334,3 +334,28 @@ def test_a_notebook_naming_its_recording_is_replayed_under_nbval(
     path.write_text(json.dumps(notebook))
     result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT)
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.timeout(6 * TIMEOUT)
+def test_a_changed_question_fails_with_its_reason_first(notebooks: pytest.Pytester) -> None:
+    """A cell asking what the recording never heard fails with nbchat's one line, first."""
+    transcript = write_transcript(notebooks.path / "chat.jsonl", "What is 2+2?", "4")
+    changed = (
+        "import nbchat\nclient = nbchat.ChatClient()\n"
+        f"client.ask_sync('What is 3+3?', timeout={TIMEOUT}).text"
+    )
+    write(notebooks.path / "changed.ipynb", (changed, []))
+    result = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, "-ra", "--nbchat-replay", transcript)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*changed.ipynb::Cell 0*",
+            "ServerError: server error not_in_transcript: the transcript holds no reply to "
+            "'What is 3+3?'; expected 'What is 2+2?'",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["FAILED *changed.ipynb::Cell 0 - ServerError: *not_in_transcript*"]
+    )
+    shown = result.stdout.str()
+    assert "asyncio/" not in shown and "nbchat/client/client.py" not in shown
