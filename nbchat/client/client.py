@@ -46,6 +46,7 @@ from .connection import Connection, ConnectionState
 from .dispatch import Dispatcher
 from .events import ClientEvent, Emitter, Listening
 from .http import HttpConnection
+from .kernel import Kernel, offer_kernel_tools
 from .offering import ToolOffering
 from .recording import Recording
 from .tools import ToolRunner
@@ -65,7 +66,9 @@ class ChatClient(Listening, ToolOffering, Recording):
     All methods must be called from the event loop the client runs on (in a
     notebook, the kernel's loop); a client whose loop has ended moves to the
     next loop that uses it. ``ask_sync`` is the blocking bridge for cells and
-    scripts.
+    scripts. ``kernel_tools=True`` (in a kernel; a :class:`~nbchat.client.kernel.Kernel`
+    elsewhere) offers the notebook's variables, last error and cells to the model,
+    ``run_code=True`` running code too, each call approved (:mod:`nbchat.client.kernel`).
     """
 
     def __init__(
@@ -73,6 +76,8 @@ class ChatClient(Listening, ToolOffering, Recording):
         config: ClientConfig | None = None,
         *,
         tools: Iterable[Callable[..., Any]] = (),
+        kernel_tools: bool | Kernel = False,
+        run_code: bool = False,
         **overrides: Any,
     ) -> None:
         self.config = ClientConfig.build(config, **overrides)
@@ -97,6 +102,8 @@ class ChatClient(Listening, ToolOffering, Recording):
         self._dispatcher = Dispatcher(self._waiters, self._events, self._tools)
         for function in tools:
             self.tool(function)
+        if kernel_tools is not False or run_code:  # the notebook's state: opt-in (kernel.py)
+            offer_kernel_tools(self.tool, kernel_tools, run_code=run_code)
         self._listen_to_config(self.config)
         if self.config.record is not None:
             self.record(self.config.record)

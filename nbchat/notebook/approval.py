@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from ..client.blocking import running_loop
 from ..client.tools import Denial
 from ..exceptions import ConfigError
 from ..protocol import ToolCall
-from ..render.html import confirm_question_html
+from ..render.html import approval_text, confirm_question_html
 from .views import TurnView, close_tree
 
 __all__ = ["Approvals", "PendingCall"]
@@ -74,11 +75,16 @@ class Approvals:
     """The questions a panel asks, oldest first, and the tools always allowed in it."""
 
     def __init__(
-        self, views: Callable[[], Iterable[TurnView]], where: Callable[[ToolCall], str]
+        self,
+        views: Callable[[], Iterable[TurnView]],
+        where: Callable[[ToolCall], str],
+        each_time: Callable[[ToolCall], bool] = lambda call: False,
     ) -> None:
         self._views = views
         """The panel's turns, oldest first."""
         self._where = where
+        self._each_time = each_time
+        """Whether a call's tool asks every time (run_code): no "Always allow" for it."""
         self._waiting: list[_Question] = []
         self.always: set[str] = set()
         """Tool names the person allowed for this panel: their calls run without asking."""
@@ -87,7 +93,7 @@ class Approvals:
 
     async def ask(self, call: ToolCall) -> bool | Denial:
         """Show the question on the call's card and wait for the answer."""
-        if call.name in self.always:
+        if call.name in self.always and not self._each_time(call):
             return True
         view = self._view_of(call)
         shown = PendingCall(call.id, call.name, _copy(call.arguments), self._where(call))
@@ -112,6 +118,11 @@ class Approvals:
     def approve(self, call_id: str | None = None, *, always: bool = False) -> PendingCall:
         """Run a waiting call (the oldest without an id); ``always``: its tool, from now on."""
         question = self._find(call_id)
+        if always and self._each_time(question.asked):
+            raise ConfigError(
+                f"{question.call.tool} asks before every call: it cannot be always allowed "
+                "(approve this call without always=True)"
+            )
         if always:
             self.always.add(question.call.tool)
         self._decide(question, True)
@@ -189,12 +200,21 @@ class Approvals:
         run.on_click(lambda _: self._decide(question, True))
         deny.on_click(lambda _: self._decide(question, False))
         always.on_click(lambda _: self._always(question))
-        controls = widgets.HBox([line, run, deny, always])
+        if not self._each_time(question.asked):
+            controls = widgets.HBox([line, run, deny, always])
+            controls.add_class("nbchat-confirm")
+            return controls
+        close_tree(always)  # run_code asks every time: its code shown as code, no Always allow
+        code = call.arguments.get("code")
+        shown = [widgets.HBox([line, run, deny])]
+        if isinstance(code, str):
+            shown.insert(0, widgets.HTML(code_block_html(code)))
+        controls = widgets.VBox(shown)
         controls.add_class("nbchat-confirm")
         return controls
 
     def _always(self, question: _Question) -> None:
-        if question in self._waiting:
+        if question in self._waiting and not self._each_time(question.asked):
             self.always.add(question.call.tool)
             self._decide(question, True)
 
@@ -206,6 +226,15 @@ def _copy(arguments: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError):
         copied = copy.deepcopy(arguments)
     return copied
+
+
+def code_block_html(code: str) -> str:
+    """Code waiting for approval as it will run: in full, its lines kept, invisibles shown."""
+    return (
+        '<div class="nbchat-tool-label">code, as it will run</div>'
+        f'<pre class="nbchat-tool-args nbchat-code"><code class="language-python">'
+        f"{html.escape(approval_text(code))}</code></pre>"
+    )
 
 
 def _why(answer: bool | Denial) -> str:

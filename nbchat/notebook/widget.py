@@ -24,6 +24,7 @@ import ipywidgets as widgets
 from .. import render
 from ..client.blocking import running_loop
 from ..client.client import ChatClient
+from ..client.kernel import Kernel, asks_each_time, offer_kernel_tools
 from ..config import DEMO_DELAY
 from ..exceptions import ConfigError, NbchatError
 from ..protocol import ToolCall
@@ -70,6 +71,9 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
     ``ChatWidget(url=..., **config)`` makes one. ``history=`` (a transcript
     file or :class:`Transcript`) opens the panel on a recorded conversation, to
     read it or to go on with it on the same conversation id.
+    ``kernel_tools=True`` lets the model read this kernel's variables, last
+    error and cells (secrets withheld); ``run_code=True`` lets it run code here,
+    each time after Run (:mod:`nbchat.client.kernel`).
 
     Displayed, the panel's cell gets a second output: the conversation as
     static HTML, kept current after each reply, so a saved notebook shows it
@@ -86,6 +90,8 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         backend: Responder | None = None,
         delay: float = DEMO_DELAY,
         history: Transcript | str | os.PathLike[str] | None = None,
+        kernel_tools: bool | Kernel = False,
+        run_code: bool = False,
         **config: Any,
     ) -> None:
         self.closed = True
@@ -102,6 +108,8 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
                 self._server = _builtin_server(backend, delay)
                 url = self._server.url
             client = ChatClient(url=url, **config) if url else ChatClient(**config)
+        if kernel_tools is not False or run_code:  # opt-in: sharing the namespace is a choice
+            offer_kernel_tools(client.tool, kernel_tools, run_code=run_code)
         self.client = client
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False
@@ -110,7 +118,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         self._throttle = Throttle(self.max_fps)
         self._connect_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
-        self._approvals = Approvals(lambda: self._views.values(), self._where)
+        self._approvals = Approvals(self._views.values, self._where, self._asks_each_time)
 
         self._header = widgets.HTML()
         self._log = TurnLog()
@@ -351,6 +359,10 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         return bundle
 
     # Private methods
+
+    def _asks_each_time(self, call: ToolCall) -> bool:
+        """Whether "Always allow" is never offered for this call's tool (run_code)."""
+        return asks_each_time(self.client.tools.get(call.name))
 
     def _where(self, call: ToolCall) -> str:
         """Where a call of the notebook's tool runs, as the tool says (its card, its question)."""
