@@ -270,7 +270,16 @@ class ToolOffering:
             recorder._write("client", json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
     def _declare_tools(self) -> None:
-        self._session.declare_tools(dump(self._tools.declaration()))
+        declaration = self._tools.declaration()
+        replayed = {
+            name
+            for entry in self._mcp_servers().values()
+            if entry.server is None
+            for name in entry.names
+        }
+        if replayed:  # a replay answers their calls from the recording (server/replaytools.py)
+            declaration.tools = [tool for tool in declaration.tools if tool.name not in replayed]
+        self._session.declare_tools(dump(declaration))
         self._wake()
 
     def _send_tool_response(self, response: ToolResponse) -> None:

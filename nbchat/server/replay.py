@@ -60,10 +60,14 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Literal
 
 from typing_extensions import Unpack
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
+from ..mcpspec import MCP_TOOLS_PATH, recorded_mcp_tools
 from ..protocol import (
     ErrorInfo,
     ErrorMessage,
@@ -71,11 +75,12 @@ from ..protocol import (
     ToolCallMessage,
     ToolResultMessage,
 )
-from ..redact import redact_text, redact_value
+from ..redact import redact_text
 from ..transcript import Transcript
 from .app import DEFAULT_HOST, ChatServer, ServerOptions
 from .exchanges import Cursor, Exchange, Recorded, exchange, normalize
-from .responder import ClientTools, ResponderMessage, current_client_tools
+from .replaytools import live_result, outcome_text, recorded_mcp_names, run_client_calls
+from .responder import ResponderMessage, current_client_tools
 
 __all__ = [
     "NOT_IN_TRANSCRIPT",
@@ -91,7 +96,6 @@ NOT_IN_TRANSCRIPT = "not_in_transcript"
 """The ``error`` code answering a message the transcript does not hold."""
 TOOL_RESULT_DIFFERS = "tool_result_differs"
 """The ``error`` code ending a replayed reply whose client tool gave another result."""
-_MAX_RESULT_QUOTE = 200
 
 _MAX_EXPECTED = 3
 """How many expected messages an error names."""
@@ -134,6 +138,8 @@ class ReplayResponder:
             recorded.exchanges.append(exchange(order, turn))
             recorded.by_text.setdefault(normalize(turn.user), []).append(index)
         self._live: OrderedDict[str, list[Cursor]] = OrderedDict()
+        self.mcp_tools = recorded_mcp_names(transcript)
+        """The MCP tools the recording used: answered from it unless the client declares them."""
 
     def __repr__(self) -> str:
         return (
@@ -175,7 +181,7 @@ class ReplayResponder:
             if isinstance(message, ToolResultMessage) and any(
                 call.id in live for call in message.tool_calls
             ):
-                result, differences = _live_result(message, live)
+                result, differences = live_result(message, live)
                 yield result
                 if differences:
                     error = self._differs(differences)
@@ -186,7 +192,7 @@ class ReplayResponder:
             # A copy: the server addresses what it is given, and replies may be replayed again.
             yield message.model_copy()
             if isinstance(message, ToolCallMessage):
-                await _run_client_calls(message, tools, live)
+                await run_client_calls(message, tools, live, self.mcp_tools)
         if pace:
             await _until(loop, start + exchange.end / self._speed)
 
@@ -243,8 +249,8 @@ class ReplayResponder:
     def _differs(self, differences: list[tuple[ToolCall, ToolCall]]) -> ErrorMessage | None:
         """Report client tools whose live outcome is not the recorded one; the error, if any."""
         lines = [
-            f"client tool {recorded.name} (call {recorded.id}) gave {_outcome(live)}, "
-            f"recorded {_outcome(recorded)}"
+            f"client tool {recorded.name} (call {recorded.id}) gave {outcome_text(live)}, "
+            f"recorded {outcome_text(recorded)}"
             for recorded, live in differences
         ]
         for line in lines:
@@ -290,42 +296,6 @@ class ReplayResponder:
         return f"the transcript holds no reply to {_quote(text)}; expected {named}{more}"
 
 
-async def _run_client_calls(
-    message: ToolCallMessage, tools: ClientTools, live: dict[str, ToolCall]
-) -> None:
-    """Run the client tools a replayed ``tool_call`` announces, in order, in the live client."""
-    for call in message.tool_calls:
-        if call.runs_in == "client":
-            live[call.id] = await tools.call(call.name, call.arguments, call_id=call.id)
-
-
-def _live_result(
-    recorded: ToolResultMessage, live: dict[str, ToolCall]
-) -> tuple[ToolResultMessage, list[tuple[ToolCall, ToolCall]]]:
-    """The recorded result with live outcomes in place, and the (recorded, live) that differ."""
-    calls: list[ToolCall] = []
-    differences: list[tuple[ToolCall, ToolCall]] = []
-    for call in recorded.tool_calls:
-        outcome = live.pop(call.id, None)
-        if outcome is None:
-            calls.append(call)
-            continue
-        calls.append(outcome)
-        if (outcome.status, redact_value(outcome.result)) != (
-            call.status,
-            redact_value(call.result),
-        ):
-            differences.append((call, outcome))
-    return ToolResultMessage(tool_calls=calls), differences
-
-
-def _outcome(call: ToolCall) -> str:
-    text = redact_text(json.dumps(call.result, ensure_ascii=False, default=repr))
-    if len(text) > _MAX_RESULT_QUOTE:
-        text = text[: _MAX_RESULT_QUOTE - 3] + "..."
-    return f"{call.status} {text}"
-
-
 async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
     delay = deadline - loop.time()
     if delay > 0:
@@ -355,6 +325,15 @@ class ReplayServer(ChatServer):
         """What is replayed."""
         self.replay = ReplayResponder(transcript, speed=speed, on_difference=on_difference)
         super().__init__(self.replay, host=host, port=port, **options)
+        self._mcp_lists = json.dumps(recorded_mcp_tools(transcript.events), ensure_ascii=False)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Beside the WebSocket: the recorded MCP tool lists, for clients under this replay."""
+        if request.path == MCP_TOOLS_PATH:
+            response = connection.respond(HTTPStatus.OK, self._mcp_lists)
+            response.headers["Content-Type"] = "application/json; charset=utf-8"
+            return response
+        return super()._process_request(connection, request)
 
 
 def serve_replay(

@@ -47,7 +47,7 @@ def _alive(pid: int) -> bool:
 async def test_mcp_adds_the_servers_tools_with_their_schemas_and_approval(
     client: ChatClient,
 ) -> None:
-    """Each tool keeps the server's JSON Schema; only read-only, non-destructive ones run unasked."""
+    """Tools keep the server's JSON Schema; only read-only, non-destructive ones go unasked."""
     names = await client.mcp(SERVER)
     assert {"lookup", "erase", "paint", "place"} <= set(names)
     tools = client.tools
