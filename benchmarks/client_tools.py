@@ -10,10 +10,14 @@ from the server's side, and answers with the timings:
   travels in the reply to the client (this process, a ``ChatClient`` over
   loopback), which validates, runs the plain function in a worker thread,
   serialises and answers; the server resumes when the answer is in;
-- client (async): the same with an ``async def`` tool, run on the client's loop.
+- client (async): the same with an ``async def`` tool, run on the client's loop;
+- client (MCP): the same function as a tool of an MCP stdio server the client
+  started (``tests/client/mcp_server.py``'s ``noop``): the client validates the
+  arguments against the server's JSON Schema and makes the ``tools/call``.
 
 Reported: p50 and p99 of each, in microseconds, and what the client adds at the
-median over the server-side tool. Target: <= 1 ms added at the median.
+median over the server-side tool. Target: <= 1 ms added at the median; an MCP
+tool <= 5 ms over the same function as a plain client tool.
 
 Run from the repository root: ``.venv/bin/python benchmarks/client_tools.py``
 """
@@ -41,7 +45,8 @@ from nbchat.server import ChatServer, current_client_tools  # noqa: E402
 from nbchat.server.responder import ResponderMessage  # noqa: E402
 from nbchat.toolspec import serialize_result, tool_spec  # noqa: E402
 
-KINDS = ("server", "client_sync", "client_async")
+KINDS = ("server", "client_sync", "client_async", "client_mcp")
+MCP_SERVER = [sys.executable, str(ROOT / "tests" / "client" / "mcp_server.py")]
 
 
 def noop(x: int) -> int:
@@ -79,6 +84,10 @@ class Bench:
             call = await tools.call("anoop", {"x": number})
             times["client_async"].append(clock() - start)
             assert call.status == "done" and call.result == number, call
+            start = clock()
+            call = await tools.call("mcp_noop", {"x": number})
+            times["client_mcp"].append(clock() - start)
+            assert call.status == "done" and call.result == {"result": number}, call
         yield TokenMessage(response=json.dumps(times))
 
 
@@ -98,6 +107,7 @@ def percentile(values: list[float], q: float) -> float:
 async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
     """Ask the server to time ``calls`` calls of each kind; drop the first ``warmup``."""
     async with ChatClient(url=url, tools=[noop, anoop]) as client:
+        await client.mcp(MCP_SERVER, prefix="mcp_", confirm=False)
         reply = await client.ask(f"bench {calls + warmup}", timeout=600)
     times: dict[str, list[float]] = json.loads(reply.text)
     return {kind: values[warmup:] for kind, values in times.items()}
@@ -137,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     for kind in KINDS[1:]:
         added = (percentile(times[kind], 50) - base) * 1e3
         print(f"{kind} adds {added:.3f} ms at the median over the server-side tool")
+    mcp = (percentile(times["client_mcp"], 50) - percentile(times["client_sync"], 50)) * 1e3
+    print(f"client_mcp adds {mcp:.3f} ms at the median over the plain client tool")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,12 @@ def picture() -> Image:
 
 
 @server.tool(annotations=READ_ONLY)
+def noop(x: int) -> int:
+    """Return x (the benchmark's MCP tool)."""
+    return x
+
+
+@server.tool(annotations=READ_ONLY)
 def pid() -> int:
     """This server's process id."""
     return os.getpid()
