@@ -16,7 +16,14 @@ __all__ = ["add_transcript"]
 
 # nbchat transcript
 
-_FORMATS = {".md": "md", ".markdown": "md", ".ipynb": "ipynb", ".json": "json"}
+_FORMATS = {
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".ipynb": "ipynb",
+    ".json": "json",
+}
 
 
 def add_transcript(subcommands: argparse._SubParsersAction[Parser]) -> None:
@@ -41,16 +48,17 @@ def add_transcript(subcommands: argparse._SubParsersAction[Parser]) -> None:
 
     export = actions.add_parser(
         "export",
-        help="convert to Markdown, a notebook or one JSON document",
+        help="convert to Markdown, HTML, a notebook or one JSON document",
         description=(
-            "Write the conversation as Markdown (md), an nbformat v4 notebook (ipynb) or "
-            "one JSON document with every event (json)."
+            "Write the conversation as Markdown (md: fenced code, tables, math, tool calls "
+            "as JSON blocks), a sanitized HTML page (html), an nbformat v4 notebook of "
+            "Markdown cells (ipynb) or one JSON document with every event (json)."
         ),
     )
     export.add_argument("file", metavar="FILE")
     export.add_argument(
         "--format",
-        choices=["md", "ipynb", "json"],
+        choices=["md", "html", "ipynb", "json"],
         help="output format (default: from the extension of OUT; md on standard output)",
     )
     export.add_argument(
@@ -76,7 +84,8 @@ def _run_transcript_export(args: argparse.Namespace) -> int:
     )
     if kind is None:
         print(
-            f"{command}: cannot tell the format of {output!r}: give --format md, ipynb or json",
+            f"{command}: cannot tell the format of {output!r}: "
+            "give --format md, html, ipynb or json",
             file=sys.stderr,
         )
         return EXIT_ERROR
@@ -85,6 +94,8 @@ def _run_transcript_export(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     if kind == "md":
         text = transcript.to_markdown()
+    elif kind == "html":
+        text = transcript.to_html()
     elif kind == "json":
         text = transcript.to_json() + "\n"
     else:

@@ -5,12 +5,13 @@ export (:meth:`~nbchat.Transcript.to_markdown`, ``to_notebook``, ``to_text``),
 all from :class:`~nbchat.turn.Turn`, so a conversation reads the same wherever
 it is shown, tool calls where they happened.
 
-Markdown for static viewers cannot rely on the viewer to sanitize: nbconvert
-and a trusted notebook in JupyterLab pass raw HTML in Markdown through. So a
-model's reply is embedded as the same sanitized HTML the widget shows, on one
-line and with Markdown punctuation in its text turned into character
-references, so a Markdown renderer passes it through untouched whether it
-treats it as an HTML block or as inline HTML. User text, tool names and errors
+The exports are real Markdown, which renders on GitHub and in JupyterLab's
+Markdown cells, yet Markdown for static viewers cannot rely on the viewer to
+sanitize: nbconvert and a trusted notebook in JupyterLab pass raw HTML in
+Markdown through. So a model's reply is parsed as the widget parses it and
+written back from its tokens (:func:`~nbchat.render.rewrite.safe_markdown`):
+fenced code, pipe tables, lists, links, ``$…$`` math, and no raw HTML or
+unsafe link. User text, tool names and errors
 are escaped to literal Markdown; tool arguments and results go into fenced code
 blocks whose fence is longer than any backtick run inside. The raw Markdown of
 each reply stays readable in :func:`conversation_text`, whose control
@@ -30,15 +31,14 @@ from ..protocol import ToolCall
 from ..redact import redact_turn
 from ..turn import Turn
 from .html import tool_status, tool_value_text
-from .markdown import markdown_to_html, normalize_newlines
+from .markdown import normalize_newlines
+from .rewrite import fenced, safe_markdown
 
 __all__ = ["conversation_markdown", "conversation_text", "markdown_literal", "turn_markdown"]
 
 
 _MD_LITERAL = re.compile(r"[\\`*_\[\]<>&~|$]")
 _MD_LINE_START = re.compile(r"^([#+=-]|\d+[.)])")
-_MD_TEXT_ACTIVE = re.compile(r"[\\`*_\[\]()!~|$]")
-_HTML_TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
 
 
 def markdown_literal(text: str, *, one_line: bool = False) -> str:
@@ -62,34 +62,15 @@ def markdown_literal(text: str, *, one_line: bool = False) -> str:
     )
 
 
-def _html_for_markdown(fragment: str) -> str:
-    """Make sanitized HTML pass through any Markdown renderer unchanged.
-
-    One line, so it is a single HTML block; Markdown punctuation in text
-    becomes character references, so it stays text even where a renderer
-    parses the line as inline content.
-    """
-    parts = _HTML_TAG.split(fragment)
-    for index in range(0, len(parts), 2):
-        parts[index] = _MD_TEXT_ACTIVE.sub(lambda m: f"&#{ord(m.group())};", parts[index])
-    return "".join(parts).replace("\n", "&#10;")
-
-
-def _fenced(text: str, info: str) -> str:
-    runs = re.findall(r"`+", text)
-    fence = "`" * max(3, 1 + max((len(run) for run in runs), default=0))
-    return f"{fence}{info}\n{normalize_newlines(text)}\n{fence}"
-
-
 def _tool_call_markdown(call: ToolCall) -> str:
     status = tool_status(call)
     parts = [f"**Tool call** {markdown_literal(str(call.name), one_line=True)} · {status}"]
     if call.arguments:
-        parts.append("Arguments:\n" + _fenced(tool_value_text(call.arguments), "json"))
+        parts.append("Arguments:\n" + fenced(tool_value_text(call.arguments), "json"))
     if call.result is not None:
         label = "Error" if status == "error" else "Result"
         info = "" if isinstance(call.result, str) else "json"
-        parts.append(f"{label}:\n" + _fenced(tool_value_text(call.result), info))
+        parts.append(f"{label}:\n" + fenced(tool_value_text(call.result), info))
     return "\n\n".join(parts)
 
 
@@ -105,8 +86,7 @@ def turn_markdown(turn: Turn) -> str:
             if not labelled:
                 blocks.append("**Assistant**")
                 labelled = True
-            html = f'<div class="nbchat-msg nbchat-assistant">{markdown_to_html(segment)}</div>'
-            blocks.append(_html_for_markdown(html))
+            blocks.append(safe_markdown(segment))
         else:
             blocks.append(_tool_call_markdown(segment))
     if turn.error is not None:

@@ -6,6 +6,12 @@ attributes and URL schemes. The renderer alone would already escape raw HTML;
 the sanitizer is there so that a bug or a plugin in the renderer still cannot
 let a ``<script>``, an ``on*`` handler or a ``javascript:`` URL through.
 
+Fenced code is highlighted by :mod:`~nbchat.render.highlight` (token classes
+``nbchat-tok-*``) in a ``<div class="nbchat-code">`` that gets a Copy button after
+sanitizing (the panel's script copies the block's text), and math becomes MathML
+(:mod:`~nbchat.render.math`); the sanitizer keeps exactly those classes and
+MathML's presentation elements with layout attributes.
+
 Images in replies are rendered as links labelled by their alt text: a remote
 image loads the moment a reply is shown, which would let a prompt-injected
 model leak data through its URL. Links open in a new tab (``target="_blank"``
@@ -23,13 +29,18 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+
+from .highlight import TOKEN_CLASSES, OpenFence, highlight
+from .math import MATHML_ATTRIBUTES, MATHML_TAGS, math_plugin
 
 __all__ = ["StreamingMarkdown", "markdown_to_html", "normalize_newlines"]
 
@@ -55,36 +66,86 @@ def _render_cell_open(
     return f"<{token.tag}>"
 
 
-_ALIGNMENTS = frozenset({"left", "center", "right"})
+def _render_fence(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    # Highlighted, in a box that gets its own Copy button (_with_copy_buttons, after cleaning).
+    token = tokens[idx]
+    language = _fence_language(token)
+    open_fence = env.get(_OPEN_FENCE) if idx == len(tokens) - 1 else None
+    if isinstance(open_fence, OpenFence):
+        body = open_fence.render(token.content, language)
+    else:
+        body = highlight(token.content, language)
+    return _fence_box(language, body)
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-_md.enable(["table", "strikethrough"])
-_md.add_render_rule("image", _render_image)
-_md.add_render_rule("th_open", _render_cell_open)
-_md.add_render_rule("td_open", _render_cell_open)
+
+def _fence_box(language: str, body: str) -> str:
+    valid = _LANGUAGE_CLASS.fullmatch(f"language-{language}")
+    css = f' class="language-{language}"' if valid else ""
+    return f'<div class="nbchat-code"><pre><code{css}>{body}</code></pre></div>\n'
+
+
+_ALIGNMENTS = frozenset({"left", "center", "right"})
+_OPEN_FENCE = "nbchat_open_fence"
+"""The env key under which StreamingMarkdown hands the fence still open at its end."""
+
+
+def _markdown_it(rich: bool = True) -> MarkdownIt:
+    """CommonMark with tables and strikethrough; ``rich`` adds highlighting and math."""
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.add_render_rule("image", _render_image)
+    md.add_render_rule("th_open", _render_cell_open)
+    md.add_render_rule("td_open", _render_cell_open)
+    if rich:
+        md.add_render_rule("fence", _render_fence)
+        math_plugin(md)
+    return md
+
+
+_md = _markdown_it()
 
 _BLOCK_TAGS = {"p", "pre", "blockquote", "ul", "ol", "li", "hr", "h1", "h2", "h3", "h4", "h5", "h6"}
 _INLINE_TAGS = {"a", "br", "code", "em", "strong", "del", "s"}
 _TABLE_TAGS = {"table", "thead", "tbody", "tr", "th", "td"}
-_ALLOWED_TAGS = frozenset(_BLOCK_TAGS | _INLINE_TAGS | _TABLE_TAGS)
+_ALLOWED_TAGS = frozenset(_BLOCK_TAGS | _INLINE_TAGS | _TABLE_TAGS | MATHML_TAGS | {"div", "span"})
 _URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
 
 
+_MATHML_VALUE = re.compile(r"[A-Za-z0-9 .%+-]{1,40}")
+"""A MathML layout value: a length, a number or a keyword; never a URL, a colour or a style."""
+_CODE_CLASSES = frozenset({"nbchat-math-error"})
+
+
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:
-    # A class could pull in any of the page's styles (e.g. hide or overlay
-    # JupyterLab's UI), so code keeps only markdown-it's ``language-*`` class.
+    # A class could pull in any of the page's styles (e.g. hide or overlay JupyterLab's UI),
+    # so each element keeps only the classes this module writes on it.
     if name == "class":
-        return value if tag == "code" and _LANGUAGE_CLASS.fullmatch(value) else None
+        if tag == "code":
+            return value if _LANGUAGE_CLASS.fullmatch(value) or value in _CODE_CLASSES else None
+        if tag == "span":
+            return value if value in TOKEN_CLASSES else None
+        return value if tag == "div" and value == "nbchat-code" else None
     if name == "start":
         return value if value.isdigit() and len(value) <= 9 else None
+    if tag in MATHML_TAGS:
+        return value if _MATHML_VALUE.fullmatch(value) else None
     return value
 
 
 _cleaner = nh3.Cleaner(
     tags=_ALLOWED_TAGS,
     clean_content_tags={"script", "style"},
-    attributes={"a": {"href", "title"}, "code": {"class"}, "ol": {"start"}},
+    attributes={
+        "a": {"href", "title"},
+        "code": {"class"},
+        "ol": {"start"},
+        "span": {"class"},
+        "div": {"class"},
+        **{tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS},
+    },
     attribute_filter=_filter_attribute,
     strip_comments=True,
     link_rel="noopener noreferrer nofollow",
@@ -94,9 +155,24 @@ _cleaner = nh3.Cleaner(
 )
 
 
+_CODE_BOX = '<div class="nbchat-code">'
+_COPY_BUTTON = (
+    '<button type="button" class="nbchat-copy nbchat-code-copy" aria-label="Copy this code">'
+    "Copy</button>"
+)
+
+
+def _clean(markup: str) -> str:
+    """Sanitize, then give each code block its Copy button (our markup, never the input's).
+
+    Only :func:`_render_fence` writes the box: raw HTML is off, so no text can.
+    """
+    return _cleaner.clean(markup).replace(_CODE_BOX, _CODE_BOX + _COPY_BUTTON)
+
+
 def markdown_to_html(text: str) -> str:
     """Render untrusted Markdown to sanitized HTML: no raw HTML, only http(s)/mailto links."""
-    return _cleaner.clean(_md.render(text))
+    return _clean(_md.render(text))
 
 
 _NEWLINE = re.compile(r"\r\n?")
@@ -127,15 +203,23 @@ class StreamingMarkdown:
         """Its sanitized HTML."""
         self._env: dict[str, Any] = {}
         """markdown-it's environment for that prefix: its reference definitions."""
+        self._open_fence = OpenFence(_cleaner.clean)
+        """The highlighting of a code block still open at the end."""
+        self._fence: _FenceState | None = None
+        """That block, when it is a top-level fence: appends to it skip the parse."""
 
     def reset(self) -> None:
         """Forget the cached prefix (done automatically when the text is not an append)."""
         self._stable_text = self._stable_html = ""
         self._env = {}
+        self._fence = None
 
     def render(self, text: str) -> str:
         """The sanitized HTML of ``text``; cheap when ``text`` extends the previous one."""
         text = normalize_newlines(text)
+        fast = self._render_open_fence(text)
+        if fast is not None:
+            return fast
         if not text.startswith(self._stable_text):
             self.reset()
         tail = text[len(self._stable_text) :]
@@ -144,10 +228,86 @@ class StreamingMarkdown:
         split, offset = _final_boundary(tail, tokens)
         if split:
             stable = tail[:offset]
-            self._stable_html += _cleaner.clean(_md.render(stable, self._env))
+            self._stable_html += _clean(_md.render(stable, self._env))
             self._stable_text += stable
             tokens = tokens[split:]
-        return self._stable_html + _cleaner.clean(_md.renderer.render(tokens, _md.options, env))
+            tail = tail[offset:]
+        self._fence = None
+        last = tokens[-1] if tokens else None
+        if last is None or last.type != "fence" or _closed_fence(tail, last):
+            return self._stable_html + _clean(_md.renderer.render(tokens, _md.options, env))
+        env[_OPEN_FENCE] = self._open_fence
+        head = self._stable_html + _clean(_md.renderer.render(tokens[:-1], _md.options, env))
+        fence = _clean(_md.renderer.render(tokens[-1:], _md.options, env))
+        self._remember_fence(tail, last, head, env)
+        return head + fence
+
+    # Private methods
+
+    def _remember_fence(self, tail: str, token: Token, head: str, env: dict[str, Any]) -> None:
+        """Keep what an append to the open fence ``token`` needs to skip the parse."""
+        if token.map is None or token.level:
+            return
+        starts = [0, *(match.end() for match in _LINE_END.finditer(tail))]
+        first = token.map[0]
+        if first + 1 >= len(starts) or not tail.startswith(token.markup, starts[first]):
+            return  # an indented fence strips its indent from each line: leave it to the parse
+        language = _fence_language(token)
+        opening, closing = _clean(_fence_box(language, _MARK)).split(_MARK)
+        mark = re.escape(token.markup[0])
+        self._fence = _FenceState(
+            text=self._stable_text + tail[: starts[first + 1]],
+            head=head + opening,
+            tail=closing,
+            language=language,
+            closing=re.compile(rf"^ {{0,3}}{mark}{{{len(token.markup)},}}[ \t]*$", re.MULTILINE),
+        )
+
+    def _render_open_fence(self, text: str) -> str | None:
+        """The HTML of ``text`` when it only added lines to the open fence, else None."""
+        fence = self._fence
+        if fence is None or not text.startswith(fence.text):
+            return None
+        content = text[len(fence.text) :]
+        if fence.closing.search(content, fence.checked):
+            self._fence = None
+            return None
+        fence.checked = content.rfind("\n") + 1  # the last line may still become a closing one
+        if content[fence.checked :].isspace():
+            return None  # markdown-it drops a last line of blanks: leave that to the parse
+        return fence.head + self._open_fence.render(content, fence.language) + fence.tail
+
+
+_MARK = "\ue000"
+"""A private-use character standing for a fence's code while its wrapper is rendered."""
+
+
+@dataclass
+class _FenceState:
+    text: str
+    """The text up to the open fence's first line of code."""
+    head: str
+    """The HTML of everything before that code, the box and ``<code>`` tag included."""
+    tail: str
+    """The HTML that closes the box."""
+    language: str
+    closing: re.Pattern[str]
+    """A line that would close the fence."""
+    checked: int = 0
+    """Where in the code a closing line could still appear."""
+
+
+def _fence_language(token: Token) -> str:
+    info = unescapeAll(token.info).strip()
+    return info.split(maxsplit=1)[0] if info else ""
+
+
+def _closed_fence(text: str, token: Token) -> bool:
+    """Whether the fence ``token``, the last block of ``text``, has its closing line."""
+    if token.map is None or token.map[1] - token.map[0] < 2:
+        return False
+    last = text.rstrip("\n").rsplit("\n", 1)[-1].strip()
+    return len(last) >= len(token.markup) and last == token.markup[0] * len(last)
 
 
 def _final_boundary(text: str, tokens: Sequence[Token]) -> tuple[int, int]:

@@ -157,6 +157,22 @@ class Transcript:
             body = conversation_markdown(self.turns)
             return "\n\n".join(parts) + "\n\n" + (body or "*(no messages)*\n")
 
+    def to_html(self) -> str:
+        """A standalone HTML page: the conversation as the panel shows it, sanitized and styled."""
+        import html
+
+        from .. import render
+
+        about = self._about()
+        title = f"nbchat transcript, {about}" if about else "nbchat transcript"
+        with gc_paused():
+            body = render.conversation_html(self.turns, title=title)
+        return (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(redact_text(title))}</title>\n</head>\n"
+            f"<body>\n{body}\n</body>\n</html>\n"
+        )
+
     def to_notebook(self) -> NotebookNode:
         """An nbformat v4 notebook: one Markdown cell per turn, as the widget's fallback."""
         import nbformat  # a dependency, imported only when a notebook is wanted (it is slow)

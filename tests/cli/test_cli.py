@@ -471,6 +471,27 @@ def test_transcript_export_markdown_to_stdout(
     assert capsys.readouterr().out == Transcript.load(path).to_markdown()
 
 
+def test_transcript_export_markdown_is_real_markdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export writes the tool call as JSON blocks and the reply as Markdown, not HTML."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    assert main(["transcript", "export", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Arguments:\n```json\n" in out
+    assert "<div" not in out and "&#" not in out
+
+
+def test_transcript_export_html_is_the_sanitized_page(tmp_path: Path) -> None:
+    """export -o OUT.html (or --format html) writes a standalone page of the panel's markup."""
+    path = write_transcript(tmp_path / "chat.jsonl")
+    out = tmp_path / "chat.html"
+    assert main(["transcript", "export", str(path), "-o", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page == Transcript.load(path).to_html()
+    assert '<div class="nbchat nbchat-transcript"><style>' in page and "<script" not in page
+
+
 def test_transcript_export_without_options_writes_markdown_to_stdout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,6 +6,7 @@ import re
 from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
+from pygments.token import STANDARD_TYPES
 
 from nbchat.protocol import ErrorInfo, ToolCall
 
@@ -18,10 +19,30 @@ SAFE_TAGS = {
     # from the markup render.py writes itself
     "details", "div", "span", "summary",
 }  # fmt: skip
-FORBIDDEN_TAGS = {
-    "script", "iframe", "object", "embed", "style", "svg", "math", "form", "meta", "base",
-    "link", "img", "input", "button", "textarea", "template", "video", "source", "body",
+MATHML_TAGS = {
+    # MathML's presentation elements, from math in replies
+    "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub", "msubsup",
+    "mfrac", "msqrt", "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd",
+    "mstyle", "mpadded", "mphantom", "menclose", "merror", "mmultiscripts", "mprescripts",
+    "none",
 }  # fmt: skip
+SAFE_TAGS |= MATHML_TAGS
+FORBIDDEN_TAGS = {
+    "script", "iframe", "object", "embed", "style", "svg", "form", "meta", "base",
+    "link", "img", "input", "textarea", "template", "video", "source", "body",
+    # MathML that acts, holds HTML or loads an image
+    "maction", "semantics", "annotation", "annotation-xml", "mglyph",
+}  # fmt: skip
+COPY_BUTTON = {"type": "button", "class": "nbchat-copy nbchat-code-copy", "aria-label": None}
+"""The one button allowed: a code block's Copy (its text is copied by the panel's script)."""
+MATHML_ATTRIBUTES = {
+    "display", "mathvariant", "displaystyle", "scriptlevel", "stretchy", "fence", "separator",
+    "lspace", "rspace", "form", "largeop", "movablelimits", "symmetric", "minsize", "maxsize",
+    "accent", "accentunder", "linethickness", "width", "height", "depth", "voffset",
+    "columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines",
+    "frame", "columnspan", "rowspan", "notation",
+}  # fmt: skip
+MATHML_VALUE = re.compile(r"[A-Za-z0-9 .%+-]*")
 SAFE_ATTRIBUTES = {
     "href", "title", "class", "rel", "target", "align", "start", "open", "role",
     "aria-hidden", "aria-busy",
@@ -30,6 +51,8 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 URL_NOISE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 CLASS_TOKEN = re.compile(r"nbchat(?:-[a-z-]+)?|language-[A-Za-z0-9_+#.-]+")
+PYGMENTS_CLASSES = {f"nbchat-tok-{name}" for name in STANDARD_TYPES.values() if name}
+"""Pygments' short token names, prefixed: the only classes a highlighted span may carry."""
 
 
 class Audit(HTMLParser):
@@ -75,11 +98,22 @@ def problems(markup: str) -> list[str]:
     parsed = audit(markup)
     found = list(parsed.other)
     for tag, attrs in parsed.elements:
+        if tag == "button":
+            given = dict(attrs)
+            if set(given) != set(COPY_BUTTON) or any(
+                value is not None and given[name] != value for name, value in COPY_BUTTON.items()
+            ):
+                found.append(f"button {attrs!r}")
+            continue
         if tag in FORBIDDEN_TAGS or tag not in SAFE_TAGS:
             found.append(f"element <{tag}>")
         names = {name for name, _ in attrs}
         for name, value in attrs:
             value = value or ""
+            if tag in MATHML_TAGS and name in MATHML_ATTRIBUTES:
+                if not MATHML_VALUE.fullmatch(value):
+                    found.append(f"MathML value {name}={value!r} on <{tag}>")
+                continue
             if name.startswith("on") or name == "style" or name not in SAFE_ATTRIBUTES:
                 found.append(f"attribute {name}={value!r} on <{tag}>")
             if name in ("href", "src"):
@@ -91,7 +125,8 @@ def problems(markup: str) -> list[str]:
                 found.extend(
                     f"class {token!r} on <{tag}>"
                     for token in value.split()
-                    if not CLASS_TOKEN.fullmatch(token)
+                    if (tag != "span" or token not in PYGMENTS_CLASSES)
+                    and (token.startswith("nbchat-tok-") or not CLASS_TOKEN.fullmatch(token))
                 )
             if name == "target" and (value != "_blank" or "rel" not in names):
                 found.append(f"target {value!r} without rel on <{tag}>")

@@ -9,7 +9,6 @@ from nbchat.render import (
     conversation_html,
     conversation_markdown,
     conversation_text,
-    markdown_to_html,
 )
 from nbchat.reply import Reply, ReplyBuilder
 from nbchat.turn import Turn
@@ -58,18 +57,45 @@ def test_conversation_markdown_user_text_is_literal() -> None:
 
 
 def test_conversation_markdown_reply_matches_widget() -> None:
-    """The reply embedded in the Markdown renders to the same text as in the widget."""
+    """The reply written as Markdown renders to the same text as its source does."""
     reply = TURNS[0].assistant
     rendered = permissive_markdown(conversation_markdown([Turn(user="u", assistant=reply)]))
-    assert text_of(rendered) == "You u Assistant " + text_of(markdown_to_html(reply))
+    assert text_of(rendered) == "You u Assistant " + text_of(permissive_markdown(reply))
 
 
-def test_conversation_markdown_reply_is_one_html_line() -> None:
-    """The embedded reply is one line, so renderers keep it as a single HTML block."""
-    out = conversation_markdown([Turn(user="u", assistant="a\n\nb\n\n```\n1\n\n2\n```")])
-    line = next(line for line in out.split("\n") if line.startswith("<div"))
-    assert line.endswith("</div>")
-    assert "&#10;" in line
+def test_conversation_markdown_reply_is_real_markdown() -> None:
+    """Code stays a fence, tables pipe tables, math dollars, lists lists: no HTML at all."""
+    reply = (
+        "Use `np`:\n\n```python\nx = a < b\n```\n\n| a | b |\n|--:|---|\n| 1 | 2 |\n\n"
+        "- [ ] todo\n- item with $x^2$ and \\(y\\,z\\)\n\n$$\n\\frac{1}{2}\n$$\n\n"
+        "It costs $5 and $10. [docs](https://example.org/a) ![plot](https://example.org/p.png)"
+    )
+    out = conversation_markdown([Turn(user="u", assistant=reply)])
+    assert "```python\nx = a < b\n```" in out
+    assert "| a | b |\n| --: | --- |\n| 1 | 2 |" in out
+    assert "- [ ] todo\n- item with $x^2$ and $y\\,z$" in out
+    assert "$$\n\\frac{1}{2}\n$$" in out
+    assert "It costs \\$5 and \\$10." in out
+    assert "[docs](<https://example.org/a>) [plot](<https://example.org/p.png>)" in out
+    assert "<div" not in out and "&#" not in out
+
+
+def test_conversation_markdown_reply_drops_unsafe_links() -> None:
+    """A link with a scheme the widget refuses keeps only its text, even for a careless viewer."""
+    reply = "[a](javascript:alert(1)) [b](https://ok.example) <script>alert(1)</script>"
+    shown = permissive_markdown(conversation_markdown([Turn(user="u", assistant=reply)]))
+    assert 'href="javascript' not in shown.lower()
+    assert "[a](javascript:alert(1))" in text_of(shown)
+    assert "<script" not in shown and 'href="https://ok.example"' in shown
+
+
+def test_tool_calls_are_readable_json_blocks() -> None:
+    """A tool call shows its name, then arguments and result in fenced json blocks."""
+    call = tool_call(arguments={"city": "Paris"}, status="done", result={"temp": 21})
+    out = conversation_markdown([Turn(user="u", tool_calls=[call])])
+    assert "**Tool call** search · done" in out
+    assert 'Arguments:\n```json\n{\n  "city": "Paris"\n}\n```' in out
+    assert 'Result:\n```json\n{\n  "temp": 21\n}\n```' in out
 
 
 def test_conversation_text_keeps_markdown_source() -> None:

@@ -112,6 +112,16 @@ ESCAPE_ENTRY_POINTS: dict[str, Callable[[str], str]] = {
         '<a href="https://x" target="_top">x</a>',
         "<!-- x -->",
         "<custom>x</custom>",
+        '<span class="nbchat-tok-zz">x</span>',
+        '<code class="nbchat-tok-k">x</code>',
+        "<button>x</button>",
+        '<button type="submit" class="nbchat-copy nbchat-code-copy">x</button>',
+        '<button type="button" class="nbchat-copy nbchat-code-copy" formaction="x">x</button>',
+        '<math><maction actiontype="toggle"><mi>x</mi></maction></math>',
+        '<math><mrow href="javascript:alert(1)"><mi>x</mi></mrow></math>',
+        '<math><mstyle mathcolor="red"><mi>x</mi></mstyle></math>',
+        '<math><mspace width="url(javascript:x)"></mspace></math>',
+        "<math><semantics><annotation-xml>x</annotation-xml></semantics></math>",
     ],
 )
 def test_audit_catches_active_markup(markup: str) -> None:
@@ -124,6 +134,18 @@ def test_audit_accepts_plain_safe_markup() -> None:
     markup = (
         '<div class="nbchat-msg"><a href="https://x.org/a" rel="noopener" target="_blank">a</a>'
         '<a href="/relative">b</a><a href="mailto:a@b.c">c</a></div>'
+    )
+    assert problems(markup) == []
+
+
+def test_audit_accepts_highlighting_math_and_the_copy_button() -> None:
+    """Pygments' prefixed classes on spans, MathML layout and the code Copy button are allowed."""
+    markup = (
+        '<div class="nbchat-code"><button type="button" class="nbchat-copy nbchat-code-copy"'
+        ' aria-label="Copy this code">Copy</button><pre><code class="language-python">'
+        '<span class="nbchat-tok-k">def</span> <span class="nbchat-tok-s2">"x"</span></code></pre>'
+        '</div><math display="block"><mfrac linethickness="0"><mi>a</mi><mi>b</mi></mfrac>'
+        '<mspace width="0.167em"></mspace></math>'
     )
     assert problems(markup) == []
 

@@ -230,3 +230,29 @@ def test_saving_an_old_transcript_redacts_what_it_had_kept(tmp_path: Path) -> No
     transcript.save(path)
     assert "SECRET" not in path.read_text(encoding="utf-8")
     assert "SECRET" not in Transcript.load(path).to_json()
+
+
+def test_markdown_and_notebook_exports_are_real_markdown(tmp_path: Path) -> None:
+    """Code stays fenced, tables piped and math in dollars in to_markdown and the notebook cells."""
+    path = tmp_path / "chat.jsonl"
+    reply = "```python\nx = a < b\n```\n\n| a |\n|---|\n| 1 |\n\n$x^2$ costs $5"
+    with Recorder(path, URL) as rec:
+        rec.sent(UserMessage(id="m1", message="show"))
+        rec.received(TokenMessage(response=reply, reply_to="m1"))
+        rec.received(DoneMessage(reply_to="m1"))
+    transcript = Transcript.load(path)
+    for markdown in (transcript.to_markdown(), transcript.to_notebook().cells[0].source):
+        assert "```python\nx = a < b\n```" in markdown
+        assert "| a |\n| --- |\n| 1 |" in markdown
+        assert "$x^2$ costs \\$5" in markdown
+        assert "<div" not in markdown
+
+
+def test_html_export_is_a_page_of_the_sanitized_markup(tmp_path: Path) -> None:
+    """to_html is a standalone page holding the same sanitized markup as the HTML repr."""
+    path = tmp_path / "chat.jsonl"
+    record_session(path)
+    transcript = Transcript.load(path)
+    page = transcript.to_html()
+    assert page.startswith("<!DOCTYPE html>") and "<title>nbchat transcript, recorded" in page
+    assert "".join(render.turn_html(turn) for turn in transcript.turns) in page
