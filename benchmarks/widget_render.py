@@ -10,11 +10,18 @@ Two texts: prose (a paragraph break every 60 words) and a single paragraph
 (the worst case: one Markdown block that grows to the end). Next to them, the
 naive widget: render the whole Markdown and set ``HTML.value`` on every token.
 
+A third text mixes the new surface in: inline math every 20 words, a display
+formula and an 8-line Python block every 60 (highlighted by Pygments, math as
+MathML), measured with highlighting and MathML and again with the plain
+renderer (CommonMark only) on the same tokens; and "one code block", a single
+fence left open to the end (the streaming worst case for highlighting).
+
 Then a long conversation: the bytes one more turn costs at turn 90 and turn 490,
 in the panel's paged log (TurnLog) and in one flat box of turns (what the panel
 did before: every new turn re-sent the whole list of children).
 
 Targets: <= 5 us per token amortized; cost linear in tokens (20k <= 2.2 x 10k);
+math and code within 1.5x of plain Markdown per token, and 20k <= 11x 2k;
 a turn costs the same bytes at turn 490 as at turn 90.
 Run: ``.venv/bin/python benchmarks/widget_render.py``
 """
@@ -37,6 +44,9 @@ import ipywidgets as widgets
 from nbchat import render
 from nbchat.notebook.views import Throttle, TurnLog, TurnView
 from nbchat.protocol import DoneMessage, TokenMessage
+from nbchat.render import highlight as highlight_module
+from nbchat.render import markdown as markdown_module
+from nbchat.render import math as math_module
 from nbchat.reply import ReplyBuilder
 from tests.notebook.widget_comm import RecordingComm, recording_comms
 
@@ -58,6 +68,62 @@ def words(tokens: int, paragraph: int | None) -> list[TokenMessage]:
         sep = "\n\n" if paragraph and (i + 1) % paragraph == 0 else " "
         out.append(TokenMessage(response=f"word{i}{sep}"))
     return out
+
+
+CODE = [
+    "def mean(values: list[float]) -> float:",
+    '    """The arithmetic mean."""',
+    "    total = 0.0",
+    "    for value in values:",
+    "        total += value  # running sum",
+    "    if not values:",
+    '        raise ValueError("empty")',
+    "    return total / len(values)",
+]
+
+
+def rich(tokens: int, block: bool = False) -> list[TokenMessage]:
+    """Prose with math and code (or, with ``block``, one fence open to the end), as tokens."""
+    pieces: list[str] = ["```python\n"] if block else []
+    i = 0
+    while len(pieces) < tokens:
+        if block:
+            line = CODE[i % len(CODE)].replace("total", f"total{i}").split(" ")
+            pieces.extend(f"{word} " for word in line[:-1])
+            pieces.append(line[-1] + "\n")
+        elif i % 60 == 59:
+            pieces.append(
+                f"\n\n$$\n\\sum_{{k=1}}^{{{i}}} \\frac{{x_k^2}}{{n}}\\,\\mathrm{{d}}t\n$$\n\n"
+            )
+            pieces.append("```python\n")
+            for line in CODE:
+                words_ = line.replace("total", f"total{i}").split(" ")  # no two blocks alike
+                pieces.extend(f"{word} " for word in words_[:-1])
+                pieces.append(words_[-1] + "\n")
+            pieces.append("```\n\n")
+        elif i % 20 == 19:
+            pieces.append(f"$x_{{{i}}}^2 + \\alpha$ ")
+        else:
+            pieces.append(f"word{i} ")
+        i += 1
+    return [TokenMessage(response=piece) for piece in pieces[:tokens]]
+
+
+def cold(run: Callable[[], Result]) -> Result:
+    """``run`` with the highlighting and MathML caches emptied, as for a new reply."""
+    highlight_module._highlighted.cache_clear()
+    math_module.latex_to_mathml.cache_clear()
+    return run()
+
+
+def plain_markdown(run: Callable[[], Result]) -> Result:
+    """``run`` with the renderer of plain CommonMark (no highlighting, no math)."""
+    saved = markdown_module._md
+    markdown_module._md = markdown_module._markdown_it(rich=False)
+    try:
+        return run()
+    finally:
+        markdown_module._md = saved
 
 
 def sent(log: list[RecordingComm]) -> tuple[int, int]:
@@ -129,7 +195,7 @@ def best(run: Callable[[], Result], repeat: int) -> Result:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 20_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 2_000, 10_000, 20_000])
     parser.add_argument("--rate", type=float, default=20_000.0, help="tokens per second")
     parser.add_argument("--naive-max", type=int, default=10_000, help="largest naive run")
     parser.add_argument("--repeat", type=int, default=3)
@@ -150,6 +216,25 @@ def main() -> None:
             )
         if len(args.sizes) >= 2:
             small, large = sorted(args.sizes)[-2:]
+            print(f"{label:<14}cost {large} / {small} tokens: {costs[large] / costs[small]:.2f}x")
+    for label, block in [("math and code", False), ("one code block", True)]:
+        costs = {}
+        for n in args.sizes:
+            tokens = rich(n, block)
+            result = best(lambda t=tokens: cold(lambda: coalesced(t, args.rate)), args.repeat)
+            plain = best(
+                lambda t=tokens: plain_markdown(lambda: coalesced(t, args.rate)), args.repeat
+            )
+            costs[n] = result.seconds
+            print(
+                f"{label:<14}{n:>8}{result.per_token_us(n):>10.2f}"
+                f"{result.messages:>11}{result.bytes:>12,}"
+                f"   plain {plain.per_token_us(n):.2f} us/token, "
+                f"{result.seconds / plain.seconds:.2f}x"
+            )
+        small = min((n for n in args.sizes if n >= 2_000), default=min(args.sizes))
+        large = max(args.sizes)
+        if large > small:
             print(f"{label:<14}cost {large} / {small} tokens: {costs[large] / costs[small]:.2f}x")
     for n in args.sizes:
         if n > args.naive_max:
