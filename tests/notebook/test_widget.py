@@ -254,7 +254,8 @@ async def test_a_model_backend_runs_as_the_built_in_server(comms: list[Recording
         reply = await chat.ask("hello model", timeout=TIMEOUT)
         assert reply.text.strip() == "You said: hello model"
         assert "You said: hello model" in "\n".join(html_values(chat))
-        assert "built-in server" in "\n".join(html_values(chat))
+        header = chat._header.value  # what answers, as the built-in server announced it
+        assert "scripted" in header and upstream.base_url in header and "ws://" not in header
         await chat.aclose()
 
 
