@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import enum
 import logging
 from collections.abc import Callable, Iterator
 
@@ -38,10 +36,10 @@ from ..protocol import (
     CLIENT_ID_HEADER,
     CLIENT_TOOLS_FEATURE,
 )
-from ..redact import redact_url
 from ..session import Outcome, Session
 from .announced import Announced
 from .clock import AwakeClock
+from .link import ConnectionState, Link
 
 __all__ = ["HARD_LIMIT_FACTOR", "Connection", "ConnectionState"]
 
@@ -56,19 +54,7 @@ _LAST_ATTEMPT = 1.0
 """Seconds an attempt may take however little of ``connect_timeout`` is left."""
 
 
-class ConnectionState(str, enum.Enum):
-    """Where the connection is in its lifecycle (the seed's state diagram)."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    CLOSING = "closing"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Connection:
+class Connection(Link):
     """Keeps one client connected to its server until told to stop, or until the policy gives up."""
 
     def __init__(
@@ -82,56 +68,13 @@ class Connection:
         reached: bool = False,
         codec: Codec | None = None,
     ) -> None:
-        self.config = config
+        super().__init__(config, session, carry_out, stopped, emit, reached)
         self.codec = codec
         """None: the server speaks v1; else every frame is translated by it."""
-        self.reached = reached
-        """True once a connection of this client has opened: then ``connect_timeout`` is over."""
-        self.session = session
-        self._carry_out = carry_out
-        """Carries out the session's outcomes of each server frame."""
-        self._stopped = stopped
-        """Called once when the connection gives up for good: fail what is pending."""
-        self._emit = emit
-        """Emits the client events ``state``, ``open``, ``close`` and ``error``."""
-        self.safe_url = redact_url(config.url) or ""
-        """The URL with credentials replaced by ``***``: the only form logs and errors show."""
-        self.state = ConnectionState.DISCONNECTED
-        self.attempt = 0
-        """Consecutive failed (re)connection attempts; 0 while connected."""
-        self.last_disconnect: Disconnect | None = None
-        self.failure: NbchatError | None = None
-        self.reconnecting = False
-        self.backend: str | None = None
-        """What answers, as the server announced it at the handshake (``Nbchat-Backend``)."""
-        """True between connections while it will try again."""
-        self.opened = asyncio.Event()
-        """Set while a connection is open."""
-        self.loop = asyncio.get_running_loop()
         self._identity = identity
-        self._wake_writer = asyncio.Event()
         self._ws: ClientConnection | None = None
-        self._closing = False
         self._awake: AwakeClock | None = None
         """Measures the loop's stalls until a first connection opens (``connect_timeout``)."""
-        self.finished: asyncio.Future[None] = self.loop.create_future()
-        """Done when the task has ended, for any reason."""
-        # The connection outlives whatever started it (in a notebook: a cell), so it
-        # runs in a fresh context rather than inheriting the caller's. ipykernel 7
-        # keeps the parent request in a context variable; unset, it falls back to
-        # the request running now, so output from events reaches the current cell.
-        self._task = contextvars.Context().run(
-            self.loop.create_task, self._run(), name=f"nbchat-client {self.safe_url}"
-        )
-
-    @property
-    def running(self) -> bool:
-        """True until the task has ended."""
-        return not self._task.done()
-
-    def wake(self) -> None:
-        """The session has something to write."""
-        self._wake_writer.set()
 
     async def close(self) -> None:
         """Close with 1000 and end the task, waiting at most ``close_timeout`` for the server."""
@@ -273,12 +216,6 @@ class Connection:
         if self.attempt >= self.config.max_reconnect_attempts:
             return ReconnectExhausted(self.attempt, self.safe_url)
         return None
-
-    def _stop(self, failure: NbchatError) -> None:
-        self.failure = failure
-        self.reconnecting = False
-        logger.error("%s", failure)
-        self._stopped(failure)
 
     async def _connect_once(self, left: float | None = None) -> tuple[Disconnect, bool]:
         """Open one connection and serve it until it ends: how it ended, and if it progressed.
@@ -430,12 +367,6 @@ class Connection:
     def _bad_frame(self, exc: ProtocolError) -> None:
         logger.warning("ignored a bad frame from %s: %s", self.safe_url, exc)
         self._emit("error", exc)
-
-    def set_state(self, state: ConnectionState) -> None:
-        """Move to ``state``, emitting ``state`` if it changed."""
-        if state is not self.state:
-            self.state = state
-            self._emit("state", state)
 
 
 def _one_line(exc: BaseException) -> str:

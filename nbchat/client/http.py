@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import inspect
 import json
 import logging
@@ -60,7 +59,7 @@ from ..protocol import (
 )
 from ..redact import redact_url
 from ..session import Outcome, Session
-from .connection import ConnectionState
+from .link import ConnectionState, Link
 
 __all__ = ["HttpConnection"]
 
@@ -75,7 +74,7 @@ class _Refused(Exception):
     """The URL answers with something that is no event stream: retrying cannot help."""
 
 
-class HttpConnection:
+class HttpConnection(Link):
     """Runs a client's messages against an AG-UI or AI SDK agent; see the module docstring."""
 
     def __init__(
@@ -89,44 +88,16 @@ class HttpConnection:
         reached: bool = False,
         threads: agui.Threads | aisdk.Chats | None = None,
     ) -> None:
-        self.config = config
-        self.session = session
-        self.reached = reached
-        self._carry_out = carry_out
-        self._stopped = stopped
-        self._emit = emit
         self.protocol = str(getattr(config, "protocol", "ag-ui"))
         self.threads: agui.Threads | aisdk.Chats = threads or (
             aisdk.Chats() if self.protocol == "ai-sdk" else agui.Threads()
         )
         """The histories, kept by the client across connections (passed back in)."""
-        self.safe_url = redact_url(config.url) or ""
-        self.state = ConnectionState.DISCONNECTED
-        self.attempt = 0
-        self.last_disconnect: Disconnect | None = None
-        self.failure: NbchatError | None = None
-        self.reconnecting = False
-        self.opened = asyncio.Event()
-        self.loop = asyncio.get_running_loop()
-        self._wake_writer = asyncio.Event()
-        self._closing = False
         self._tools: list[ClientToolInfo] = []
         self._runs: dict[str, tuple[asyncio.Task[None], str | None]] = {}
         self._results: dict[str, asyncio.Future[ToolResponse]] = {}
         self._dropped: asyncio.Future[Disconnect] | None = None
-        self.finished: asyncio.Future[None] = self.loop.create_future()
-        self._task = contextvars.Context().run(
-            self.loop.create_task, self._run(), name=f"nbchat-client {self.safe_url}"
-        )
-
-    @property
-    def running(self) -> bool:
-        """True until the task has ended."""
-        return not self._task.done()
-
-    def wake(self) -> None:
-        """The session has something to write."""
-        self._wake_writer.set()
+        super().__init__(config, session, carry_out, stopped, emit, reached)
 
     async def close(self) -> None:
         """Close every run's stream and end the task."""
@@ -139,12 +110,6 @@ class HttpConnection:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self.set_state(ConnectionState.DISCONNECTED)
-
-    def set_state(self, state: ConnectionState) -> None:
-        """Move to ``state``, emitting ``state`` if it changed."""
-        if state is not self.state:
-            self.state = state
-            self._emit("state", state)
 
     # The task
 
@@ -225,12 +190,6 @@ class HttpConnection:
             )
             await asyncio.sleep(delay)
             self.reconnecting = False
-
-    def _stop(self, failure: NbchatError) -> None:
-        self.failure = failure
-        self.reconnecting = False
-        logger.error("%s", failure)
-        self._stopped(failure)
 
     def _end_runs(self) -> None:
         for task, _ in self._runs.values():
