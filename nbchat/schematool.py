@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import ToolArgumentsError, ToolSpecError
-from .toolspec import MAX_DESCRIPTION_CHARS, NAME_PATTERN, parse_arguments
+from .toolspec import MAX_DESCRIPTION_CHARS, NAME_PATTERN, Described
 
 __all__ = ["SchemaSpec", "Tool", "schema_spec"]
 
@@ -54,7 +54,7 @@ class Tool:
 
 
 @dataclass(frozen=True)
-class SchemaSpec:
+class SchemaSpec(Described):
     """A tool whose arguments a JSON Schema describes, validated by ``jsonschema``."""
 
     name: str
@@ -77,21 +77,6 @@ class SchemaSpec:
     def parameters(self) -> dict[str, Any]:
         """The JSON Schema of the arguments, as given."""
         return dict(self.schema)
-
-    def openai_tool(self) -> dict[str, Any]:
-        """The tool as the Chat Completions API takes it in ``tools``."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters(),
-            },
-        }
-
-    def parse(self, raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
-        """Decode a model's arguments (JSON text or a mapping) into a dict, unvalidated."""
-        return parse_arguments(raw, self.name)
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Check arguments against the schema; the one-line error names each field at fault."""

@@ -50,6 +50,7 @@ __all__ = [
     "MAX_DESCRIPTION_CHARS",
     "MAX_RESULT_CHARS",
     "NAME_PATTERN",
+    "Described",
     "Spec",
     "ToolOutcome",
     "ToolResult",
@@ -101,8 +102,34 @@ class Spec(Protocol):
     def call(self, validated: Any) -> Any: ...
 
 
+class Described:
+    """What every kind of spec derives from its name, description and schema, written once."""
+
+    name: str
+    description: str
+
+    def parameters(self) -> dict[str, Any]:
+        """The JSON Schema of the arguments."""
+        raise NotImplementedError
+
+    def openai_tool(self) -> dict[str, Any]:
+        """The tool as the Chat Completions API takes it in ``tools``."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters(),
+            },
+        }
+
+    def parse(self, raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
+        """Decode a model's arguments (JSON text or a mapping) into a dict, unvalidated."""
+        return parse_arguments(raw, self.name)
+
+
 @dataclass(frozen=True)
-class ToolSpec:
+class ToolSpec(Described):
     """One function as a tool: its name, description, argument model and JSON Schema."""
 
     name: str
@@ -126,21 +153,6 @@ class ToolSpec:
         schema.pop("title", None)
         schema.setdefault("properties", {})
         return schema
-
-    def openai_tool(self) -> dict[str, Any]:
-        """The tool as the Chat Completions API takes it in ``tools``."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters(),
-            },
-        }
-
-    def parse(self, raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
-        """Decode a model's arguments (JSON text or a mapping) into a dict, unvalidated."""
-        return parse_arguments(raw, self.name)
 
     def validate(self, arguments: Mapping[str, Any]) -> BaseModel:
         """Check arguments against the signature; the one-line error says what to change."""
