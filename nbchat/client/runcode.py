@@ -140,6 +140,10 @@ class _Run:
         self.error: str | None = None
         self.thread: int | None = None
         self.running = False
+        self.interrupted = False
+        """An interrupt was sent to the code's thread (and may still be pending there)."""
+        self.delivered = False
+        """The interrupt was raised in the code's thread: nothing is pending any more."""
         self.lock = threading.Lock()
 
     def __call__(self) -> None:
@@ -155,9 +159,15 @@ class _Run:
                 try:
                     with self.lock:
                         self.running = False
-                        _set_async_exc(self.thread, None)
+                        # Clearing only an interrupt sent and not yet raised: on CPython
+                        # 3.11 each call flags the interpreter's eval breaker, and with
+                        # nothing pending under a tracer (coverage, a debugger) the
+                        # thread never ran again.
+                        if self.interrupted and not self.delivered:
+                            _set_async_exc(self.thread, None)
                     break
                 except CodeInterrupted:
+                    self.delivered = True
                     continue
             _CAPTURE.reset(token)
 
@@ -167,6 +177,7 @@ class _Run:
             if not self.running or self.thread is None:
                 return False
             _set_async_exc(self.thread, CodeInterrupted)
+            self.interrupted = True
             return True
 
     def _execute(self) -> None:
@@ -178,6 +189,7 @@ class _Run:
                 if value is not None:
                     self.value = safe_repr(value)
         except CodeInterrupted:
+            self.delivered = True
             self.error = "stopped"
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: a line of the result
             self.error = _error_line(exc)

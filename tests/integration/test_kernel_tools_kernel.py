@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import nbformat
 import pytest
@@ -47,10 +46,6 @@ def ask(text: str) -> str:
     return f"print(chat.ask_sync({text!r}).tool_calls[0].result)"
 
 
-@pytest.mark.skipif(
-    sys.gettrace() is not None,
-    reason="run_code hangs under coverage's tracer (known, issue 24): runs in `make check`",
-)
 def test_the_model_reads_the_kernel_and_runs_code_only_after_approval() -> None:
     """Listing and describing df, the key never shown, the last error read, run_code approved."""
     nb: nbformat.NotebookNode = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]

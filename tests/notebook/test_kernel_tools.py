@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,14 +120,6 @@ async def test_no_kernel_tools_unless_asked(demo: DemoServer, comms: list[Record
         ChatClient(url=demo.url, run_code=True)
 
 
-UNDER_COVERAGE = pytest.mark.skipif(
-    sys.gettrace() is not None,
-    reason="run_code hangs under coverage's tracer (known, issue 24): runs in `make check`",
-)
-"""run_code's thread never finishes while coverage traces it; the cause is not found yet."""
-
-
-@UNDER_COVERAGE
 async def test_run_code_runs_only_after_approval_and_never_always(
     demo: DemoServer, comms: list[RecordingComm]
 ) -> None:
@@ -153,7 +144,6 @@ async def test_run_code_runs_only_after_approval_and_never_always(
     await chat.aclose()
 
 
-@UNDER_COVERAGE
 async def test_stop_interrupts_code_that_never_ends(
     demo: DemoServer, comms: list[RecordingComm]
 ) -> None:
