@@ -242,7 +242,13 @@ class Session:
                 resend.append(_Frame(pending.frame, message_id))
             if pending.cancelled:
                 owed[pending.conversation_id] = None
-        abandoned = [pending for pending in self._abandoned.values() if pending.cancelled]
+        # A cancel still in the outbox never reached the server that dropped: still owed.
+        unsent = {frame.text for frame in self._outbox if frame.message_id is None}
+        abandoned = [
+            pending
+            for pending in self._abandoned.values()
+            if pending.cancelled or dump(cancel_one(pending)) in unsent
+        ]
         for pending in self._abandoned.values():
             self._unqueue(pending)
         self._abandoned.clear()

@@ -245,6 +245,18 @@ def test_an_abandoned_message_is_not_resent_and_its_reply_is_cancelled() -> None
     assert drain(session) == []
 
 
+def test_a_cancel_cut_off_by_a_drop_is_asked_of_the_next_connection() -> None:
+    """A caller gave up, then the connection dropped before its cancel went out: sent on reopen."""
+    session = Session()
+    session.opened(cancel=True)
+    session.submit(user("m1"))
+    drain(session)
+    session.abandon("m1", ReplyTimeout("gave up"))
+    session.closed()  # the cancel never left
+    session.opened(cancel=True)
+    assert drain(session) == [{"type": "cancel", "conversation_id": "c", "id": "m1"}]
+
+
 def test_the_rest_of_an_abandoned_reply_is_not_taken_for_the_next() -> None:
     """Without reply_to, what still arrives for an abandoned message is not the next one's."""
     session = Session()

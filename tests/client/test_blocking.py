@@ -435,10 +435,6 @@ def test_terminal_ipython_mixes_ask_sync_and_await(terminal: Terminal, first: st
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=False,
-    reason="the server no longer sees the stop after Ctrl-C in terminal IPython (regression, open)",
-)
 def test_ctrl_c_in_terminal_ipython_stops_the_reply(terminal: Terminal) -> None:
     """Ctrl-C during ask_sync in terminal IPython: KeyboardInterrupt, the server stops the reply."""
     terminal.run(
