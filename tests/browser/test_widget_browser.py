@@ -20,6 +20,13 @@ import pytest
 from nbchat.server import DemoServer
 from tests.helpers import TIME_SCALE, TIMEOUT
 from tests.payloads import PAYLOADS
+from tests.render.audit import (
+    COPY_BUTTON,
+    MATHML_ATTRIBUTES,
+    MATHML_TAGS,
+    MATHML_VALUE,
+    PYGMENTS_CLASSES,
+)
 
 from .lab import JupyterLab
 from .page import RESULTS, TIMEOUT_MS, Notebook, Panel, Watch, screenshot
@@ -41,25 +48,66 @@ LONGEST_TASK_MS = 200 * TIME_SCALE
 streams (measured: none over 50 ms). Scaled like every wait, for slow machines."""
 
 INJECTED = (
-    "script, iframe, frame, frameset, object, embed, img, svg, math, video, audio, source,"
-    " picture, form, input, button:not(.nbchat-actions > .nbchat-copy), textarea, select,"
-    " link, meta, base, style, template,"
+    "script, iframe, frame, frameset, object, embed, img, svg, video, audio, source,"
+    " picture, form, input, textarea, select, link, meta, base, style, template,"
+    " button:not(.nbchat-actions > .nbchat-copy):not(.nbchat-code > .nbchat-code-copy),"
     " noscript, marquee, details:not(.nbchat-tool)"
 )
-"""Elements that must not exist among the messages (the controls have their own input, and a
-finished reply its own Copy button, outside the reply's body)."""
+"""Elements that must not exist among the messages (the controls have their own input, a
+finished reply its own Copy button outside the reply's body, and a code block one of its own,
+audited closely below)."""
 
-_AUDIT = """([root, injected]) => {
+ALLOWED = {
+    "mathTags": sorted(MATHML_TAGS),
+    "mathAttributes": sorted(MATHML_ATTRIBUTES),
+    "mathValue": MATHML_VALUE.pattern,
+    "tokenClasses": sorted(PYGMENTS_CLASSES),
+    "copyButton": COPY_BUTTON,
+}
+"""The markup nbchat writes itself inside a reply, as narrowly as tests/render/audit.py allows
+it: MathML's presentation elements with layout attributes, Pygments' token classes on spans,
+and a code block's Copy button with exactly its attributes."""
+
+_AUDIT = """([root, injected, allowed]) => {
   const found = [];
   const log = root.querySelector('.nbchat-log');
   for (const el of log.querySelectorAll(injected)) found.push(el.outerHTML.slice(0, 120));
+  const mathTags = new Set(allowed.mathTags);
+  const mathAttributes = new Set(allowed.mathAttributes);
+  const mathValue = new RegExp(`^(?:${allowed.mathValue})$`);
+  const tokenClasses = new Set(allowed.tokenClasses);
+  const ours = (el, value) => {  // the classes nbchat's renderer writes inside a reply
+    const tag = el.tagName.toLowerCase();
+    if (tag === 'div') return value === 'nbchat-code';
+    if (tag === 'span') return tokenClasses.has(value);
+    return tag === 'button' && value === allowed.copyButton.class;
+  };
+  for (const el of log.querySelectorAll('.nbchat-body button')) {
+    const names = [...el.attributes].map((attr) => attr.name).sort();
+    const fixed = Object.entries(allowed.copyButton).filter(([, value]) => value !== null);
+    if (names.join() !== Object.keys(allowed.copyButton).sort().join()
+        || fixed.some(([name, value]) => el.getAttribute(name) !== value)
+        || el.textContent !== 'Copy' || el.children.length !== 0) {
+      found.push(el.outerHTML.slice(0, 120));
+    }
+  }
+  for (const el of log.querySelectorAll('math, math *')) {
+    const tag = el.tagName.toLowerCase();
+    if (!mathTags.has(tag) || !el.closest('.nbchat-body')) found.push(`<${tag}> in math`);
+    for (const attr of el.attributes) {
+      if (!mathAttributes.has(attr.name) || !mathValue.test(attr.value)) {
+        found.push(`${tag}[${attr.name}="${attr.value.slice(0, 60)}"] in math`);
+      }
+    }
+  }
   for (const el of log.querySelectorAll('.nbchat-body *')) {
     for (const attr of el.attributes) {
       const name = attr.name.toLowerCase();
       const value = attr.value.replace(/[\\s\\x00-\\x1f]/g, '').toLowerCase();
       if (name.startsWith('on') || name === 'style' || name === 'srcdoc'
           || /^(javascript|vbscript|data|file):/.test(value)
-          || (name === 'class' && /(^|\\s)(nbchat|jp|lm|widget|jupyter)-/.test(attr.value))) {
+          || (name === 'class' && /(^|\\s)(nbchat|jp|lm|widget|jupyter)-/.test(attr.value)
+              && !ours(el, attr.value))) {
         found.push(`${el.tagName.toLowerCase()}[${attr.name}="${attr.value.slice(0, 60)}"]`);
       }
     }
@@ -248,7 +296,7 @@ def test_injection_payloads_execute_nothing(page: Page, lab: JupyterLab, watch: 
     script_reply = panel.turns.nth(len(PAYLOADS)).locator(".nbchat-assistant")
     expect(script_reply).to_have_text(typed[0])  # "<script>alert(1)</script>" as text
 
-    found = page.evaluate(_AUDIT, [panel.root.element_handle(), INJECTED])
+    found = page.evaluate(_AUDIT, [panel.root.element_handle(), INJECTED, ALLOWED])
     assert found == [], f"active content in the panel: {found}"
     assert watch.dialogs == [], watch.dialogs
     assert watch.foreign_requests() == [], watch.foreign_requests()
