@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
 
-__all__ = ["AwakeClock"]
+__all__ = ["AwakeClock", "awake_timeout"]
 
 _TICK = 0.25
 _STALL_TOLERANCE = 0.1
@@ -42,3 +45,48 @@ class AwakeClock:
 
     def stop(self) -> None:
         self._handle.cancel()
+
+
+@contextlib.asynccontextmanager
+async def awake_timeout(timeout: float | None) -> AsyncIterator[None]:
+    """``asyncio.timeout`` counting only the time the loop ran.
+
+    An opening handshake that a cell blocked (the server's answer sat in the
+    socket while ``time.sleep(10)`` ran) had no chance to finish: timing it out
+    when the loop wakes would be a false failure, decided by which callback the
+    loop happens to run first. The body runs in the caller's task, as with
+    ``asyncio.timeout``, so what it awaits is resumed as soon as it is ready.
+    """
+    if timeout is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None, "awake_timeout runs in a task"
+    clock = AwakeClock(loop)
+    deadline = clock.time() + timeout
+    expired = False
+    handle: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal handle, expired
+        left = deadline - clock.time()
+        if left > 0:  # the loop was blocked meanwhile: that time is given back
+            handle = loop.call_later(left, check)
+        else:
+            expired = True
+            task.cancel()  # delivered where the body awaits: it is suspended now
+
+    handle = loop.call_later(timeout, check)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        raise asyncio.TimeoutError from None
+    finally:
+        assert handle is not None
+        handle.cancel()
+        clock.stop()

@@ -38,7 +38,7 @@ from ..protocol import (
 )
 from ..session import Outcome, Session
 from .announced import Announced
-from .clock import AwakeClock
+from .clock import AwakeClock, awake_timeout
 from .link import ConnectionState, Link
 
 __all__ = ["HARD_LIMIT_FACTOR", "Connection", "ConnectionState"]
@@ -230,16 +230,24 @@ class Connection(Link):
             left = max(left, _LAST_ATTEMPT)
             open_timeout = left if open_timeout is None else min(open_timeout, left)
         try:
-            ws = await ws_connect(
-                config.url,
-                additional_headers={**config.handshake_headers(), CLIENT_ID_HEADER: self._identity},
-                open_timeout=open_timeout,
-                ping_interval=config.ping_interval,
-                ping_timeout=config.ping_timeout,
-                close_timeout=config.close_timeout,
-                max_size=None if config.max_size is None else config.max_size * HARD_LIMIT_FACTOR,
-                proxy=None,
-            )
+            # The handshake's time limit counts only the time the loop ran (a cell that
+            # blocks the kernel meanwhile is not the server's fault): awake_timeout.
+            async with awake_timeout(open_timeout):
+                ws = await ws_connect(
+                    config.url,
+                    additional_headers={
+                        **config.handshake_headers(),
+                        CLIENT_ID_HEADER: self._identity,
+                    },
+                    open_timeout=None,
+                    ping_interval=config.ping_interval,
+                    ping_timeout=config.ping_timeout,
+                    close_timeout=config.close_timeout,
+                    max_size=None
+                    if config.max_size is None
+                    else config.max_size * HARD_LIMIT_FACTOR,
+                    proxy=None,
+                )
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body or b""

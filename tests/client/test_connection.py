@@ -343,6 +343,21 @@ async def test_time_the_loop_was_blocked_does_not_use_up_connect_timeout() -> No
         server.close_sync()
 
 
+async def test_a_handshake_the_loop_was_blocked_through_is_not_timed_out() -> None:
+    """A stall longer than open_timeout during the handshake: the same attempt connects."""
+    server = DemoServer.start_in_thread(port=0)
+    chat = ChatClient(url=server.url, open_timeout=0.3, **FAST)
+    attempts: list[ConnectionState] = []
+    chat.on("state", lambda state: attempts.append(state))
+    try:
+        stall_on_first_attempt(chat, 1.0)
+        await asyncio.wait_for(chat.connect(), TIMEOUT)
+        assert attempts.count(ConnectionState.CONNECTING) == 1, attempts
+    finally:
+        await chat.disconnect()
+        server.close_sync()
+
+
 async def test_a_server_never_reached_is_given_up_after_connect_timeout_of_awake_time() -> None:
     """Against a refused port, connect_timeout counts the time the loop ran, not the stall."""
     url = f"ws://127.0.0.1:{await free_port()}/ws"
