@@ -77,8 +77,8 @@ def test_text_paths_are_linear(unit: str) -> None:
         return time.process_time() - started
 
     cost(100_000)  # warm up; sizes well past the CPU caches, whose edge looks superlinear
-    small = min(cost(800_000) for _ in range(2))
-    large = min(cost(1_600_000) for _ in range(2))
+    small = min(cost(800_000) for _ in range(3))  # the least disturbed of three
+    large = min(cost(1_600_000) for _ in range(3))
     assert large < 3.0 * max(small, 1e-3), (small, large)
 
 
@@ -180,7 +180,7 @@ async def test_echo_of_many_words_is_bounded_in_tokens() -> None:
 
 async def test_a_late_reply_catches_up_instead_of_drifting() -> None:
     """Tokens are due on a fixed schedule: a loop blocked mid-reply does not lengthen it."""
-    delay, count, blocked = 0.01, 20, 0.3
+    delay, count, blocked = 0.02, 20, 0.5  # blocked past the whole schedule: all are due
     replies = DemoAgent(delay).respond("c", f"count to {count}")
     started = asyncio.get_running_loop().time()
     await anext(replies)
@@ -188,8 +188,9 @@ async def test_a_late_reply_catches_up_instead_of_drifting() -> None:
     rest = [message async for message in replies]
     elapsed = asyncio.get_running_loop().time() - started
     assert len(rest) == count - 1
-    # Drifting would take delay * count + blocked = 0.5 s; catching up takes about 0.31 s.
-    assert elapsed < delay * count + blocked - 0.1
+    # Drifting would take delay * count + blocked = 0.9 s; catching up takes about 0.5 s,
+    # plus the time to hand over 19 tokens at once (a loaded machine's margin: 0.2 s).
+    assert elapsed < blocked + delay * count / 2, elapsed
 
 
 async def test_what_is_remembered_of_a_message_is_bounded() -> None:
