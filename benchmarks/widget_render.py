@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import platform
 import sys
 import time
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ipywidgets as widgets
 
 from nbchat import render
+from nbchat.notebook.static_view import StaticConversation, static_bundle
 from nbchat.notebook.views import Throttle, TurnLog, TurnView
 from nbchat.protocol import DoneMessage, TokenMessage
 from nbchat.render import highlight as highlight_module
@@ -189,6 +191,51 @@ def turn_costs(turns: int, paged: bool) -> list[int]:
     return costs
 
 
+def saved_copy_costs(at: list[int], repeat: int) -> dict[int, tuple[float, float, int]]:
+    """The kernel's cost of the saved copy's update after reply ``n`` (for each n in ``at``):
+    seconds with finished turns rendered once, seconds re-rendering every turn (what the
+    panel did before), and the bytes of the update (the whole copy: a display update
+    replaces its output). An update is the bundle plus its JSON, as the kernel sends it."""
+    views: list[TurnView] = []
+    throttle = Throttle(30.0)
+    static = StaticConversation()
+    costs = {}
+    with recording_comms():
+        for i in range(max(at) + 1):
+            view = TurnView(f"question {i}", throttle)
+            reply = ReplyBuilder()
+            answer = f"Answer {i}: use `x = {i}` and then\n\n```python\nprint(x * {i})\n```\n"
+            for message in (TokenMessage(response=answer), DoneMessage()):
+                reply.feed(message)
+                view.feed(message, reply)
+            views.append(view)
+            static.bundle(views[:-1])  # the update after the previous reply
+            if i not in at:
+                continue
+
+            def cached(upto: int = i + 1) -> float:
+                kept = dict(static._finished)  # each run adds turn i anew
+                static._finished = {v: p for v, p in kept.items() if v is not views[upto - 1]}
+                started = time.perf_counter()
+                sent_bytes = json.dumps(static.bundle(views[:upto]))
+                elapsed = time.perf_counter() - started
+                assert sent_bytes
+                return elapsed
+
+            def uncached(upto: int = i + 1) -> float:
+                started = time.perf_counter()
+                json.dumps(static_bundle(view.turn for view in views[:upto]))
+                return time.perf_counter() - started
+
+            size = len(json.dumps(static.bundle(views)).encode())
+            costs[i] = (
+                min(cached() for _ in range(repeat)),
+                min(uncached() for _ in range(repeat)),
+                size,
+            )
+    return costs
+
+
 def best(run: Callable[[], Result], repeat: int) -> Result:
     return min((run() for _ in range(repeat)), key=lambda r: r.seconds)
 
@@ -250,6 +297,19 @@ def main() -> None:
     for label, paged in [("paged log", True), ("flat box", False)]:
         costs = turn_costs(491, paged)
         print(f"{label:<14}{costs[90]:>10,} B{costs[490]:>10,} B  ({costs[490] / costs[90]:.2f}x)")
+
+    print("the saved copy's update after one more reply (kernel time, best of 5):")
+    copies = saved_copy_costs([10, 300], 5)
+    for n, (cached, uncached, size) in copies.items():
+        print(
+            f"turn {n:<9}{cached * 1e3:>8.2f} ms  (every turn re-rendered: {uncached * 1e3:.2f} ms)"
+            f"  {size:>9,} B sent"
+        )
+    ratio = copies[300][0] / copies[10][0]
+    print(
+        f"update cost at turn 300 / turn 10: {ratio:.2f}x (before: "
+        f"{copies[300][1] / copies[10][1]:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from ..render.html import agent_state_html
 from ..reply import ReplyBuilder
 from ..transcript import Transcript
 from ..transcript.format import gc_paused
-from ..turn import Turn
 from .input import ChatInput
 from .static_view import StaticConversation
 from .views import Throttle, TurnLog, TurnView
@@ -66,12 +65,9 @@ class EventRendering:
     """The "Agent state" view (AG-UI), made when the agent first sends its state."""
     _watching_state = False
 
-    def _turns(self) -> list[Turn]:
-        return [view.turn for view in self._views.values()]
-
     def _publish(self) -> None:
         """Bring the static conversation up to date (once per completed reply, not per token)."""
-        self._static.update(self._turns())
+        self._static.update(self._views.values())
 
     def _on_send(self, message: UserMessage | CancelRequest) -> None:
         if not isinstance(message, UserMessage):

@@ -346,7 +346,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         bundle = dict(super()._repr_mimebundle_() or {})
         bundle["text/plain"] = PANEL_TEXT
         display(bundle, raw=True)
-        self._static.display(self._turns())
+        self._static.display(self._views.values())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         # The fallback is the conversation at display time and is never updated

@@ -34,7 +34,14 @@ from .html import tool_status, tool_value_text
 from .markdown import normalize_newlines
 from .rewrite import fenced, safe_markdown
 
-__all__ = ["conversation_markdown", "conversation_text", "markdown_literal", "turn_markdown"]
+__all__ = [
+    "conversation_markdown",
+    "conversation_text",
+    "markdown_literal",
+    "text_frame",
+    "turn_markdown",
+    "turn_text",
+]
 
 
 _MD_LITERAL = re.compile(r"[\\`*_\[\]<>&~|$]")
@@ -125,27 +132,36 @@ def _indented(text: str, prefix: str = "    ") -> str:
 
 def conversation_text(turns: Iterable[Turn]) -> str:
     """The conversation as plain text, replies kept as their Markdown source ("" if none)."""
-    blocks: list[str] = []
-    for turn in map(redact_turn, turns):
-        lines = [f"You: {_plain(turn.user)}"]
-        if turn.reasoning:
-            lines.append("Thinking:")
-            lines.append(_indented(turn.reasoning))
-        for segment in turn.segments():
-            if isinstance(segment, str):
-                lines.append(f"Assistant: {_plain(segment)}")
-                continue
-            lines.append(f"[tool {_plain(str(segment.name))}: {tool_status(segment)}]")
-            if segment.arguments:
-                lines.append("  arguments:")
-                lines.append(_indented(tool_value_text(segment.arguments)))
-            if segment.result is not None:
-                lines.append("  result:")
-                lines.append(_indented(tool_value_text(segment.result)))
-        if turn.error is not None:
-            lines.append(f"Error: {_plain(turn.error.code)}: {_plain(turn.error.message)}")
-        note = turn.note
-        if note:
-            lines.append(note)
-        blocks.append("\n".join(lines))
+    return text_frame(map(turn_text, turns))
+
+
+def text_frame(pieces: Iterable[str]) -> str:
+    """The plain-text conversation around its turns' pieces (:func:`turn_text`)."""
+    blocks = list(pieces)
     return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def turn_text(turn: Turn) -> str:
+    """One turn as plain text, redacted whole: a piece of :func:`conversation_text`."""
+    turn = redact_turn(turn)
+    lines = [f"You: {_plain(turn.user)}"]
+    if turn.reasoning:
+        lines.append("Thinking:")
+        lines.append(_indented(turn.reasoning))
+    for segment in turn.segments():
+        if isinstance(segment, str):
+            lines.append(f"Assistant: {_plain(segment)}")
+            continue
+        lines.append(f"[tool {_plain(str(segment.name))}: {tool_status(segment)}]")
+        if segment.arguments:
+            lines.append("  arguments:")
+            lines.append(_indented(tool_value_text(segment.arguments)))
+        if segment.result is not None:
+            lines.append("  result:")
+            lines.append(_indented(tool_value_text(segment.result)))
+    if turn.error is not None:
+        lines.append(f"Error: {_plain(turn.error.code)}: {_plain(turn.error.message)}")
+    note = turn.note
+    if note:
+        lines.append(note)
+    return "\n".join(lines)

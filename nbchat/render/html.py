@@ -33,10 +33,12 @@ __all__ = [
     "approval_text",
     "assistant_message_html",
     "confirm_question_html",
+    "conversation_frame",
     "conversation_html",
     "copy_button_html",
     "error_banner_html",
     "reasoning_html",
+    "saved_turn_html",
     "status_header_html",
     "stylesheet",
     "thinking_html",
@@ -307,14 +309,28 @@ def conversation_html(turns: Iterable[Turn], *, title: str = "", styles: bool = 
 
     ``title`` (escaped) heads it as the panel's status line does; ``styles``
     inlines the stylesheet, since a static HTML output has no widget to load it.
-    A saved output, so every turn is redacted (:func:`nbchat.redact.redact_turn`).
+    A saved output, so every turn is redacted (:func:`saved_turn_html`).
     """
+    return conversation_frame(map(saved_turn_html, turns), title=title, styles=styles)
+
+
+def saved_turn_html(turn: Turn) -> str:
+    """One turn as a saved copy holds it: redacted whole (:func:`nbchat.redact.redact_turn`).
+
+    A piece of :func:`conversation_frame`: a copy that is updated after each
+    reply renders only the turns that changed and keeps the others' pieces.
+    """
+    return turn_html(redact_turn(turn))
+
+
+def conversation_frame(pieces: Iterable[str], *, title: str = "", styles: bool = True) -> str:
+    """The conversation around its turns' pieces (:func:`saved_turn_html`), written once."""
     parts = ['<div class="nbchat nbchat-transcript">']
     if styles:
         parts.append(f"<style>{stylesheet()}</style>")
     if title:
         parts.append(f'<div class="nbchat-status">{html.escape(redact_text(title))}</div>')
-    parts.extend(turn_html(redact_turn(turn)) for turn in turns)
+    parts.extend(pieces)
     parts.append("</div>")
     return "".join(parts)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbchat import ChatClient, Transcript
-from nbchat.notebook.static_view import EMPTY_TEXT, static_bundle
+from nbchat.notebook.static_view import EMPTY_TEXT, StaticConversation, static_bundle
 from nbchat.notebook.widget import ChatWidget
 from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolResultMessage
 from nbchat.server import DemoServer
@@ -72,6 +72,43 @@ def test_the_static_conversation_is_deterministic_and_says_when_empty() -> None:
     assert '<div class="nbchat-static ' in static_bundle(turns)["text/html"]
     empty = static_bundle([])
     assert empty["text/plain"] == EMPTY_TEXT and EMPTY_TEXT in empty["text/html"]
+
+
+class Counted:
+    """A turn view that counts how often its turn is read (each read is a rendering)."""
+
+    def __init__(self, turn: Turn, *, done: bool) -> None:
+        self._turn, self.done, self.reads = turn, done, 0
+
+    @property
+    def turn(self) -> Turn:
+        self.reads += 1
+        return self._turn
+
+
+def test_an_update_renders_only_the_turns_still_open() -> None:
+    """Finished turns are rendered once; an open one each time; the bytes match static_bundle."""
+    finished = [Counted(turn_saying(f"turn {n}", n), done=True) for n in range(5)]
+    streaming = Counted(Turn(user="still going", assistant="partly", complete=False), done=False)
+    static = StaticConversation()
+    for _ in range(3):
+        bundle = static.bundle([*finished, streaming])
+    assert [view.reads for view in finished] == [1] * 5 and streaming.reads == 3
+    assert bundle == static_bundle(view._turn for view in [*finished, streaming])
+    streaming.done = True
+    static.bundle([*finished, streaming])
+    static.bundle([*finished, streaming])
+    assert streaming.reads == 4  # rendered once more, finished, then kept
+
+
+def test_a_cleared_turn_is_forgotten_by_the_saved_copy() -> None:
+    """A turn no longer shown leaves the copy (and its cache): nothing stale comes back."""
+    first, second = (Counted(turn_saying(text, n), done=True) for n, text in enumerate("ab"))
+    static = StaticConversation()
+    static.bundle([first, second])
+    assert static.bundle([second]) == static_bundle([second._turn])
+    assert static.bundle([first, second]) == static_bundle([first._turn, second._turn])
+    assert first.reads == 2  # forgotten when cleared, so rendered again
 
 
 async def test_a_panel_opened_on_history_shows_it_and_goes_on_in_its_conversation(
