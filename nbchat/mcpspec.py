@@ -1,7 +1,7 @@
 """An MCP server's tools as pure data: what to start, approval, results, the transcript's record.
 
 Pure code, no I/O and no import of the ``mcp`` SDK (its objects are read by
-attribute): :mod:`nbchat.client.mcp` is the shell that starts servers and
+attribute): :mod:`nbchat.tools.mcp` is the shell that starts servers and
 calls them.
 
 * :func:`parse_target`: a command line (split like a shell's), an argv list or

@@ -156,8 +156,9 @@ def _problem(error: Any) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [key for key in error.validator_value if key not in error.instance]
-        if missing:
-            field_path = ".".join(filter(None, [path, str(missing[0])]))
+        if missing:  # one error per missing field, each naming its own
+            named = next((k for k in missing if error.message.startswith(repr(k))), missing[0])
+            field_path = ".".join(filter(None, [path, str(named)]))
             return f"{field_path}: required"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set((error.schema or {}).get("properties", {}))

@@ -46,6 +46,7 @@ def test_valid_arguments_reach_the_function_as_keywords() -> None:
     [
         ({"unit": "K", "where": {"lat": 1, "lon": 2}}, "unit: 'K' is not one of ['C', 'F']"),
         ({"unit": "C"}, "where: required"),
+        ({}, "unit: required; where: required"),
         ({"unit": "C", "where": {"lat": 1}}, "where.lon: required"),
         ({"unit": "C", "where": {"lat": "n", "lon": 2}}, "where.lat: 'n' is not of type"),
         ({"unit": "C", "where": {"lat": 1, "lon": 2}, "city": "x"}, "city: not a parameter"),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import DEMO_DELAY, TOKEN_ENV
 
 if TYPE_CHECKING:
-    from ..server import Responder
+    from ..server.openai import OpenAIAgent
     from ..transcript import Transcript
 
 from .common import (
@@ -116,7 +116,7 @@ def add_serve(subcommands: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from ..exceptions import ConfigError
+    from ..exceptions import ConfigError, ToolError
     from ..server.backend import choose_agent
 
     transcript = None
@@ -127,6 +127,15 @@ def _run_serve(args: argparse.Namespace) -> int:
         model = choose_agent(args, environ={})  # a model only when --openai asks for one
     except ConfigError as exc:
         print(f"nbchat serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.mcp_allow_writes and not args.mcp:
+        print("nbchat serve: --mcp-allow-writes needs --mcp COMMAND", file=sys.stderr)
+        return EXIT_ERROR
+    if args.mcp and model is None:
+        print(
+            "nbchat serve: --mcp needs --openai BASE_URL: the MCP server's tools are a model's",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     if args.replay is None:
         if args.speed is not None:
@@ -144,7 +153,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         asyncio.run(_serve(args, transcript, model))
     except KeyboardInterrupt:
         pass  # where signal handlers are unavailable (Windows), Ctrl-C lands here
-    except ConfigError as exc:  # the model server, checked at start
+    except (ConfigError, ToolError) as exc:  # the model server, an MCP server, at start
         print(f"nbchat serve: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
@@ -160,7 +169,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    args: argparse.Namespace, transcript: Transcript | None, model: Responder | None
+    args: argparse.Namespace, transcript: Transcript | None, model: OpenAIAgent | None
 ) -> None:
     from ..server import ChatServer, ReplayServer, ServerOptions
     from ..server.backend import server_for
@@ -173,15 +182,15 @@ async def _serve(
         "idle_timeout": args.idle_timeout,
     }
     server: ChatServer
-    bridging = ""
-    check = getattr(model, "check", None)
-    if check is not None:  # a model: is its server there, and does it know the model?
+    said: list[str] = []
+    if model is not None:  # is its server there, does it know the model; its MCP servers
         try:
-            bridging = await check()
+            said.append(await model.check())
+            for command in args.mcp:  # started before anyone connects
+                offer = await model.mcp(command, allow_writes=args.mcp_allow_writes)
+                said.append(offer.line)
         except BaseException:
-            aclose = getattr(model, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await model.aclose()  # ends the MCP servers started so far too
             raise
     if transcript is None:
         server = server_for(model, delay=args.delay, host=args.host, port=args.port, **options)
@@ -197,8 +206,8 @@ async def _serve(
     await server.open()
     try:
         print(f"nbchat serve: listening on {server.url}", flush=True)
-        if bridging:
-            print(f"nbchat serve: {bridging}", flush=True)
+        for line in said:
+            print(f"nbchat serve: {line}", flush=True)
         await stop.wait()
     finally:
         await server.close(grace=2.0)  # a client that does not answer the close must not hang us

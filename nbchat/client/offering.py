@@ -21,8 +21,9 @@ from ..mcpspec import Target, mcp_line, parse_target
 from ..protocol import ToolResponse, dump
 from ..schematool import Tool
 from ..session import Session
+from ..tools.mcp import START_SECONDS, McpServer
 from .blocking import run_sync
-from .mcp import START_SECONDS, McpServer, replayed_tools
+from .mcp import client_tools, replayed_tools
 from .tools import ClientTool, ToolApprover, ToolRunner
 
 __all__ = ["ToolOffering"]
@@ -155,7 +156,8 @@ class ToolOffering:
         ``destructiveHint``); ``confirm`` True or False decides for all of them.
         ``prefix`` goes before each tool's name; a name that clashes with another
         tool is refused, naming both. Under a replay the server is not started
-        (``live=True`` starts it): see :mod:`nbchat.client.mcp`.
+        (``live=True`` starts it): see :mod:`nbchat.client.mcp`; the connection is
+        :mod:`nbchat.tools.mcp`.
         :class:`~nbchat.ToolError` (one line) when the server cannot be started.
         """
         servers = self._mcp_servers()
@@ -170,7 +172,7 @@ class ToolOffering:
             )
             await server.start()
             try:
-                tools = server.client_tools(confirm, prefix)
+                tools = client_tools(server, confirm, prefix)
             except BaseException:
                 await server.close()
                 raise
@@ -244,7 +246,7 @@ class ToolOffering:
             if entry.server is not server:
                 continue
             try:
-                tools = server.client_tools(entry.confirm, entry.prefix)
+                tools = client_tools(server, entry.confirm, entry.prefix)
             except NbchatError as exc:
                 logger.warning("the new tools of MCP server %s are refused: %s", server.label, exc)
                 return

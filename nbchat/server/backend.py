@@ -50,7 +50,8 @@ __all__ = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--openai``, ``--model``, ``--api-key-env``, ``--system``, ``--temperature``,
-    ``--max-tokens``, ``--no-tools``, ``--tool-choice`` and ``--extra-body`` to ``nbchat serve``."""
+    ``--max-tokens``, ``--no-tools``, ``--tool-choice``, ``--extra-body``, ``--mcp`` and
+    ``--mcp-allow-writes`` to ``nbchat serve``."""
     group = parser.add_argument_group(
         "model", "answer with a model behind an OpenAI-compatible API instead of the demo agent"
     )
@@ -83,7 +84,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-tools",
         action="store_true",
-        help="offer the model no tools (small local models answer better without)",
+        help="offer the model none of the server's built-in tools (small local models answer "
+        "better without); --mcp tools are still offered",
+    )
+    group.add_argument(
+        "--mcp",
+        metavar="COMMAND",
+        action="append",
+        default=[],
+        help="also offer this MCP server's tools, run on this server: a command line "
+        "(e.g. mcp-server-time) or an http(s):// URL; it ends with nbchat serve (repeatable)",
+    )
+    group.add_argument(
+        "--mcp-allow-writes",
+        action="store_true",
+        help="offer the --mcp tools that are not read-only too (they run without approval)",
     )
     group.add_argument(
         "--tool-choice",

@@ -2,7 +2,9 @@
 
 A small asyncio shell over :mod:`nbchat.toolspec` (which decides, purely, which
 tool a call names, whether its arguments fit, and how its result is bounded).
-It imports neither the client nor the server, so both can use it.
+It imports neither the client nor the server, so both can use it; so does
+the connection to an MCP server (:mod:`nbchat.tools.mcp`, imported on use: it
+needs the ``mcp`` extra), whose tools a client or the server's bridge offers.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -33,11 +34,12 @@ from nbchat.server import DEFAULT_OPTIONS, serve_demo
 from nbchat.server.app import DEFAULT_HOST
 from nbchat.transcript import Recorder, Transcript
 from tests.helpers import TIMEOUT, free_port
-from tests.openai_upstream import Upstream
+from tests.openai_upstream import Reply, Upstream, text_chunks, tool_chunks
 
 pytestmark = pytest.mark.loopback
 
 ROOT = Path(__file__).resolve().parents[2]
+MCP_SERVER = [sys.executable, str(ROOT / "tests" / "client" / "mcp_server.py")]
 LISTENING = re.compile(r"nbchat serve: listening on (ws://127\.0\.0\.1:(\d+)/ws)\n")
 
 
@@ -61,6 +63,15 @@ async def nbchat(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Pro
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 async def listening_url(process: asyncio.subprocess.Process) -> str:
@@ -216,15 +227,67 @@ async def test_serve_openai_answers_with_the_model() -> None:
     [
         (["--openai", "http://127.0.0.1:9/v1"], "--model"),
         (["--openai", "http://127.0.0.1:9/v1", "--model", "m", "--replay", "x.jsonl"], "not both"),
+        (["--mcp", "mcp-server-time"], "--mcp needs --openai BASE_URL"),
+        (["--mcp-allow-writes"], "--mcp-allow-writes needs --mcp COMMAND"),
     ],
 )
 def test_serve_openai_misuse_is_one_line_and_exit_2(
     args: list[str], says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--openai without a model, or with --replay, is refused in one line before serving."""
+    """--openai without a model or with --replay, --mcp without a model: one line, no serving."""
     monkeypatch.delenv("NBCHAT_MODEL", raising=False)
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+async def test_serve_mcp_offers_its_tools_runs_them_and_ends_the_server_on_exit() -> None:
+    """--mcp: a line says what is offered and withheld; a call runs; SIGTERM ends the server."""
+    async with Upstream() as upstream:
+        upstream.script.append(Reply(tool_chunks(("call_p", "pid", "{}"))))
+        upstream.script.append(Reply(text_chunks("got it")))
+        args = ("serve", "--port", "0", "--openai", upstream.base_url, "--model", "scripted")
+        async with nbchat(*args, "--mcp", shlex.join(MCP_SERVER)) as process:
+            url = await listening_url(process)
+            assert process.stdout is not None
+            said = [
+                (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode()
+                for _ in range(2)
+            ]
+            assert said[0].startswith("nbchat serve: bridging model 'scripted'")
+            assert said[1].startswith("nbchat serve: MCP: mcp_server: offering lookup, paint")
+            assert "withholding erase (not read-only: pass --mcp-allow-writes" in said[1]
+            async with connect(url) as ws:
+                await ws.send(json.dumps({"id": "m", "conversation_id": "c", "message": "pid?"}))
+                frames: list[dict[str, Any]] = []
+                while not frames or frames[-1]["type"] not in ("done", "error"):
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+            (result,) = [f for f in frames if f["type"] == "tool_result"]
+            pid = result["tool_calls"][0]["result"]["result"]
+            assert _alive(pid)
+            process.send_signal(signal.SIGTERM)
+            code, _, err = await finish(process)
+    assert (code, err) == (0, "")
+    assert not _alive(pid)
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["no-such-mcp-command", "--flag"], "(no such command: no-such-mcp-command)"),
+        ([*MCP_SERVER, "--die"], "its stderr said: mcp_server: refusing to start (--die)"),
+    ],
+)
+async def test_serve_mcp_that_cannot_start_is_one_line_and_exit_2(
+    command: list[str], says: str
+) -> None:
+    """A missing MCP command, or one that exits at once, names it (and its stderr), exit 2."""
+    async with Upstream() as upstream:
+        args = ("serve", "--port", "0", "--openai", upstream.base_url, "--model", "scripted")
+        async with nbchat(*args, "--mcp", shlex.join(command)) as process:
+            code, out, err = await finish(process)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"nbchat serve: the MCP server {shlex.join(command)!r} did not start")
     assert says in err and err.count("\n") == 1 and "Traceback" not in err
 
 

@@ -9,6 +9,9 @@ repository's options, one kernel per notebook.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ pytestmark = pytest.mark.kernel
 pytest_plugins = ["pytester"]
 
 SANITIZE = Path(__file__).parents[2] / "notebooks" / "nbval_sanitize.cfg"
+MCP_NOTEBOOK = SANITIZE.with_name("mcp.ipynb")
+"""The example notebook that offers mcp-server-time's tools, with its recording beside it."""
 OPTIONS = ("-p", "no:cacheprovider", "-v", "-rP", "--nbval-current-env")
 STRICT = ("--nbval", "--nbval-sanitize-with", "nbval_sanitize.cfg")  # a copy of SANITIZE
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
@@ -359,3 +364,26 @@ def test_a_changed_question_fails_with_its_reason_first(notebooks: pytest.Pytest
     )
     shown = result.stdout.str()
     assert "asyncio/" not in shown and "nbchat/client/client.py" not in shown
+
+
+@pytest.mark.timeout(12 * TIMEOUT)
+def test_a_notebook_that_used_an_mcp_server_validates_where_it_is_not_installed(
+    notebooks: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """notebooks/mcp.ipynb passes strict nbval with mcp-server-time off PATH (replayed, unstarted);
+    without the plugin's replay the same run fails to start it."""
+    for name in (MCP_NOTEBOOK.name, MCP_NOTEBOOK.with_suffix(".jsonl").name):
+        shutil.copy(MCP_NOTEBOOK.with_name(name), notebooks.path / name)
+    here = os.path.dirname(sys.executable)
+    path = os.pathsep.join(
+        folder
+        for folder in os.environ.get("PATH", "").split(os.pathsep)
+        if folder and folder != here and not (Path(folder) / "mcp-server-time").exists()
+    )
+    monkeypatch.setenv("PATH", path)
+    assert shutil.which("mcp-server-time", path=path) is None
+    replayed = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, "mcp.ipynb")
+    replayed.assert_outcomes(passed=7)
+    replayed.stdout.fnmatch_lines(["*mcp*ipynb::nbchat saved conversations PASSED*"])
+    live = notebooks.runpytest_subprocess(*OPTIONS, *STRICT, "-p", "no:nbchat", "mcp.ipynb")
+    live.stdout.fnmatch_lines(["*the MCP server 'mcp-server-time' did not start (no such command*"])

@@ -21,7 +21,9 @@ The server's tools (calculator, current time, network check) are offered with
 JSON Schemas generated from their type hints by :mod:`nbchat.toolspec`; the
 client's own tools (functions of a notebook, declared by the client) are
 offered next to them, a server tool winning a name both have
-(:func:`~nbchat.server.current_client_tools`).
+(:func:`~nbchat.server.current_client_tools`). An MCP server's tools join the
+server's own with :meth:`OpenAIAgent.mcp` (``nbchat serve --mcp``,
+:mod:`nbchat.server.mcptools`: those that may change things only when asked).
 
 Memory (``history.py``): each conversation's history is bounded, the system
 prompt prepended to every request. A failed turn is forgotten (the user will
@@ -42,15 +44,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...config import API_KEY_ENV
 from ...exceptions import ConfigError
 from ...protocol import DoneMessage, Usage
 from ...redact import redact_url
-from ...toolspec import ToolSpec, tool_spec
+from ...tools.mcp import START_SECONDS
+from ...toolspec import Spec, ToolSpec, tool_spec
 from ..demo import tools as _server_tools
+from ..mcptools import McpOffer, McpTools
 from ..responder import ClientTools, ResponderMessage, current_client_tools
 from .calls import Finished, run_calls
 from .completion import Deadline, Retries, Round, stream_round
@@ -175,8 +179,12 @@ class OpenAIAgent:
         self._ask_usage = True
         """Whether requests ask for usage; False once the server refused the option."""
         specs = [tool if isinstance(tool, ToolSpec) else tool_spec(tool) for tool in tools]
-        self.tools: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
-        self._openai_tools = [spec.openai_tool() for spec in specs]
+        self._own: dict[str, Spec] = {spec.name: spec for spec in specs}
+        self._mcp = McpTools(on_change=self._offer_tools)
+        self.tools: dict[str, Spec] = {}
+        """The server's tools offered to the model: its own, then its MCP servers'."""
+        self._openai_tools: list[dict[str, Any]] = []
+        self._offer_tools()
         self._key = api_key if api_key is not None else os.environ.get(api_key_env) or None
         self._client: AsyncOpenAI = openai.AsyncOpenAI(
             base_url=base_url,
@@ -232,6 +240,7 @@ class OpenAIAgent:
         """Stream the reply to ``text``: tokens as they arrive, tool rounds, at most one error."""
         turn: list[dict[str, Any]] = [{"role": "user", "content": text}]
         client = current_client_tools()
+        tools = self.tools  # the reply keeps these, whatever an MCP server's list becomes
         offered = self._offered(client)
         used_ids: set[str] = set()
         partial: list[str] = []
@@ -284,7 +293,7 @@ class OpenAIAgent:
                     current.calls,
                     round_number,
                     finished,
-                    tools=self.tools,
+                    tools=tools,
                     client=client,
                     used_ids=used_ids,
                     tool_timeout=self.tool_timeout,
@@ -334,9 +343,34 @@ class OpenAIAgent:
             raise ConfigError(await self._errors.not_found())
         return f"bridging model {self.model!r} at {self.url}"
 
+    async def mcp(
+        self,
+        command: str | Sequence[str],
+        *,
+        allow_writes: bool = False,
+        prefix: str | None = None,
+        timeout: float = START_SECONDS,
+    ) -> McpOffer:
+        """Offer an MCP server's tools as this server's own, run here; it ends with :meth:`aclose`.
+
+        ``command`` is a command line, an argv list or an ``http(s)://`` URL (as
+        ``client.mcp``'s). Tools that are not read-only (or are destructive) are
+        withheld unless ``allow_writes``: no one would be asked before they run.
+        :class:`~nbchat.ToolError` (one line) when the server cannot be started
+        or a name clashes; nothing is left running then.
+        """
+        offer = await self._mcp.add(
+            command, taken=self._own, allow_writes=allow_writes, prefix=prefix, timeout=timeout
+        )
+        self._offer_tools()
+        return offer
+
     async def aclose(self) -> None:
-        """Release the HTTP connection pool."""
-        await self._client.close()
+        """Release the HTTP connection pool and end the MCP servers."""
+        try:
+            await self._client.close()
+        finally:
+            await self._mcp.aclose()
 
     # Private methods
 
@@ -366,6 +400,15 @@ class OpenAIAgent:
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         return body
+
+    def _offer_tools(self) -> None:
+        """The tools offered from now on: the server's own, then its MCP servers' (replaced
+        whole, so a reply under way keeps the ones it started with)."""
+        tools = dict(self._own)
+        for name, spec in self._mcp.specs.items():
+            tools.setdefault(name, spec)
+        self.tools = tools
+        self._openai_tools = [spec.openai_tool() for spec in tools.values()]
 
     def _offered(self, client: ClientTools) -> list[dict[str, Any]]:
         """The server's tools, then the client's whose names the server does not use."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ...exceptions import ToolArgumentsError
 from ...protocol import ToolCall, ToolCallMessage, ToolResultMessage
 from ...tools import execute
-from ...toolspec import ToolOutcome, ToolSpec, parse_arguments
+from ...toolspec import Spec, ToolOutcome, parse_arguments
 from ..responder import ClientTools
 from .toolcalls import MAX_CALLS_PER_ROUND, StreamedCall, ToolCallAccumulator, shown_arguments
 
@@ -43,7 +43,7 @@ async def run_calls(
     round_number: int,
     finished: list[Finished],
     *,
-    tools: Mapping[str, ToolSpec],
+    tools: Mapping[str, Spec],
     client: ClientTools,
     used_ids: set[str],
     tool_timeout: float,
