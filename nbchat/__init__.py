@@ -32,6 +32,7 @@ from .config import (
     ClientConfig,
 )
 from .exceptions import (
+    AttachmentError,
     ClientClosed,
     ConfigError,
     ConnectionFailed,
@@ -144,6 +145,7 @@ __all__ = [
     "TRANSCRIPT_VERSION",
     "URL_ENV",
     "AckMessage",
+    "AttachmentError",
     "CancelRequest",
     "ChatClient",
     "ChatServer",

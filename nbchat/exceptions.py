@@ -15,7 +15,8 @@
     ├── TranscriptError            a transcript file could not be read or written
     ├── ToolError                  a server tool refused its input (nbchat.server.tools)
     ├── ToolSpecError (also TypeError)      a function cannot be a tool (nbchat.toolspec)
-    └── ToolArgumentsError (also ValueError) a model's arguments do not fit the tool
+    ├── ToolArgumentsError (also ValueError) a model's arguments do not fit the tool
+    └── AttachmentError (also ValueError)    what was attached cannot be sent
 
 Lower-layer exceptions (websockets, pydantic, OSError) are converted where they
 cross into nbchat, with ``raise ... from exc`` so the cause stays visible.
@@ -25,6 +26,7 @@ Every message is one line that says what happened and what to do.
 from __future__ import annotations
 
 __all__ = [
+    "AttachmentError",
     "ClientClosed",
     "ConfigError",
     "ConnectionFailed",
@@ -144,3 +146,11 @@ class ToolSpecError(NbchatError, TypeError):
 
 class ToolArgumentsError(NbchatError, ValueError):
     """A model's arguments for a tool are not valid JSON or do not fit its signature."""
+
+
+class AttachmentError(NbchatError, ValueError):
+    """Something attached to a message cannot be sent (its type, its size, or the server).
+
+    Raised before anything is sent, so nothing is lost: the message can be sent
+    again with what can be attached.
+    """

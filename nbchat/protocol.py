@@ -19,7 +19,10 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .attachments import Attachment
+
 __all__ = [
+    "ATTACHMENTS_FEATURE",
     "BACKEND_HEADER",
     "CANCEL_FEATURE",
     "CLIENT_ID_HEADER",
@@ -85,6 +88,11 @@ CANCEL_FEATURE = "cancel"
 """The feature naming ``cancel``: a client sends one only to a server that announces it;
 against any other, Stop and a caller giving up stop the reply locally and send nothing."""
 
+ATTACHMENTS_FEATURE = "attachments"
+"""The feature naming a user message's ``attachments`` (:mod:`nbchat.attachments`): a
+client attaches nothing for a server that does not announce it, and says so in one
+line, instead of sending what would be dropped."""
+
 REASONING_FEATURE = "reasoning"
 """The feature naming ``reasoning`` messages (a model's thinking, apart from its answer) and
 the ``usage`` and ``truncated`` fields of ``done``: a client that knows none of them reads
@@ -115,6 +123,8 @@ class UserMessage(WireModel):
     """Groups messages into one conversation with its own memory on the server."""
     message: str
     """The text the user typed."""
+    attachments: list[Attachment] | None = None
+    """Images and texts the user attached (announced by :data:`ATTACHMENTS_FEATURE`)."""
 
 
 class CancelRequest(WireModel):

@@ -79,10 +79,19 @@ class Turn:
     """Tokens the reply cost, when the server said."""
     truncated: bool = False
     """The model was cut at its token limit (the reply is complete, its text is not)."""
+    attached: list[str] = field(default_factory=list)
+    """What the user attached, a line each (``plot.png (image/png, 12 KB)``): the content
+    went to the model; the conversation shows what it was."""
 
     @classmethod
     def from_reply(
-        cls, user: str, reply: Reply, *, complete: bool = True, messages: bool = True
+        cls,
+        user: str,
+        reply: Reply,
+        *,
+        complete: bool = True,
+        messages: bool = True,
+        attached: list[str] | None = None,
     ) -> Turn:
         """The turn of ``user``'s message answered by ``reply`` (as far as it has arrived).
 
@@ -103,6 +112,7 @@ class Turn:
             reasoning=reply.reasoning,
             usage=reply.usage,
             truncated=reply.truncated,
+            attached=list(attached or ()),
         )
 
     @property

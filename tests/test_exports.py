@@ -25,6 +25,7 @@ PUBLIC = {
     ],
     "nbchat.config": ["RECORD_ENV", "TOKEN_ENV", "URL_ENV", "ClientConfig"],
     "nbchat.exceptions": [
+        "AttachmentError",
         "ClientClosed",
         "ConfigError",
         "ConnectionFailed",

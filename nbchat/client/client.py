@@ -24,6 +24,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeAlias
 
+from ..attachments import Attachment
 from ..config import HTTP_PROTOCOLS, ClientConfig
 from ..exceptions import (
     ClientClosed,
@@ -36,11 +37,10 @@ from ..exceptions import (
 )
 from ..jsonprotocol import JsonProtocol
 from ..parsing import as_user_message
-from ..policy import Disconnect
 from ..protocol import UserMessage, new_id
-from ..redact import redact_url
 from ..reply import Reply
 from ..session import Outcome, Pending, Session
+from .attach import Attachable, attach_to, read_attachments
 from .blocking import run_sync, running_loop
 from .connection import Connection, ConnectionState
 from .dispatch import Dispatcher
@@ -49,6 +49,7 @@ from .http import HttpConnection
 from .kernel import Kernel, offer_kernel_tools
 from .offering import ToolOffering
 from .recording import Recording
+from .status import ClientStatus
 from .tools import ToolRunner
 from .waiters import ReplyRestarted, StreamItem, Waiters
 
@@ -60,7 +61,7 @@ logger = logging.getLogger("nbchat.client")
 SendArg: TypeAlias = UserMessage | Mapping[str, Any] | str
 
 
-class ChatClient(Listening, ToolOffering, Recording):
+class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
     """An asyncio chat client with reconnection, a bounded queue and request/reply.
 
     All methods must be called from the event loop the client runs on (in a
@@ -110,70 +111,6 @@ class ChatClient(Listening, ToolOffering, Recording):
 
     def __repr__(self) -> str:
         return f"<ChatClient {self.safe_url} {self.state.value}>"
-
-    # Public properties
-
-    @property
-    def state(self) -> ConnectionState:
-        """The connection state."""
-        connection = self._connection
-        return connection.state if connection is not None else ConnectionState.DISCONNECTED
-
-    @property
-    def is_connected(self) -> bool:
-        """True while a connection is open."""
-        return self.state is ConnectionState.CONNECTED
-
-    @property
-    def reconnecting(self) -> bool:
-        """True between connections while the client will try again."""
-        return self._connection is not None and self._connection.reconnecting
-
-    @property
-    def attempt(self) -> int:
-        """Consecutive failed (re)connection attempts; 0 while connected."""
-        return self._connection.attempt if self._connection is not None else 0
-
-    @property
-    def last_disconnect(self) -> Disconnect | None:
-        """How the last connection ended, for status displays."""
-        return self._connection.last_disconnect if self._connection is not None else None
-
-    @property
-    def url(self) -> str:
-        """The server URL."""
-        return self.config.url
-
-    @property
-    def safe_url(self) -> str:
-        """The server URL with credentials replaced by ``***``: the form logs and errors show."""
-        return redact_url(self.config.url) or ""
-
-    @property
-    def backend(self) -> str | None:
-        """What answers, as the server last announced it (``demo agent``, a model and its
-        host); None before a connection or from a server that does not say."""
-        connection = self._connection
-        return getattr(connection, "backend", None) if connection is not None else None
-
-    @property
-    def agent_state(self) -> Any:
-        """The AG-UI agent's shared state in the current conversation, as it last sent it
-        (each change an ``agent_state`` event); None before that and for other protocols."""
-        connection = self._connection
-        if isinstance(connection, HttpConnection):
-            return connection.threads.state(self.conversation_id)
-        return None
-
-    @property
-    def queued(self) -> int:
-        """Frames accepted but not yet written to a connection."""
-        return self._session.queued
-
-    @property
-    def pending(self) -> int:
-        """Messages whose reply is not complete yet (bounded by ``max_queue``)."""
-        return len(self._session.pending)
 
     # Public methods: lifecycle
 
@@ -234,7 +171,7 @@ class ChatClient(Listening, ToolOffering, Recording):
 
     # Public methods: messages
 
-    def send(self, message: SendArg) -> str:
+    def send(self, message: SendArg, *, attach: Iterable[Attachable] = ()) -> str:
         """Accept a message for delivery and return its id; never blocks.
 
         While not connected the message is queued and a connection is started;
@@ -243,19 +180,22 @@ class ChatClient(Listening, ToolOffering, Recording):
         :class:`ClientClosed` after :meth:`disconnect` (call :meth:`connect`),
         and :class:`ConfigError` where no event loop runs (a script), since
         nothing could deliver the message in the background: use ``ask_sync``.
+        ``attach``: see :meth:`ask`; here only while connected.
         """
         if running_loop() is None:
             raise ConfigError(
                 "send() delivers in the background and no event loop is running: "
                 "in a script, use ask_sync(), or call send() inside asyncio.run()"
             )
-        return self._submit(message).id
+        return self._submit(message, attach=attach).id
 
     async def ask(
         self,
         text: SendArg,
         conversation_id: str | None = None,
         timeout: float | None = None,
+        *,
+        attach: Iterable[Attachable] = (),
     ) -> Reply:
         """Send a message and wait for its complete reply.
 
@@ -264,8 +204,16 @@ class ChatClient(Listening, ToolOffering, Recording):
         failure if the client gives up reconnecting. A caller that gives up
         (timeout, cancelled task) abandons the message: it is not resent and
         the server is asked to stop its reply.
+
+        ``attach``: figures, images, DataFrames, text, bytes and file paths to show
+        the model (:mod:`nbchat.attachments`); it connects first, to learn whether
+        the server takes them, and raises :class:`AttachmentError` before sending
+        anything if they cannot be sent.
         """
-        pending = self._submit(text, conversation_id)
+        attachments = read_attachments(attach)
+        if attachments and not self.is_connected:
+            await self.connect()
+        pending = self._submit(text, conversation_id, attachments)
         future = self._waiters.future(pending.id)
         try:
             reply = await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -288,6 +236,8 @@ class ChatClient(Listening, ToolOffering, Recording):
         text: SendArg,
         conversation_id: str | None = None,
         timeout: float | None = None,
+        *,
+        attach: Iterable[Attachable] = (),
     ) -> Reply:
         """:meth:`ask` for synchronous code: blocks until the reply is complete.
 
@@ -295,7 +245,7 @@ class ChatClient(Listening, ToolOffering, Recording):
         :mod:`nbchat.client.blocking`), so widgets keep updating while it waits.
         """
         __tracebackhide__ = True  # IPython and pytest show the caller's line, then the reason
-        return run_sync(self.ask(text, conversation_id, timeout))
+        return run_sync(self.ask(text, conversation_id, timeout, attach=attach))
 
     def stream(
         self, text: SendArg, conversation_id: str | None = None
@@ -345,7 +295,14 @@ class ChatClient(Listening, ToolOffering, Recording):
 
     # Private methods: submission
 
-    def _submit(self, message: SendArg, conversation_id: str | None = None) -> Pending:
+    def _submit(
+        self,
+        message: SendArg,
+        conversation_id: str | None = None,
+        attachments: list[Attachment] | None = None,
+        *,
+        attach: Iterable[Attachable] = (),
+    ) -> Pending:
         if self.closed_by_user:
             raise ClientClosed("client is disconnected: call connect() before sending")
         try:
@@ -354,6 +311,9 @@ class ChatClient(Listening, ToolOffering, Recording):
             raise ConfigError(f"cannot send this: {exc}") from exc
         if conversation_id is not None and user.conversation_id != conversation_id:
             user = user.model_copy(update={"conversation_id": conversation_id})
+        attachments = read_attachments(attach) if attachments is None else attachments
+        features = self.features if self.is_connected else None
+        user = attach_to(user, attachments, features, self.safe_url)
         self._ensure_running()
         pending, new = self._session.submit(user)
         if new:

@@ -271,6 +271,7 @@ class Connection(Link):
             ws.response.headers if ws.response else {}, speaks_v1=not self.codec
         )
         self.backend, features = announced.backend, announced.features
+        self.features = frozenset(features)
         client_tools = CLIENT_TOOLS_FEATURE in features
         if self.session.tools_frame is not None and not client_tools:
             logger.warning(

@@ -72,6 +72,8 @@ class Link:
         """True between connections while it will try again."""
         self.backend: str | None = None
         """What answers, as the server announced it (``Nbchat-Backend``); None if it did not."""
+        self.features: frozenset[str] = frozenset()
+        """The extensions the server announced (``Nbchat-Features``) on the last connection."""
         self.opened = asyncio.Event()
         """Set while a connection is open."""
         self.loop = asyncio.get_running_loop()

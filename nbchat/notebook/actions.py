@@ -11,8 +11,8 @@ do what their buttons do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -42,9 +42,11 @@ class FrontendActions:
     _home_loop: asyncio.AbstractEventLoop | None
     _approvals: Approvals
 
-    def send(self, text: str) -> str:
-        """Send ``text``; the reply streams into the panel. Returns at once with the message id."""
-        return self.client.send(text)
+    def send(self, text: str, *, attach: Iterable[Any] = ()) -> str:
+        """Send ``text``; the reply streams into the panel. Returns at once with the message id.
+
+        ``attach`` as for :meth:`ask`, once the panel is connected."""
+        return self.client.send(text, attach=attach)
 
     def _publish(self) -> None:
         """Bring the static copy up to date (the widget defines it)."""

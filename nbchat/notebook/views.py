@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import ipywidgets as widgets
 
 from .. import render
+from ..attachments import describe
 from ..protocol import (
     ErrorMessage,
     ReasoningMessage,
@@ -76,7 +77,10 @@ class TurnView:
         self.user_text = user_text
         self.message = message
         """The user message this turn shows, when it came from the client."""
-        self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text))])
+        self.attached = [describe(a) for a in (message.attachments or ())] if message else []
+        """What the user attached, a line each, shown as chips under the text."""
+        bubble = render.user_message_html(user_text, self.attached)
+        self.box = widgets.VBox([widgets.HTML(bubble)])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule
         self._reply: ReplyBuilder | None = None
@@ -223,13 +227,17 @@ class TurnView:
         if self._recorded is not None:
             return self._recorded
         if self._reply is not None:
-            return Turn.from_reply(self.user_text, self._reply.build(), complete=self.done)
+            reply = self._reply.build()
+            return Turn.from_reply(
+                self.user_text, reply, complete=self.done, attached=self.attached
+            )
         message = self.message
         return Turn(
             self.user_text,
             message_id=message.id if message is not None else None,
             conversation_id=message.conversation_id if message is not None else None,
             complete=self.done,
+            attached=self.attached,
         )
 
     # Private
@@ -238,7 +246,11 @@ class TurnView:
         """The turn without its messages: how it ended and its text, at no cost per token."""
         if self._reply is not None and self._recorded is None:
             return Turn.from_reply(
-                self.user_text, self._reply.build(), complete=self.done, messages=False
+                self.user_text,
+                self._reply.build(),
+                complete=self.done,
+                messages=False,
+                attached=self.attached,
             )
         return self.turn
 

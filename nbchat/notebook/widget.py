@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import os
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import ipywidgets as widgets
@@ -154,14 +154,22 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
 
     # Public methods
 
-    async def ask(self, text: str, timeout: float | None = None) -> Reply:
-        """Send ``text`` and wait for the complete reply, which also shows in the panel."""
-        return await self.client.ask(text, timeout=timeout)
+    async def ask(
+        self, text: str, timeout: float | None = None, *, attach: Iterable[Any] = ()
+    ) -> Reply:
+        """Send ``text`` and wait for the complete reply, which also shows in the panel.
 
-    def ask_sync(self, text: str, timeout: float | None = None) -> Reply:
+        ``attach``: figures, images, DataFrames, text and file paths for the model to
+        see (:meth:`nbchat.ChatClient.ask`); the user's bubble names each one.
+        """
+        return await self.client.ask(text, timeout=timeout, attach=attach)
+
+    def ask_sync(
+        self, text: str, timeout: float | None = None, *, attach: Iterable[Any] = ()
+    ) -> Reply:
         """Block the cell until the reply is complete; the panel keeps updating meanwhile."""
         __tracebackhide__ = True  # IPython and pytest show the caller's line, then the reason
-        return self.client.ask_sync(text, timeout=timeout)
+        return self.client.ask_sync(text, timeout=timeout, attach=attach)
 
     @overload
     def tool(

@@ -85,6 +85,9 @@ def turn_markdown(turn: Turn) -> str:
     """One turn as Markdown blocks: the user's text, then replies and tool calls in order."""
     turn = redact_turn(turn)
     blocks = ["**You**", _blockquote(markdown_literal(turn.user))]
+    if turn.attached:
+        named = ", ".join(markdown_literal(line) for line in turn.attached)
+        blocks.append(_blockquote(f"*Attached:* {named}"))
     if turn.reasoning:
         blocks.append(_blockquote("*Thinking:* " + markdown_literal(turn.reasoning)))
     labelled = False
@@ -145,6 +148,8 @@ def turn_text(turn: Turn) -> str:
     """One turn as plain text, redacted whole: a piece of :func:`conversation_text`."""
     turn = redact_turn(turn)
     lines = [f"You: {_plain(turn.user)}"]
+    if turn.attached:
+        lines.append(f"Attached: {_plain(', '.join(turn.attached))}")
     if turn.reasoning:
         lines.append("Thinking:")
         lines.append(_indented(turn.reasoning))

@@ -70,11 +70,16 @@ Kept until the widget loads :data:`STYLESHEET` once (``_css``); use that, or
 :func:`stylesheet` for HTML that must carry the styles inline."""
 
 
-def user_message_html(text: str) -> str:
-    """The user's message as an escaped, whitespace-preserving bubble."""
+def user_message_html(text: str, attached: Iterable[str] = ()) -> str:
+    """The user's message as an escaped, whitespace-preserving bubble, and a chip for each
+    attachment (its name, type and size: untrusted, escaped)."""
+    chips = "".join(
+        f'<span class="nbchat-attachment">{html.escape(line)}</span>' for line in attached
+    )
+    shown = f'<div class="nbchat-attachments">{chips}</div>' if chips else ""
     return (
         '<div class="nbchat-msg nbchat-user">'
-        f'<div class="nbchat-body">{html.escape(text)}</div></div>'
+        f'<div class="nbchat-body">{html.escape(text)}</div>{shown}</div>'
     )
 
 
@@ -283,7 +288,7 @@ def status_header_html(state: str, detail: str = "") -> str:
 
 def turn_html(turn: Turn) -> str:
     """One turn as the panel shows it: the user bubble, then text and tool cards in order."""
-    parts = ['<div class="nbchat-turn">', user_message_html(turn.user)]
+    parts = ['<div class="nbchat-turn">', user_message_html(turn.user, turn.attached)]
     if turn.reasoning:
         parts.append(reasoning_html(turn.reasoning))
     for segment in turn.segments():

@@ -21,7 +21,8 @@ import logging
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..exceptions import ProtocolError
+from ..attachments import bounded
+from ..exceptions import AttachmentError, ProtocolError
 from ..parsing import LoneSurrogateError, parse_client_message
 from ..protocol import (
     MAX_ID_LENGTH,
@@ -128,8 +129,19 @@ class FrameHandler:
             count = self.sessions.cancel(client, message.conversation_id, message.id)
             logger.debug("cancelled %d reply(ies)", count)
         else:
+            try:  # bounded like the client bounds them: a frame of its own says so
+                attachments = tuple(bounded(message.attachments or ()))
+            except AttachmentError as exc:
+                await _error(
+                    connection,
+                    str(exc),
+                    "attachments_refused",
+                    reply_to=message.id,
+                    conversation_id=message.conversation_id,
+                )
+                return
             decision = self.sessions.accept(
-                client, message.id, message.conversation_id, message.message
+                client, message.id, message.conversation_id, message.message, attachments
             )
             if isinstance(decision, Refused):
                 logger.info("refused a message from %s: %s", connection.remote_address, decision)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
+from ..attachments import Attachment
 from ..protocol import (
     ClientToolInfo,
     DoneMessage,
@@ -30,7 +31,9 @@ __all__ = [
     "Conversations",
     "Responder",
     "ResponderMessage",
+    "attachments_var",
     "client_of",
+    "current_attachments",
     "current_client_tools",
 ]
 
@@ -170,3 +173,16 @@ client_tools_var: ContextVar[ClientTools] = ContextVar(
 def current_client_tools() -> ClientTools:
     """The tools of the client whose message is being answered (none outside a reply)."""
     return client_tools_var.get()
+
+
+attachments_var: ContextVar[tuple[Attachment, ...]] = ContextVar("nbchat_attachments", default=())
+"""Set by the server for each reply it generates, beside :data:`client_tools_var`."""
+
+
+def current_attachments() -> tuple[Attachment, ...]:
+    """What the user attached to the message being answered (none outside a reply).
+
+    A context variable, like :func:`current_client_tools`, so a responder that
+    reads only text keeps its ``respond(conversation_id, text)``.
+    """
+    return attachments_var.get()

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..attachments import Attachment
 from ..protocol import (
     ClientToolInfo,
     DoneMessage,
@@ -30,7 +31,7 @@ from ..protocol import (
 )
 from .registry import MAX_CLIENT_TOOLS, Accepted, Client, Limits, Refused, Registry
 from .replylog import ReplyLog
-from .responder import ClientTools, Responder, client_tools_var
+from .responder import ClientTools, Responder, attachments_var, client_tools_var
 
 __all__ = ["REPLY_TOO_LONG", "Sessions"]
 
@@ -49,8 +50,8 @@ class Sessions:
         """The decisions, and the counts for monitoring and tests."""
         self._tasks: dict[ReplyLog, asyncio.Task[None]] = {}
         """The replies being generated."""
-        self._texts: dict[ReplyLog, str] = {}
-        """The user's text of each reply waiting its turn."""
+        self._texts: dict[ReplyLog, tuple[str, tuple[Attachment, ...]]] = {}
+        """The user's text and attachments of each reply waiting its turn."""
         self._calls: dict[tuple[Client[ReplyLog], str], asyncio.Future[ToolResponse]] = {}
         """Client tool calls waiting for their ``tool_response``, by client and call id."""
         self._timer: asyncio.TimerHandle | None = None
@@ -74,12 +75,15 @@ class Sessions:
         message_id: str | None,
         conversation_id: str | None,
         text: str,
+        attachments: tuple[Attachment, ...] = (),
     ) -> Accepted[ReplyLog] | Refused:
         """The log answering a message (its generation started or queued), or the refusal."""
-        # A waiting text counts by its characters: what a str of them holds, give or take.
-        decision = self.registry.accept(client, message_id, conversation_id, ReplyLog, len(text))
+        # A waiting text counts by its characters: what a str of them holds, give or take;
+        # its attachments by their bytes.
+        size = len(text) + sum(attachment.size for attachment in attachments)
+        decision = self.registry.accept(client, message_id, conversation_id, ReplyLog, size)
         if isinstance(decision, Accepted) and not decision.duplicate:
-            self._texts[decision.log] = text
+            self._texts[decision.log] = (text, attachments)
             self._start_ready(client)
         return decision
 
@@ -124,7 +128,7 @@ class Sessions:
         while True:
             turn = self.registry.next_turn(client)
             for log in turn.start:
-                self._start(client, log, self._texts.pop(log))
+                self._start(client, log, *self._texts.pop(log))
             for log in turn.stop:
                 self._texts.pop(log, None)
                 log.finish(DoneMessage(cancelled=True))
@@ -132,8 +136,15 @@ class Sessions:
             if not turn.stop:
                 return
 
-    def _start(self, client: Client[ReplyLog], log: ReplyLog, text: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._generate(client, log, text))
+    def _start(
+        self,
+        client: Client[ReplyLog],
+        log: ReplyLog,
+        text: str,
+        attachments: tuple[Attachment, ...],
+    ) -> None:
+        generating = self._generate(client, log, text, attachments)
+        task = asyncio.get_running_loop().create_task(generating)
         self._tasks[log] = task
         task.add_done_callback(lambda done: self._generated(client, log, done))
 
@@ -164,8 +175,15 @@ class Sessions:
             self._stop(client, logs)
         self._arm()  # a timer may fire a little early: the same deadline, armed again
 
-    async def _generate(self, client: Client[ReplyLog], log: ReplyLog, text: str) -> None:
+    async def _generate(
+        self,
+        client: Client[ReplyLog],
+        log: ReplyLog,
+        text: str,
+        attachments: tuple[Attachment, ...],
+    ) -> None:
         client_tools_var.set(_LiveClientTools(self.registry, self._calls, client, log))
+        attachments_var.set(attachments)
         stream = self.responder.respond(client.responder_key(log.conversation_id), text)
         registry = self.registry
         try:

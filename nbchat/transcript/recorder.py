@@ -45,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
+from ..attachments import Attachment, describe
 from ..exceptions import NbchatError, TranscriptError
 from ..policy import Disconnect
 from ..protocol import (
@@ -171,11 +172,15 @@ class Recorder:
     # Public methods: writing
 
     def sent(self, message: UserMessage | CancelRequest | WireModel) -> None:
-        """Record a message sent to the server as it went on the wire, its text redacted."""
+        """Record a message sent to the server as it went on the wire, its text redacted,
+        and its attachments too (:func:`_recorded`)."""
         if isinstance(message, UserMessage):
             text = redact_text(message.message)
             if text != message.message:
                 message = message.model_copy(update={"message": text})
+            if message.attachments:
+                kept = [_recorded(attachment) for attachment in message.attachments]
+                message = message.model_copy(update={"attachments": kept})
         self._write("out", dump(message))
 
     def received(self, message: ServerMessage) -> None:
@@ -402,6 +407,20 @@ class _Held:
         self.size -= sum(len(message.response) for _, message in taken)
         self.next_check = max(self.size, 0) + FLUSH_CHARS
         return taken
+
+
+MAX_RECORDED_IMAGE = 64 * 1024
+"""Bytes of an attached image a transcript keeps; a larger one is recorded by name and size."""
+
+
+def _recorded(attachment: Attachment) -> Attachment:
+    """An attachment as a transcript keeps it: text redacted, a large image left out."""
+    if attachment.text is not None:
+        return attachment.model_copy(update={"text": redact_text(attachment.text)})
+    if attachment.size <= MAX_RECORDED_IMAGE:
+        return attachment
+    note = f"(not recorded: {describe(attachment)}, over the transcript's 64 KB for images)"
+    return Attachment(name=attachment.name, mime=attachment.mime, text=note)
 
 
 def _compact(data: dict[str, Any]) -> str:

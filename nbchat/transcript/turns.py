@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..attachments import describe
 from ..protocol import CancelRequest, UnknownMessage, UserMessage
 from ..redact import redact_turn
 from ..reply import ReplyBuilder
@@ -44,6 +45,7 @@ class _Open:
     user: str
     builder: ReplyBuilder
     times: list[float] = field(default_factory=list)
+    attached: list[str] = field(default_factory=list)
 
 
 def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
@@ -80,7 +82,9 @@ def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
                     continue
                 if sent.id is not None and sent.id in by_id:
                     continue  # a resend after a reconnect: the server answers it once
-                turn = _Open(line.t, sent.message, ReplyBuilder(sent.id, sent.conversation_id))
+                attached = [describe(attachment) for attachment in sent.attachments or ()]
+                builder = ReplyBuilder(sent.id, sent.conversation_id)
+                turn = _Open(line.t, sent.message, builder, attached=attached)
                 turns.append(turn)
                 if sent.id is not None:
                     by_id[sent.id] = turn
@@ -117,5 +121,6 @@ def _frozen(turn: _Open) -> Turn:
             reasoning=reply.reasoning,
             usage=reply.usage,
             truncated=reply.truncated,
+            attached=turn.attached,
         )
     )

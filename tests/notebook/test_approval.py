@@ -12,7 +12,6 @@ import pytest
 from nbchat import ConfigError, NbchatError, ToolCall, UserMessage
 from nbchat.client.tools import Denial
 from nbchat.notebook.approval import Approvals
-from nbchat.notebook.static_view import static_bundle
 from nbchat.notebook.views import Throttle, TurnView
 from nbchat.notebook.widget import ChatWidget
 from nbchat.render.html import MAX_TOOL_TEXT
@@ -266,7 +265,7 @@ async def test_a_stopped_client_tool_card_says_stopped_live_and_in_the_static_co
     assert (await asyncio.wait_for(ask, TIMEOUT)).cancelled
     (card,) = cards(chat)
     assert "running" not in card and "stopped" in card
-    saved = static_bundle(chat._turns())["text/html"]
+    saved = chat._static.bundle(chat._views.values())["text/html"]
     assert "nbchat-tool-verb" in saved and "running…" not in saved
     await chat.aclose()
 

@@ -16,6 +16,9 @@ output in CI). Rules are tried in order, first match wins, case-insensitively:
 8. ``what did I say`` / ``what did I ask``: the previous message of the conversation.
 9. anything else: a friendly reply naming the turn and what the agent can do.
 
+A message with attachments is first answered with a line naming each (name,
+type, size), then by the rules: a stand-in for a model that looks at them.
+
 The explicit commands (1, 2, 3) come first so that ``echo 1+1`` echoes.
 
 This module holds the rules and the tools they dispatch to; reading a message
@@ -32,10 +35,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...attachments import describe
 from ...exceptions import ToolArgumentsError, ToolError
 from ...protocol import TokenMessage, ToolCall, ToolCallMessage, ToolResultMessage
 from ...toolspec import parse_arguments, serialize_result
-from ..responder import Conversations, ResponderMessage, current_client_tools
+from ..responder import (
+    Conversations,
+    ResponderMessage,
+    current_attachments,
+    current_client_tools,
+)
 from .pace import Pace
 from .parsing import find_arithmetic, first_name, split_tokens, stream_tokens
 
@@ -106,6 +115,12 @@ class DemoAgent:
     async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
         """Stream the reply to ``text``: tool calls and their results, then tokens."""
         memory = self._remember(conversation_id, text)
+        attachments = current_attachments()
+        if attachments:
+            named = ", ".join(describe(attachment) for attachment in attachments)
+            count = f"{len(attachments)} attachment{'s' * (len(attachments) > 1)}"
+            async for message in self._say(f"I received {count}: {named}.\n\n"):
+                yield message
         handler = self._choose(text)
         async for message in handler(conversation_id, text, memory):
             yield message

@@ -15,10 +15,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ...attachments import Attachment, describe
 from ...protocol import ToolCall
 from ..responder import Conversations
 
-__all__ = ["Histories", "tool_round_messages"]
+__all__ = ["Histories", "tool_round_messages", "user_message"]
 
 Message = dict[str, Any]
 
@@ -70,6 +71,21 @@ class Histories:
         del history[:cut]
 
 
+def user_message(text: str, attachments: Iterable[Attachment] = ()) -> Message:
+    """The user's message as the model reads it: images as ``image_url`` parts with a
+    data URL, text attachments as text parts (a table is CSV, never HTML)."""
+    parts: list[dict[str, Any]] = []
+    for attachment in attachments:
+        if attachment.is_image:
+            parts.append({"type": "image_url", "image_url": {"url": attachment.data_url()}})
+        else:
+            body = f"Attached {describe(attachment)}:\n{attachment.text}"
+            parts.append({"type": "text", "text": body})
+    if not parts:
+        return {"role": "user", "content": text}
+    return {"role": "user", "content": [{"type": "text", "text": text}, *parts]}
+
+
 def tool_round_messages(content: str, finished: Iterable[tuple[ToolCall, str]]) -> list[Message]:
     """A round that ended in tool calls, as the model is shown it next time.
 
@@ -105,4 +121,13 @@ def _arguments_text(call: ToolCall) -> str:
 def _size(message: Mapping[str, Any]) -> int:
     content = message.get("content") or ""
     calls = message.get("tool_calls") or ()
-    return len(content) + sum(len(c["function"]["arguments"]) for c in calls)
+    return _content_size(content) + sum(len(c["function"]["arguments"]) for c in calls)
+
+
+def _content_size(content: str | list[dict[str, Any]]) -> int:
+    """Characters of a message's content: its text, or its parts' texts and image URLs."""
+    if isinstance(content, str):
+        return len(content)
+    return sum(
+        len(part.get("text") or part.get("image_url", {}).get("url", "")) for part in content
+    )

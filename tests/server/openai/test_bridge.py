@@ -520,3 +520,31 @@ def test_without_the_sdk_the_error_says_what_to_install(monkeypatch: pytest.Monk
     with pytest.raises(ConfigError) as caught:
         OpenAIAgent(base_url="http://127.0.0.1:9/v1", model="m")
     assert "pip install 'jupyter-nbchat[openai]'" in str(caught.value)
+
+
+# Attachments
+
+
+async def test_attachments_reach_the_model_as_content_parts(
+    upstream: Upstream, make_agent: AgentFactory
+) -> None:
+    """An image becomes an image_url part with a data URL, a table CSV text; in later turns too."""
+    import pandas as pd
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+    upstream.script.append(Reply(text_chunks("A blank image.")))
+    frame = pd.DataFrame({"x": [1, 2]})
+    async with ChatServer(make_agent()) as server, ChatClient(url=server.url) as client:
+        reply = await client.ask("what is this?", attach=[png, frame], timeout=TIMEOUT)
+        assert reply.text == "A blank image."
+        await client.ask("and now?", timeout=TIMEOUT)
+    first, second = upstream.completion_requests()
+    text, image, table = first["messages"][-1]["content"]
+    assert text == {"type": "text", "text": "what is this?"}
+    assert image["type"] == "image_url"
+    assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert table["type"] == "text"
+    assert table["text"].startswith("Attached table.csv (text/csv, ")
+    assert table["text"].endswith(":\n# a table of 2 rows x 1 columns\n,x\n0,1\n1,2\n")
+    assert second["messages"][0]["content"] == first["messages"][-1]["content"]  # remembered
+    assert second["messages"][-1]["content"] == "and now?"
