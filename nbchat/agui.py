@@ -44,8 +44,10 @@ from ag_ui.core import (
 )
 from ag_ui.core import ToolCall as AguiToolCall
 from ag_ui.core import UserMessage as AguiUserMessage
+from ag_ui.core.types import ImageInputContent, InputContentDataSource, TextInputContent
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from .attachments import describe
 from .exceptions import ProtocolError
 from .protocol import (
     ClientToolInfo,
@@ -335,7 +337,7 @@ class Threads:
             del thread.messages[mark[1] :]
         else:
             self._marks[message.id] = (thread.id, len(thread.messages))
-        thread.messages.append(AguiUserMessage(id=message.id, content=message.message))
+        thread.messages.append(AguiUserMessage(id=message.id, content=_content(message)))
         extra = (message.model_extra or {}).get("context") or []
         return self._input(thread, tools, [*context, *extra]), Run(
             thread, message.id, {tool.name for tool in tools}
@@ -398,6 +400,23 @@ def _sum(*counts: int | None) -> int | None:
     """The sum of the counts given, None when none is."""
     known = [n for n in counts if isinstance(n, int)]
     return sum(known) if known else None
+
+
+def _content(message: UserMessage) -> Any:
+    """A user message's AG-UI content: its text, then a part per attachment (an image as
+    data, a text as text), as AG-UI 1.0's multimodal input carries them."""
+    if not message.attachments:
+        return message.message
+    parts: list[Any] = [TextInputContent(text=message.message)]
+    for attachment in message.attachments:
+        if attachment.data is not None:
+            source = InputContentDataSource(value=attachment.data, mime_type=attachment.mime)
+            parts.append(ImageInputContent(source=source))
+        else:
+            parts.append(
+                TextInputContent(text=f"Attached {describe(attachment)}:\n{attachment.text}")
+            )
+    return parts
 
 
 def _result(content: str) -> Any:

@@ -22,6 +22,7 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from .attachments import describe
 from .exceptions import ProtocolError
 from .protocol import (
     ClientToolInfo,
@@ -208,11 +209,30 @@ class Chats:
             self._chats.popitem(last=False)
         mark = self._marks.setdefault(message.id, len(chat.messages))
         del chat.messages[mark:]
-        text = {"type": "text", "text": message.message}
-        chat.messages.append({"id": message.id, "role": "user", "parts": [text]})
+        chat.messages.append({"id": message.id, "role": "user", "parts": _parts(message)})
         body = {"trigger": "submit-message", "id": chat.id, "messages": list(chat.messages)}
         return body, Run(chat, message.id)
 
     def finished(self, message_id: str) -> None:
         """The reply to ``message_id`` is over: it will not be run again."""
         self._marks.pop(message_id, None)
+
+
+def _parts(message: UserMessage) -> list[dict[str, Any]]:
+    """A user message's UI parts: its text, then an image as a ``file`` part with a data URL
+    and a text attachment as a text part."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.message}]
+    for attachment in message.attachments or ():
+        if attachment.data is not None:
+            parts.append(
+                {
+                    "type": "file",
+                    "mediaType": attachment.mime,
+                    "filename": attachment.name,
+                    "url": attachment.data_url(),
+                }
+            )
+        else:
+            text = f"Attached {describe(attachment)}:\n{attachment.text}"
+            parts.append({"type": "text", "text": text})
+    return parts

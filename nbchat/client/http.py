@@ -46,6 +46,7 @@ from ..exceptions import ConnectionFailed, NbchatError, ProtocolError, Reconnect
 from ..parsing import parse_client_message
 from ..policy import Disconnect, backoff
 from ..protocol import (
+    ATTACHMENTS_FEATURE,
     AckMessage,
     CancelRequest,
     ClientToolInfo,
@@ -98,6 +99,8 @@ class HttpConnection(Link):
         self._results: dict[str, asyncio.Future[ToolResponse]] = {}
         self._dropped: asyncio.Future[Disconnect] | None = None
         super().__init__(config, session, carry_out, stopped, emit, reached)
+        self.features = frozenset({ATTACHMENTS_FEATURE})
+        """Both protocols carry images and texts in a user message (no announcement needed)."""
 
     async def close(self) -> None:
         """Close every run's stream and end the task."""

@@ -146,3 +146,26 @@ async def test_ai_sdk_streams_text_and_a_tool_card(agents: Agents) -> None:
     assert reply.text == "Two."
     assert [(c.name, c.result) for c in reply.tool_calls] == [("add", 2)]
     assert again.text.strip() == "You said: more"
+
+
+@pytest.mark.parametrize("protocol", ["ag-ui", "ai-sdk"])
+async def test_attachments_reach_the_agents_model_as_an_image_and_a_text(
+    agents: Agents, protocol: str
+) -> None:
+    """pydantic-ai's adapters hand an attached image and text to the model as their parts."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+    agents.upstream.script.append(Reply(text_chunks("Seen.")))
+    url = agents.agui if protocol == "ag-ui" else agents.aisdk
+    async with ChatClient(url=url, protocol=protocol) as client:
+        reply = await client.ask("what is this?", attach=[png, "a note"], timeout=TIMEOUT)
+    assert reply.text == "Seen."
+    user = agents.upstream.completion_requests()[-1]["messages"][-1]
+    assert user["role"] == "user"
+    parts = user["content"]
+    kinds = [part["type"] for part in parts]
+    assert kinds.count("image_url") == 1, parts
+    image = next(part for part in parts if part["type"] == "image_url")
+    assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    texts = [part["text"] for part in parts if part["type"] == "text"]
+    assert "what is this?" in texts
+    assert "Attached note.txt (text/plain, 6 B):\na note" in texts
