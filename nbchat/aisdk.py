@@ -208,8 +208,11 @@ class Chats:
             self._chats.popitem(last=False)
         mark = self._marks.setdefault(message.id, len(chat.messages))
         del chat.messages[mark:]
-        text = {"type": "text", "text": message.message}
-        chat.messages.append({"id": message.id, "role": "user", "parts": [text]})
+        # The stream has no context field: each piece is a labelled text part before the
+        # user's own, so any backend hands it to its model (a data part most would drop).
+        parts = [{"type": "text", "text": item.as_text()} for item in message.context or ()]
+        parts.append({"type": "text", "text": message.message})
+        chat.messages.append({"id": message.id, "role": "user", "parts": parts})
         body = {"trigger": "submit-message", "id": chat.id, "messages": list(chat.messages)}
         return body, Run(chat, message.id)
 

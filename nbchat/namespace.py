@@ -44,6 +44,7 @@ __all__ = [
     "safe_repr",
     "scrub",
     "shared",
+    "type_name",
 ]
 
 MAX_LISTED = 100
@@ -180,7 +181,7 @@ def describe(
     if not _is_shared(name, value, include_code=True):
         return f"{name!r} is not shared (a private name, IPython's or nbchat's own)"
     if is_secret(name, value):
-        return f"{name} ({_type_name(value)}) looks like a credential: its value is not shared"
+        return f"{name} ({type_name(value)}) looks like a credential: its value is not shared"
     text = _describe(name, value, bounded_repr)
     return scrub(bounded(text), snapshot)
 
@@ -252,7 +253,8 @@ def _hide_assignments(code: str) -> str:
     return _SECRET_ASSIGNMENT.sub(hide, code)
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The value's type as a person reads it: ``int``, ``pandas.DataFrame``."""
     kind = type(value)
     module = kind.__module__
     return (
@@ -311,7 +313,7 @@ def _human(size: int) -> str:
 
 
 def _entry(name: str, value: Any) -> str:
-    parts = [f"{name}: {_type_name(value)}"]
+    parts = [f"{name}: {type_name(value)}"]
     shape = _shape(value)
     if shape:
         parts.append(shape)
@@ -327,7 +329,7 @@ def _entry(name: str, value: Any) -> str:
 
 def _describe(name: str, value: Any, bounded_repr: Callable[[Any], str]) -> str:
     kind = _kind(value)
-    head = f"{name}: {_type_name(value)}"
+    head = f"{name}: {type_name(value)}"
     shape = _shape(value)
     size = _size(value)
     facts = ", ".join(p for p in (shape, _human(size) if size is not None else "") if p)

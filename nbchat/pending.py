@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .protocol import CancelRequest, UserMessage
 from .reply import ReplyBuilder
 
-__all__ = ["Pending", "accepted", "builder_for", "cancel_one", "stopped_here"]
+__all__ = ["Pending", "accepted", "builder_for", "cancel_one", "frame_of", "stopped_here"]
 
 logger = logging.getLogger("nbchat.client")
 
@@ -41,6 +41,9 @@ class Pending:
     """Resends in a row after which the reply got no further (see policy)."""
     order: int = 0
     """When it was accepted, among this session's messages: routing by age reads it."""
+    plain: str | None = None
+    """The frame without the message's ``context``, for a server that did not announce it
+    (None: the message has no context)."""
 
     @property
     def id(self) -> str:
@@ -61,6 +64,18 @@ def stopped_here(message_id: str) -> None:
         "(it did not announce cancel, so none was sent)",
         message_id,
     )
+
+
+def frame_of(pending: Pending, context: bool) -> str:
+    """The frame to write for ``pending``: with its context only if the server reads it."""
+    if context or pending.plain is None:
+        return pending.frame
+    names = ", ".join(f"@{item.mention}" for item in pending.message.context or ())
+    logger.warning(
+        "the server did not announce context: the message is sent without what %s describe",
+        names or "its mentions",
+    )
+    return pending.plain
 
 
 def accepted(pending: Pending) -> int:

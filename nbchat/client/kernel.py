@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ConfigError
+from ..mentions import context_for
 from ..namespace import (
     MAX_HISTORY_CELLS,
     bounded,
@@ -40,6 +41,7 @@ from ..namespace import (
     safe_repr,
     scrub,
 )
+from ..protocol import UserMessage
 from ..tools import THREADS
 from .runcode import RUN_SECONDS
 from .runcode import run_code as _run_code
@@ -52,6 +54,7 @@ __all__ = [
     "asks_each_time",
     "kernel_tools",
     "offer_kernel_tools",
+    "with_mentions",
 ]
 
 REPR_SECONDS = 2.0
@@ -155,8 +158,9 @@ def kernel_tools(
 
 def offer_kernel_tools(
     tool: Callable[..., Any], kernel: bool | Kernel, *, run_code: bool = False
-) -> None:
-    """Offer a client's ``kernel_tools=``/``run_code=`` through its ``tool`` method.
+) -> Kernel:
+    """Offer a client's ``kernel_tools=``/``run_code=`` through its ``tool`` method; the kernel
+    they read (for ``@``-mentions too).
 
     True reads this IPython kernel (:class:`ConfigError` outside one).
     """
@@ -165,6 +169,21 @@ def offer_kernel_tools(
     reading = Kernel.ipython() if kernel is True else kernel
     for offered in kernel_tools(reading, run_code=run_code):
         tool(offered.function, name=offered.name, confirm=offered.confirm)
+    return reading
+
+
+def with_mentions(message: UserMessage, kernel: Kernel | None) -> UserMessage:
+    """``message`` with the description of each variable it mentions (``@df``) as its context.
+
+    Only for a client with kernel tools (sharing the namespace is a choice), and
+    only when the caller gave no context of its own; described as
+    ``describe_variable`` does (bounded, redacted, secrets withheld, each repr
+    time-limited), within :data:`~nbchat.mentions.MAX_CONTEXT_BYTES`.
+    """
+    if kernel is None or message.context is not None or "@" not in message.message:
+        return message
+    context = context_for(message.message, kernel.namespace(), timed_repr)
+    return message.model_copy(update={"context": context}) if context else message
 
 
 def timed_repr(value: Any, seconds: float = REPR_SECONDS) -> str:

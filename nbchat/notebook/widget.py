@@ -109,7 +109,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
                 url = self._server.url
             client = ChatClient(url=url, **config) if url else ChatClient(**config)
         if kernel_tools is not False or run_code:  # opt-in: sharing the namespace is a choice
-            offer_kernel_tools(client.tool, kernel_tools, run_code=run_code)
+            client.kernel = offer_kernel_tools(client.tool, kernel_tools, run_code=run_code)
         self.client = client
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False

@@ -129,7 +129,7 @@ class FrameHandler:
             logger.debug("cancelled %d reply(ies)", count)
         else:
             decision = self.sessions.accept(
-                client, message.id, message.conversation_id, message.message
+                client, message.id, message.conversation_id, message.message, message.context
             )
             if isinstance(decision, Refused):
                 logger.info("refused a message from %s: %s", connection.remote_address, decision)

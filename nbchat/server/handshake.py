@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 
-from ..protocol import CANCEL_FEATURE, CLIENT_ID_HEADER, CLIENT_TOOLS_FEATURE, REASONING_FEATURE
+from ..protocol import (
+    CANCEL_FEATURE,
+    CLIENT_ID_HEADER,
+    CLIENT_TOOLS_FEATURE,
+    CONTEXT_FEATURE,
+    REASONING_FEATURE,
+)
 
 __all__ = [
     "FEATURES",
@@ -31,7 +37,12 @@ __all__ = [
 PATH = "/ws"
 """The only path that accepts WebSocket connections; any other is answered 404."""
 
-FEATURES: tuple[str, ...] = (CLIENT_TOOLS_FEATURE, CANCEL_FEATURE, REASONING_FEATURE)
+FEATURES: tuple[str, ...] = (
+    CLIENT_TOOLS_FEATURE,
+    CANCEL_FEATURE,
+    REASONING_FEATURE,
+    CONTEXT_FEATURE,
+)
 """The extensions of v1 this server supports, announced in ``Nbchat-Features`` (in order)."""
 
 _LOOPBACK_ORIGIN = re.compile(

@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from ..protocol import (
     ClientToolInfo,
+    ContextItem,
     DoneMessage,
     ErrorMessage,
     ReasoningMessage,
@@ -32,6 +33,7 @@ __all__ = [
     "ResponderMessage",
     "client_of",
     "current_client_tools",
+    "current_context",
 ]
 
 ResponderMessage: TypeAlias = (
@@ -170,3 +172,16 @@ client_tools_var: ContextVar[ClientTools] = ContextVar(
 def current_client_tools() -> ClientTools:
     """The tools of the client whose message is being answered (none outside a reply)."""
     return client_tools_var.get()
+
+
+context_var: ContextVar[tuple[ContextItem, ...]] = ContextVar("nbchat_context", default=())
+"""Set by the server for each reply it generates, from the user message's ``context``."""
+
+
+def current_context() -> tuple[ContextItem, ...]:
+    """What the message being answered carries besides its text (``@df``: df's description).
+
+    Empty outside a reply and for a message without context; a responder that reads it gives
+    it to its model as context, never as the user's words.
+    """
+    return context_var.get()

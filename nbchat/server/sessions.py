@@ -20,6 +20,7 @@ from typing import Any
 
 from ..protocol import (
     ClientToolInfo,
+    ContextItem,
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
@@ -30,7 +31,7 @@ from ..protocol import (
 )
 from .registry import MAX_CLIENT_TOOLS, Accepted, Client, Limits, Refused, Registry
 from .replylog import ReplyLog
-from .responder import ClientTools, Responder, client_tools_var
+from .responder import ClientTools, Responder, client_tools_var, context_var
 
 __all__ = ["REPLY_TOO_LONG", "Sessions"]
 
@@ -49,8 +50,8 @@ class Sessions:
         """The decisions, and the counts for monitoring and tests."""
         self._tasks: dict[ReplyLog, asyncio.Task[None]] = {}
         """The replies being generated."""
-        self._texts: dict[ReplyLog, str] = {}
-        """The user's text of each reply waiting its turn."""
+        self._texts: dict[ReplyLog, tuple[str, list[ContextItem]]] = {}
+        """The user's text (and its context) of each reply waiting its turn."""
         self._calls: dict[tuple[Client[ReplyLog], str], asyncio.Future[ToolResponse]] = {}
         """Client tool calls waiting for their ``tool_response``, by client and call id."""
         self._timer: asyncio.TimerHandle | None = None
@@ -74,12 +75,18 @@ class Sessions:
         message_id: str | None,
         conversation_id: str | None,
         text: str,
+        context: list[ContextItem] | None = None,
     ) -> Accepted[ReplyLog] | Refused:
-        """The log answering a message (its generation started or queued), or the refusal."""
+        """The log answering a message (its generation started or queued), or the refusal.
+
+        ``context``: what the message carries besides its text (the ``context`` feature),
+        handed to the responder as :func:`~nbchat.server.responder.current_context`.
+        """
         # A waiting text counts by its characters: what a str of them holds, give or take.
-        decision = self.registry.accept(client, message_id, conversation_id, ReplyLog, len(text))
+        size = len(text) + sum(len(item.value) + len(item.description) for item in context or ())
+        decision = self.registry.accept(client, message_id, conversation_id, ReplyLog, size)
         if isinstance(decision, Accepted) and not decision.duplicate:
-            self._texts[decision.log] = text
+            self._texts[decision.log] = (text, list(context or ()))
             self._start_ready(client)
         return decision
 
@@ -132,8 +139,10 @@ class Sessions:
             if not turn.stop:
                 return
 
-    def _start(self, client: Client[ReplyLog], log: ReplyLog, text: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._generate(client, log, text))
+    def _start(
+        self, client: Client[ReplyLog], log: ReplyLog, said: tuple[str, list[ContextItem]]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._generate(client, log, *said))
         self._tasks[log] = task
         task.add_done_callback(lambda done: self._generated(client, log, done))
 
@@ -164,8 +173,11 @@ class Sessions:
             self._stop(client, logs)
         self._arm()  # a timer may fire a little early: the same deadline, armed again
 
-    async def _generate(self, client: Client[ReplyLog], log: ReplyLog, text: str) -> None:
+    async def _generate(
+        self, client: Client[ReplyLog], log: ReplyLog, text: str, context: list[ContextItem]
+    ) -> None:
         client_tools_var.set(_LiveClientTools(self.registry, self._calls, client, log))
+        context_var.set(tuple(context))
         stream = self.responder.respond(client.responder_key(log.conversation_id), text)
         registry = self.registry
         try:

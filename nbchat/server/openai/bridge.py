@@ -51,10 +51,10 @@ from ...protocol import DoneMessage, Usage
 from ...redact import redact_url
 from ...toolspec import ToolSpec, tool_spec
 from ..demo import tools as _server_tools
-from ..responder import ClientTools, ResponderMessage, current_client_tools
+from ..responder import ClientTools, ResponderMessage, current_client_tools, current_context
 from .calls import Finished, run_calls
 from .completion import Deadline, Retries, Round, stream_round
-from .history import Histories, tool_round_messages
+from .history import Histories, tool_round_messages, user_message
 from .upstream import UpstreamErrors, error
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class OpenAIAgent:
 
     async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
         """Stream the reply to ``text``: tokens as they arrive, tool rounds, at most one error."""
-        turn: list[dict[str, Any]] = [{"role": "user", "content": text}]
+        turn: list[dict[str, Any]] = [user_message(text, current_context())]
         client = current_client_tools()
         offered = self._offered(client)
         used_ids: set[str] = set()

@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ...protocol import ToolCall
+from ...protocol import ContextItem, ToolCall
 from ..responder import Conversations
 
-__all__ = ["Histories", "tool_round_messages"]
+__all__ = ["Histories", "tool_round_messages", "user_message"]
 
 Message = dict[str, Any]
 
@@ -70,6 +70,19 @@ class Histories:
         del history[:cut]
 
 
+def user_message(text: str, context: Iterable[ContextItem] = ()) -> Message:
+    """The user's turn as the model reads it: the text, after one text part per piece of context.
+
+    Context (``@df``: df's description) goes as parts of its own, labelled, so the
+    model tells what the person wrote from what their notebook holds; plain text,
+    as the client described it, never HTML.
+    """
+    parts = [{"type": "text", "text": item.as_text()} for item in context]
+    if not parts:
+        return {"role": "user", "content": text}
+    return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
+
+
 def tool_round_messages(content: str, finished: Iterable[tuple[ToolCall, str]]) -> list[Message]:
     """A round that ended in tool calls, as the model is shown it next time.
 
@@ -104,5 +117,7 @@ def _arguments_text(call: ToolCall) -> str:
 
 def _size(message: Mapping[str, Any]) -> int:
     content = message.get("content") or ""
+    if isinstance(content, list):  # a user message with context: its text parts
+        content = "".join(part.get("text", "") for part in content)
     calls = message.get("tool_calls") or ()
     return len(content) + sum(len(c["function"]["arguments"]) for c in calls)
