@@ -76,7 +76,8 @@ class TurnView:
         self.user_text = user_text
         self.message = message
         """The user message this turn shows, when it came from the client."""
-        self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text))])
+        chips = [c.mention for c in (message.context or ()) if c.mention] if message else []
+        self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text, chips))])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule
         self._reply: ReplyBuilder | None = None

@@ -27,6 +27,7 @@ from ..client.client import ChatClient
 from ..client.kernel import Kernel, asks_each_time, offer_kernel_tools
 from ..config import DEMO_DELAY
 from ..exceptions import ConfigError, NbchatError
+from ..mentions import completions
 from ..protocol import ToolCall
 from ..reply import Reply
 from ..transcript import Recorder, Transcript
@@ -123,6 +124,10 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         self._header = widgets.HTML()
         self._log = TurnLog()
         self._input = ChatInput()
+        kernel = client.kernel
+        if kernel is not None:  # @ completes the names the kernel tools share
+            self._input.completer = lambda prefix: completions(kernel.namespace(), prefix)
+            self._input.mentions = True
         self._home_loop = running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
         self._input.on_submit(lambda text, echo: self._call_home(lambda: self._submit(text, echo)))

@@ -13,10 +13,11 @@ import functools
 import html
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..mentions import segments
 from ..protocol import ToolCall, Usage
 from ..redact import redact_text, redact_turn
 from ..turn import Turn
@@ -68,12 +69,14 @@ Kept until the widget loads :data:`STYLESHEET` once (``_css``); use that, or
 :func:`stylesheet` for HTML that must carry the styles inline."""
 
 
-def user_message_html(text: str) -> str:
-    """The user's message as an escaped, whitespace-preserving bubble."""
-    return (
-        '<div class="nbchat-msg nbchat-user">'
-        f'<div class="nbchat-body">{html.escape(text)}</div></div>'
+def user_message_html(text: str, mentions: Collection[str] = ()) -> str:
+    """The user's message as an escaped, whitespace-preserving bubble; each ``@name`` of
+    ``mentions`` (what the message carried as context) a chip, as inert as the rest."""
+    body = "".join(
+        f'<span class="nbchat-mention">{html.escape(piece)}</span>' if chip else html.escape(piece)
+        for piece, chip in segments(text, mentions)
     )
+    return f'<div class="nbchat-msg nbchat-user"><div class="nbchat-body">{body}</div></div>'
 
 
 def assistant_message_html(
