@@ -229,6 +229,12 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         """The tool calls waiting for approval, oldest first: id, tool, arguments, where."""
         return self._approvals.pending
 
+    async def next_pending(self, timeout: float | None = None) -> PendingCall:
+        """The oldest call waiting for approval, once one waits (``asyncio.TimeoutError`` past
+        ``timeout`` seconds): ``task = asyncio.ensure_future(chat.ask(...))``, then
+        ``chat.approve((await chat.next_pending()).id)`` answers it from code."""
+        return await self._approvals.next_pending(timeout)
+
     def approve(self, call_id: str | None = None, *, always: bool = False) -> PendingCall:
         """Run a call waiting for approval (the oldest, without ``call_id``), as Run does.
 
