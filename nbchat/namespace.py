@@ -190,7 +190,7 @@ def error_text(error: BaseException | None, namespace: Mapping[str, Any] | None 
     """The last error: its type, message and a bounded traceback (most recent frames kept)."""
     if error is None:
         return "no error has been raised in this kernel"
-    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    lines = traceback.format_exception(type(error), error, _from_the_cell(error.__traceback__))
     text = "".join(lines)
     if len(text) > MAX_TEXT:  # the end says most: keep the head line and the last frames
         text = f"{lines[0]}…\n{text[-(MAX_TEXT - len(lines[0]) - 2) :]}"
@@ -230,6 +230,16 @@ def _is_shared(name: str, value: Any, include_code: bool) -> bool:
     if isinstance(value, type) and (value.__module__ or "").startswith("nbchat"):
         return False
     return include_code or not isinstance(value, _CODE_TYPES)
+
+
+def _from_the_cell(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback from the cell on: IPython's frame that ran the cell is left out, as
+    IPython's own display of the error leaves it out (``tb_offset=1``)."""
+    if tb is None:
+        return None
+    code = tb.tb_frame.f_code
+    ipython = code.co_filename.replace("\\", "/").endswith("IPython/core/interactiveshell.py")
+    return tb.tb_next if ipython and code.co_name == "run_code" else tb
 
 
 def _secret_values(namespace: Mapping[str, Any]) -> list[str]:

@@ -192,3 +192,17 @@ def test_code_that_never_ends_is_stopped_at_its_time_limit() -> None:
     text = asyncio.run(run_code("print('start')\nwhile True:\n    n += 1", ns, timeout=0.2))
     assert text == "stdout:\nstart\nerror: stopped: the code did not finish within 0.2s"
     assert ns["n"] > 0
+
+
+def test_the_last_error_leaves_out_ipythons_own_frame() -> None:
+    """The frame of IPython's run_code that ran the cell is not in the traceback, the cell's is."""
+    runner: dict[str, Any] = {}
+    source = "def run_code(cell):\n try:\n  cell()\n except Exception as e:\n  return e\n"
+    exec(compile(source, "/venv/site-packages/IPython/core/interactiveshell.py", "exec"), runner)
+
+    def cell() -> None:
+        raise ZeroDivisionError("division by zero")
+
+    text = error_text(runner["run_code"](cell))  # caught where IPython catches it
+    assert text.startswith("ZeroDivisionError: division by zero")
+    assert "interactiveshell" not in text and "in cell" in text
