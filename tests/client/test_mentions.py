@@ -102,3 +102,55 @@ async def test_a_server_that_did_not_announce_context_is_sent_none(
     (frame,) = frames
     assert "context" not in frame and frame["message"] == "columns of @df?"
     assert any("did not announce context" in r.getMessage() for r in caplog.records)
+
+
+async def test_over_ag_ui_a_mention_is_the_runs_context_entry() -> None:
+    """AG-UI: df's description is the run's ``context`` entry (description, value), as the spec
+    has it; the user's message stays the words typed (pydantic-ai's adapter reads no context)."""
+    from tests.client.test_agui_runs import serving
+
+    async with serving() as served:
+        async with ChatClient(
+            url=served.url("/agent"), protocol="ag-ui", kernel_tools=notebook()
+        ) as client:
+            await client.ask("what columns does @df have?", timeout=TIMEOUT)
+        ((_, body),) = served.seen
+    (entry,) = body["context"]
+    assert entry["description"] == "the notebook variable df" and "city" in entry["value"]
+    assert set(entry) == {"description", "value"}
+    assert body["messages"][-1]["content"] == "what columns does @df have?"
+
+
+async def test_over_the_ai_sdk_a_mention_reaches_the_model_as_a_text_part() -> None:
+    """The AI SDK stream has no context field: the description is a labelled text part before
+    the user's, which pydantic-ai's adapter hands its model."""
+    from tests.client.agents import serving
+
+    async with serving() as agents:
+        async with ChatClient(
+            url=agents.aisdk, protocol="ai-sdk", kernel_tools=notebook()
+        ) as client:
+            await client.ask("what columns does @df have?", timeout=TIMEOUT)
+        request = json.dumps(agents.upstream.completion_requests()[-1]["messages"])
+    assert "Context: the notebook variable df" in request and "city" in request
+    assert KEY not in request
+
+
+async def test_a_replay_matches_a_mentioning_message_on_its_text(tmp_path: Path) -> None:
+    """Recorded with its context, a message replays by its text alone, even if df changed since."""
+    from nbchat.server import DemoServer, ReplayServer
+
+    record = tmp_path / "chat.jsonl"
+    async with (
+        DemoServer(port=0) as demo,
+        ChatClient(url=demo.url, kernel_tools=notebook(), record=record) as client,
+    ):
+        recorded = await client.ask("what columns does @df have?", timeout=TIMEOUT)
+    assert "- df: pandas.DataFrame, shape 2 x 2" in recorded.text
+    changed = Kernel(namespace=lambda: {"df": pd.DataFrame({"other": range(5)})})
+    async with (
+        ReplayServer(record) as replay,
+        ChatClient(url=replay.url, kernel_tools=changed) as c,
+    ):
+        again = await c.ask("what columns does @df have?", timeout=TIMEOUT)
+    assert again.error is None and again.text == recorded.text
