@@ -25,6 +25,7 @@ every client tool does, and a changed result is reported
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,12 +178,18 @@ def with_mentions(message: UserMessage, kernel: Kernel | None) -> UserMessage:
 
     Only for a client with kernel tools (sharing the namespace is a choice), and
     only when the caller gave no context of its own; described as
-    ``describe_variable`` does (bounded, redacted, secrets withheld, each repr
-    time-limited), within :data:`~nbchat.mentions.MAX_CONTEXT_BYTES`.
+    ``describe_variable`` does (bounded, redacted, secrets withheld), within
+    :data:`~nbchat.mentions.MAX_CONTEXT_BYTES`; the reprs of all its mentions together
+    take at most :data:`REPR_SECONDS`, so sending is never held longer.
     """
     if kernel is None or message.context is not None or "@" not in message.message:
         return message
-    context = context_for(message.message, kernel.namespace(), timed_repr)
+    deadline = time.monotonic() + REPR_SECONDS  # all the mentions' reprs together, not each
+
+    def within(value: Any) -> str:
+        return timed_repr(value, max(0.05, deadline - time.monotonic()))
+
+    context = context_for(message.message, kernel.namespace(), within)
     return message.model_copy(update={"context": context}) if context else message
 
 

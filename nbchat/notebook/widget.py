@@ -74,7 +74,9 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
     read it or to go on with it on the same conversation id.
     ``kernel_tools=True`` lets the model read this kernel's variables, last
     error and cells (secrets withheld); ``run_code=True`` lets it run code here,
-    each time after Run (:mod:`nbchat.client.kernel`).
+    each time after Run (:mod:`nbchat.client.kernel`). With it, ``@`` in the input
+    completes the kernel's variable names, and ``@df`` in a message carries df's
+    description to the backend (:mod:`nbchat.mentions`).
 
     Displayed, the panel's cell gets a second output: the conversation as
     static HTML, kept current after each reply, so a saved notebook shows it

@@ -206,3 +206,26 @@ def test_the_last_error_leaves_out_ipythons_own_frame() -> None:
     text = error_text(runner["run_code"](cell))  # caught where IPython catches it
     assert text.startswith("ZeroDivisionError: division by zero")
     assert "interactiveshell" not in text and "in cell" in text
+
+
+def test_mentions_of_slow_reprs_hold_a_send_at_most_the_repr_budget_in_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Five mentioned values whose repr hangs cost one repr budget together, not five."""
+    import time
+
+    from nbchat.client import kernel as kernel_module
+    from nbchat.protocol import UserMessage
+
+    monkeypatch.setattr(kernel_module, "REPR_SECONDS", 0.2)
+    slow = {f"s{i}": SlowRepr() for i in range(5)}
+    message = UserMessage(message=" ".join(f"@s{i}" for i in range(5)))
+    started = time.monotonic()
+    try:
+        sent = kernel_module.with_mentions(message, Kernel(namespace=lambda: slow))
+    finally:
+        for value in slow.values():
+            value.release.set()
+    assert time.monotonic() - started < 0.6  # five reprs of 0.2 s each would take 1 s
+    assert [item.mention for item in sent.context or ()] == list(slow)
+    assert all("did not finish" in item.value for item in sent.context or ())
