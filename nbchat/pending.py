@@ -44,6 +44,8 @@ class Pending:
     plain: str | None = None
     """The frame without the message's ``context``, for a server that did not announce it
     (None: the message has no context)."""
+    told: bool = False
+    """Whether the log said its context was left out (once per message, not per resend)."""
 
     @property
     def id(self) -> str:
@@ -70,9 +72,12 @@ def frame_of(pending: Pending, context: bool) -> str:
     """The frame to write for ``pending``: with its context only if the server reads it."""
     if context or pending.plain is None:
         return pending.frame
+    if pending.told:
+        return pending.plain
+    pending.told = True
     names = ", ".join(f"@{item.mention}" for item in pending.message.context or ())
     logger.warning(
-        "the server did not announce context: the message is sent without what %s describe",
+        "the server did not announce context: the message goes without the description of %s",
         names or "its mentions",
     )
     return pending.plain

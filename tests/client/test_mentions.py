@@ -101,7 +101,8 @@ async def test_a_server_that_did_not_announce_context_is_sent_none(
     assert reply.text == "ok"
     (frame,) = frames
     assert "context" not in frame and frame["message"] == "columns of @df?"
-    assert any("did not announce context" in r.getMessage() for r in caplog.records)
+    told = [r for r in caplog.records if "did not announce context" in r.getMessage()]
+    assert len(told) == 1 and "@df" in told[0].getMessage()
 
 
 async def test_over_ag_ui_a_mention_is_the_runs_context_entry() -> None:
