@@ -1,12 +1,15 @@
 """The kernel tools' cost: ``list_variables`` over 10,000 variables, ``describe_variable``
-of a 1,000,000-row DataFrame, each against a target of 100 ms.
+of a 1,000,000-row DataFrame, and for ``@``-mentions the kernel's half of a completion list
+over the same 10,000 and a message's context mentioning the DataFrame, each against 100 ms.
 
 What is timed is the tool's whole function as a call runs it (the namespace read,
 what is shared, the text made, redacted and scrubbed of secret values), on
 namespaces built here: 10,000 variables of mixed kinds (ints, strings, lists,
 dicts, small arrays and DataFrames, and a few credentials), and a DataFrame of
 1,000,000 rows and 5 columns (ints, floats, strings). Median and worst of
-``--rounds`` calls, after one warm-up. Run: ``.venv/bin/python benchmarks/kernel_tools.py``
+``--rounds`` calls, after one warm-up. The whole completion, key to list in JupyterLab
+(the comm both ways and the page's drawing), is measured in the browser by
+tests/browser/test_mentions_browser.py. Run: ``.venv/bin/python benchmarks/kernel_tools.py``
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbchat.client.kernel import Kernel, kernel_tools
+from nbchat.client.kernel import Kernel, kernel_tools, timed_repr
+from nbchat.mentions import completions, context_for
 
 TARGET_MS = 100.0
 
@@ -82,6 +86,14 @@ def main() -> None:
         (
             f"describe_variable, {args.rows:,}-row DataFrame",
             lambda: tools["describe_variable"]("big"),
+        ),
+        (
+            f"@v completions, {len(ns):,} variables",
+            lambda: str(completions(ns, "v")),
+        ),
+        (
+            f"context of 'what columns does @big have?', {args.rows:,} rows",
+            lambda: str(context_for("what columns does @big have?", ns, timed_repr)),
         ),
     ):
         median, worst, text = timed(call, args.rounds)

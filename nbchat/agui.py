@@ -130,6 +130,8 @@ class Run:
         """Calls of the client's tools this run ended with, to run before the follow-up."""
         self.usage: Usage | None = None
         """Tokens the reply cost so far, summed over its runs (``RUN_FINISHED``'s ``usage``)."""
+        self.context: list[Any] = []
+        """The user message's context (``@df``): every run of its reply carries it."""
         self._calls: dict[str, _Call] = {}
         self._assistant: dict[str, AssistantMessage] = {}
 
@@ -338,10 +340,12 @@ class Threads:
         else:
             self._marks[message.id] = (thread.id, len(thread.messages))
         thread.messages.append(AguiUserMessage(id=message.id, content=_content(message)))
-        extra = (message.model_extra or {}).get("context") or []
-        return self._input(thread, tools, [*context, *extra]), Run(
-            thread, message.id, {tool.name for tool in tools}
-        )
+        run = Run(thread, message.id, {tool.name for tool in tools})
+        run.context = [
+            *context,
+            *(c.model_dump(include={"description", "value"}) for c in message.context or ()),
+        ]
+        return self._input(thread, tools, run.context), run
 
     def follow_up(
         self, run: Run, results: list[ToolResponse], tools: list[ClientToolInfo]
@@ -374,7 +378,8 @@ class Threads:
         done = run.v1(ToolResultMessage, tool_calls=cards)
         follow = Run(thread, run.message_id, run.frontend)
         follow.usage = run.usage  # one reply, several runs: its usage is their sum
-        return [done], self._input(thread, tools, []), follow
+        follow.context = run.context
+        return [done], self._input(thread, tools, run.context), follow
 
     def finished(self, message_id: str) -> None:
         """The reply to ``message_id`` is over: it will not be run again."""

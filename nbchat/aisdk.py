@@ -219,9 +219,12 @@ class Chats:
 
 
 def _parts(message: UserMessage) -> list[dict[str, Any]]:
-    """A user message's UI parts: its text, then an image as a ``file`` part with a data URL
-    and a text attachment as a text part."""
-    parts: list[dict[str, Any]] = [{"type": "text", "text": message.message}]
+    """A user message's UI parts: its context, its text, then an image attached as a ``file``
+    part with a data URL and a text attached as a text part."""
+    # The stream has no context field: each piece is a labelled text part before the
+    # user's own, so any backend hands it to its model (a data part most would drop).
+    parts = [{"type": "text", "text": item.as_text()} for item in message.context or ()]
+    parts.append({"type": "text", "text": message.message})
     for attachment in message.attachments or ():
         if attachment.data is not None:
             parts.append(

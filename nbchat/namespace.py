@@ -44,6 +44,7 @@ __all__ = [
     "safe_repr",
     "scrub",
     "shared",
+    "type_name",
 ]
 
 MAX_LISTED = 100
@@ -180,7 +181,7 @@ def describe(
     if not _is_shared(name, value, include_code=True):
         return f"{name!r} is not shared (a private name, IPython's or nbchat's own)"
     if is_secret(name, value):
-        return f"{name} ({_type_name(value)}) looks like a credential: its value is not shared"
+        return f"{name} ({type_name(value)}) looks like a credential: its value is not shared"
     text = _describe(name, value, bounded_repr)
     return scrub(bounded(text), snapshot)
 
@@ -189,7 +190,7 @@ def error_text(error: BaseException | None, namespace: Mapping[str, Any] | None 
     """The last error: its type, message and a bounded traceback (most recent frames kept)."""
     if error is None:
         return "no error has been raised in this kernel"
-    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    lines = traceback.format_exception(type(error), error, _from_the_cell(error.__traceback__))
     text = "".join(lines)
     if len(text) > MAX_TEXT:  # the end says most: keep the head line and the last frames
         text = f"{lines[0]}…\n{text[-(MAX_TEXT - len(lines[0]) - 2) :]}"
@@ -231,6 +232,16 @@ def _is_shared(name: str, value: Any, include_code: bool) -> bool:
     return include_code or not isinstance(value, _CODE_TYPES)
 
 
+def _from_the_cell(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback from the cell on: IPython's frame that ran the cell is left out, as
+    IPython's own display of the error leaves it out (``tb_offset=1``)."""
+    if tb is None:
+        return None
+    code = tb.tb_frame.f_code
+    ipython = code.co_filename.replace("\\", "/").endswith("IPython/core/interactiveshell.py")
+    return tb.tb_next if ipython and code.co_name == "run_code" else tb
+
+
 def _secret_values(namespace: Mapping[str, Any]) -> list[str]:
     """The string values (4 characters or more) of the namespace's secret-named variables."""
     values = []
@@ -252,7 +263,8 @@ def _hide_assignments(code: str) -> str:
     return _SECRET_ASSIGNMENT.sub(hide, code)
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The value's type as a person reads it: ``int``, ``pandas.DataFrame``."""
     kind = type(value)
     module = kind.__module__
     return (
@@ -311,7 +323,7 @@ def _human(size: int) -> str:
 
 
 def _entry(name: str, value: Any) -> str:
-    parts = [f"{name}: {_type_name(value)}"]
+    parts = [f"{name}: {type_name(value)}"]
     shape = _shape(value)
     if shape:
         parts.append(shape)
@@ -327,7 +339,7 @@ def _entry(name: str, value: Any) -> str:
 
 def _describe(name: str, value: Any, bounded_repr: Callable[[Any], str]) -> str:
     kind = _kind(value)
-    head = f"{name}: {_type_name(value)}"
+    head = f"{name}: {type_name(value)}"
     shape = _shape(value)
     size = _size(value)
     facts = ", ".join(p for p in (shape, _human(size) if size is not None else "") if p)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .protocol import CancelRequest, UserMessage
 from .reply import ReplyBuilder
 
-__all__ = ["Pending", "accepted", "builder_for", "cancel_one", "stopped_here"]
+__all__ = ["Pending", "accepted", "builder_for", "cancel_one", "frame_of", "stopped_here"]
 
 logger = logging.getLogger("nbchat.client")
 
@@ -41,6 +41,11 @@ class Pending:
     """Resends in a row after which the reply got no further (see policy)."""
     order: int = 0
     """When it was accepted, among this session's messages: routing by age reads it."""
+    plain: str | None = None
+    """The frame without the message's ``context``, for a server that did not announce it
+    (None: the message has no context)."""
+    told: bool = False
+    """Whether the log said its context was left out (once per message, not per resend)."""
 
     @property
     def id(self) -> str:
@@ -61,6 +66,21 @@ def stopped_here(message_id: str) -> None:
         "(it did not announce cancel, so none was sent)",
         message_id,
     )
+
+
+def frame_of(pending: Pending, context: bool) -> str:
+    """The frame to write for ``pending``: with its context only if the server reads it."""
+    if context or pending.plain is None:
+        return pending.frame
+    if pending.told:
+        return pending.plain
+    pending.told = True
+    names = ", ".join(f"@{item.mention}" for item in pending.message.context or ())
+    logger.warning(
+        "the server did not announce context: the message goes without the description of %s",
+        names or "its mentions",
+    )
+    return pending.plain
 
 
 def accepted(pending: Pending) -> int:

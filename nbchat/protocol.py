@@ -27,6 +27,7 @@ __all__ = [
     "CANCEL_FEATURE",
     "CLIENT_ID_HEADER",
     "CLIENT_TOOLS_FEATURE",
+    "CONTEXT_FEATURE",
     "FEATURES_HEADER",
     "MAX_ID_LENGTH",
     "PROTOCOL_VERSION",
@@ -35,6 +36,7 @@ __all__ = [
     "CancelRequest",
     "ClientMessage",
     "ClientToolInfo",
+    "ContextItem",
     "DoneMessage",
     "ErrorInfo",
     "ErrorMessage",
@@ -99,6 +101,11 @@ the ``usage`` and ``truncated`` fields of ``done``: a client that knows none of 
 ``reasoning`` as an unknown message and ignores the fields."""
 
 
+CONTEXT_FEATURE = "context"
+"""The feature naming ``context`` on a user message (what an ``@``-mention described): a client
+sends the field only to a server that announces it; to any other, the message's text alone."""
+
+
 def new_id() -> str:
     """A fresh message id: a random UUID4 in hex."""
     return uuid.uuid4().hex
@@ -113,6 +120,22 @@ class WireModel(BaseModel):
 # Client to server
 
 
+class ContextItem(WireModel):
+    """One piece of context a user message carries: AG-UI's ``Context``, and what it names."""
+
+    description: str
+    """What this is, for a model to interpret (``the notebook variable df``)."""
+    value: str
+    """The context itself: plain text, redacted, bounded by the client."""
+    mention: str | None = None
+    """The name the message mentions (``df`` for ``@df``): the panel shows it as a chip."""
+
+    def as_text(self) -> str:
+        """The item as a model reads it beside the message: labelled, plain text (the bridge,
+        the AI SDK stream)."""
+        return f"Context: {self.description}\n{self.value}"
+
+
 class UserMessage(WireModel):
     """A user's chat message; the server acks it, then streams a reply."""
 
@@ -125,6 +148,9 @@ class UserMessage(WireModel):
     """The text the user typed."""
     attachments: list[Attachment] | None = None
     """Images and texts the user attached (announced by :data:`ATTACHMENTS_FEATURE`)."""
+    context: list[ContextItem] | None = None
+    """What the message points at (``@df``: df's description), for the model to read beside
+    the text; written only to a server that announced ``context``."""
 
 
 class CancelRequest(WireModel):

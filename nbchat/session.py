@@ -47,7 +47,7 @@ from .outcomes import (
     Restarted,
     ToolRequested,
 )
-from .pending import Pending, accepted, builder_for, cancel_one, stopped_here
+from .pending import Pending, accepted, builder_for, cancel_one, frame_of, stopped_here
 from .policy import gives_up_resending
 from .protocol import (
     AckMessage,
@@ -111,6 +111,8 @@ class Session:
     can_cancel: bool = False
     """Whether the server of the last connection announced ``cancel``: else nothing is
     asked of it, and Stop or a caller giving up stops the reply here."""
+    context: bool = False
+    """Whether the open connection's server announced ``context`` (else: the text alone)."""
     _accepted: int = 0
     _results: OrderedDict[str, str] = field(default_factory=OrderedDict)
     """``tool_response`` frames by call id, until the server acks them (bounded)."""
@@ -135,10 +137,16 @@ class Session:
         if len(self.pending) >= self.max_pending:
             raise QueueFull(self.max_pending)
         self._accepted += 1
-        pending = Pending(message, dump(message), builder_for(message), order=self._accepted)
+        plain = dump(message.model_copy(update={"context": None})) if message.context else None
+        pending = Pending(
+            message, dump(message), builder_for(message), order=self._accepted, plain=plain
+        )
         self.pending[message.id] = pending
         self._conversations.setdefault(message.conversation_id, OrderedDict())[message.id] = pending
-        self._outbox.append(_Frame(pending.frame, message.id))
+        # Unconnected, the frame is chosen again on open, for the server that then answers.
+        self._outbox.append(
+            _Frame(frame_of(pending, self.context or not self.connected), message.id)
+        )
         return pending, True
 
     def cancel(self, conversation_id: str | None) -> tuple[CancelRequest | None, list[Outcome]]:
@@ -222,24 +230,27 @@ class Session:
 
     # Inputs: the connection
 
-    def opened(self, client_tools: bool = False, cancel: bool = False) -> int:
+    def opened(
+        self, client_tools: bool = False, cancel: bool = False, context: bool = False
+    ) -> int:
         """A connection opened: the tools first, pending messages next (same ids), then the
         cancels owed and the tool results not acked yet.
 
-        ``client_tools``, ``cancel``: the server announced that feature; what it
+        ``client_tools``, ``cancel``, ``context``: the server announced that feature; what it
         did not announce is never written to it. Returns how many pending
         messages are written again.
         """
         self.connected = True
         self.client_tools = client_tools
         self.can_cancel = cancel
+        self.context = context
         queued = {frame.message_id for frame in self._outbox if frame.message_id is not None}
         resend: list[_Frame] = []
         owed: dict[str | None, None] = {}
         for message_id, pending in self.pending.items():
             if message_id not in queued:
                 pending.skip = pending.seen
-                resend.append(_Frame(pending.frame, message_id))
+                resend.append(_Frame(frame_of(pending, context), message_id))
             if pending.cancelled:
                 owed[pending.conversation_id] = None
         # A cancel still in the outbox never reached the server that dropped: still owed.
@@ -260,7 +271,13 @@ class Session:
             for pending in abandoned:
                 stopped_here(pending.id)
         # Cancels queued for the connection that dropped are among those owed, if still useful.
-        fresh = [frame for frame in self._outbox if frame.message_id is not None]
+        fresh = [  # queued unconnected: with its context only if this server reads it
+            _Frame(frame_of(self.pending[f.message_id], context), f.message_id)
+            if f.message_id in self.pending
+            else f
+            for f in self._outbox
+            if f.message_id is not None
+        ]
         tools: list[_Frame] = []
         results: list[_Frame] = []
         if client_tools:

@@ -251,7 +251,10 @@ class Upstream:
         if self.tokens is not None:
             return Reply(delay=delay, stamped=self.tokens)
         last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), None)
-        text = f"You said: {last['content'] if last else ''}"
+        content = last["content"] if last else ""
+        if isinstance(content, list):  # text parts (context first): the last is what was typed
+            content = content[-1]["text"] if content else ""
+        text = f"You said: {content}"
         return Reply(text_chunks(*(f"{word} " for word in text.split())), delay=delay)
 
 

@@ -529,3 +529,30 @@ def test_a_cancel_owed_goes_to_the_next_server_only_if_it_announces_cancel() -> 
     session.abandon("m1", ReplyTimeout("gave up"))
     session.opened(cancel=True)
     assert drain(session) == [{"type": "cancel", "conversation_id": "c", "id": "m1"}]
+
+
+def with_context(message_id: str) -> UserMessage:
+    """A user message mentioning ``@df``, with df's description as its context."""
+    context = [{"description": "the notebook variable df", "value": "df: 2 rows", "mention": "df"}]
+    return UserMessage.model_validate(
+        {"id": message_id, "conversation_id": "c", "message": "about @df", "context": context}
+    )
+
+
+def test_context_is_written_only_to_a_server_that_announced_it() -> None:
+    """Queued unconnected, a message's context goes to a server announcing it, never to others."""
+    session = Session()
+    session.submit(with_context("m1"))
+    session.opened(context=False)
+    plain = drain(session)
+    expected = {"type": "message", "id": "m1", "conversation_id": "c", "message": "about @df"}
+    assert plain == [expected]
+    session.closed()
+    session.opened(context=True)  # the resend, to a server that reads context
+    (resent,) = drain(session)
+    assert resent["context"][0]["value"] == "df: 2 rows"
+    session.submit(with_context("m2"))  # connected: written as this server reads it
+    assert drain(session)[0]["context"][0]["mention"] == "df"
+    session.closed()
+    session.opened()
+    assert all("context" not in frame for frame in drain(session))

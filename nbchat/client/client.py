@@ -46,7 +46,7 @@ from .connection import Connection, ConnectionState
 from .dispatch import Dispatcher
 from .events import ClientEvent, Emitter, Listening
 from .http import HttpConnection
-from .kernel import Kernel, offer_kernel_tools
+from .kernel import Kernel, offer_kernel_tools, with_mentions
 from .offering import ToolOffering
 from .recording import Recording
 from .status import ClientStatus
@@ -69,7 +69,8 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
     next loop that uses it. ``ask_sync`` is the blocking bridge for cells and
     scripts. ``kernel_tools=True`` (in a kernel; a :class:`~nbchat.client.kernel.Kernel`
     elsewhere) offers the notebook's variables, last error and cells to the model,
-    ``run_code=True`` running code too, each call approved (:mod:`nbchat.client.kernel`).
+    ``run_code=True`` running code too, each call approved (:mod:`nbchat.client.kernel`);
+    ``@df`` in a message then carries df's description (``client.kernel`` is what they read).
     """
 
     def __init__(
@@ -97,14 +98,14 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
         self._waiters = Waiters()
         self._identity = secrets.token_hex(16)
         """Sent in the handshake: the server scopes ids, resume and cancel to it. Never logged."""
-        self._recorder = None
-        self._record_path = None
+        self._recorder = self._record_path = None
         self._tools = ToolRunner(self._send_tool_response)
         self._dispatcher = Dispatcher(self._waiters, self._events, self._tools)
         for function in tools:
             self.tool(function)
-        if kernel_tools is not False or run_code:  # the notebook's state: opt-in (kernel.py)
-            offer_kernel_tools(self.tool, kernel_tools, run_code=run_code)
+        self.kernel: Kernel | None = None  # the notebook's state, opt-in (kernel.py)
+        if kernel_tools is not False or run_code:
+            self.kernel = offer_kernel_tools(self.tool, kernel_tools, run_code=run_code)
         self._listen_to_config(self.config)
         if self.config.record is not None:
             self.record(self.config.record)
@@ -311,6 +312,7 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
             raise ConfigError(f"cannot send this: {exc}") from exc
         if conversation_id is not None and user.conversation_id != conversation_id:
             user = user.model_copy(update={"conversation_id": conversation_id})
+        user = with_mentions(user, self.kernel)  # @df: its description, as context
         attachments = read_attachments(attach) if attachments is None else attachments
         features = self.features if self.is_connected else None
         user = attach_to(user, attachments, features, self.safe_url)
@@ -388,8 +390,7 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
                 "use it from that loop, or make one ChatClient per loop"
             )
         logger.info("client moves to a new event loop; the old one has ended")
-        # The old loop's tasks and futures can never run again: what the session
-        # holds stays (pending messages are resent), the waiters of that loop go.
+        # The old loop's futures never run again: the session's messages stay (resent), they go.
         self._session.closed()
         self._waiters.forget()
         self._events.forget_tasks()

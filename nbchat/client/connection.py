@@ -35,6 +35,7 @@ from ..protocol import (
     CANCEL_FEATURE,
     CLIENT_ID_HEADER,
     CLIENT_TOOLS_FEATURE,
+    CONTEXT_FEATURE,
 )
 from ..session import Outcome, Session
 from .announced import Announced
@@ -278,7 +279,9 @@ class Connection(Link):
                 "%s does not support client tools: this client's tools are not offered",
                 self.safe_url,
             )
-        resent = self.session.opened(client_tools, cancel=CANCEL_FEATURE in features)
+        resent = self.session.opened(
+            client_tools, cancel=CANCEL_FEATURE in features, context=CONTEXT_FEATURE in features
+        )
         if resent:
             logger.info("resending %d messages without a complete reply", resent)
         self.wake()

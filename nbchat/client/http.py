@@ -353,7 +353,7 @@ def _open(session: Session) -> None:
     """Open the session as a peer that runs client tools and understands cancel (Stop
     closes the stream)."""
     if _ANNOUNCES:
-        session.opened(client_tools=True, cancel=True)  # type: ignore[call-arg, unused-ignore]
+        session.opened(client_tools=True, cancel=True, context=True)  # type: ignore[call-arg, unused-ignore]
     else:
         session.opened(client_tools=True)
 

@@ -25,11 +25,13 @@ every client tool does, and a changed result is reported
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ConfigError
+from ..mentions import context_for
 from ..namespace import (
     MAX_HISTORY_CELLS,
     bounded,
@@ -40,6 +42,7 @@ from ..namespace import (
     safe_repr,
     scrub,
 )
+from ..protocol import UserMessage
 from ..tools import THREADS
 from .runcode import RUN_SECONDS
 from .runcode import run_code as _run_code
@@ -52,6 +55,7 @@ __all__ = [
     "asks_each_time",
     "kernel_tools",
     "offer_kernel_tools",
+    "with_mentions",
 ]
 
 REPR_SECONDS = 2.0
@@ -155,8 +159,9 @@ def kernel_tools(
 
 def offer_kernel_tools(
     tool: Callable[..., Any], kernel: bool | Kernel, *, run_code: bool = False
-) -> None:
-    """Offer a client's ``kernel_tools=``/``run_code=`` through its ``tool`` method.
+) -> Kernel:
+    """Offer a client's ``kernel_tools=``/``run_code=`` through its ``tool`` method; the kernel
+    they read (for ``@``-mentions too).
 
     True reads this IPython kernel (:class:`ConfigError` outside one).
     """
@@ -165,6 +170,27 @@ def offer_kernel_tools(
     reading = Kernel.ipython() if kernel is True else kernel
     for offered in kernel_tools(reading, run_code=run_code):
         tool(offered.function, name=offered.name, confirm=offered.confirm)
+    return reading
+
+
+def with_mentions(message: UserMessage, kernel: Kernel | None) -> UserMessage:
+    """``message`` with the description of each variable it mentions (``@df``) as its context.
+
+    Only for a client with kernel tools (sharing the namespace is a choice), and
+    only when the caller gave no context of its own; described as
+    ``describe_variable`` does (bounded, redacted, secrets withheld), within
+    :data:`~nbchat.mentions.MAX_CONTEXT_BYTES`; the reprs of all its mentions together
+    take at most :data:`REPR_SECONDS`, so sending is never held longer.
+    """
+    if kernel is None or message.context is not None or "@" not in message.message:
+        return message
+    deadline = time.monotonic() + REPR_SECONDS  # all the mentions' reprs together, not each
+
+    def within(value: Any) -> str:
+        return timed_repr(value, max(0.05, deadline - time.monotonic()))
+
+    context = context_for(message.message, kernel.namespace(), within)
+    return message.model_copy(update={"context": context}) if context else message
 
 
 def timed_repr(value: Any, seconds: float = REPR_SECONDS) -> str:

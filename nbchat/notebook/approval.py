@@ -88,6 +88,8 @@ class Approvals:
         self._waiting: list[_Question] = []
         self.always: set[str] = set()
         """Tool names the person allowed for this panel: their calls run without asking."""
+        self._asked: asyncio.Future[None] | None = None
+        """Resolved when a question is asked, for :meth:`next_pending` (made on demand)."""
 
     # Asking (the client's approver, on the client's loop)
 
@@ -101,6 +103,8 @@ class Approvals:
         question = _Question(shown, call, view, loop.create_future())
         question.controls = self._controls(question)
         self._waiting.append(question)
+        if self._asked is not None and not self._asked.done():
+            self._asked.set_result(None)
         view.cards.ask(
             call.model_copy(update={"arguments": shown.arguments}), shown.where, question.controls
         )
@@ -109,6 +113,14 @@ class Approvals:
         except asyncio.CancelledError:  # Stop, a timeout, a disconnect: the runner says why
             self._close(question, None)
             raise
+
+    async def next_pending(self, timeout: float | None = None) -> PendingCall:
+        """The oldest call waiting, once one waits: code answers what the model asks, unpolled."""
+        while not self._waiting:
+            if self._asked is None or self._asked.done():
+                self._asked = asyncio.get_running_loop().create_future()
+            await asyncio.wait_for(asyncio.shield(self._asked), timeout)
+        return self._waiting[0].call
 
     @property
     def pending(self) -> list[PendingCall]:

@@ -7,7 +7,9 @@ running went out as its first letter (seen in the browser tests). Here Enter
 and Send post ``{"event": "submit", "text": ..., "echo": n}`` in one message
 and clear the box in the page, so what was typed is what is sent, whatever the
 kernel is doing. Until the kernel takes it (:meth:`ChatInput.accept`), the
-page shows the message as queued.
+page shows the message as queued. With ``mentions`` on (``kernel_tools=True``),
+typing ``@`` asks the kernel for its variables (``{"event": "complete", "prefix"}``)
+and the page lists the names and types it answers (:attr:`ChatInput.completer`).
 
 The rest of the panel is plain ipywidgets, which run no code of ours in the
 page; this view's script (``static/input.js``) therefore also does what only
@@ -18,6 +20,7 @@ when the panel's kernel is gone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,9 @@ from ..render import STYLESHEET
 __all__ = ["ChatInput", "ChatStyle", "shared_style"]
 
 _STATIC = Path(__file__).resolve().parent / "static"
+MAX_PREFIX = 200
+"""Characters of a completion's prefix read at most (a name is shorter)."""
+logger = logging.getLogger("nbchat.notebook")
 
 SubmitCallback = Callable[[str, "int | None"], object]
 """Called with the text and the page's echo number (to :meth:`ChatInput.accept` it)."""
@@ -42,11 +48,14 @@ class ChatInput(anywidget.AnyWidget):
     placeholder = traitlets.Unicode("Ask something…").tag(sync=True)
     streaming = traitlets.Bool(False, help="A reply streams: show Stop.").tag(sync=True)
     closed = traitlets.Bool(False, help="The panel was closed: read-only.").tag(sync=True)
+    mentions = traitlets.Bool(False, help="Typing @ completes the kernel's names.").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_submit: list[SubmitCallback] = []
         self._actions: dict[str, list[Callable[[], object]]] = {}
+        self.completer: Callable[[str], list[dict[str, str]]] | None = None
+        """The names (and types) offered after ``@`` + a prefix: set with ``mentions``."""
         self.on_msg(self._handle_message)
 
     def on_submit(self, callback: SubmitCallback) -> None:
@@ -77,9 +86,22 @@ class ChatInput(anywidget.AnyWidget):
                 return
             for submit in self._on_submit:
                 submit(text, echo)
+        elif event == "complete" and isinstance(content.get("prefix"), str):
+            self._complete(content["prefix"][:MAX_PREFIX], content.get("seq"))
         elif isinstance(event, str):
             for callback in self._actions.get(event, ()):
                 callback()
+
+    def _complete(self, prefix: str, seq: Any) -> None:
+        """Answer the page's question: the names starting with ``prefix``, as text."""
+        items: list[dict[str, str]] = []
+        if self.completer is not None and self.mentions:
+            try:
+                items = self.completer(prefix)
+            except Exception:  # a namespace that cannot be read offers nothing, never a crash
+                logger.warning("listing the kernel's names for @ failed", exc_info=True)
+        if self.comm is not None:
+            self.send({"event": "completions", "seq": seq, "items": items})
 
 
 class ChatStyle(anywidget.AnyWidget):

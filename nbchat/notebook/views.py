@@ -79,7 +79,8 @@ class TurnView:
         """The user message this turn shows, when it came from the client."""
         self.attached = [describe(a) for a in (message.attachments or ())] if message else []
         """What the user attached, a line each, shown as chips under the text."""
-        bubble = render.user_message_html(user_text, self.attached)
+        chips = [c.mention for c in (message.context or ()) if c.mention] if message else []
+        bubble = render.user_message_html(user_text, chips, self.attached)
         self.box = widgets.VBox([widgets.HTML(bubble)])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule

@@ -27,6 +27,7 @@ from ..client.client import ChatClient
 from ..client.kernel import Kernel, asks_each_time, offer_kernel_tools
 from ..config import DEMO_DELAY
 from ..exceptions import ConfigError, NbchatError
+from ..mentions import completions
 from ..protocol import ToolCall
 from ..reply import Reply
 from ..transcript import Recorder, Transcript
@@ -73,7 +74,9 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
     read it or to go on with it on the same conversation id.
     ``kernel_tools=True`` lets the model read this kernel's variables, last
     error and cells (secrets withheld); ``run_code=True`` lets it run code here,
-    each time after Run (:mod:`nbchat.client.kernel`).
+    each time after Run (:mod:`nbchat.client.kernel`). With it, ``@`` in the input
+    completes the kernel's variable names, and ``@df`` in a message carries df's
+    description to the backend (:mod:`nbchat.mentions`).
 
     Displayed, the panel's cell gets a second output: the conversation as
     static HTML, kept current after each reply, so a saved notebook shows it
@@ -109,7 +112,7 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
                 url = self._server.url
             client = ChatClient(url=url, **config) if url else ChatClient(**config)
         if kernel_tools is not False or run_code:  # opt-in: sharing the namespace is a choice
-            offer_kernel_tools(client.tool, kernel_tools, run_code=run_code)
+            client.kernel = offer_kernel_tools(client.tool, kernel_tools, run_code=run_code)
         self.client = client
         """The :class:`ChatClient` underneath: everything it can do stays available."""
         self.closed = False
@@ -123,6 +126,10 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
         self._header = widgets.HTML()
         self._log = TurnLog()
         self._input = ChatInput()
+        kernel = client.kernel
+        if kernel is not None:  # @ completes the names the kernel tools share
+            self._input.completer = lambda prefix: completions(kernel.namespace(), prefix)
+            self._input.mentions = True
         self._home_loop = running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
         self._input.on_submit(lambda text, echo: self._call_home(lambda: self._submit(text, echo)))
@@ -231,6 +238,12 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
     def pending(self) -> list[PendingCall]:
         """The tool calls waiting for approval, oldest first: id, tool, arguments, where."""
         return self._approvals.pending
+
+    async def next_pending(self, timeout: float | None = None) -> PendingCall:
+        """The oldest call waiting for approval, once one waits (``asyncio.TimeoutError`` past
+        ``timeout`` seconds): ``task = asyncio.ensure_future(chat.ask(...))``, then
+        ``chat.approve((await chat.next_pending()).id)`` answers it from code."""
+        return await self._approvals.next_pending(timeout)
 
     def approve(self, call_id: str | None = None, *, always: bool = False) -> PendingCall:
         """Run a call waiting for approval (the oldest, without ``call_id``), as Run does.

@@ -13,10 +13,11 @@ import functools
 import html
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..mentions import segments
 from ..protocol import ToolCall, Usage
 from ..redact import redact_text, redact_turn
 from ..turn import Turn
@@ -70,17 +71,21 @@ Kept until the widget loads :data:`STYLESHEET` once (``_css``); use that, or
 :func:`stylesheet` for HTML that must carry the styles inline."""
 
 
-def user_message_html(text: str, attached: Iterable[str] = ()) -> str:
-    """The user's message as an escaped, whitespace-preserving bubble, and a chip for each
-    attachment (its name, type and size: untrusted, escaped)."""
+def user_message_html(
+    text: str, mentions: Collection[str] = (), attached: Iterable[str] = ()
+) -> str:
+    """The user's message as an escaped, whitespace-preserving bubble; each ``@name`` of
+    ``mentions`` (what the message carried as context) a chip, as inert as the rest; and
+    under it a chip for each attachment (its name, type and size: untrusted, escaped)."""
+    body = "".join(
+        f'<span class="nbchat-mention">{html.escape(piece)}</span>' if chip else html.escape(piece)
+        for piece, chip in segments(text, mentions)
+    )
     chips = "".join(
         f'<span class="nbchat-attachment">{html.escape(line)}</span>' for line in attached
     )
     shown = f'<div class="nbchat-attachments">{chips}</div>' if chips else ""
-    return (
-        '<div class="nbchat-msg nbchat-user">'
-        f'<div class="nbchat-body">{html.escape(text)}</div>{shown}</div>'
-    )
+    return f'<div class="nbchat-msg nbchat-user"><div class="nbchat-body">{body}</div>{shown}</div>'
 
 
 def assistant_message_html(
@@ -288,7 +293,7 @@ def status_header_html(state: str, detail: str = "") -> str:
 
 def turn_html(turn: Turn) -> str:
     """One turn as the panel shows it: the user bubble, then text and tool cards in order."""
-    parts = ['<div class="nbchat-turn">', user_message_html(turn.user, turn.attached)]
+    parts = ['<div class="nbchat-turn">', user_message_html(turn.user, attached=turn.attached)]
     if turn.reasoning:
         parts.append(reasoning_html(turn.reasoning))
     for segment in turn.segments():

@@ -22,7 +22,13 @@ from .replay import (
     serve_replay,
 )
 from .replylog import ReplyLog
-from .responder import ClientTools, Responder, ResponderMessage, current_client_tools
+from .responder import (
+    ClientTools,
+    Responder,
+    ResponderMessage,
+    current_client_tools,
+    current_context,
+)
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -41,6 +47,7 @@ __all__ = [
     "ResponderMessage",
     "ServerOptions",
     "current_client_tools",
+    "current_context",
     "serve_demo",
     "serve_replay",
 ]

@@ -141,7 +141,12 @@ class FrameHandler:
                 )
                 return
             decision = self.sessions.accept(
-                client, message.id, message.conversation_id, message.message, attachments
+                client,
+                message.id,
+                message.conversation_id,
+                message.message,
+                message.context,
+                attachments,
             )
             if isinstance(decision, Refused):
                 logger.info("refused a message from %s: %s", connection.remote_address, decision)

@@ -21,6 +21,7 @@ from ..protocol import (
     CANCEL_FEATURE,
     CLIENT_ID_HEADER,
     CLIENT_TOOLS_FEATURE,
+    CONTEXT_FEATURE,
     REASONING_FEATURE,
 )
 
@@ -42,6 +43,7 @@ FEATURES: tuple[str, ...] = (
     CANCEL_FEATURE,
     REASONING_FEATURE,
     ATTACHMENTS_FEATURE,
+    CONTEXT_FEATURE,
 )
 """The extensions of v1 this server supports, announced in ``Nbchat-Features`` (in order)."""
 

@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 from ..attachments import Attachment
 from ..protocol import (
     ClientToolInfo,
+    ContextItem,
     DoneMessage,
     ErrorMessage,
     ReasoningMessage,
@@ -35,6 +36,7 @@ __all__ = [
     "client_of",
     "current_attachments",
     "current_client_tools",
+    "current_context",
 ]
 
 ResponderMessage: TypeAlias = (
@@ -186,3 +188,16 @@ def current_attachments() -> tuple[Attachment, ...]:
     reads only text keeps its ``respond(conversation_id, text)``.
     """
     return attachments_var.get()
+
+
+context_var: ContextVar[tuple[ContextItem, ...]] = ContextVar("nbchat_context", default=())
+"""Set by the server for each reply it generates, from the user message's ``context``."""
+
+
+def current_context() -> tuple[ContextItem, ...]:
+    """What the message being answered carries besides its text (``@df``: df's description).
+
+    Empty outside a reply and for a message without context; a responder that reads it gives
+    it to its model as context, never as the user's words.
+    """
+    return context_var.get()

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..attachments import Attachment
 from ..protocol import (
     ClientToolInfo,
+    ContextItem,
     DoneMessage,
     ErrorInfo,
     ErrorMessage,
@@ -31,11 +32,14 @@ from ..protocol import (
 )
 from .registry import MAX_CLIENT_TOOLS, Accepted, Client, Limits, Refused, Registry
 from .replylog import ReplyLog
-from .responder import ClientTools, Responder, attachments_var, client_tools_var
+from .responder import ClientTools, Responder, attachments_var, client_tools_var, context_var
 
 __all__ = ["REPLY_TOO_LONG", "Sessions"]
 
 logger = logging.getLogger("nbchat.server")
+
+_Said: TypeAlias = tuple[str, list[ContextItem], tuple[Attachment, ...]]
+"""A message waiting its turn: its text, context and attachments."""
 
 REPLY_TOO_LONG = "reply_too_long"
 """The ``error`` code ending a reply cut at the registry's byte bounds."""
@@ -50,8 +54,8 @@ class Sessions:
         """The decisions, and the counts for monitoring and tests."""
         self._tasks: dict[ReplyLog, asyncio.Task[None]] = {}
         """The replies being generated."""
-        self._texts: dict[ReplyLog, tuple[str, tuple[Attachment, ...]]] = {}
-        """The user's text and attachments of each reply waiting its turn."""
+        self._texts: dict[ReplyLog, _Said] = {}
+        """The user's text, context and attachments of each reply waiting its turn."""
         self._calls: dict[tuple[Client[ReplyLog], str], asyncio.Future[ToolResponse]] = {}
         """Client tool calls waiting for their ``tool_response``, by client and call id."""
         self._timer: asyncio.TimerHandle | None = None
@@ -75,15 +79,22 @@ class Sessions:
         message_id: str | None,
         conversation_id: str | None,
         text: str,
+        context: list[ContextItem] | None = None,
         attachments: tuple[Attachment, ...] = (),
     ) -> Accepted[ReplyLog] | Refused:
-        """The log answering a message (its generation started or queued), or the refusal."""
+        """The log answering a message (its generation started or queued), or the refusal.
+
+        ``context`` and ``attachments``: what the message carries besides its text (the
+        ``context`` and ``attachments`` features), handed to the responder as
+        :func:`~nbchat.server.responder.current_context` and ``current_attachments``.
+        """
         # A waiting text counts by its characters: what a str of them holds, give or take;
-        # its attachments by their bytes.
-        size = len(text) + sum(attachment.size for attachment in attachments)
+        # its context by its characters too, its attachments by their bytes.
+        size = len(text) + sum(len(item.value) + len(item.description) for item in context or ())
+        size += sum(attachment.size for attachment in attachments)
         decision = self.registry.accept(client, message_id, conversation_id, ReplyLog, size)
         if isinstance(decision, Accepted) and not decision.duplicate:
-            self._texts[decision.log] = (text, attachments)
+            self._texts[decision.log] = (text, list(context or ()), attachments)
             self._start_ready(client)
         return decision
 
@@ -128,7 +139,7 @@ class Sessions:
         while True:
             turn = self.registry.next_turn(client)
             for log in turn.start:
-                self._start(client, log, *self._texts.pop(log))
+                self._start(client, log, self._texts.pop(log))
             for log in turn.stop:
                 self._texts.pop(log, None)
                 log.finish(DoneMessage(cancelled=True))
@@ -136,15 +147,8 @@ class Sessions:
             if not turn.stop:
                 return
 
-    def _start(
-        self,
-        client: Client[ReplyLog],
-        log: ReplyLog,
-        text: str,
-        attachments: tuple[Attachment, ...],
-    ) -> None:
-        generating = self._generate(client, log, text, attachments)
-        task = asyncio.get_running_loop().create_task(generating)
+    def _start(self, client: Client[ReplyLog], log: ReplyLog, said: _Said) -> None:
+        task = asyncio.get_running_loop().create_task(self._generate(client, log, *said))
         self._tasks[log] = task
         task.add_done_callback(lambda done: self._generated(client, log, done))
 
@@ -180,9 +184,11 @@ class Sessions:
         client: Client[ReplyLog],
         log: ReplyLog,
         text: str,
+        context: list[ContextItem],
         attachments: tuple[Attachment, ...],
     ) -> None:
         client_tools_var.set(_LiveClientTools(self.registry, self._calls, client, log))
+        context_var.set(tuple(context))
         attachments_var.set(attachments)
         stream = self.responder.respond(client.responder_key(log.conversation_id), text)
         registry = self.registry

@@ -172,12 +172,23 @@ class Recorder:
     # Public methods: writing
 
     def sent(self, message: UserMessage | CancelRequest | WireModel) -> None:
-        """Record a message sent to the server as it went on the wire, its text redacted,
-        and its attachments too (:func:`_recorded`)."""
+        """Record a message sent to the server as it went on the wire, its text (and any
+        context, which a replay never matches on) redacted, and its attachments too
+        (:func:`_recorded`)."""
         if isinstance(message, UserMessage):
             text = redact_text(message.message)
-            if text != message.message:
-                message = message.model_copy(update={"message": text})
+            context = [
+                item.model_copy(
+                    update={
+                        "description": redact_text(item.description),
+                        "value": redact_text(item.value),
+                    }
+                )
+                for item in message.context or ()
+            ]
+            if text != message.message or context != (message.context or []):
+                update = {"message": text, "context": context or message.context}
+                message = message.model_copy(update=update)
             if message.attachments:
                 kept = [_recorded(attachment) for attachment in message.attachments]
                 message = message.model_copy(update={"attachments": kept})

@@ -66,7 +66,8 @@ ALLOWED = {
 }
 """The markup nbchat writes itself inside a reply, as narrowly as tests/render/audit.py allows
 it: MathML's presentation elements with layout attributes, Pygments' token classes on spans,
-and a code block's Copy button with exactly its attributes."""
+and a code block's Copy button with exactly its attributes (and, in a user's bubble only, a
+mention's chip: a span of text)."""
 
 _AUDIT = """([root, injected, allowed]) => {
   const found = [];
@@ -79,6 +80,9 @@ _AUDIT = """([root, injected, allowed]) => {
   const ours = (el, value) => {  // the classes nbchat's renderer writes inside a reply
     const tag = el.tagName.toLowerCase();
     if (tag === 'div') return value === 'nbchat-code';
+    if (tag === 'span' && value === 'nbchat-mention') {  // a chip: text, in the user's bubble
+      return el.parentElement.matches('.nbchat-user > .nbchat-body') && el.children.length === 0;
+    }
     if (tag === 'span') return tokenClasses.has(value);
     return tag === 'button' && value === allowed.copyButton.class;
   };

@@ -129,8 +129,8 @@ def test_every_notebook_import_is_installed_by_binder(path: Path) -> None:
 def test_the_check_sees_a_module_binder_lacks() -> None:
     """A notebook importing something Binder does not install is caught, by distribution name."""
     installed = binder_distributions()
-    assert missing_from_binder({"pandas", "json", "nbformat"}, installed) == [
-        "pandas (distribution pandas)"
+    assert missing_from_binder({"polars", "json", "nbformat"}, installed) == [
+        "polars (distribution polars)"
     ]
     assert missing_from_binder({"IPython"}, {"jupyterlab"}) == ["IPython (distribution ipython)"]
     assert missing_from_binder({"nest_asyncio2"}, installed) == []  # an nbchat dependency

@@ -289,3 +289,28 @@ async def test_run_deny_and_always_are_labelled_with_the_tool(
     chat.deny()
     await asyncio.wait_for(ask, TIMEOUT)
     await chat.aclose()
+
+
+async def test_next_pending_waits_for_the_question_code_then_answers(
+    demo: DemoServer, comms: list[RecordingComm]
+) -> None:
+    """``await chat.next_pending()`` returns once the call asks; nothing ran before approve()."""
+    chat = ChatWidget(url=demo.url)
+    ran: list[str] = []
+
+    @chat.tool(confirm=True)
+    def wipe(table: str) -> str:
+        """Delete one of the notebook's tables."""
+        ran.append(table)
+        return f"wiped {table}"
+
+    with pytest.raises(asyncio.TimeoutError):
+        await chat.next_pending(timeout=0.01)  # nothing asks yet
+    ask = asyncio.ensure_future(chat.ask('call wipe {"table": "sales"}', timeout=TIMEOUT))
+    call = await chat.next_pending(timeout=TIMEOUT)
+    assert (call.tool, call.arguments, ran) == ("wipe", {"table": "sales"}, [])
+    assert await chat.next_pending(timeout=TIMEOUT) == call  # still the oldest waiting
+    chat.approve(call.id)
+    assert (await asyncio.wait_for(ask, TIMEOUT)).text == 'wipe returned "wiped sales".'
+    assert ran == ["sales"]
+    await chat.aclose()

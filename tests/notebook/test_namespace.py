@@ -192,3 +192,40 @@ def test_code_that_never_ends_is_stopped_at_its_time_limit() -> None:
     text = asyncio.run(run_code("print('start')\nwhile True:\n    n += 1", ns, timeout=0.2))
     assert text == "stdout:\nstart\nerror: stopped: the code did not finish within 0.2s"
     assert ns["n"] > 0
+
+
+def test_the_last_error_leaves_out_ipythons_own_frame() -> None:
+    """The frame of IPython's run_code that ran the cell is not in the traceback, the cell's is."""
+    runner: dict[str, Any] = {}
+    source = "def run_code(cell):\n try:\n  cell()\n except Exception as e:\n  return e\n"
+    exec(compile(source, "/venv/site-packages/IPython/core/interactiveshell.py", "exec"), runner)
+
+    def cell() -> None:
+        raise ZeroDivisionError("division by zero")
+
+    text = error_text(runner["run_code"](cell))  # caught where IPython catches it
+    assert text.startswith("ZeroDivisionError: division by zero")
+    assert "interactiveshell" not in text and "in cell" in text
+
+
+def test_mentions_of_slow_reprs_hold_a_send_at_most_the_repr_budget_in_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Five mentioned values whose repr hangs cost one repr budget together, not five."""
+    import time
+
+    from nbchat.client import kernel as kernel_module
+    from nbchat.protocol import UserMessage
+
+    monkeypatch.setattr(kernel_module, "REPR_SECONDS", 0.2)
+    slow = {f"s{i}": SlowRepr() for i in range(5)}
+    message = UserMessage(message=" ".join(f"@s{i}" for i in range(5)))
+    started = time.monotonic()
+    try:
+        sent = kernel_module.with_mentions(message, Kernel(namespace=lambda: slow))
+    finally:
+        for value in slow.values():
+            value.release.set()
+    assert time.monotonic() - started < 0.6  # five reprs of 0.2 s each would take 1 s
+    assert [item.mention for item in sent.context or ()] == list(slow)
+    assert all("did not finish" in item.value for item in sent.context or ())

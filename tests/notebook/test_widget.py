@@ -508,3 +508,30 @@ async def test_a_confirmed_tool_waits_for_run_or_deny_on_its_card(
         assert calls == [] and "denied" in reply.text
     assert not find_buttons(chat, "Run")  # the question is gone once answered
     await chat.aclose()
+
+
+async def test_at_completes_the_kernels_names_and_a_sent_mention_is_a_chip(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """With kernel_tools, ``@d`` is answered with df and its type; the bubble shows ``@df``."""
+    from nbchat.client.kernel import Kernel
+
+    namespace = {"df": {"a": 1}, "n": 2}
+    chat = ChatWidget(url=demo.url, kernel_tools=Kernel(namespace=lambda: namespace))
+    plain = ChatWidget(url=demo.url)
+    assert chat._input.mentions and not plain._input.mentions
+    for widget in (chat, plain):
+        widget._input._handle_custom_msg({"event": "complete", "prefix": "d", "seq": 4}, [])
+    answers = [
+        [m["content"] for m in w._input.comm.messages if m.get("method") == "custom"]
+        for w in (chat, plain)
+    ]
+    assert answers[0] == [
+        {"event": "completions", "seq": 4, "items": [{"name": "df", "type": "dict"}]}
+    ]
+    assert answers[1] == [{"event": "completions", "seq": 4, "items": []}]
+    reply = await chat.ask("what keys has @df?")
+    assert "- df: dict" in reply.text
+    assert any('<span class="nbchat-mention">@df</span>' in v for v in html_values(chat))
+    await chat.aclose()
+    await plain.aclose()

@@ -268,3 +268,11 @@ def test_the_static_copy_shows_thinking_usage_and_the_cut() -> None:
     assert '<details class="nbchat-reasoning">' in page and "&lt;b&gt;plan" in page
     assert "1,200 prompt · 8 completion tokens" in page and "cut at the token limit" in page
     assert page.index("nbchat-reasoning") < page.index("Once upon")
+
+
+def test_a_mention_the_message_carried_is_a_chip_and_others_stay_text() -> None:
+    """``@df`` (described as context) is a chip; ``@nope`` and an address stay plain text."""
+    out = user_message_html("is @df like @nope? ada@df.org <b>", ["df"])
+    assert '<span class="nbchat-mention">@df</span> like @nope? ada@df.org &lt;b&gt;' in out
+    assert user_message_html("@df") == user_message_html("@df", [])
+    assert "nbchat-mention" not in user_message_html("@df")

@@ -174,3 +174,13 @@ def test_payload_text_survives_in_user_message(payload: str) -> None:
     """The user's text is shown as typed, not dropped: escaping, not stripping."""
     shown = text_of(user_message_html(payload))
     assert shown == " ".join(payload.split())
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_stays_inert_beside_a_mention_chip(payload: str) -> None:
+    """A user bubble with @df as a chip keeps every payload escaped, shown as typed."""
+    text = f"@df {payload} @df"
+    markup = user_message_html(text, ["df"])
+    assert problems(markup) == [], markup
+    assert markup.count('<span class="nbchat-mention">@df</span>') >= 2
+    assert text_of(markup) == " ".join(text.split())

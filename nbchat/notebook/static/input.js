@@ -111,6 +111,119 @@ function labelApprovals(root, gone) {
   }
 }
 
+// "@" + the start of a name just before the caret (not after a letter: an e-mail address).
+const MENTION_BEFORE_CARET = /(?:^|[^\p{L}\p{N}_@.+-])@([\p{L}_][\p{L}\p{N}_]*)?$/u;
+let listboxes = 0;
+
+// Completion of the kernel's variable names after "@" (ChatInput.mentions: kernel_tools=True).
+// The names come live from the kernel over the comm; each list is shown only if it answers
+// the latest question. Every name and type is set as text, never as markup.
+function mentionCompleter(model, input) {
+  const list = document.createElement("ul");
+  list.className = "nbchat-mentions";
+  list.id = `nbchat-mentions-${++listboxes}`;
+  list.setAttribute("role", "listbox");
+  list.setAttribute("aria-label", "Variables");
+  list.hidden = true;
+  input.setAttribute("aria-autocomplete", "list");
+  input.setAttribute("aria-controls", list.id);
+  let asked = 0; // the latest question's number
+  let start = -1; // where the "@" being completed is
+  let active = 0;
+  let items = [];
+
+  const close = () => {
+    list.hidden = true;
+    list.replaceChildren();
+    items = [];
+    start = -1;
+    input.removeAttribute("aria-activedescendant");
+    input.setAttribute("aria-expanded", "false");
+  };
+  const highlight = (index) => {
+    active = (index + items.length) % items.length;
+    list.querySelectorAll("[role=option]").forEach((option, i) => {
+      option.setAttribute("aria-selected", i === active ? "true" : "false");
+      if (i === active) input.setAttribute("aria-activedescendant", option.id);
+    });
+  };
+  const accept = (index) => {
+    const name = items[index]?.name;
+    if (typeof name !== "string" || start < 0) return close();
+    const end = input.selectionStart;
+    input.setRangeText(`@${name} `, start, end, "end");
+    input.dispatchEvent(new Event("input"));
+    close();
+    input.focus();
+  };
+  const show = (received) => {
+    items = received.filter((item) => typeof item?.name === "string").slice(0, 50);
+    if (!items.length) return close();
+    list.replaceChildren(
+      ...items.map((item, i) => {
+        const option = document.createElement("li");
+        option.id = `${list.id}-${i}`;
+        option.className = "nbchat-mention-option";
+        option.setAttribute("role", "option");
+        const name = document.createElement("span");
+        name.className = "nbchat-mention-name";
+        name.textContent = item.name;
+        const type = document.createElement("span");
+        type.className = "nbchat-mention-type";
+        type.textContent = typeof item.type === "string" ? item.type : "";
+        option.append(name, type);
+        option.addEventListener("mousedown", (event) => {
+          event.preventDefault(); // the box keeps the focus
+          accept(i);
+        });
+        return option;
+      }),
+    );
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+    highlight(0);
+  };
+  const onInput = () => {
+    if (!model.get("mentions")) return;
+    const before = input.value.slice(0, input.selectionStart);
+    const match = MENTION_BEFORE_CARET.exec(before);
+    if (!match) return close();
+    start = before.length - match[0].length + match[0].indexOf("@");
+    try {
+      model.send({ event: "complete", prefix: match[1] ?? "", seq: ++asked });
+    } catch {
+      close(); // the comm is gone: nothing to complete from
+    }
+  };
+  input.addEventListener("input", onInput);
+  input.addEventListener("blur", close);
+  return {
+    list,
+    // True when the key was the list's (the panel's own keys then do nothing).
+    key(event) {
+      if (list.hidden) return false;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        highlight(active + (event.key === "ArrowDown" ? 1 : -1));
+      } else if (event.key === "Enter" || event.key === "Tab") {
+        accept(active);
+      } else if (event.key === "Escape") {
+        close();
+      } else {
+        return false;
+      }
+      event.preventDefault();
+      event.stopPropagation();
+      return true;
+    },
+    message(content) {
+      if (content?.event !== "completions" || content.seq !== asked || start < 0) return false;
+      show(Array.isArray(content.items) ? content.items : []);
+      return true;
+    },
+    close,
+  };
+}
+
 function render({ model, el }) {
   const queue = document.createElement("div");
   queue.className = "nbchat-queue";
@@ -134,6 +247,7 @@ function render({ model, el }) {
     input.style.height = `${Math.min(input.scrollHeight + 2, 160)}px`;
   };
   input.addEventListener("input", grow);
+  const mentions = mentionCompleter(model, input);
   const send = button("Send", "mod-primary nbchat-send", "");
   send.type = "submit";
   const stop = button("Stop", "mod-warning nbchat-stop", "Stop the reply");
@@ -230,6 +344,7 @@ function render({ model, el }) {
     bubble.append(label, body);
     queue.append(bubble);
     input.value = "";
+    mentions.close();
     grow();
     scroller?.toBottom();
   };
@@ -252,6 +367,7 @@ function render({ model, el }) {
   });
   input.addEventListener("keydown", (event) => {
     if (event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (mentions.key(event)) return;
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       event.stopPropagation();
@@ -275,7 +391,7 @@ function render({ model, el }) {
   clear.addEventListener("click", () => act("clear"));
 
   const onMessage = (content) => {
-    if (content?.event !== "accepted") return;
+    if (mentions.message(content) || content?.event !== "accepted") return;
     queue.querySelector(`[data-echo="${Number(content.echo)}"]`)?.remove();
     if (typeof content.text === "string" && !input.value) {
       input.value = content.text; // not sent: given back, never lost
@@ -300,7 +416,7 @@ function render({ model, el }) {
   model.on("change:closed", sync);
   model.on("msg:custom", onMessage);
   model.on("comm_live_update", () => queueMicrotask(checkKernel));
-  form.append(input, send, stop, retry, clear);
+  form.append(mentions.list, input, send, stop, retry, clear);
   el.append(queue, notice, form);
   sync();
 

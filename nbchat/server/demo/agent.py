@@ -14,7 +14,9 @@ output in CI). Rules are tried in order, first match wins, case-insensitively:
 6. ``network`` / ``internet`` / ``wifi`` / ``dns`` / ``connection``: ``network_check``.
 7. ``my name is X``: remembered; ``what is my name``: recalled.
 8. ``what did I say`` / ``what did I ask``: the previous message of the conversation.
-9. anything else: a friendly reply naming the turn and what the agent can do.
+9. anything else: a friendly reply naming the turn and what the agent can do, and, for a
+   message carrying context (``@df``, :func:`~nbchat.server.current_context`), the first
+   line of each description: the proof that it arrived.
 
 A message with attachments is first answered with a line naming each (name,
 type, size), then by the rules: a stand-in for a model that looks at them.
@@ -44,6 +46,7 @@ from ..responder import (
     ResponderMessage,
     current_attachments,
     current_client_tools,
+    current_context,
 )
 from .pace import Pace
 from .parsing import find_arithmetic, first_name, split_tokens, stream_tokens
@@ -311,6 +314,9 @@ class DemoAgent:
             "I can compute arithmetic (What is 6*7?), tell the time, check this machine's "
             "network, and remember your name (My name is ...)."
         )
+        seen = [item.value.partition("\n")[0][:200] for item in current_context()]
+        if seen:
+            reply += "\n\nFrom your notebook:\n" + "\n".join(f"- {line}" for line in seen)
         async for message in self._say(reply):
             yield message
 

@@ -55,7 +55,13 @@ from ...tools.mcp import START_SECONDS
 from ...toolspec import Spec, ToolSpec, tool_spec
 from ..demo import tools as _server_tools
 from ..mcptools import McpOffer, McpTools
-from ..responder import ClientTools, ResponderMessage, current_attachments, current_client_tools
+from ..responder import (
+    ClientTools,
+    ResponderMessage,
+    current_attachments,
+    current_client_tools,
+    current_context,
+)
 from .calls import Finished, run_calls
 from .completion import Deadline, Retries, Round, stream_round
 from .history import Histories, tool_round_messages, user_message
@@ -238,7 +244,7 @@ class OpenAIAgent:
 
     async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
         """Stream the reply to ``text``: tokens as they arrive, tool rounds, at most one error."""
-        turn: list[dict[str, Any]] = [user_message(text, current_attachments())]
+        turn: list[dict[str, Any]] = [user_message(text, current_context(), current_attachments())]
         client = current_client_tools()
         tools = self.tools  # the reply keeps these, whatever an MCP server's list becomes
         offered = self._offered(client)

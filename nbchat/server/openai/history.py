@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...attachments import Attachment, describe
-from ...protocol import ToolCall
+from ...protocol import ContextItem, ToolCall
 from ..responder import Conversations
 
 __all__ = ["Histories", "tool_round_messages", "user_message"]
@@ -71,19 +71,27 @@ class Histories:
         del history[:cut]
 
 
-def user_message(text: str, attachments: Iterable[Attachment] = ()) -> Message:
-    """The user's message as the model reads it: images as ``image_url`` parts with a
-    data URL, text attachments as text parts (a table is CSV, never HTML)."""
-    parts: list[dict[str, Any]] = []
+def user_message(
+    text: str, context: Iterable[ContextItem] = (), attachments: Iterable[Attachment] = ()
+) -> Message:
+    """The user's turn as the model reads it: one text part per piece of context, the text,
+    then a part per attachment (an image as ``image_url`` with a data URL, a text as text).
+
+    Context (``@df``: df's description) goes as parts of its own, labelled, so the
+    model tells what the person wrote from what their notebook holds; plain text,
+    as the client described it, never HTML (a table attached is CSV).
+    """
+    parts: list[dict[str, Any]] = [{"type": "text", "text": item.as_text()} for item in context]
+    attached: list[dict[str, Any]] = []
     for attachment in attachments:
         if attachment.is_image:
-            parts.append({"type": "image_url", "image_url": {"url": attachment.data_url()}})
+            attached.append({"type": "image_url", "image_url": {"url": attachment.data_url()}})
         else:
             body = f"Attached {describe(attachment)}:\n{attachment.text}"
-            parts.append({"type": "text", "text": body})
-    if not parts:
+            attached.append({"type": "text", "text": body})
+    if not parts and not attached:
         return {"role": "user", "content": text}
-    return {"role": "user", "content": [{"type": "text", "text": text}, *parts]}
+    return {"role": "user", "content": [*parts, {"type": "text", "text": text}, *attached]}
 
 
 def tool_round_messages(content: str, finished: Iterable[tuple[ToolCall, str]]) -> list[Message]:
@@ -120,6 +128,8 @@ def _arguments_text(call: ToolCall) -> str:
 
 def _size(message: Mapping[str, Any]) -> int:
     content = message.get("content") or ""
+    if isinstance(content, list):  # a user message with context: its text parts
+        content = "".join(part.get("text", "") for part in content)
     calls = message.get("tool_calls") or ()
     return _content_size(content) + sum(len(c["function"]["arguments"]) for c in calls)
 
