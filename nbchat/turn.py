@@ -79,6 +79,10 @@ class Turn:
     """Tokens the reply cost, when the server said."""
     truncated: bool = False
     """The model was cut at its token limit (the reply is complete, its text is not)."""
+    shown: dict[str, str] = field(default_factory=dict)
+    """Rich results of the client's own tools as their cards show them, by call id
+    (sanitized HTML from :mod:`nbchat.render.rich`): made in this kernel, shown in the
+    panel and its saved copy, never sent or recorded (a transcript has what the model read)."""
 
     @classmethod
     def from_reply(
