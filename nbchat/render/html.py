@@ -228,7 +228,7 @@ def tool_call_html(
     a running call whose reply ended says ``ended`` (how the turn ended, or why the
     call will not run) instead of "running". ``shown`` is a done call's rich result as
     :func:`nbchat.render.rich.rich_result` made it (a table, an image; never other markup),
-    shown instead of the text the model read.
+    shown instead of the text the model read, the card open.
     """
     status = tool_status(call)
     verb = _TOOL_STATUS[status]
@@ -237,7 +237,8 @@ def tool_call_html(
         css, verb = "waiting", WAITING
     elif status == "running" and ended:
         css, verb = "ended", ended
-    is_open = " open" if css in ("error", "waiting") else ""
+    rich = shown is not None and status == "done"
+    is_open = " open" if css in ("error", "waiting") or rich else ""  # a view is there to see
     place = where or _where(call)
     where_html = f' <span class="nbchat-tool-where">{html.escape(place)}</span>' if place else ""
     parts = [
@@ -253,7 +254,7 @@ def tool_call_html(
     elif call.arguments:
         parts.append('<div class="nbchat-tool-label">arguments</div>')
         parts.append(f"<pre><code>{html.escape(tool_value_text(call.arguments))}</code></pre>")
-    if shown is not None and status == "done":
+    if rich:
         parts.append(f'<div class="nbchat-tool-label">result</div>{shown}')
     elif call.result is not None:
         label = "error" if status == "error" else "result"

@@ -270,8 +270,13 @@ def test_svg_and_svg_as_image_bytes_are_never_shown() -> None:
 
 
 def test_a_card_shows_its_rich_view_only_when_done() -> None:
-    """The view replaces the result text of a done call; an error shows its reason."""
+    """The view replaces a done call's result text, its card open; an error shows its reason."""
     view = '<div class="nbchat-rich nbchat-rich-html">table</div>'
-    assert view in tool_call_html(tool_call(status="done", result="summary"), shown=view)
+    done = tool_call_html(tool_call(status="done", result="what it read"), shown=view)
+    assert (
+        view in done
+        and "what it read" not in done
+        and '<details class="nbchat-tool nbchat-tool-done" open>' in done
+    )
     failed = tool_call_html(tool_call(status="error", result="boom"), shown=view)
     assert view not in failed and "boom" in failed
