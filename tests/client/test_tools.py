@@ -735,3 +735,23 @@ async def test_a_rich_result_reaches_the_model_as_text_and_its_view_stays_here(
     second = await client.ask('call table {"n": 3}', timeout=TIMEOUT)
     assert client.tool_result_html(second.message_id, second.tool_calls[0].id) is not None
     assert client.tool_result_html(first.message_id, call.id) is None  # forgotten: over the bound
+
+
+async def test_a_transcript_records_what_the_model_read_of_a_rich_result(
+    client: ChatClient, tmp_path: Path
+) -> None:
+    """A recorded DataFrame result is its summary text: no table markup, no image, in the file."""
+    import pandas as pd
+
+    @client.tool
+    def table() -> object:
+        """A table."""
+        return pd.DataFrame({"x": [1, 2]})
+
+    path = tmp_path / "rich.jsonl"
+    client.record(path)
+    await client.ask("call table", timeout=TIMEOUT)
+    client.stop_recording()
+    recorded = path.read_text(encoding="utf-8")
+    assert "a pandas DataFrame: 2 rows" in recorded
+    assert "nbchat-table" not in recorded and "<td" not in recorded and "data:image" not in recorded
