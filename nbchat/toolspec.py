@@ -286,6 +286,9 @@ class ToolOutcome:
     """The JSON result when done (bounded), else the one-line reason."""
     text: str
     """What a model is given: the result's JSON text, or ``error: <reason>``."""
+    html: str | None = None
+    """How the card shows a rich result (a table, an image: :mod:`nbchat.render.rich`'s
+    sanitized fragment), when it has one; ``result`` is then the text the model reads."""
 
     @classmethod
     def done(cls, value: Any) -> ToolOutcome:

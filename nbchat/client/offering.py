@@ -76,6 +76,12 @@ class ToolOffering:
     def approver(self, approver: ToolApprover | None) -> None:
         self._tools.approver = approver
 
+    def tool_result_html(self, message_id: str | None, call_id: str) -> str | None:
+        """How a client tool's rich result shows in its card (sanitized HTML: a table, an
+        image), for the call ``call_id`` of the reply to ``message_id``; None when the result
+        had no view of its own (its JSON shows) or the view is no longer kept."""
+        return self._tools.shown(message_id, call_id)
+
     # Public methods: tools
 
     @overload

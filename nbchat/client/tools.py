@@ -20,6 +20,12 @@ bounded tool threads (the kernel's process, its variables), so the connection
 stays alive while it works. Stop cannot end a plain function: its result then
 says it is still running in a thread that could not be stopped, and its thread
 no longer holds back later calls.
+
+A result with a view of its own (a DataFrame, a figure: :mod:`nbchat.render.rich`)
+is sent as the text the model reads of it; its view (sanitized HTML) stays
+here, by call, for the card to show (:meth:`ToolRunner.shown`), the newest
+:data:`MAX_SHOWN_CHARS` of them: it never goes on the wire, and a transcript
+records only what the model read.
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ from ..schematool import schema_spec
 from ..tools import execute, still_running
 from ..toolspec import Spec, error_text, tool_spec
 
-__all__ = ["MAX_KEPT_ID_CHARS", "MAX_KEPT_RESULTS", "ClientTool", "Denial", "ToolApprover"]
+__all__ = [
+    "MAX_KEPT_ID_CHARS",
+    "MAX_KEPT_RESULTS",
+    "MAX_SHOWN_CHARS",
+    "ClientTool",
+    "Denial",
+    "ToolApprover",
+]
 
 logger = logging.getLogger("nbchat.client")
 
@@ -60,6 +73,9 @@ MAX_KEPT_ID_CHARS = 1_000_000
 """Call ids remembered (beyond the kept results), in characters: a repeat of one of them
 is refused without running. Past this bound (tens of thousands of calls in one client's
 life) the oldest ids are forgotten, and only then could a repeated id run again."""
+MAX_SHOWN_CHARS = 32_000_000
+"""The views of rich results kept for their cards, in characters (images are most of it):
+past it the oldest are forgotten, and their cards show the text the model read."""
 _ID_OVERHEAD = 64
 """What one remembered id costs beyond its characters, roughly, in this bound."""
 RAN_BEFORE = "this call already ran and its result is no longer kept: it is not run again"
@@ -168,6 +184,9 @@ class ToolRunner:
         self._ran: OrderedDict[tuple[str | None, str], int] = OrderedDict()
         """Every call that ran, by key, with what it costs in ``MAX_KEPT_ID_CHARS``."""
         self._ran_chars = 0
+        self._shown: OrderedDict[tuple[str | None, str], str] = OrderedDict()
+        """The card's view of each rich result, by key (newest last)."""
+        self._shown_chars = 0
         self._running: dict[tuple[str | None, str], tuple[asyncio.Task[None], str | None]] = {}
         """Calls in progress by key, with the message id whose reply they belong to."""
 
@@ -230,6 +249,10 @@ class ToolRunner:
                 count += task.cancel()
         return count
 
+    def shown(self, reply_to: str | None, call_id: str) -> str | None:
+        """The card's view of call ``call_id``'s result in the reply to ``reply_to``, if rich."""
+        return self._shown.get((reply_to, call_id))
+
     @property
     def running(self) -> int:
         """Calls in progress."""
@@ -240,7 +263,9 @@ class ToolRunner:
         status: _Status = "error"
         result: Any = "the call ended unexpectedly"
         try:
-            status, result = await self._outcome(request)
+            status, result, html = await self._outcome(request)
+            if html is not None:
+                self._show(key, html)
         except asyncio.CancelledError as exc:
             note = still_running(exc)
             result = STOPPED if note is None else f"{STOPPED}; {note}"
@@ -259,6 +284,15 @@ class ToolRunner:
             self._remember(key)
             self._send(response)
 
+    def _show(self, key: tuple[str | None, str], html: str) -> None:
+        if len(html) > MAX_SHOWN_CHARS:
+            return
+        old = self._shown.pop(key, None)
+        self._shown_chars += len(html) - (len(old) if old is not None else 0)
+        self._shown[key] = html
+        while self._shown_chars > MAX_SHOWN_CHARS:
+            self._shown_chars -= len(self._shown.popitem(last=False)[1])
+
     def _remember(self, key: tuple[str | None, str]) -> None:
         cost = len(key[0] or "") + len(key[1]) + _ID_OVERHEAD
         self._ran[key] = cost
@@ -266,18 +300,18 @@ class ToolRunner:
         while self._ran_chars > MAX_KEPT_ID_CHARS:
             self._ran_chars -= self._ran.popitem(last=False)[1]
 
-    async def _outcome(self, request: ToolRequest) -> tuple[_Status, Any]:
-        """Run one call: ("done", JSON result) or ("error", one-line reason)."""
+    async def _outcome(self, request: ToolRequest) -> tuple[_Status, Any, str | None]:
+        """Run one call: ("done", JSON result, its view or None) or ("error", reason, None)."""
         tool = self._tools.get(request.name)
         if tool is not None and request.reply_to is None:
-            return "error", ABANDONED
+            return "error", ABANDONED, None
 
         async def approve(spec: Spec) -> str | None:
             return await self._confirm(request) if tool is not None and tool.confirm else None
 
         specs = {name: tool.spec for name, tool in self._tools.items()}
-        outcome = await execute(specs, request.name, request.arguments, approve=approve)
-        return outcome.status, outcome.result
+        outcome = await execute(specs, request.name, request.arguments, approve=approve, rich=True)
+        return outcome.status, outcome.result, outcome.html
 
     async def _confirm(self, request: ToolRequest) -> str | None:
         """None when the person says run; else why the call does not run."""

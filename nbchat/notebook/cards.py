@@ -6,7 +6,9 @@ approval" and shows the arguments as asked, in full, with the approval controls
 right under it; once answered without running (:meth:`ToolCards.answer`) it says
 why; and when the reply ends with the call still running (:meth:`ToolCards.end`)
 it says how the reply ended (:attr:`nbchat.turn.Turn.note`): no card stays
-"running" after its reply.
+"running" after its reply. A done call of the client's own tools whose result
+has a view (a table, an image: :mod:`nbchat.render.rich`) shows that view,
+asked of the client once when the result arrives.
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ class ToolCards:
         box: widgets.Box,
         settle: Callable[[], None],
         where: Callable[[ToolCall], str] | None = None,
+        shown: Callable[[ToolCall], str | None] | None = None,
     ) -> None:
         self._box = box
+        self._lookup_shown = shown
+        """The view of a client tool's rich result, asked once its call is done."""
+        self.shown: dict[str, str] = {}
+        """Each rich result's view, by call id (for the turn, and so the saved copy)."""
         self._lookup = where
         """Where a call of the client's own tools runs ("MCP: time"), asked once per card."""
         self._settle = settle
@@ -61,6 +68,12 @@ class ToolCards:
         self._calls[call.id] = call
         if call.id not in self._where and call.runs_in == "client" and self._lookup is not None:
             self._where[call.id] = self._lookup(call)
+        lookup = self._lookup_shown
+        done = call.status == "done" and call.runs_in == "client"
+        if done and lookup is not None and call.id not in self.shown:
+            view = lookup(call)
+            if view is not None:
+                self.shown[call.id] = view
         if call.id not in self._cards:
             self._settle()
             card = self._cards[call.id] = widgets.HTML()
@@ -106,6 +119,7 @@ class ToolCards:
         waiting = [asked[2] for asked in self._asked.values()]
         self._cards.clear()
         self._calls.clear()
+        self.shown.clear()
         self._ended = None
         return waiting
 
@@ -121,4 +135,5 @@ class ToolCards:
             where=self._where.get(call_id),
             waiting=asked is not None,
             ended=self._answers.get(call_id) or self._ended,
+            shown=self.shown.get(call_id),
         )

@@ -66,7 +66,12 @@ class ChatMagics(Magics):
         client = widget.client
         throttle = Throttle(widget.max_fps)
         message = UserMessage(message=text, conversation_id=client.conversation_id)
-        view = TurnView(text, throttle, message)
+        view = TurnView(
+            text,
+            throttle,
+            message,
+            shown=lambda reply_to, call: client.tool_result_html(reply_to, call.id),
+        )
         # The live view goes out with the widget mimetype only; once the reply is
         # complete it moves to a new output that also carries the text fallback.
         # So every text output is final when first sent, as nbval requires. The

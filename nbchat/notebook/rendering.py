@@ -73,7 +73,13 @@ class EventRendering:
         if not isinstance(message, UserMessage):
             return
         assert message.id is not None
-        view = TurnView(message.message, self._throttle, message, where=self._where)
+        view = TurnView(
+            message.message,
+            self._throttle,
+            message,
+            where=self._where,
+            shown=lambda reply_to, call: self.client.tool_result_html(reply_to, call.id),
+        )
         self._views[message.id] = view
         self._log.append(view.box)
         self._input.streaming = True

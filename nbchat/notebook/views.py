@@ -73,6 +73,7 @@ class TurnView:
         schedule: Callable[[TurnView], None],
         message: UserMessage | None = None,
         where: Callable[[ToolCall], str] | None = None,
+        shown: Callable[[str | None, ToolCall], str | None] | None = None,
     ) -> None:
         self.user_text = user_text
         self.message = message
@@ -89,7 +90,13 @@ class TurnView:
         self._recorded: Turn | None = None
         """The turn a transcript recorded, for a view of the history."""
         self._runs: list[_TextRun] = []
-        self.cards = ToolCards(self.box, self._settle, where)
+        message_id = message.id if message is not None else None
+        self.cards = ToolCards(
+            self.box,
+            self._settle,
+            where,
+            shown=None if shown is None else (lambda call: shown(message_id, call)),
+        )
         """The turn's tool cards, and their approvals (:mod:`~nbchat.notebook.cards`)."""
         self._dirty: set[int] = set()
         self.note = ""
@@ -228,10 +235,11 @@ class TurnView:
         if self._recorded is not None:
             return self._recorded
         if self._reply is not None:
-            reply = self._reply.build()
-            return Turn.from_reply(
-                self.user_text, reply, complete=self.done, attached=self.attached
+            turn = Turn.from_reply(
+                self.user_text, self._reply.build(), complete=self.done, attached=self.attached
             )
+            turn.shown = dict(self.cards.shown)
+            return turn
         message = self.message
         return Turn(
             self.user_text,

@@ -225,7 +225,12 @@ def _where(call: ToolCall) -> str | None:
 
 
 def tool_call_html(
-    call: ToolCall, *, where: str | None = None, waiting: bool = False, ended: str | None = None
+    call: ToolCall,
+    *,
+    where: str | None = None,
+    waiting: bool = False,
+    ended: str | None = None,
+    shown: str | None = None,
 ) -> str:
     """A collapsible card for one tool call: status, name, where it runs, arguments, result.
 
@@ -233,7 +238,9 @@ def tool_call_html(
     function (``runs_in="client"``) says "in this kernel" without it. A running call
     ``waiting`` for approval says so, open, its arguments in full (:func:`approval_text`);
     a running call whose reply ended says ``ended`` (how the turn ended, or why the
-    call will not run) instead of "running".
+    call will not run) instead of "running". ``shown`` is a done call's rich result as
+    :func:`nbchat.render.rich.rich_result` made it (a table, an image; never other markup),
+    shown instead of the text the model read, the card open.
     """
     status = tool_status(call)
     verb = _TOOL_STATUS[status]
@@ -242,7 +249,8 @@ def tool_call_html(
         css, verb = "waiting", WAITING
     elif status == "running" and ended:
         css, verb = "ended", ended
-    is_open = " open" if css in ("error", "waiting") else ""
+    rich = shown is not None and status == "done"
+    is_open = " open" if css in ("error", "waiting") or rich else ""  # a view is there to see
     place = where or _where(call)
     where_html = f' <span class="nbchat-tool-where">{html.escape(place)}</span>' if place else ""
     parts = [
@@ -258,7 +266,9 @@ def tool_call_html(
     elif call.arguments:
         parts.append('<div class="nbchat-tool-label">arguments</div>')
         parts.append(f"<pre><code>{html.escape(tool_value_text(call.arguments))}</code></pre>")
-    if call.result is not None:
+    if rich:
+        parts.append(f'<div class="nbchat-tool-label">result</div>{shown}')
+    elif call.result is not None:
         label = "error" if status == "error" else "result"
         parts.append(f'<div class="nbchat-tool-label">{label}</div>')
         parts.append(f"<pre><code>{html.escape(tool_value_text(call.result))}</code></pre>")
@@ -300,7 +310,8 @@ def turn_html(turn: Turn) -> str:
         if isinstance(segment, str):
             parts.append(assistant_message_html(segment))
         else:  # a call the reply left running says how the reply ended
-            parts.append(tool_call_html(segment, ended=turn.note or NO_RESULT))
+            shown = turn.shown.get(segment.id)
+            parts.append(tool_call_html(segment, ended=turn.note or NO_RESULT, shown=shown))
     if turn.error is not None:
         parts.append(error_banner_html(f"{turn.error.code}: {turn.error.message}"))
     if turn.blank:

@@ -42,7 +42,7 @@ from markdown_it.utils import EnvType, OptionsDict
 from .highlight import TOKEN_CLASSES, OpenFence, highlight
 from .math import MATHML_ATTRIBUTES, MATHML_TAGS, math_plugin
 
-__all__ = ["StreamingMarkdown", "markdown_to_html", "normalize_newlines"]
+__all__ = ["StreamingMarkdown", "markdown_to_html", "normalize_newlines", "sanitize_html"]
 
 
 def _render_image(
@@ -168,6 +168,14 @@ def _clean(markup: str) -> str:
     Only :func:`_render_fence` writes the box: raw HTML is off, so no text can.
     """
     return _cleaner.clean(markup).replace(_CODE_BOX, _CODE_BOX + _COPY_BUTTON)
+
+
+def sanitize_html(markup: str) -> str:
+    """Untrusted HTML (a tool result's ``_repr_html_``) through the allow-list model text gets.
+
+    No Copy button is added: only markup this module rendered gets one.
+    """
+    return _cleaner.clean(markup)
 
 
 def markdown_to_html(text: str) -> str:

@@ -10,7 +10,10 @@ threads (:mod:`nbchat.tools.threads`, never the loop's default executor: it
 may block, and a call that cannot be stopped must not starve the kernel); an
 ``async def`` is awaited on the running loop, so cancelling the caller cancels
 it. The result is read and encoded off the loop too, within
-:data:`SERIALIZE_SECONDS` (:mod:`nbchat.toolresult` bounds its size).
+:data:`SERIALIZE_SECONDS` (:mod:`nbchat.toolresult` bounds its size); with
+``rich=True`` (a client's tools, whose cards a person sees) a value with a view
+of its own (a DataFrame, a figure: :mod:`nbchat.render.rich`) is drawn there as
+well, and its result is the text the model reads of it.
 
 A plain function given up (a time limit, the caller cancelled) keeps running
 in its thread: the outcome says so, and a cancelled caller's
@@ -25,7 +28,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 from ..exceptions import ToolArgumentsError
-from ..toolresult import serialize_result
+from ..render.rich import rich_result
+from ..toolresult import ToolResult, serialize_result
 from ..toolspec import Spec, ToolOutcome, error_text, prepare_call
 from .threads import Job, ThreadsExhausted, ToolThreads
 
@@ -64,8 +68,12 @@ async def execute(
     timeout: float | None = None,
     approve: Approve | None = None,
     threads: ToolThreads = THREADS,
+    rich: bool = False,
 ) -> ToolOutcome:
-    """Run the call of ``name`` with ``arguments`` (JSON text or a mapping) among ``tools``."""
+    """Run the call of ``name`` with ``arguments`` (JSON text or a mapping) among ``tools``.
+
+    ``rich``: a result with a view of its own gets it (``ToolOutcome.html``).
+    """
     try:
         spec, validated = prepare_call(tools, name, arguments, side=side)
     except ToolArgumentsError as exc:
@@ -74,7 +82,7 @@ async def execute(
         refusal = await approve(spec)
         if refusal is not None:
             return ToolOutcome.failed(refusal)
-    return await run(spec, validated, timeout=timeout, threads=threads)
+    return await run(spec, validated, timeout=timeout, threads=threads, rich=rich)
 
 
 async def run(
@@ -83,6 +91,7 @@ async def run(
     *,
     timeout: float | None = None,
     threads: ToolThreads = THREADS,
+    rich: bool = False,
 ) -> ToolOutcome:
     """Call ``spec`` with validated arguments, within ``timeout`` seconds (None: no limit)."""
     try:
@@ -96,12 +105,14 @@ async def run(
         return _failed(spec.name, exc, timeout)
     try:
         what = f"the result of {spec.name}"
-        result = await _in_thread(threads, what, lambda: serialize_result(value), SERIALIZE_SECONDS)
+        result, html = await _in_thread(
+            threads, what, lambda: _read(value, rich), SERIALIZE_SECONDS
+        )
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
         return _failed(f"the result of {spec.name}", exc, SERIALIZE_SECONDS)
-    return ToolOutcome("done", result.value, result.text)
+    return ToolOutcome("done", result.value, result.text, html)
 
 
 def still_running(cancelled: asyncio.CancelledError) -> str | None:
@@ -111,6 +122,14 @@ def still_running(cancelled: asyncio.CancelledError) -> str | None:
 
 
 # Private helpers
+
+
+def _read(value: Any, rich: bool) -> tuple[ToolResult, str | None]:
+    """The result as the model reads it, and its card's view when it has one."""
+    shown = rich_result(value) if rich else None
+    if shown is None:
+        return serialize_result(value), None
+    return serialize_result(shown.text), shown.html
 
 
 async def _guarded(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -22,6 +22,8 @@ from tests.helpers import TIME_SCALE, TIMEOUT
 from tests.payloads import PAYLOADS
 from tests.render.audit import (
     COPY_BUTTON,
+    IMAGE_ATTRIBUTES,
+    IMAGE_SRC,
     MATHML_ATTRIBUTES,
     MATHML_TAGS,
     MATHML_VALUE,
@@ -48,14 +50,15 @@ LONGEST_TASK_MS = 200 * TIME_SCALE
 streams (measured: none over 50 ms). Scaled like every wait, for slow machines."""
 
 INJECTED = (
-    "script, iframe, frame, frameset, object, embed, img, svg, video, audio, source,"
+    "script, iframe, frame, frameset, object, embed, img:not(.nbchat-rich-image > img), svg,"
+    " video, audio, source,"
     " picture, form, input, textarea, select, link, meta, base, style, template,"
     " button:not(.nbchat-actions > .nbchat-copy):not(.nbchat-code > .nbchat-code-copy),"
     " noscript, marquee, details:not(.nbchat-tool)"
 )
 """Elements that must not exist among the messages (the controls have their own input, a
-finished reply its own Copy button outside the reply's body, and a code block one of its own,
-audited closely below)."""
+finished reply its own Copy button outside the reply's body, a code block one of its own, and a
+tool's rich result an image in its image box, audited closely below)."""
 
 ALLOWED = {
     "mathTags": sorted(MATHML_TAGS),
@@ -63,11 +66,21 @@ ALLOWED = {
     "mathValue": MATHML_VALUE.pattern,
     "tokenClasses": sorted(PYGMENTS_CLASSES),
     "copyButton": COPY_BUTTON,
+    "imageSrc": IMAGE_SRC.pattern,
+    "imageAttributes": sorted(IMAGE_ATTRIBUTES),
+    "richClasses": [
+        *(f"nbchat-rich nbchat-rich-{kind}" for kind in ("table", "image", "html", "markdown")),
+        "nbchat-rich nbchat-rich-refused",
+        "nbchat-rich-caption",
+        "nbchat-rich-note",
+        "nbchat-table-scroll",
+    ],
 }
 """The markup nbchat writes itself inside a reply, as narrowly as tests/render/audit.py allows
 it: MathML's presentation elements with layout attributes, Pygments' token classes on spans,
 and a code block's Copy button with exactly its attributes (and, in a user's bubble only, a
-mention's chip: a span of text)."""
+mention's chip: a span of text), and a tool result's image: a base64 PNG or JPEG with alt
+text, directly in its box in a tool card."""
 
 _AUDIT = """([root, injected, allowed]) => {
   const found = [];
@@ -77,9 +90,11 @@ _AUDIT = """([root, injected, allowed]) => {
   const mathAttributes = new Set(allowed.mathAttributes);
   const mathValue = new RegExp(`^(?:${allowed.mathValue})$`);
   const tokenClasses = new Set(allowed.tokenClasses);
+  const richClasses = new Set(allowed.richClasses);
   const ours = (el, value) => {  // the classes nbchat's renderer writes inside a reply
     const tag = el.tagName.toLowerCase();
-    if (tag === 'div') return value === 'nbchat-code';
+    if (tag === 'div') return value === 'nbchat-code' || richClasses.has(value);
+    if (tag === 'table') return value === 'nbchat-table';
     if (tag === 'span' && value === 'nbchat-mention') {  // a chip: text, in the user's bubble
       return el.parentElement.matches('.nbchat-user > .nbchat-body') && el.children.length === 0;
     }
@@ -95,6 +110,17 @@ _AUDIT = """([root, injected, allowed]) => {
       found.push(el.outerHTML.slice(0, 120));
     }
   }
+  const imageSrc = new RegExp(`^(?:${allowed.imageSrc})$`);
+  for (const el of log.querySelectorAll('.nbchat-rich-image > img')) {
+    const names = [...el.attributes].map((attr) => attr.name);
+    const box = el.parentElement;
+    if (names.some((name) => !allowed.imageAttributes.includes(name))
+        || !imageSrc.test(el.getAttribute('src') || '') || el.children.length !== 0
+        || box.getAttribute('class') !== 'nbchat-rich nbchat-rich-image'
+        || !box.closest('.nbchat-tool') || box.closest('.nbchat-body')) {
+      found.push(el.outerHTML.slice(0, 120));
+    }
+  }
   for (const el of log.querySelectorAll('math, math *')) {
     const tag = el.tagName.toLowerCase();
     if (!mathTags.has(tag) || !el.closest('.nbchat-body')) found.push(`<${tag}> in math`);
@@ -104,8 +130,9 @@ _AUDIT = """([root, injected, allowed]) => {
       }
     }
   }
-  for (const el of log.querySelectorAll('.nbchat-body *')) {
+  for (const el of log.querySelectorAll('.nbchat-body *, .nbchat-rich, .nbchat-rich *')) {
     for (const attr of el.attributes) {
+      if (attr.name === 'src' && el.matches('.nbchat-rich-image > img')) continue;  // above
       const name = attr.name.toLowerCase();
       const value = attr.value.replace(/[\\s\\x00-\\x1f]/g, '').toLowerCase();
       if (name.startsWith('on') || name === 'style' || name === 'srcdoc'
@@ -306,6 +333,65 @@ def test_injection_payloads_execute_nothing(page: Page, lab: JupyterLab, watch: 
     assert watch.foreign_requests() == [], watch.foreign_requests()
     assert watch.page_errors == [], watch.page_errors
     assert page.evaluate("document.baseURI").startswith(lab.url("").split("?")[0])
+
+
+RICH_TOOLS_CELL = """
+import pandas as pd
+from matplotlib.figure import Figure
+from IPython.display import HTML
+
+
+@chat.tool
+def table() -> object:
+    \"\"\"A table.\"\"\"
+    return pd.DataFrame({"region": ["north", "<img src=x onerror=alert(1)>"], "total": [1, 2]})
+
+
+@chat.tool
+def chart() -> object:
+    \"\"\"A chart.\"\"\"
+    figure = Figure(figsize=(3, 2), dpi=100)
+    figure.subplots().plot([1, 3, 2])
+    return figure
+
+
+@chat.tool
+def page() -> object:
+    \"\"\"Someone's HTML.\"\"\"
+    return HTML(
+        '<p>hi</p><img src=x onerror=alert(1)><script>alert(2)</script>'
+        '<div class="nbchat-rich nbchat-rich-image"><img src="data:image/png;base64,AAAA"></div>'
+        '<a href="data:text/html,<script>alert(3)</script>">x</a><svg onload=alert(4)></svg>'
+    )
+
+
+for name in ("table", "chart", "page"):
+    await chat.ask("call " + name)
+"""
+
+
+def test_rich_tool_results_show_a_table_and_an_image_and_nothing_active(
+    page: Page, lab: JupyterLab, watch: Watch
+) -> None:
+    """A tool's DataFrame is a table, its figure a decoded image, its HTML inert: audited."""
+    from playwright.sync_api import expect
+
+    panel = open_widget_notebook(
+        page, lab, "rich.ipynb", WIDGET_CELL.format(arguments="delay=0"), RICH_TOOLS_CELL
+    )
+    panel.wait_finished_replies(3)
+    expect(panel.root.locator(".nbchat-tool-done")).to_have_count(3)
+    expect(panel.root.locator("details.nbchat-tool[open]")).to_have_count(3)  # a view is open
+    expect(panel.root.locator(".nbchat-table td").first).to_have_text("north")
+    image = panel.root.locator(".nbchat-rich-image > img")
+    expect(image).to_have_count(1)
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth === 300", arg=image.element_handle()
+    )
+    found = page.evaluate(_AUDIT, [panel.root.element_handle(), INJECTED, ALLOWED])
+    assert found == [], f"active content in the panel: {found}"
+    assert watch.dialogs == [], watch.dialogs
+    assert watch.foreign_requests() == [], watch.foreign_requests()
 
 
 @pytest.mark.parametrize("delay", LONG_REPLY_DELAYS, ids=["paced", "burst"])

@@ -707,3 +707,51 @@ async def test_replay_with_warn_goes_on_as_recorded_after_a_difference(tmp_path:
     async with server, ChatClient(url=server.url, tools=[scale]) as chat:
         reply = await chat.ask('call scale {"x": 4}', timeout=TIMEOUT)
     assert reply.text == "scale returned 40." and reply.tool_calls[0].result == 44
+
+
+async def test_a_rich_result_reaches_the_model_as_text_and_its_view_stays_here(
+    client: ChatClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DataFrame's result on the wire is its summary; the table is kept by (message, call)
+    for the card, the oldest forgotten past the bound in characters."""
+    import pandas as pd
+
+    from nbchat.client import tools
+
+    @client.tool
+    def table(n: int) -> object:
+        """A table of n rows."""
+        return pd.DataFrame({"x": range(n)})
+
+    first = await client.ask('call table {"n": 3}', timeout=TIMEOUT)
+    (call,) = first.tool_calls
+    assert isinstance(call.result, str) and call.result.startswith("a pandas DataFrame: 3 rows")
+    assert "<" not in first.text
+    view = client.tool_result_html(first.message_id, call.id)
+    assert view is not None and view.count("<tr>") == 4 and "nbchat-table" in view
+    assert client.tool_result_html("another message", call.id) is None
+
+    monkeypatch.setattr(tools, "MAX_SHOWN_CHARS", len(view) + 10)
+    second = await client.ask('call table {"n": 3}', timeout=TIMEOUT)
+    assert client.tool_result_html(second.message_id, second.tool_calls[0].id) is not None
+    assert client.tool_result_html(first.message_id, call.id) is None  # forgotten: over the bound
+
+
+async def test_a_transcript_records_what_the_model_read_of_a_rich_result(
+    client: ChatClient, tmp_path: Path
+) -> None:
+    """A recorded DataFrame result is its summary text: no table markup, no image, in the file."""
+    import pandas as pd
+
+    @client.tool
+    def table() -> object:
+        """A table."""
+        return pd.DataFrame({"x": [1, 2]})
+
+    path = tmp_path / "rich.jsonl"
+    client.record(path)
+    await client.ask("call table", timeout=TIMEOUT)
+    client.stop_recording()
+    recorded = path.read_text(encoding="utf-8")
+    assert "a pandas DataFrame: 2 rows" in recorded
+    assert "nbchat-table" not in recorded and "<td" not in recorded and "data:image" not in recorded

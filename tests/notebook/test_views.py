@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,11 +29,16 @@ pytestmark = pytest.mark.unit
 class Shown:
     """A view fed as the client feeds it: each message through a real session, with its reply."""
 
-    def __init__(self, text: str, throttle: Throttle) -> None:
+    def __init__(
+        self,
+        text: str,
+        throttle: Throttle,
+        shown: Callable[[str | None, ToolCall], str | None] | None = None,
+    ) -> None:
         self.session = Session()
         self.message = UserMessage(id=new_id(), conversation_id="c", message=text)
         self.session.submit(self.message)
-        self.view = TurnView(text, throttle, self.message)
+        self.view = TurnView(text, throttle, self.message, shown=shown)
 
     def feed(self, message: ServerMessage) -> None:
         routed = message.model_copy(update={"reply_to": self.message.id})
@@ -90,6 +95,32 @@ async def test_tool_card_moves_from_running_to_done(comms: list[RecordingComm]) 
     shown.feed(ToolResultMessage(tool_calls=[done]))
     assert shown.view.cards.card("t1") is card
     assert "done" in card.value and "42" in card.value
+
+
+async def test_a_client_tools_rich_view_shows_once_done_and_in_the_turn(
+    comms: list[RecordingComm],
+) -> None:
+    """A done client call's card shows the view the client kept for (this message, the call),
+    asked once; the turn carries it for the saved copy; a server call is never asked."""
+    view = '<div class="nbchat-rich nbchat-rich-table">the table</div>'
+    asked: list[tuple[str | None, str]] = []
+
+    def lookup(reply_to: str | None, call: ToolCall) -> str | None:
+        asked.append((reply_to, call.id))
+        return view
+
+    shown = Shown("table", Throttle(30.0), lookup)
+    call = ToolCall(id="t1", name="table", runs_in="client")
+    shown.feed(ToolCallMessage(tool_calls=[call, ToolCall(id="s1", name="search")]))
+    assert asked == []  # running: nothing to show yet
+    done = call.model_copy(update={"status": "done", "result": "a pandas DataFrame"})
+    server = ToolCall(id="s1", name="search", status="done", result="x")
+    shown.feed(ToolResultMessage(tool_calls=[done, server]))
+    shown.feed(DoneMessage())
+    assert asked == [(shown.message.id, "t1")]
+    assert view in shown.view.cards.card("t1").value
+    assert "a pandas DataFrame" not in shown.view.cards.card("t1").value
+    assert shown.view.turn.shown == {"t1": view}
 
 
 async def test_tool_card_keeps_arguments_a_result_leaves_out(comms: list[RecordingComm]) -> None:

@@ -53,6 +53,13 @@ URL_NOISE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 CLASS_TOKEN = re.compile(r"nbchat(?:-[a-z-]+)?|language-[A-Za-z0-9_+#.-]+")
 PYGMENTS_CLASSES = {f"nbchat-tok-{name}" for name in STANDARD_TYPES.values() if name}
 """Pygments' short token names, prefixed: the only classes a highlighted span may carry."""
+IMAGE_SRC = re.compile(r"data:image/(?:png|jpeg);base64,[A-Za-z0-9+/]+={0,2}")
+"""The one ``src`` an ``<img>`` may have: a PNG or JPEG in a base64 data URL, nothing else."""
+IMAGE_BOX = ("div", "nbchat-rich nbchat-rich-image")
+"""The one place an ``<img>`` may be: directly in the box nbchat.render.rich writes for it."""
+IMAGE_ATTRIBUTES = {"src", "alt"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+         "track", "wbr"}  # fmt: skip
 
 
 class Audit(HTMLParser):
@@ -61,14 +68,26 @@ class Audit(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.elements: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.parents: list[tuple[str, str] | None] = []
+        """Each element's parent as (tag, class), aligned with ``elements``."""
         self.other: list[str] = []
         self.text: list[str] = []
+        self._open: list[tuple[str, str]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, attrs))
+        self.handle_startendtag(tag, attrs)
+        if tag not in _VOID:
+            self._open.append((tag, dict(attrs).get("class") or ""))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.elements.append((tag, attrs))
+        self.parents.append(self._open[-1] if self._open else None)
+
+    def handle_endtag(self, tag: str) -> None:
+        for at in range(len(self._open) - 1, -1, -1):
+            if self._open[at][0] == tag:
+                del self._open[at:]
+                return
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
@@ -97,7 +116,17 @@ def problems(markup: str) -> list[str]:
     """Every reason ``markup`` could run code or restyle the page; empty when inert."""
     parsed = audit(markup)
     found = list(parsed.other)
-    for tag, attrs in parsed.elements:
+    for (tag, attrs), parent in zip(parsed.elements, parsed.parents, strict=True):
+        if tag == "img":
+            given = dict(attrs)
+            if (
+                parent != IMAGE_BOX
+                or len(given) != len(attrs)
+                or not set(given) <= IMAGE_ATTRIBUTES
+                or not IMAGE_SRC.fullmatch(given.get("src") or "")
+            ):
+                found.append(f"image {str(attrs)[:120]} in {parent!r}")
+            continue
         if tag == "button":
             given = dict(attrs)
             if set(given) != set(COPY_BUTTON) or any(

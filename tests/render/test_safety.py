@@ -18,6 +18,7 @@ from nbchat.render import (
     tool_call_html,
     user_message_html,
 )
+from nbchat.render.rich import rich_result
 from nbchat.turn import Turn
 from tests.payloads import PAYLOADS
 
@@ -99,6 +100,8 @@ ESCAPE_ENTRY_POINTS: dict[str, Callable[[str], str]] = {
 
 # The audit itself
 
+IMAGE_BOX = '<div class="nbchat-rich nbchat-rich-image">'
+
 
 @pytest.mark.parametrize(
     "markup",
@@ -122,6 +125,20 @@ ESCAPE_ENTRY_POINTS: dict[str, Callable[[str], str]] = {
         '<math><mstyle mathcolor="red"><mi>x</mi></mstyle></math>',
         '<math><mspace width="url(javascript:x)"></mspace></math>',
         "<math><semantics><annotation-xml>x</annotation-xml></semantics></math>",
+        # an image anywhere but in nbchat's image box, or of anything but a base64 PNG/JPEG
+        '<img src="data:image/png;base64,AAAA" alt="x">',
+        '<div class="nbchat-rich-image"><img src="data:image/png;base64,AAAA"></div>',
+        f'{IMAGE_BOX}<p><img src="data:image/png;base64,AA"></p></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img src="https://x.org/a.png"></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img src="data:image/svg+xml;base64,AA"></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img src="data:text/html;base64,AA"></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img src="data:image/png,<svg>"></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img src="data:image/png;base64,A A"></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img src="data:image/png;base64,AA" onerror=x>'
+        "</div>",
+        f'{IMAGE_BOX}<img src="data:image/png;base64,AA" src=x></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img></div>',
+        '<div class="nbchat-rich nbchat-rich-image"><img srcset="data:image/png;base64,AA"></div>',
     ],
 )
 def test_audit_catches_active_markup(markup: str) -> None:
@@ -148,6 +165,16 @@ def test_audit_accepts_highlighting_math_and_the_copy_button() -> None:
         '<mspace width="0.167em"></mspace></math>'
     )
     assert problems(markup) == []
+
+
+def test_audit_accepts_an_image_only_in_its_box() -> None:
+    """A base64 PNG or JPEG with alt text, directly in nbchat's image box, is allowed."""
+    for mime in ("png", "jpeg"):
+        markup = (
+            '<div class="nbchat-rich nbchat-rich-image">'
+            f'<img src="data:image/{mime};base64,iVBORw0KGgo=" alt="a &quot;PNG&quot;"></div>'
+        )
+        assert problems(markup) == []
 
 
 # Injection corpus through every entry point
@@ -184,3 +211,82 @@ def test_payload_stays_inert_beside_a_mention_chip(payload: str) -> None:
     assert problems(markup) == [], markup
     assert markup.count('<span class="nbchat-mention">@df</span>') >= 2
     assert text_of(markup) == " ".join(text.split())
+
+
+# Rich tool results: a value's own HTML, Markdown or SVG, and the card around them
+
+
+class _Repr:
+    """A value whose display methods return ``payload`` (as its ``kind`` repr)."""
+
+    def __init__(self, kind: str, payload: object) -> None:
+        self.kind = kind
+        self.payload = payload
+
+    def _repr_html_(self) -> object:
+        return self.payload if self.kind == "html" else None
+
+    def _repr_markdown_(self) -> object:
+        return self.payload if self.kind == "markdown" else None
+
+
+class _Svg:
+    def _repr_svg_(self) -> str:
+        return "<svg onload=alert(1)><script>alert(1)</script></svg>"
+
+
+RICH_CORPUS = [
+    *PAYLOADS,
+    '<img src="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">',
+    '<div class="nbchat-rich nbchat-rich-image"><img src="data:image/png;base64,AA"></div>',
+    '<div class="nbchat-rich nbchat-rich-image"><img src="x" onerror="alert(1)"></div>',
+    '<a href="data:text/html,<script>alert(1)</script>">x</a>',
+    '<iframe src="data:text/html,<script>alert(1)</script>"></iframe>',
+    '<object data="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+"></object>',
+    '<div class="nbchat-code"><button onclick="alert(1)">Copy</button></div>',
+    '<table><tr><td style="background:url(javascript:alert(1))">x</td></tr></table>',
+    "![x](data:image/png;base64,iVBORw0KGgo=)",
+]
+"""HTML, SVG and data URLs a tool's value could carry in its reprs."""
+
+
+@pytest.mark.parametrize("kind", ["html", "markdown"])
+@pytest.mark.parametrize("payload", RICH_CORPUS)
+def test_a_values_own_markup_stays_inert_in_its_card(kind: str, payload: str) -> None:
+    """An HTML or Markdown repr carrying script, handlers, SVG or data URLs shows nothing active,
+    in the card and in the saved copy, and the model's text is never HTML."""
+    shown = rich_result(_Repr(kind, payload))
+    assert shown is not None
+    card = tool_call_html(tool_call(status="done", result=shown.text), shown=shown.html)
+    turn = Turn(user="u", tool_calls=[tool_call(status="done")], shown={"c1": shown.html})
+    for markup in (card, conversation_html([turn], styles=False)):
+        assert problems(markup) == [], markup
+        assert "<img" not in markup
+    assert "<script" not in shown.text.lower() or kind == "markdown"
+
+
+def test_svg_and_svg_as_image_bytes_are_never_shown() -> None:
+    """An SVG repr, and SVG text returned as a PNG repr, become one inert line."""
+
+    class SvgAsPng:
+        def _repr_png_(self) -> str:
+            return "PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+"  # base64 of <svg onload=alert(1)>
+
+    for value in (_Svg(), SvgAsPng()):
+        shown = rich_result(value)
+        assert shown is not None and shown.kind == "refused"
+        assert problems(tool_call_html(tool_call(status="done"), shown=shown.html)) == []
+        assert "svg" not in shown.html.replace("SVG", "")
+
+
+def test_a_card_shows_its_rich_view_only_when_done() -> None:
+    """The view replaces a done call's result text, its card open; an error shows its reason."""
+    view = '<div class="nbchat-rich nbchat-rich-html">table</div>'
+    done = tool_call_html(tool_call(status="done", result="what it read"), shown=view)
+    assert (
+        view in done
+        and "what it read" not in done
+        and '<details class="nbchat-tool nbchat-tool-done" open>' in done
+    )
+    failed = tool_call_html(tool_call(status="error", result="boom"), shown=view)
+    assert view not in failed and "boom" in failed

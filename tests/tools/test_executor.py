@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -234,3 +236,49 @@ async def test_a_result_that_takes_too_long_to_read_is_an_error(
     assert outcome.status == "error" and outcome.result.startswith(
         "the result of stuck did not finish within 0.05s"
     )
+
+
+def frame() -> Any:
+    """A small table."""
+    import pandas as pd
+
+    return pd.DataFrame({"region": ["north", "south"], "total": [120, 95]})
+
+
+async def test_a_rich_result_gives_the_model_text_and_the_card_its_view() -> None:
+    """With rich=True a DataFrame's result is its summary text and its view is a table;
+    without, the result goes the JSON way it always did and has no view."""
+    spec = tool_spec(frame)
+    rich = await execute({"frame": spec}, "frame", {}, rich=True)
+    assert rich.status == "done" and rich.html is not None and "nbchat-table" in rich.html
+    assert isinstance(rich.result, str) and rich.result.startswith("a pandas DataFrame: 2 rows")
+    assert json.loads(rich.text) == rich.result and "<" not in rich.result
+    plain = await execute({"frame": spec}, "frame", {})
+    assert plain.html is None and "nbchat" not in plain.text
+
+
+async def test_a_figure_too_slow_to_draw_is_an_error_within_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Drawing a rich result shares the result's time limit: a savefig that blocks is an error."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(executor, "SERIALIZE_SECONDS", 0.05)
+    release = threading.Event()
+
+    class Slow(Figure):
+        def savefig(self, *args: Any, **kwargs: Any) -> None:
+            release.wait()
+
+    def slow_figure() -> Any:
+        """A figure that takes forever to draw."""
+        return Slow()
+
+    try:
+        outcome = await asyncio.wait_for(
+            execute({"slow_figure": tool_spec(slow_figure)}, "slow_figure", {}, rich=True), 5
+        )
+    finally:
+        release.set()
+    assert outcome.status == "error" and outcome.html is None
+    assert outcome.result.startswith("the result of slow_figure did not finish within 0.05s")

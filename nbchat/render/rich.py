@@ -1,0 +1,180 @@
+"""A tool's return value, looked at once: what a person sees in its card, what the model reads.
+
+The decision is made here, from the value alone, and nowhere else (pure: no
+I/O, and pandas, matplotlib and PIL are never imported; a value is recognised
+by its type's module and name, or by the display methods it has, as Jupyter
+recognises them). In order:
+
+- PNG or JPEG bytes (by magic number): the image;
+- a pandas ``DataFrame`` or ``Series``: a bounded table (:mod:`~nbchat.render.richtable`);
+- a matplotlib ``Figure`` (or ``Axes``, for its figure): drawn as a PNG;
+- a PIL image: encoded as a PNG (:mod:`~nbchat.render.richimage`, which bounds images);
+- an object with ``_repr_png_`` or ``_repr_jpeg_`` (``IPython.display.Image``): the image;
+- ``_repr_html_``: through the sanitizer model text goes through
+  (:func:`~nbchat.render.markdown.sanitize_html`); ``_repr_markdown_``: rendered as model text is;
+- ``_repr_svg_`` only: not shown (SVG can carry script), said in one line.
+
+Anything else is not rich (None): its result goes the JSON way it always did
+(:mod:`nbchat.toolresult`). The model is given text only, never HTML: a
+table's shape, dtypes and first rows; an image's kind and size; an HTML or
+Markdown repr's text. A value whose own methods raise (``iloc``, ``savefig``,
+``_repr_html_``) is shown as one line saying so. The card's text is redacted
+(:mod:`nbchat.redact`), since the card becomes the notebook's saved copy.
+"""
+
+from __future__ import annotations
+
+import html
+from html.parser import HTMLParser
+from typing import Any
+
+from ..redact import redact_text
+from ..toolspec import error_text
+from .markdown import markdown_to_html, sanitize_html
+from .richimage import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    figure_rich,
+    image_rich,
+    pil_rich,
+    repr_image_rich,
+)
+from .richtable import table_rich
+from .richtypes import MAX_MODEL_CHARS, Rich, RichKind, refused
+
+__all__ = [
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_MODEL_CHARS",
+    "MAX_REPR_CHARS",
+    "Rich",
+    "RichKind",
+    "rich_result",
+]
+
+MAX_REPR_CHARS = 200_000
+"""An ``_repr_html_`` or ``_repr_markdown_`` longer than this is cut before it is sanitized."""
+
+_PLAIN = (str, int, float, bool, type(None), dict, list, tuple, set, frozenset)
+"""Types that are never rich: the common results skip every check."""
+_LIBRARIES = frozenset({"pandas", "matplotlib", "PIL"})
+
+
+def rich_result(value: Any) -> Rich | None:
+    """How ``value`` shows in a card and what the model reads of it; None if it is not rich."""
+    if isinstance(value, _PLAIN):
+        return None
+    try:
+        return _represent(value)
+    except Exception as exc:  # the value's own code failed: say so, in one line
+        return refused(f"a {_name(value)}", f"it could not be shown ({error_text(exc)})")
+
+
+# Private helpers
+
+
+def _represent(value: Any) -> Rich | None:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return image_rich(value)
+    root, name = _library(value)
+    if root == "pandas" and name in ("DataFrame", "Series"):
+        return table_rich(value, name)
+    if root == "matplotlib":
+        if callable(getattr(value, "savefig", None)):
+            return figure_rich(value)
+        figure = getattr(value, "figure", None)
+        if callable(getattr(figure, "savefig", None)):
+            return figure_rich(figure)
+    if root == "PIL" and callable(getattr(value, "save", None)) and hasattr(value, "size"):
+        return pil_rich(value)
+    if _method(value, "_ipython_canary_method_should_not_exist_") is not None:
+        return None  # answers every attribute (a proxy, a mock): its "reprs" mean nothing
+    for display in ("_repr_png_", "_repr_jpeg_"):
+        method = _method(value, display)
+        if method is not None:
+            shown = repr_image_rich(method(), display)
+            if shown is not None:
+                return shown
+    for display, kind_name in (("_repr_html_", "html"), ("_repr_markdown_", "markdown")):
+        method = _method(value, display)
+        if method is not None:
+            text = method()
+            if isinstance(text, tuple) and text:  # (data, metadata)
+                text = text[0]
+            if isinstance(text, str):
+                return _markup(text, "html" if kind_name == "html" else "markdown")
+    method = _method(value, "_repr_svg_")
+    if method is not None:
+        return refused(
+            f"an SVG image ({_name(value)})", "nbchat shows no SVG, which can carry script"
+        )
+    return None
+
+
+def _library(value: Any) -> tuple[str, str]:
+    """The library a value's type (or a base of it: a GeoDataFrame is a DataFrame) comes from,
+    and that class's name; ``("", "")`` for none of those recognised here."""
+    for kind in type(value).__mro__:
+        root = (kind.__module__ or "").partition(".")[0]
+        if root in _LIBRARIES:
+            return root, kind.__name__
+    return "", ""
+
+
+def _method(value: Any, name: str) -> Any:
+    """A display method the value's type defines (never an instance's ``__getattr__``)."""
+    if getattr(type(value), name, None) is None:
+        return None
+    method = getattr(value, name, None)
+    return method if callable(method) else None
+
+
+def _markup(text: str, kind: RichKind) -> Rich:
+    """An HTML or Markdown repr: sanitized for the card, its text for the model."""
+    note = ""
+    if len(text) > MAX_REPR_CHARS:
+        note = f"cut: {MAX_REPR_CHARS:,} of its {len(text):,} characters shown"
+        text = text[:MAX_REPR_CHARS]
+    cleaned = redact_text(text)
+    if kind == "html":
+        body, read = sanitize_html(cleaned), _text_of_html(text)
+    else:
+        body, read = markdown_to_html(cleaned), text.strip()
+    if len(read) > MAX_MODEL_CHARS:
+        read = read[:MAX_MODEL_CHARS] + " … [cut]"
+    line = f'<div class="nbchat-rich-note">{html.escape(note)}</div>' if note else ""
+    return Rich(kind, read, f'<div class="nbchat-rich nbchat-rich-{kind}">{body}</div>{line}')
+
+
+class _Text(HTMLParser):
+    """The text of HTML as a page shows it, script and style left out, for the model."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _text_of_html(markup: str) -> str:
+    parser = _Text()
+    parser.feed(markup)
+    parser.close()
+    return " ".join(" ".join(parser.parts).split())
+
+
+def _name(value: Any) -> str:
+    """The value's type as a person would look it up: ``pandas.DataFrame``, ``IPython.SVG``."""
+    kind = type(value)
+    module = (kind.__module__ or "").partition(".")[0]
+    return f"{module}.{kind.__name__}" if module and module != "builtins" else kind.__name__

@@ -1,0 +1,44 @@
+"""What a rich tool result is made of: the person's view and the model's text, decided together.
+
+Kept apart from :mod:`~nbchat.render.rich` (which decides) so the table and
+image modules it calls can build one without importing it back.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from ..redact import redact_text
+
+__all__ = ["MAX_MODEL_CHARS", "TIMES", "Rich", "RichKind", "refused"]
+
+RichKind: TypeAlias = Literal["table", "image", "html", "markdown", "refused"]
+
+TIMES = "\u00d7"
+"""The multiplication sign (U+00D7) of an image size and a table shape, as people write them."""
+
+MAX_MODEL_CHARS = 4_000
+"""The longest text a model is given for one rich result: a summary, not the data."""
+
+
+@dataclass(frozen=True)
+class Rich:
+    """One tool result as two things: what the model reads, and what the person sees."""
+
+    kind: RichKind
+    text: str
+    """What the model is given: plain text, never HTML (a summary, a description)."""
+    html: str
+    """What the card shows: a sanitized fragment nbchat wrote (escaped text, checked images)."""
+
+
+def refused(what: str, why: str) -> Rich:
+    """A value not shown (too large, unreadable, SVG): one line in the card, and for the model."""
+    line = f"{what}: not shown, {why}"
+    return Rich(
+        "refused",
+        f"{line} (the person was told)",
+        f'<div class="nbchat-rich nbchat-rich-refused">{html.escape(redact_text(line))}</div>',
+    )
