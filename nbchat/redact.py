@@ -294,6 +294,7 @@ def redact_turn(turn: Turn) -> Turn:
         reasoning=reasoning,
         usage=turn.usage,
         truncated=turn.truncated,
+        mentions=turn.mentions,
     )
 
 

@@ -79,10 +79,18 @@ class Turn:
     """Tokens the reply cost, when the server said."""
     truncated: bool = False
     """The model was cut at its token limit (the reply is complete, its text is not)."""
+    mentions: tuple[str, ...] = ()
+    """The names the user's message carried as context (``@df``): chips in its bubble."""
 
     @classmethod
     def from_reply(
-        cls, user: str, reply: Reply, *, complete: bool = True, messages: bool = True
+        cls,
+        user: str,
+        reply: Reply,
+        *,
+        complete: bool = True,
+        messages: bool = True,
+        mentions: tuple[str, ...] = (),
     ) -> Turn:
         """The turn of ``user``'s message answered by ``reply`` (as far as it has arrived).
 
@@ -103,6 +111,7 @@ class Turn:
             reasoning=reply.reasoning,
             usage=reply.usage,
             truncated=reply.truncated,
+            mentions=mentions,
         )
 
     @property

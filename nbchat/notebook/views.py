@@ -72,12 +72,14 @@ class TurnView:
         schedule: Callable[[TurnView], None],
         message: UserMessage | None = None,
         where: Callable[[ToolCall], str] | None = None,
+        mentions: tuple[str, ...] = (),
     ) -> None:
         self.user_text = user_text
         self.message = message
         """The user message this turn shows, when it came from the client."""
-        chips = [c.mention for c in (message.context or ()) if c.mention] if message else []
-        self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text, chips))])
+        self.mentions = message.mentions if message is not None else mentions
+        """The names the message carried as context: chips in its bubble."""
+        self.box = widgets.VBox([widgets.HTML(render.user_message_html(user_text, self.mentions))])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule
         self._reply: ReplyBuilder | None = None
@@ -102,7 +104,7 @@ class TurnView:
     @classmethod
     def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
         """A finished view of a recorded turn (a transcript), shown as the turn assembled it."""
-        view = cls(turn.user, schedule)
+        view = cls(turn.user, schedule, mentions=turn.mentions)
         view._recorded = turn
         if turn.reasoning:
             view._show_reasoning(turn.reasoning, expanded=False)
@@ -224,13 +226,16 @@ class TurnView:
         if self._recorded is not None:
             return self._recorded
         if self._reply is not None:
-            return Turn.from_reply(self.user_text, self._reply.build(), complete=self.done)
+            return Turn.from_reply(
+                self.user_text, self._reply.build(), complete=self.done, mentions=self.mentions
+            )
         message = self.message
         return Turn(
             self.user_text,
             message_id=message.id if message is not None else None,
             conversation_id=message.conversation_id if message is not None else None,
             complete=self.done,
+            mentions=self.mentions,
         )
 
     # Private
@@ -239,7 +244,11 @@ class TurnView:
         """The turn without its messages: how it ended and its text, at no cost per token."""
         if self._reply is not None and self._recorded is None:
             return Turn.from_reply(
-                self.user_text, self._reply.build(), complete=self.done, messages=False
+                self.user_text,
+                self._reply.build(),
+                complete=self.done,
+                messages=False,
+                mentions=self.mentions,
             )
         return self.turn
 

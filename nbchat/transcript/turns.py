@@ -44,6 +44,7 @@ class _Open:
     user: str
     builder: ReplyBuilder
     times: list[float] = field(default_factory=list)
+    mentions: tuple[str, ...] = ()
 
 
 def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
@@ -80,7 +81,8 @@ def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
                     continue
                 if sent.id is not None and sent.id in by_id:
                     continue  # a resend after a reconnect: the server answers it once
-                turn = _Open(line.t, sent.message, ReplyBuilder(sent.id, sent.conversation_id))
+                builder = ReplyBuilder(sent.id, sent.conversation_id)
+                turn = _Open(line.t, sent.message, builder, mentions=sent.mentions)
                 turns.append(turn)
                 if sent.id is not None:
                     by_id[sent.id] = turn
@@ -117,5 +119,6 @@ def _frozen(turn: _Open) -> Turn:
             reasoning=reply.reasoning,
             usage=reply.usage,
             truncated=reply.truncated,
+            mentions=turn.mentions,
         )
     )
