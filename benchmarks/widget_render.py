@@ -44,7 +44,8 @@ import ipywidgets as widgets
 
 from nbchat import render
 from nbchat.notebook.static_view import StaticConversation, static_bundle
-from nbchat.notebook.views import Throttle, TurnLog, TurnView
+from nbchat.notebook.turnlog import TurnLog
+from nbchat.notebook.views import Throttle, TurnView
 from nbchat.protocol import DoneMessage, TokenMessage
 from nbchat.render import highlight as highlight_module
 from nbchat.render import markdown as markdown_module

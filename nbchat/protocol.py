@@ -152,6 +152,11 @@ class UserMessage(WireModel):
     """What the message points at (``@df``: df's description), for the model to read beside
     the text; written only to a server that announced ``context``."""
 
+    @property
+    def mentions(self) -> tuple[str, ...]:
+        """The names its context describes (``("df",)`` for ``@df``): a bubble's chips."""
+        return tuple(item.mention for item in self.context or () if item.mention)
+
 
 class CancelRequest(WireModel):
     """Stop the reply being generated for a conversation."""

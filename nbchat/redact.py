@@ -42,6 +42,7 @@ writes a long reply in parts cut only there.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -270,6 +271,7 @@ def redact_turn(turn: Turn) -> Turn:
     user = redact_text(turn.user)
     assistant = redact_text(turn.assistant)
     reasoning = redact_text(turn.reasoning)
+    attached = [redact_text(line) for line in turn.attached]
     if (
         messages is turn.messages
         and all(a is b for a, b in zip(calls, turn.tool_calls, strict=True))
@@ -277,24 +279,20 @@ def redact_turn(turn: Turn) -> Turn:
         and user == turn.user
         and assistant == turn.assistant
         and reasoning == turn.reasoning
+        and attached == turn.attached
     ):
         return turn
-    return Turn(
+    # Every other field as it was (the rich views were redacted as they were made,
+    # nbchat.render.rich), so a field added to Turn is never lost here.
+    return dataclasses.replace(
+        turn,
         user=user,
-        message_id=turn.message_id,
-        conversation_id=turn.conversation_id,
         assistant=assistant,
         tool_calls=calls,
         messages=messages,
         error=error,
-        complete=turn.complete,
-        cancelled=turn.cancelled,
-        t=turn.t,
-        times=turn.times,
         reasoning=reasoning,
-        usage=turn.usage,
-        truncated=turn.truncated,
-        shown=turn.shown,  # redacted as it was made (nbchat.render.rich)
+        attached=attached,
     )
 
 

@@ -86,6 +86,8 @@ class Turn:
     """Rich results of the client's own tools as their cards show them, by call id
     (sanitized HTML from :mod:`nbchat.render.rich`): made in this kernel, shown in the
     panel and its saved copy, never sent or recorded (a transcript has what the model read)."""
+    mentions: tuple[str, ...] = ()
+    """The names the user's message carried as context (``@df``): chips in its bubble."""
 
     @classmethod
     def from_reply(
@@ -96,6 +98,7 @@ class Turn:
         complete: bool = True,
         messages: bool = True,
         attached: list[str] | None = None,
+        mentions: tuple[str, ...] = (),
     ) -> Turn:
         """The turn of ``user``'s message answered by ``reply`` (as far as it has arrived).
 
@@ -117,6 +120,7 @@ class Turn:
             usage=reply.usage,
             truncated=reply.truncated,
             attached=list(attached or ()),
+            mentions=mentions,
         )
 
     @property

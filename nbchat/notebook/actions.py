@@ -23,7 +23,8 @@ from ..exceptions import ConfigError, NbchatError
 from ..protocol import ToolCall, new_id
 from .approval import CLEARED, STOPPED, Approvals
 from .input import ChatInput
-from .views import TurnLog, TurnView
+from .turnlog import TurnLog
+from .views import TurnView
 
 if TYPE_CHECKING:
     from ..client.client import ChatClient

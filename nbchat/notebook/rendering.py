@@ -26,7 +26,8 @@ from ..transcript import Transcript
 from ..transcript.format import gc_paused
 from .input import ChatInput
 from .static_view import StaticConversation
-from .views import Throttle, TurnLog, TurnView
+from .turnlog import TurnLog
+from .views import Throttle, TurnView
 
 if TYPE_CHECKING:
     from ..client.client import ChatClient

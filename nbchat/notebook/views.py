@@ -39,7 +39,7 @@ from ..reply import Reply, ReplyBuilder
 from ..turn import Turn
 from .cards import ToolCards
 
-__all__ = ["Throttle", "TurnLog", "TurnView", "close_tree"]
+__all__ = ["Throttle", "TurnView", "close_tree"]
 
 
 @dataclass(eq=False)
@@ -74,14 +74,16 @@ class TurnView:
         message: UserMessage | None = None,
         where: Callable[[ToolCall], str] | None = None,
         shown: Callable[[str | None, ToolCall], str | None] | None = None,
+        mentions: tuple[str, ...] = (),
     ) -> None:
         self.user_text = user_text
         self.message = message
         """The user message this turn shows, when it came from the client."""
         self.attached = [describe(a) for a in (message.attachments or ())] if message else []
         """What the user attached, a line each, shown as chips under the text."""
-        chips = [c.mention for c in (message.context or ()) if c.mention] if message else []
-        bubble = render.user_message_html(user_text, chips, self.attached)
+        self.mentions = message.mentions if message is not None else mentions
+        """The names the message carried as context: chips in its bubble."""
+        bubble = render.user_message_html(user_text, self.mentions, self.attached)
         self.box = widgets.VBox([widgets.HTML(bubble)])
         self.box.add_class("nbchat-turn")
         self._schedule = schedule
@@ -113,7 +115,7 @@ class TurnView:
     @classmethod
     def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
         """A finished view of a recorded turn (a transcript), shown as the turn assembled it."""
-        view = cls(turn.user, schedule)
+        view = cls(turn.user, schedule, mentions=turn.mentions)
         view._recorded = turn
         if turn.reasoning:
             view._show_reasoning(turn.reasoning, expanded=False)
@@ -236,7 +238,11 @@ class TurnView:
             return self._recorded
         if self._reply is not None:
             turn = Turn.from_reply(
-                self.user_text, self._reply.build(), complete=self.done, attached=self.attached
+                self.user_text,
+                self._reply.build(),
+                complete=self.done,
+                attached=self.attached,
+                mentions=self.mentions,
             )
             turn.shown = dict(self.cards.shown)
             return turn
@@ -247,6 +253,7 @@ class TurnView:
             conversation_id=message.conversation_id if message is not None else None,
             complete=self.done,
             attached=self.attached,
+            mentions=self.mentions,
         )
 
     # Private
@@ -260,6 +267,7 @@ class TurnView:
                 complete=self.done,
                 messages=False,
                 attached=self.attached,
+                mentions=self.mentions,
             )
         return self.turn
 
@@ -326,62 +334,6 @@ class TurnView:
     def has_call(self, call_id: str) -> bool:
         """Whether this turn shows the card of tool call ``call_id``."""
         return call_id in self.cards
-
-
-class TurnLog:
-    """The conversation area: appending a turn costs the same however many came before.
-
-    A box's children travel whole on every change, so one flat box of turns
-    makes each new turn re-send every earlier one (quadratic traffic over a
-    long conversation). Turns go instead into pages of at most ``page_size``;
-    a full page gets the next page as its last child. Each append changes one
-    page: at most ``page_size + 1`` ids on the wire, whatever the length.
-    """
-
-    def __init__(self, page_size: int = 16) -> None:
-        self.page_size = page_size
-        self.box = widgets.VBox()
-        self.box.add_class("nbchat-log")
-        self._page = self.box
-        self._count = 0
-        """Turns on the current page."""
-
-    def clear(self) -> None:
-        """Remove every turn and banner shown, closing their widgets."""
-        children, self.box.children = self.box.children, ()
-        for child in children:
-            close_tree(child)
-        self._page = self.box
-        self._count = 0
-
-    def remove(self, child: widgets.Widget) -> None:
-        """Take ``child`` (a banner that no longer holds) out of whichever page holds it."""
-        page: widgets.Box | None = self.box
-        while page is not None:
-            if child in page.children:
-                page.children = tuple(c for c in page.children if c is not child)
-                if page is self._page:
-                    self._count -= 1
-                close_tree(child)
-                return
-            last = page.children[-1] if page.children else None
-            page = (
-                last
-                if isinstance(last, widgets.Box) and "nbchat-page" in last._dom_classes
-                else None
-            )
-
-    def append(self, child: widgets.Widget) -> None:
-        """Add ``child`` (a turn or a banner) after everything shown."""
-        if self._count == self.page_size:
-            page = widgets.VBox([child])
-            page.add_class("nbchat-page")
-            self._page.children += (page,)
-            self._page = page
-            self._count = 1
-            return
-        self._page.children += (child,)
-        self._count += 1
 
 
 class Throttle:

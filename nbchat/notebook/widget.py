@@ -36,7 +36,8 @@ from .approval import CLOSED, Approvals, PendingCall
 from .input import ChatInput, shared_style
 from .rendering import EventRendering
 from .static_view import EMPTY_TEXT, StaticConversation
-from .views import Throttle, TurnLog, TurnView, close_tree
+from .turnlog import TurnLog
+from .views import Throttle, TurnView, close_tree
 
 if TYPE_CHECKING:
     from ..client.tools import ClientTool

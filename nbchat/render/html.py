@@ -303,7 +303,10 @@ def status_header_html(state: str, detail: str = "") -> str:
 
 def turn_html(turn: Turn) -> str:
     """One turn as the panel shows it: the user bubble, then text and tool cards in order."""
-    parts = ['<div class="nbchat-turn">', user_message_html(turn.user, attached=turn.attached)]
+    parts = [
+        '<div class="nbchat-turn">',
+        user_message_html(turn.user, turn.mentions, turn.attached),
+    ]
     if turn.reasoning:
         parts.append(reasoning_html(turn.reasoning))
     for segment in turn.segments():

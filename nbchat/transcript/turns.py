@@ -46,6 +46,7 @@ class _Open:
     builder: ReplyBuilder
     times: list[float] = field(default_factory=list)
     attached: list[str] = field(default_factory=list)
+    mentions: tuple[str, ...] = ()
 
 
 def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
@@ -84,7 +85,9 @@ def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
                     continue  # a resend after a reconnect: the server answers it once
                 attached = [describe(attachment) for attachment in sent.attachments or ()]
                 builder = ReplyBuilder(sent.id, sent.conversation_id)
-                turn = _Open(line.t, sent.message, builder, attached=attached)
+                turn = _Open(
+                    line.t, sent.message, builder, attached=attached, mentions=sent.mentions
+                )
                 turns.append(turn)
                 if sent.id is not None:
                     by_id[sent.id] = turn
@@ -122,5 +125,6 @@ def _frozen(turn: _Open) -> Turn:
             usage=reply.usage,
             truncated=reply.truncated,
             attached=turn.attached,
+            mentions=turn.mentions,
         )
     )

@@ -18,6 +18,7 @@ from nbchat import ChatClient
 from nbchat.client.kernel import Kernel
 from nbchat.server import ChatServer
 from nbchat.server.openai.bridge import OpenAIAgent
+from nbchat.transcript import Transcript
 from tests.helpers import FAST, TIMEOUT
 from tests.openai_upstream import Upstream
 
@@ -66,6 +67,9 @@ async def test_a_mention_reaches_the_model_as_a_context_part(
     (message,) = [line["data"] for line in sent if line["dir"] == "out"]
     assert [item["mention"] for item in message["context"]] == ["df", "OPENAI_API_KEY"]
     assert KEY not in record.read_text()
+    (turn,) = Transcript.load(record).turns
+    assert turn.mentions == ("df", "OPENAI_API_KEY")  # chips in its bubble, wherever shown
+    assert '<span class="nbchat-mention">@df</span>' in Transcript.load(record).to_html()
 
 
 async def test_without_kernel_tools_a_mention_is_plain_text(upstream: Upstream) -> None:

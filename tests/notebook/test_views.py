@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from nbchat.notebook.views import Throttle, TurnLog, TurnView
+from nbchat.notebook.turnlog import TurnLog
+from nbchat.notebook.views import Throttle, TurnView
 from nbchat.protocol import (
     DoneMessage,
     ReasoningMessage,

@@ -533,5 +533,8 @@ async def test_at_completes_the_kernels_names_and_a_sent_mention_is_a_chip(
     reply = await chat.ask("what keys has @df?")
     assert "- df: dict" in reply.text
     assert any('<span class="nbchat-mention">@df</span>' in v for v in html_values(chat))
+
+    saved = chat._static.bundle(chat._views.values())["text/html"]  # what a saved notebook shows
+    assert '<span class="nbchat-mention">@df</span>' in saved
     await chat.aclose()
     await plain.aclose()
