@@ -91,3 +91,25 @@ def attach(client: object, *names: str) -> Recorder:
     for name in names or ("open", "close", "error", "message", "state"):
         client.on(name, recorder.callback(name))  # type: ignore[attr-defined]
     return recorder
+
+
+def png(width: int = 2, height: int = 2, padding: int = 0) -> bytes:
+    """A real PNG of ``width`` by ``height`` gray pixels (``padding`` zero bytes in a chunk of
+    its own, for size bounds), built with zlib so no image library is needed."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = b"".join(b"\0" + b"\x80" * width for _ in range(height))
+    extra = chunk(b"tEXt", b"pad\0" + b"\0" * padding) if padding else b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + extra
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

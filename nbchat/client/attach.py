@@ -2,7 +2,7 @@
 
 The one place nbchat reads a file a user attaches: its size is checked before
 it is read, and a file that cannot be read is one line. Everything else
-(figures, images, DataFrames, text, bytes) is :func:`nbchat.attachments.attachment_of`'s.
+(figures, images, DataFrames, text, bytes) is :func:`nbchat.render.attachable.attachment_of`'s.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..attachments import MAX_ATTACHMENT_BYTES, Attachment, attachment_of, bounded
+from ..attachments import MAX_ATTACHMENT_BYTES, Attachment, bounded
 from ..exceptions import AttachmentError
 from ..protocol import ATTACHMENTS_FEATURE, UserMessage
+from ..render.attachable import attachment_of
 
 __all__ = ["Attachable", "attach_to", "read_attachments"]
 

@@ -99,7 +99,8 @@ def image_rich(data: bytes | bytearray | memoryview, what: str | None = None) ->
         f'<img src="data:{_MIME[kind]};base64,{encoded}"'
         f' alt="{html.escape(redact_text(described), quote=True)}"></div>'
     )
-    return Rich("image", f"{described}, shown to the person in the tool's card", markup)
+    shown = f"{described}, shown to the person in the tool's card"
+    return Rich("image", shown, markup, image=(_MIME[kind], encoded))
 
 
 def figure_rich(figure: Any) -> Rich:

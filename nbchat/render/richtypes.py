@@ -32,6 +32,11 @@ class Rich:
     """What the model is given: plain text, never HTML (a summary, a description)."""
     html: str
     """What the card shows: a sanitized fragment nbchat wrote (escaped text, checked images)."""
+    image: tuple[str, str] | None = None
+    """An image's MIME type and base64 bytes, checked and bounded: what an attachment sends
+    a model (:mod:`nbchat.render.attachable`)."""
+    reason: str = ""
+    """Why a refused value is not shown, in one line."""
 
 
 def refused(what: str, why: str) -> Rich:
@@ -41,4 +46,5 @@ def refused(what: str, why: str) -> Rich:
         "refused",
         f"{line} (the person was told)",
         f'<div class="nbchat-rich nbchat-rich-refused">{html.escape(redact_text(line))}</div>',
+        reason=line,
     )

@@ -13,11 +13,11 @@ from nbchat import ChatClient
 from nbchat.exceptions import AttachmentError
 from nbchat.protocol import AckMessage, DoneMessage, TokenMessage, dump
 from nbchat.server import DemoServer
-from tests.helpers import TIMEOUT, scripted_server
+from tests.helpers import TIMEOUT, png, scripted_server
 
 pytestmark = [pytest.mark.loopback, pytest.mark.timeout(TIMEOUT * 3)]
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+PNG = png()
 
 
 async def test_attachments_reach_the_demo_agent_which_names_them(
@@ -30,8 +30,8 @@ async def test_attachments_reach_the_demo_agent_which_names_them(
         reply = await chat.ask("echo ok", attach=[PNG, "some text", notes], timeout=TIMEOUT)
     first, _, rest = reply.text.partition("\n\n")
     assert first == (
-        "I received 3 attachments: image.png (image/png, 40 B), note.txt (text/plain, 9 B), "
-        "notes.md (text/markdown, 17 B)."
+        f"I received 3 attachments: image.png (image/png, {len(PNG)} B), "
+        "note.txt (text/plain, 9 B), notes.md (text/markdown, 17 B)."
     )
     assert rest == "ok"
 

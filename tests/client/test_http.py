@@ -11,7 +11,7 @@ from nbchat import ChatClient
 from nbchat.exceptions import ConnectionFailed, ServerError
 from nbchat.protocol import ToolCall
 from tests.client.agents import Agents, serving
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, png
 from tests.openai_upstream import Reply, Status, text_chunks, tool_chunks
 
 pytestmark = pytest.mark.loopback
@@ -153,11 +153,10 @@ async def test_attachments_reach_the_agents_model_as_an_image_and_a_text(
     agents: Agents, protocol: str
 ) -> None:
     """pydantic-ai's adapters hand an attached image and text to the model as their parts."""
-    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
     agents.upstream.script.append(Reply(text_chunks("Seen.")))
     url = agents.agui if protocol == "ag-ui" else agents.aisdk
     async with ChatClient(url=url, protocol=protocol) as client:
-        reply = await client.ask("what is this?", attach=[png, "a note"], timeout=TIMEOUT)
+        reply = await client.ask("what is this?", attach=[png(), "a note"], timeout=TIMEOUT)
     assert reply.text == "Seen."
     user = agents.upstream.completion_requests()[-1]["messages"][-1]
     assert user["role"] == "user"

@@ -25,7 +25,7 @@ from nbchat.notebook.widget import ChatWidget
 from nbchat.render import stylesheet
 from nbchat.server import DemoServer
 from nbchat.server.openai.bridge import OpenAIAgent
-from tests.helpers import FAST, TIMEOUT, attach, free_port, scripted_server
+from tests.helpers import FAST, TIMEOUT, attach, free_port, png, scripted_server
 from tests.notebook.widget_comm import RecordingComm, recording_comms
 from tests.openai_upstream import Upstream
 from tests.server.helpers import drop_connections
@@ -90,16 +90,20 @@ async def test_attachments_show_as_chips_live_and_in_the_saved_copy(
     """Each attachment is a chip (escaped) under the user's text, in the panel and the copy."""
     chat = ChatWidget(url=demo.url)
     note = "<img src=x onerror=alert(1)>"
-    reply = await chat.ask("echo seen", attach=[note, b"\x89PNG\r\n\x1a\n" + b"\0" * 8])
+    reply = await chat.ask("echo seen", attach=[note, png()])
     assert reply.text.endswith("seen")
     live = "\n".join(html_values(chat))
     saved = chat._static.bundle(chat._views.values())
     for html in (live, saved["text/html"].replace(f"<style>{stylesheet()}</style>", "")):
         assert html.count('<span class="nbchat-attachment">') == 2, html
-        assert "note.txt (text/plain, 28 B)" in html and "image.png (image/png, 16 B)" in html
+        assert (
+            "note.txt (text/plain, 28 B)" in html
+            and f"image.png (image/png, {len(png())} B)" in html
+        )
         assert active_elements(html) == []
     assert (
-        "Attached: note.txt (text/plain, 28 B), image.png (image/png, 16 B)" in saved["text/plain"]
+        f"Attached: note.txt (text/plain, 28 B), image.png (image/png, {len(png())} B)"
+        in saved["text/plain"]
     )
     await chat.aclose()
 

@@ -29,7 +29,7 @@ from nbchat.server.openai.bridge import OpenAIAgent
 from nbchat.server.openai.history import Histories
 from nbchat.server.openai.toolcalls import ToolCallAccumulator
 from nbchat.server.responder import ResponderMessage
-from tests.helpers import TIMEOUT, free_port
+from tests.helpers import TIMEOUT, free_port, png
 from tests.openai_upstream import (
     Reply,
     Status,
@@ -531,11 +531,11 @@ async def test_attachments_reach_the_model_as_content_parts(
     """An image becomes an image_url part with a data URL, a table CSV text; in later turns too."""
     import pandas as pd
 
-    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+    image = png()
     upstream.script.append(Reply(text_chunks("A blank image.")))
     frame = pd.DataFrame({"x": [1, 2]})
     async with ChatServer(make_agent()) as server, ChatClient(url=server.url) as client:
-        reply = await client.ask("what is this?", attach=[png, frame], timeout=TIMEOUT)
+        reply = await client.ask("what is this?", attach=[image, frame], timeout=TIMEOUT)
         assert reply.text == "A blank image."
         await client.ask("and now?", timeout=TIMEOUT)
     first, second = upstream.completion_requests()
@@ -544,7 +544,7 @@ async def test_attachments_reach_the_model_as_content_parts(
     assert image["type"] == "image_url"
     assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
     assert table["type"] == "text"
-    assert table["text"].startswith("Attached table.csv (text/csv, ")
-    assert table["text"].endswith(":\n# a table of 2 rows x 1 columns\n,x\n0,1\n1,2\n")
+    assert table["text"].startswith("Attached table.txt (text/plain, ")
+    assert table["text"].endswith("first 2 rows, as CSV:\n,x\n0,1\n1,2")
     assert second["messages"][0]["content"] == first["messages"][-1]["content"]  # remembered
     assert second["messages"][-1]["content"] == "and now?"
