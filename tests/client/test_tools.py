@@ -755,3 +755,15 @@ async def test_a_transcript_records_what_the_model_read_of_a_rich_result(
     recorded = path.read_text(encoding="utf-8")
     assert "a pandas DataFrame: 2 rows" in recorded
     assert "nbchat-table" not in recorded and "<td" not in recorded and "data:image" not in recorded
+
+
+async def test_a_result_of_several_lines_is_quoted_as_a_block(client: ChatClient) -> None:
+    """The demo agent quotes a multi-line result (a table's summary) as a block, not as JSON."""
+
+    def summary() -> str:
+        """A table's summary."""
+        return "shape: 2 x 1\n,x\n0,1"
+
+    client.tool(summary)
+    reply = await client.ask("call summary", timeout=TIMEOUT)
+    assert reply.text == "summary returned:\n\n```\nshape: 2 x 1\n,x\n0,1\n```\n"

@@ -212,7 +212,15 @@ class DemoAgent:
         yield ToolCallMessage(tool_calls=[call])
         finished = await current_client_tools().call(name, arguments, call_id=call.id)
         yield ToolResultMessage(tool_calls=[finished])
-        if finished.status == "done":
+        if (
+            finished.status == "done"
+            and isinstance(finished.result, str)
+            and "\n" in finished.result
+        ):
+            # Several lines (a table's summary): shown as they are, not as one JSON string.
+            fence = "~~~~" if "```" in finished.result else "```"
+            reply = f"{name} returned:\n\n{fence}\n{finished.result}\n{fence}\n"
+        elif finished.status == "done":
             reply = f"{name} returned {serialize_result(finished.result).text}."
         else:
             reply = f"{name} failed: {finished.result}"
