@@ -19,6 +19,7 @@ run with a time limit (:mod:`nbchat.client.kernel`).
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import reprlib
@@ -210,11 +211,13 @@ def cell_text(cells: Iterable[str], namespace: Mapping[str, Any] | None = None) 
 
 
 def scrub(text: str, namespace: Mapping[str, Any]) -> str:
-    """``text`` redacted, and every string value of a secret variable replaced by ``***``."""
+    """``text`` redacted, and every string value of a secret variable replaced by ``***``
+    (in markup too, where ``&``, ``<`` or a quote in it is escaped)."""
     text = redact_text(text)
     for value in _secret_values(namespace):
-        if value in text:
-            text = text.replace(value, REDACTED)
+        for form in {value, html.escape(value), html.escape(value, quote=False)}:
+            if form in text:
+                text = text.replace(form, REDACTED)
     return text
 
 

@@ -43,6 +43,7 @@ from ..namespace import (
     scrub,
 )
 from ..protocol import UserMessage
+from ..render.richtypes import Output
 from ..tools import THREADS
 from .runcode import RUN_SECONDS
 from .runcode import run_code as _run_code
@@ -138,11 +139,16 @@ def kernel_tools(
         count = max(1, min(n, MAX_HISTORY_CELLS))
         return cell_text(kernel.history(count), kernel.namespace())
 
-    async def run(code: str) -> str:
+    async def run(code: str) -> Output:
         """Run Python code in the notebook's namespace, as a cell would (after the person
         approves it); returns its stdout, stderr, the value of a last expression, or its error."""
         namespace = kernel.namespace()
-        return scrub(await _run_code(code, namespace, timeout=timeout), namespace)
+        output = await _run_code(code, namespace, timeout=timeout)
+        return Output(
+            scrub(output.text, namespace),
+            output.shown,
+            lambda text: scrub(text, namespace),
+        )
 
     functions: Sequence[Callable[..., Any]] = (
         list_variables,

@@ -1,4 +1,4 @@
-"""``run_code``: Python code run in the notebook's namespace as a cell would, off the loop.
+r"""``run_code``: Python code run in the notebook's namespace as a cell would, off the loop.
 
 Where it runs, and why: on nbchat's own tool threads (:mod:`nbchat.tools.threads`),
 not on the kernel's thread. IPython's ``run_cell`` is not re-entrant from inside
@@ -9,7 +9,11 @@ tool thread the loop stays free; the code is compiled and ``exec``'d in the
 user's namespace (a last expression ``eval``'d, its value kept, as a cell
 shows it); ``print`` and ``sys.stderr`` of that thread only are captured (a
 proxy on ``sys.stdout``/``sys.stderr`` that forwards every other thread's text
-to the kernel's streams), bounded. The cost: code that needs the main thread
+to the kernel's streams), bounded. What it shows goes to its card, as a cell's
+output would: what it ``display()``\ s (IPython's display publisher is proxied
+the same way), the figures it opens (drawn, then closed, as the inline backend
+does at the end of a cell) and its last value, each as a tool's value is shown
+(:class:`nbchat.render.rich.Output`). The cost: code that needs the main thread
 (signals, some GUI toolkits) cannot run here.
 
 Stop and the time limit interrupt it: :class:`CodeInterrupted` is raised in its
@@ -33,6 +37,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from ..namespace import MAX_TEXT, bounded, safe_repr
+from ..render.richtypes import MAX_OUTPUT_PARTS, Output
 from ..tools import THREADS
 from ..tools.threads import ThreadsExhausted, ToolThreads
 from ..toolspec import error_text
@@ -107,13 +112,17 @@ _install_lock = threading.Lock()
 
 @contextlib.contextmanager
 def _capturing() -> Iterator[None]:
-    """The stream proxies in place while any code runs (counted: runs may overlap)."""
+    """The stream and display proxies in place while any code runs (counted: runs may
+    overlap)."""
     global _installed, _saved
     with _install_lock:
         if _installed == 0:
             _saved = (sys.stdout, sys.stderr)
             sys.stdout = _Stream(sys.stdout, "stdout")
             sys.stderr = _Stream(sys.stderr, "stderr")
+            publisher = _display_pub()
+            if publisher is not None:
+                publisher.publish = _Publisher(publisher.publish)
         _installed += 1
     try:
         yield
@@ -125,6 +134,9 @@ def _capturing() -> Iterator[None]:
                     sys.stdout = _saved[0]
                 if isinstance(sys.stderr, _Stream):
                     sys.stderr = _saved[1]
+                publisher = _display_pub()
+                if publisher is not None and isinstance(publisher.publish, _Publisher):
+                    publisher.publish = publisher.publish.publish
                 _saved = None
 
 
@@ -137,6 +149,8 @@ class _Run:
         self.namespace = namespace
         self.output = _Output()
         self.value: str | None = None
+        self.shown: list[Any] = []
+        """What the code displayed, the figures it opened, then its last value."""
         self.error: str | None = None
         self.thread: int | None = None
         self.running = False
@@ -151,10 +165,14 @@ class _Run:
             self.thread = threading.get_ident()
             self.running = True
         token = _CAPTURE.set(self.output)
+        shown = _SHOWN.set(self.shown)
         try:
             with _capturing():
+                figures = _figures()
                 self._execute()
+                self._opened(figures)
         finally:
+            _SHOWN.reset(shown)
             while True:  # an interrupt arriving now must not escape into the pool's thread
                 try:
                     with self.lock:
@@ -188,11 +206,28 @@ class _Run:
                 value = eval(self.last, globals_)
                 if value is not None:
                     self.value = safe_repr(value)
+                    _show(value)
         except CodeInterrupted:
             self.delivered = True
             self.error = "stopped"
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: a line of the result
             self.error = _error_line(exc)
+
+    def _opened(self, before: set[int]) -> None:
+        """Show the figures the code opened and left open, then close them (as a cell does)."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        with contextlib.suppress(Exception):  # pyplot's state is the user's: never fail here
+            for number in sorted(set(pyplot.get_fignums()) - before):
+                figure = pyplot.figure(number)
+                if not any(value is figure for value in self.shown):
+                    _show(figure)
+                pyplot.close(figure)
+
+    def outcome(self, note: str | None = None) -> Output:
+        """The run's text for the model, and what it showed, for its card."""
+        return Output(self.result(note), tuple(self.shown))
 
     def result(self, note: str | None = None) -> str:
         parts = []
@@ -214,20 +249,21 @@ async def run_code(
     *,
     timeout: float = RUN_SECONDS,
     threads: ToolThreads = THREADS,
-) -> str:
-    """Run ``code`` in ``namespace`` within ``timeout``; its output, value and error, bounded."""
+) -> Output:
+    """Run ``code`` in ``namespace`` within ``timeout``: its output, value and error, bounded,
+    and what it showed."""
     try:
         body, last = _compile(code)
     except SyntaxError as exc:
         line = f" (line {exc.lineno})" if exc.lineno else ""
-        return bounded(f"error: SyntaxError: {exc.msg}{line}", 500)
+        return Output(bounded(f"error: SyntaxError: {exc.msg}{line}", 500))
     except (ValueError, RecursionError, MemoryError) as exc:
-        return f"error: the code could not be compiled: {error_text(exc)}"
+        return Output(f"error: the code could not be compiled: {error_text(exc)}")
     run = _Run(body, last, namespace)
     try:
         job = threads.submit(run)
     except ThreadsExhausted as exc:
-        return f"error: {exc}"
+        return Output(f"error: {exc}")
     waiting = asyncio.wrap_future(job.future)
     try:
         done, _ = await asyncio.wait({waiting}, timeout=timeout)
@@ -236,16 +272,80 @@ async def run_code(
         threads.abandon(job)
         raise
     if done:
-        return run.result()
+        return run.outcome()
     run.interrupt()
     done, _ = await asyncio.wait({waiting}, timeout=GRACE_SECONDS)
     note = f"stopped: the code did not finish within {timeout:g}s"
     if not done and threads.abandon(job):
         note += " and is still running in a thread that could not be stopped"
-    return run.result(note)
+    return run.outcome(note)
 
 
 # Private helpers
+
+
+_SHOWN: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "nbchat_run_code_shown", default=None
+)
+
+
+def _show(value: Any) -> None:
+    """Keep ``value`` for the card of the code running in this thread (bounded)."""
+    shown = _SHOWN.get()
+    if shown is not None and len(shown) <= MAX_OUTPUT_PARTS:
+        shown.append(value)
+
+
+def _figures() -> set[int]:
+    """The figures open before the code runs (none where pyplot was never imported)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    try:
+        return set(pyplot.get_fignums()) if pyplot is not None else set()
+    except Exception:  # pyplot's state is the user's
+        return set()
+
+
+class _Displayed:
+    r"""A bundle the code ``display()``\ ed, with the display methods its formats answer to
+    (so it is shown as any value with them is: nbchat.render.rich)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def _repr_png_(self) -> Any:
+        return self.data.get("image/png")
+
+    def _repr_jpeg_(self) -> Any:
+        return self.data.get("image/jpeg")
+
+    def _repr_html_(self) -> Any:
+        return self.data.get("text/html")
+
+    def _repr_markdown_(self) -> Any:
+        return self.data.get("text/markdown")
+
+    def __repr__(self) -> str:
+        return str(self.data.get("text/plain", "a display"))
+
+
+class _Publisher:
+    """IPython's display publisher while code runs: the code's displays kept, others' sent."""
+
+    def __init__(self, publish: Any) -> None:
+        self.publish = publish
+
+    def __call__(self, data: Any, *args: Any, **kwargs: Any) -> Any:
+        shown = _SHOWN.get()
+        if shown is None or not isinstance(data, dict):
+            return self.publish(data, *args, **kwargs)
+        _show(_Displayed(data))
+        return None
+
+
+def _display_pub() -> Any:
+    """The kernel's display publisher, where IPython runs one."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return getattr(shell, "display_pub", None) if shell else None
 
 
 def _compile(code: str) -> tuple[Any, Any]:

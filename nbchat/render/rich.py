@@ -40,13 +40,14 @@ from .richimage import (
     repr_image_rich,
 )
 from .richtable import table_rich
-from .richtypes import MAX_MODEL_CHARS, Rich, RichKind, refused
+from .richtypes import MAX_MODEL_CHARS, MAX_OUTPUT_PARTS, Output, Rich, RichKind, refused
 
 __all__ = [
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS",
     "MAX_MODEL_CHARS",
     "MAX_REPR_CHARS",
+    "Output",
     "Rich",
     "RichKind",
     "rich_result",
@@ -64,6 +65,8 @@ def rich_result(value: Any) -> Rich | None:
     """How ``value`` shows in a card and what the model reads of it; None if it is not rich."""
     if isinstance(value, _PLAIN):
         return None
+    if isinstance(value, Output):
+        return _output(value)
     try:
         return _represent(value)
     except Exception as exc:  # the value's own code failed: say so, in one line
@@ -109,6 +112,31 @@ def _represent(value: Any) -> Rich | None:
             f"an SVG image ({_name(value)})", "nbchat shows no SVG, which can carry script"
         )
     return None
+
+
+def _output(output: Output) -> Rich | None:
+    """Code's output: its text as a block, then each value it showed, as each is shown alone;
+    the model reads the text and a line per value. None when it showed nothing rich."""
+    scrub = output.scrub or (lambda text: text)
+    views = [
+        view
+        for view in (rich_result(value) for value in output.shown[:MAX_OUTPUT_PARTS])
+        if view is not None and view.kind != "output"
+    ]
+    if not views:
+        return None
+    more = len(output.shown) - MAX_OUTPUT_PARTS
+    read = "\n".join(
+        [output.text, *(f"displayed: {view.text}" for view in views)]
+        + ([f"({more} more values shown, not listed)"] if more > 0 else [])
+    )
+    text = html.escape(scrub(output.text))
+    parts = "".join(scrub(view.html) for view in views)
+    markup = (
+        '<div class="nbchat-rich nbchat-rich-output">'
+        f'<pre class="nbchat-rich-text"><code>{text}</code></pre>{parts}</div>'
+    )
+    return Rich("output", scrub(read), markup)
 
 
 def _library(value: Any) -> tuple[str, str]:

@@ -7,14 +7,15 @@ image modules it calls can build one without importing it back.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from ..redact import redact_text
 
-__all__ = ["MAX_MODEL_CHARS", "TIMES", "Rich", "RichKind", "refused"]
+__all__ = ["MAX_MODEL_CHARS", "MAX_OUTPUT_PARTS", "TIMES", "Output", "Rich", "RichKind", "refused"]
 
-RichKind: TypeAlias = Literal["table", "image", "html", "markdown", "refused"]
+RichKind: TypeAlias = Literal["table", "image", "html", "markdown", "refused", "output"]
 
 TIMES = "\u00d7"
 """The multiplication sign (U+00D7) of an image size and a table shape, as people write them."""
@@ -37,6 +38,23 @@ class Rich:
     a model (:mod:`nbchat.render.attachable`)."""
     reason: str = ""
     """Why a refused value is not shown, in one line."""
+
+
+MAX_OUTPUT_PARTS = 8
+"""Values one :class:`Output` shows; the rest are counted in a line."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """What code printed and showed, as a cell's output is (``run_code``): its text, and the
+    values it displayed (a DataFrame, a figure) or ended with, each shown as a tool's value is.
+
+    ``scrub`` is applied to everything shown and read (the notebook's secret values out).
+    """
+
+    text: str
+    shown: tuple[Any, ...] = ()
+    scrub: Callable[[str], str] | None = None
 
 
 def refused(what: str, why: str) -> Rich:

@@ -29,6 +29,7 @@ from typing import Any, TypeAlias, TypeVar
 
 from ..exceptions import ToolArgumentsError
 from ..render.rich import rich_result
+from ..render.richtypes import Output
 from ..toolresult import ToolResult, serialize_result
 from ..toolspec import Spec, ToolOutcome, error_text, prepare_call
 from .threads import Job, ThreadsExhausted, ToolThreads
@@ -127,8 +128,8 @@ def still_running(cancelled: asyncio.CancelledError) -> str | None:
 def _read(value: Any, rich: bool) -> tuple[ToolResult, str | None]:
     """The result as the model reads it, and its card's view when it has one."""
     shown = rich_result(value) if rich else None
-    if shown is None:
-        return serialize_result(value), None
+    if shown is None:  # code's output that showed nothing: its text, as any string
+        return serialize_result(value.text if isinstance(value, Output) else value), None
     return serialize_result(shown.text), shown.html
 
 

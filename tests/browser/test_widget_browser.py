@@ -69,7 +69,7 @@ ALLOWED = {
     "imageSrc": IMAGE_SRC.pattern,
     "imageAttributes": sorted(IMAGE_ATTRIBUTES),
     "richClasses": [
-        *(f"nbchat-rich nbchat-rich-{kind}" for kind in ("table", "image", "html", "markdown")),
+        *(f"nbchat-rich nbchat-rich-{kind}" for kind in ("table", "image", "html", "markdown", "output")),
         "nbchat-rich nbchat-rich-refused",
         "nbchat-rich-caption",
         "nbchat-rich-note",

@@ -86,3 +86,58 @@ def test_the_model_reads_the_kernel_and_runs_code_only_after_approval() -> None:
     assert "before approval: False ['run_code']" in run
     assert "stdout:\n(2, 2)\nvalue: 10" in run and "after: 5" in run
     assert all(KEY not in text_of(cell) for cell in cells[3:])
+
+
+SHOWING = """\
+asked = asyncio.Event()
+approve = chat.client.approver
+async def spy(call):
+    asked.set()
+    return await approve(call)
+chat.client.approver = spy
+code = (
+    "from IPython.display import display\\\\n"
+    "display(pd.DataFrame({'key': [OPENAI_API_KEY], 'n': [7]}))\\\\n"
+    "import matplotlib\\\\nmatplotlib.use('Agg')\\\\nimport matplotlib.pyplot as plt\\\\n"
+    "plt.figure(figsize=(2, 2), dpi=50)\\\\nplt.plot([1, 2, 3])\\\\n"
+    "print('drawn')"
+)
+task = asyncio.ensure_future(chat.ask('call run_code {"code": "' + code + '"}'))
+await asyncio.wait_for(asked.wait(), 30)
+chat.approve()
+reply = await task
+print(reply.tool_calls[0].result)
+print("open figures:", plt.get_fignums())
+"""
+
+
+def test_run_code_shows_its_displays_and_figures_in_its_card() -> None:
+    """What code displays and the figures it opens go to its card (secrets scrubbed), not the
+    cell; the model reads the text and a line for each."""
+    from tests.integration.test_kernel import run_notebook, widget_states
+    from tests.render.audit import problems
+
+    nb = run_notebook(
+        SETUP,
+        "chat = nbchat.ChatWidget(delay=0, kernel_tools=True, run_code=True)\nchat",
+        SHOWING,
+    )
+    printed = text_of(nb.cells[2])
+    assert "stdout:\ndrawn" in printed
+    assert "displayed: key n 0 *** 7\n" in printed  # the table's text, the key scrubbed
+    assert "displayed: a matplotlib figure, 100" in printed
+    assert "open figures: []" in printed  # closed once drawn, as a cell's would be
+    assert all(output.output_type == "stream" for output in nb.cells[2].outputs)
+    cards = [
+        state["value"]
+        for state in widget_states(nb)
+        if state.get("_model_name") == "HTMLModel"
+        and "nbchat-rich-output" in state.get("value", "")
+    ]
+    assert len(cards) == 1
+    card = cards[0]
+    assert "nbchat-rich-html" in card and '<img src="data:image/png;base64,' in card
+    assert "<td>***</td>" in card and KEY not in card
+    assert problems(card) == []
+    static = nb.cells[1].outputs[1].data["text/html"]
+    assert "nbchat-rich-output" in static and KEY not in static

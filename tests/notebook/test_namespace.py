@@ -183,13 +183,13 @@ def test_kernel_tools_are_offered_with_run_code_confirmed() -> None:
 def test_run_code_gives_output_value_or_one_line(code: str, expected: str) -> None:
     """Output and a last value, or one line for SystemExit, KeyboardInterrupt, errors, 10 TB."""
     ns: dict[str, Any] = {}
-    assert asyncio.run(run_code(code, ns)) == expected
+    assert asyncio.run(run_code(code, ns)).text == expected
 
 
 def test_code_that_never_ends_is_stopped_at_its_time_limit() -> None:
     """``while True`` is interrupted past the limit; the namespace keeps what it did."""
     ns: dict[str, Any] = {"n": 0}
-    text = asyncio.run(run_code("print('start')\nwhile True:\n    n += 1", ns, timeout=0.2))
+    text = asyncio.run(run_code("print('start')\nwhile True:\n    n += 1", ns, timeout=0.2)).text
     assert text == "stdout:\nstart\nerror: stopped: the code did not finish within 0.2s"
     assert ns["n"] > 0
 

@@ -323,3 +323,26 @@ def test_the_module_never_imports_pandas_matplotlib_or_pil() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_codes_output_shows_its_text_then_each_value_it_showed() -> None:
+    """An Output's card is its text as a block, then each value as it shows alone; the model
+    reads the text and a line per value; scrub reaches both, and plain values add nothing."""
+    import pandas as pd
+
+    from nbchat.render.richtypes import Output
+
+    secret = "s3cr3t-value"
+    frame = pd.DataFrame({"key": [secret], "n": [7]})
+    shown = rich_result(
+        Output("stdout:\nhi <b>", (frame, 42), scrub=lambda t: t.replace(secret, "***"))
+    )
+    assert shown is not None and shown.kind == "output"
+    assert shown.html.startswith(
+        '<div class="nbchat-rich nbchat-rich-output"><pre class="nbchat-rich-text"><code>'
+        "stdout:\nhi &lt;b&gt;</code></pre>"
+    )
+    assert "nbchat-rich-table" in shown.html and secret not in shown.html
+    assert shown.text.startswith("stdout:\nhi <b>\ndisplayed: a pandas DataFrame: 1 row")
+    assert secret not in shown.text and problems(shown.html) == []
+    assert rich_result(Output("ran without output", (42, "text"))) is None

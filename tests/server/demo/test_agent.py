@@ -251,4 +251,3 @@ async def test_one_client_cannot_evict_another_clients_memory() -> None:
         await ask(agent, "hi", f"mallory:{number}")
     assert agent.memory_of("alice:c")["name"] == "Alice"
     assert agent.memory_of("mallory:189") == {} and agent.memory_of("mallory:199") != {}
-
