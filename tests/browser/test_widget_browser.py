@@ -69,7 +69,10 @@ ALLOWED = {
     "imageSrc": IMAGE_SRC.pattern,
     "imageAttributes": sorted(IMAGE_ATTRIBUTES),
     "richClasses": [
-        *(f"nbchat-rich nbchat-rich-{kind}" for kind in ("table", "image", "html", "markdown", "output")),
+        *(
+            f"nbchat-rich nbchat-rich-{kind}"
+            for kind in ("table", "image", "html", "markdown", "output")
+        ),
         "nbchat-rich nbchat-rich-refused",
         "nbchat-rich-caption",
         "nbchat-rich-note",
@@ -95,6 +98,7 @@ _AUDIT = """([root, injected, allowed]) => {
     const tag = el.tagName.toLowerCase();
     if (tag === 'div') return value === 'nbchat-code' || richClasses.has(value);
     if (tag === 'table') return value === 'nbchat-table';
+    if (tag === 'pre') return value === 'nbchat-rich-text' && el.matches('.nbchat-rich-output > pre');
     if (tag === 'span' && value === 'nbchat-mention') {  // a chip: text, in the user's bubble
       return el.parentElement.matches('.nbchat-user > .nbchat-body') && el.children.length === 0;
     }
