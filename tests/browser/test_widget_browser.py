@@ -98,7 +98,7 @@ _AUDIT = """([root, injected, allowed]) => {
     const tag = el.tagName.toLowerCase();
     if (tag === 'div') return value === 'nbchat-code' || richClasses.has(value);
     if (tag === 'table') return value === 'nbchat-table';
-    if (tag === 'pre') return value === 'nbchat-rich-text' && el.matches('.nbchat-rich-output > pre');
+    if (tag === 'pre') return value === 'nbchat-rich-text' && el.matches('.nbchat-rich-output > *');
     if (tag === 'span' && value === 'nbchat-mention') {  // a chip: text, in the user's bubble
       return el.parentElement.matches('.nbchat-user > .nbchat-body') && el.children.length === 0;
     }
