@@ -18,7 +18,7 @@ from ..exceptions import AttachmentError
 from ..protocol import ATTACHMENTS_FEATURE, UserMessage
 from ..render.attachable import attachment_of
 
-__all__ = ["Attachable", "attach_to", "read_attachments"]
+__all__ = ["Attachable", "attach_to", "named_attachment", "read_attachments"]
 
 Attachable = Any
 """A figure, an image, a DataFrame, text, bytes, a path, or an
@@ -90,8 +90,14 @@ def _read(path: Path) -> Attachment:
         data = path.read_bytes()
     except OSError as exc:
         raise AttachmentError(f"cannot read {path}: {exc.strerror or exc}") from None
-    attachment = attachment_of(data, name=path.name)
-    guessed, _ = mimetypes.guess_type(path.name)
+    return named_attachment(data, path.name)
+
+
+def named_attachment(data: bytes, name: str, mime: str | None = None) -> Attachment:
+    """A file's bytes as an attachment (a file read here, or one the panel's page sent):
+    an image by its bytes, else text typed by ``mime`` or the name's extension."""
+    attachment = attachment_of(data, name=name)
+    guessed = mime or mimetypes.guess_type(name)[0]
     if attachment.text is not None and guessed and _is_text(guessed):
         return attachment.model_copy(update={"mime": guessed})
     return attachment

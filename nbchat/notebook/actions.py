@@ -11,18 +11,19 @@ do what their buttons do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from .. import render
+from ..client.attach import named_attachment
 from ..client.blocking import running_loop
 from ..client.tools import Denial
 from ..exceptions import ConfigError, NbchatError
 from ..protocol import ToolCall, new_id
 from .approval import CLEARED, STOPPED, Approvals
-from .input import ChatInput
+from .input import ChatInput, Picked
 from .turnlog import TurnLog
 from .views import TurnView
 
@@ -110,12 +111,13 @@ class FrontendActions:
         else:
             action()
 
-    def _submit(self, text: str, echo: int | None = None) -> None:
+    def _submit(self, text: str, echo: int | None = None, files: Sequence[Picked] = ()) -> None:
         if self.closed:
             self._input.accept(echo, text=text)
             return
         try:
-            self.send(text)
+            attached = [named_attachment(data, name, mime or None) for name, mime, data in files]
+            self.send(text, attach=attached)
         except NbchatError as exc:
             self._input.accept(echo, text=text)  # the page gives the text back
             self._log.append(widgets.HTML(render.error_banner_html(f"Not sent: {exc}")))

@@ -28,6 +28,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from ..render import STYLESHEET
 
 __all__ = ["ChatInput", "ChatStyle", "shared_style"]
@@ -37,8 +38,11 @@ MAX_PREFIX = 200
 """Characters of a completion's prefix read at most (a name is shorter)."""
 logger = logging.getLogger("nbchat.notebook")
 
-SubmitCallback = Callable[[str, "int | None"], object]
-"""Called with the text and the page's echo number (to :meth:`ChatInput.accept` it)."""
+Picked = tuple[str, str, bytes]
+"""A file the page attached: its name, its type as the browser saw it, its bytes."""
+SubmitCallback = Callable[[str, "int | None", list[Picked]], object]
+"""Called with the text, the page's echo number (to :meth:`ChatInput.accept` it) and the
+files attached to it."""
 
 
 class ChatInput(anywidget.AnyWidget):
@@ -49,6 +53,9 @@ class ChatInput(anywidget.AnyWidget):
     streaming = traitlets.Bool(False, help="A reply streams: show Stop.").tag(sync=True)
     closed = traitlets.Bool(False, help="The panel was closed: read-only.").tag(sync=True)
     mentions = traitlets.Bool(False, help="Typing @ completes the kernel's names.").tag(sync=True)
+    max_attachments = traitlets.Int(MAX_ATTACHMENTS).tag(sync=True)
+    max_attachment_bytes = traitlets.Int(MAX_ATTACHMENT_BYTES).tag(sync=True)
+    """The bounds the page checks a file against before keeping it (the kernel checks too)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -59,7 +66,7 @@ class ChatInput(anywidget.AnyWidget):
         self.on_msg(self._handle_message)
 
     def on_submit(self, callback: SubmitCallback) -> None:
-        """Call ``callback(text, echo)`` when the user sends a message."""
+        """Call ``callback(text, echo, files)`` when the user sends a message."""
         self._on_submit.append(callback)
 
     def on_action(self, action: str, callback: Callable[[], object]) -> None:
@@ -84,8 +91,9 @@ class ChatInput(anywidget.AnyWidget):
             if not text:
                 self.accept(echo)
                 return
+            files = _picked(content.get("attachments"), buffers)
             for submit in self._on_submit:
-                submit(text, echo)
+                submit(text, echo, files)
         elif event == "complete" and isinstance(content.get("prefix"), str):
             self._complete(content["prefix"][:MAX_PREFIX], content.get("seq"))
         elif isinstance(event, str):
@@ -102,6 +110,19 @@ class ChatInput(anywidget.AnyWidget):
                 logger.warning("listing the kernel's names for @ failed", exc_info=True)
         if self.comm is not None:
             self.send({"event": "completions", "seq": seq, "items": items})
+
+
+def _picked(meta: Any, buffers: Any) -> list[Picked]:
+    """The files sent with a message: each one's name and type beside its buffer."""
+    if not isinstance(meta, list) or not buffers:
+        return []
+    files = []
+    for about, buffer in zip(meta, buffers, strict=False):
+        about = about if isinstance(about, dict) else {}
+        name, mime = about.get("name"), about.get("mime")
+        name = name[:200] if isinstance(name, str) and name else "attachment"
+        files.append((name, mime[:100] if isinstance(mime, str) else "", bytes(buffer)))
+    return files
 
 
 class ChatStyle(anywidget.AnyWidget):

@@ -133,7 +133,9 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
             self._input.mentions = True
         self._home_loop = running_loop()
         """The loop the client runs on; frontend events are handed over to it."""
-        self._input.on_submit(lambda text, echo: self._call_home(lambda: self._submit(text, echo)))
+        self._input.on_submit(
+            lambda text, echo, files: self._call_home(lambda: self._submit(text, echo, files))
+        )
         self._input.on_action("stop", lambda: self._call_home(self.cancel))
         self._input.on_action("retry", lambda: self._call_home(self._retry_from_panel))
         self._input.on_action("clear", lambda: self._call_home(self.clear))

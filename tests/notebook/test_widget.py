@@ -542,3 +542,35 @@ async def test_at_completes_the_kernels_names_and_a_sent_mention_is_a_chip(
     assert '<span class="nbchat-mention">@df</span>' in saved
     await chat.aclose()
     await plain.aclose()
+
+
+async def test_files_sent_from_the_page_are_attached_to_the_message(
+    comms: list[RecordingComm], demo: DemoServer
+) -> None:
+    """A submit with files (name, type, a buffer each) sends them; a refused one is given back."""
+    chat = ChatWidget(url=demo.url)
+    await chat.client.connect()
+    sent = attach(chat.client, "send")
+    about = [{"name": "notes.csv", "mime": "text/csv"}, {"name": "plot.png", "mime": "image/png"}]
+    submit = {"event": "submit", "text": "echo look", "echo": 3, "attachments": about}
+    chat._input._handle_custom_msg(submit, [memoryview(b"a,b\n1,2\n"), memoryview(png())])
+    await sent.wait_for("send")
+    reply = await asyncio.wait_for(next(iter(chat.client.replies())), TIMEOUT)
+    assert reply.text == (
+        "I received 2 attachments: notes.csv (text/csv, 8 B), "
+        f"plot.png (image/png, {len(png())} B).\n\nlook"
+    )
+    assert any(
+        '<span class="nbchat-attachment">notes.csv (text/csv, 8 B)</span>' in v
+        for v in html_values(chat)
+    )
+    assert custom_messages(comms, "accepted")[-1] == {"event": "accepted", "echo": 3, "text": None}
+    junk = {"event": "submit", "text": "look again", "echo": 4, "attachments": [{"name": "x.bin"}]}
+    chat._input._handle_custom_msg(junk, [memoryview(b"\xff\xfe\x00")])
+    assert custom_messages(comms, "accepted")[-1] == {
+        "event": "accepted",
+        "echo": 4,
+        "text": "look again",
+    }
+    assert any("Not sent: x.bin is neither an image" in v for v in html_values(chat))
+    await chat.aclose()

@@ -224,6 +224,76 @@ function mentionCompleter(model, input) {
   };
 }
 
+
+// Files and images to attach to the next message: picked (Attach), pasted or dropped.
+// Each is checked against the kernel's bounds before it is kept (said in one line if not),
+// shown as a chip with its name, and sent with the message as a binary buffer.
+function attachmentTray(model, say) {
+  const tray = document.createElement("div");
+  tray.className = "nbchat-tray";
+  tray.hidden = true;
+  const picker = document.createElement("input");
+  picker.type = "file";
+  picker.multiple = true;
+  picker.hidden = true;
+  picker.className = "nbchat-picker";
+  let files = [];
+
+  const draw = () => {
+    tray.replaceChildren(
+      ...files.map((file, i) => {
+        const chip = document.createElement("span");
+        chip.className = "nbchat-attachment";
+        chip.textContent = `${file.name} (${Math.max(1, Math.round(file.size / 1024))} KB)`;
+        const remove = button("Remove", "nbchat-unattach", `Remove ${file.name}`);
+        remove.type = "button";
+        remove.addEventListener("click", () => {
+          files.splice(i, 1);
+          draw();
+        });
+        chip.append(" ", remove);
+        return chip;
+      }),
+    );
+    tray.hidden = files.length === 0;
+  };
+  const add = (list) => {
+    const most = model.get("max_attachments");
+    const each = model.get("max_attachment_bytes");
+    for (const file of list) {
+      if (files.length >= most) {
+        say(`Not attached: ${file.name}: a message takes at most ${most} attachments.`);
+      } else if (file.size > each) {
+        say(`Not attached: ${file.name} is ${Math.round(file.size / 1024)} KB, ` +
+          `over the ${Math.round(each / 1024)} KB an attachment may be.`);
+      } else {
+        files.push(new File([file], file.name || "pasted.png", { type: file.type }));
+      }
+    }
+    draw();
+  };
+  picker.addEventListener("change", () => {
+    add([...picker.files]);
+    picker.value = "";
+  });
+  return {
+    tray,
+    picker,
+    add,
+    pick: () => picker.click(),
+    take() {
+      const taken = files;
+      files = [];
+      draw();
+      return taken;
+    },
+    restore(taken) {
+      files = [...taken, ...files];
+      draw();
+    },
+  };
+}
+
 function render({ model, el }) {
   const queue = document.createElement("div");
   queue.className = "nbchat-queue";
@@ -253,6 +323,8 @@ function render({ model, el }) {
   const stop = button("Stop", "mod-warning nbchat-stop", "Stop the reply");
   const retry = button("Retry", "nbchat-retry", "Regenerate the last reply");
   const clear = button("Clear", "nbchat-clear", "Clear: start a new conversation");
+  const attachButton = button("Attach", "nbchat-attach", "Attach files or images");
+  attachButton.type = "button";
 
   let panel = null; // the .nbchat root, once attached
   let scroller = null;
@@ -314,7 +386,7 @@ function render({ model, el }) {
     say(gone ? KERNEL_GONE : "");
   };
 
-  const submit = () => {
+  const submit = async () => {
     const text = input.value.trim();
     if (!text || model.get("closed")) return;
     if (gone) {
@@ -322,15 +394,32 @@ function render({ model, el }) {
       return;
     }
     const echo = ++echoes;
+    const files = attachments.take();
+    input.value = ""; // at once: a second Enter while the files are read sends nothing
+    grow();
+    let buffers;
     try {
-      model.send({ event: "submit", text, echo });
+      buffers = await Promise.all(files.map((file) => file.arrayBuffer()));
     } catch {
-      // The comm is gone: keep the text, say why.
+      input.value = text;
+      attachments.restore(files);
+      say("Not sent: an attached file could not be read; remove it and send again.");
+      return;
+    }
+    const meta = files.map((file) => ({ name: file.name, mime: file.type }));
+    try {
+      model.send({ event: "submit", text, echo, attachments: meta }, undefined, buffers);
+    } catch {
+      // The comm is gone: keep the text and the files, say why.
+      input.value = text;
+      attachments.restore(files);
       gone = false;
       checkKernel();
       say(KERNEL_GONE);
       return;
     }
+    if (files.length) sentFiles.set(echo, files);
+    say("");
     // Shown at once as queued: the kernel may be busy running a cell.
     const bubble = document.createElement("div");
     bubble.className = "nbchat-msg nbchat-queued";
@@ -338,6 +427,7 @@ function render({ model, el }) {
     const body = document.createElement("div");
     body.className = "nbchat-body";
     body.textContent = text;
+    if (files.length) body.textContent += ` (+ ${files.length} attached)`;
     const label = document.createElement("span");
     label.className = "nbchat-queued-label";
     label.textContent = "queued: waiting for the kernel";
@@ -386,6 +476,24 @@ function render({ model, el }) {
       if (model.get("streaming")) act("stop");
     }
   });
+  const attachments = attachmentTray(model, say);
+  const sentFiles = new Map(); // echo -> the files sent with it, until the kernel answers
+  attachButton.addEventListener("click", () => attachments.pick());
+  input.addEventListener("paste", (event) => {
+    const pasted = [...(event.clipboardData?.files ?? [])];
+    if (!pasted.length) return; // text pastes as text
+    event.preventDefault();
+    attachments.add(pasted);
+  });
+  form.addEventListener("dragover", (event) => {
+    if (event.dataTransfer?.types?.includes("Files")) event.preventDefault();
+  });
+  form.addEventListener("drop", (event) => {
+    const dropped = [...(event.dataTransfer?.files ?? [])];
+    if (!dropped.length) return;
+    event.preventDefault();
+    attachments.add(dropped);
+  });
   stop.addEventListener("click", () => act("stop"));
   retry.addEventListener("click", () => act("retry"));
   clear.addEventListener("click", () => act("clear"));
@@ -393,8 +501,11 @@ function render({ model, el }) {
   const onMessage = (content) => {
     if (mentions.message(content) || content?.event !== "accepted") return;
     queue.querySelector(`[data-echo="${Number(content.echo)}"]`)?.remove();
+    const files = sentFiles.get(Number(content.echo)) ?? [];
+    sentFiles.delete(Number(content.echo));
     if (typeof content.text === "string" && !input.value) {
       input.value = content.text; // not sent: given back, never lost
+      attachments.restore(files);
       grow();
     }
   };
@@ -416,7 +527,8 @@ function render({ model, el }) {
   model.on("change:closed", sync);
   model.on("msg:custom", onMessage);
   model.on("comm_live_update", () => queueMicrotask(checkKernel));
-  form.append(mentions.list, input, send, stop, retry, clear);
+  form.append(mentions.list, attachments.tray, input, attachments.picker, attachButton, send, stop,
+    retry, clear);
   el.append(queue, notice, form);
   sync();
 
