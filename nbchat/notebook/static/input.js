@@ -527,8 +527,9 @@ function render({ model, el }) {
   model.on("change:closed", sync);
   model.on("msg:custom", onMessage);
   model.on("comm_live_update", () => queueMicrotask(checkKernel));
-  form.append(mentions.list, attachments.tray, input, attachments.picker, attachButton, send, stop,
-    retry, clear);
+  // Attach last: Tab from the box reaches Send first, as before.
+  form.append(mentions.list, attachments.tray, input, send, stop, retry, clear, attachButton,
+    attachments.picker);
   el.append(queue, notice, form);
   sync();
 
