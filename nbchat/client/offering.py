@@ -8,7 +8,6 @@ when that changes. Running the calls is :mod:`nbchat.client.tools`' job.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -275,7 +274,7 @@ class ToolOffering:
             return
         line = mcp_line(entry.target, tools)
         with contextlib.suppress(Exception):  # recording never breaks the client
-            recorder._write("client", json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+            recorder.client_event(line)
 
     def _declare_tools(self) -> None:
         declaration = self._tools.declaration()

@@ -75,11 +75,18 @@ class TurnView:
         where: Callable[[ToolCall], str] | None = None,
         shown: Callable[[str | None, ToolCall], str | None] | None = None,
         mentions: tuple[str, ...] = (),
+        recorded: Turn | None = None,
     ) -> None:
         self.user_text = user_text
         self.message = message
         """The user message this turn shows, when it came from the client."""
-        self.attached = [describe(a) for a in (message.attachments or ())] if message else []
+        self.attached = (
+            list(recorded.attached)
+            if recorded is not None
+            else [describe(a) for a in (message.attachments or ())]
+            if message is not None
+            else []
+        )
         """What the user attached, a line each, shown as chips under the text."""
         self.mentions = message.mentions if message is not None else mentions
         """The names the message carried as context: chips in its bubble."""
@@ -89,7 +96,7 @@ class TurnView:
         self._schedule = schedule
         self._reply: ReplyBuilder | None = None
         """The session's reply so far, as last handed over (None before its first message)."""
-        self._recorded: Turn | None = None
+        self._recorded = recorded
         """The turn a transcript recorded, for a view of the history."""
         self._runs: list[_TextRun] = []
         message_id = message.id if message is not None else None
@@ -109,27 +116,15 @@ class TurnView:
         self._reasoning_open = False
         self._thinking: widgets.HTML | None = None
         """Shown from the send until the reply's first token or tool card (a live turn only)."""
-        if message is not None:
+        if recorded is not None:
+            self._show_recorded(recorded)
+        elif message is not None:
             self._think()
 
     @classmethod
     def of_turn(cls, turn: Turn, schedule: Callable[[TurnView], None]) -> TurnView:
         """A finished view of a recorded turn (a transcript), shown as the turn assembled it."""
-        view = cls(turn.user, schedule, mentions=turn.mentions)
-        view._recorded = turn
-        if turn.reasoning:
-            view._show_reasoning(turn.reasoning, expanded=False)
-        for segment in turn.segments():
-            if isinstance(segment, str):
-                run = view._open_run()
-                run.parts.append(segment)
-                view._close_run()
-            else:
-                view.cards.show(segment)
-        if turn.error is not None:
-            view._show_error(f"{turn.error.code}: {turn.error.message}")
-        view._end(turn)
-        return view
+        return cls(turn.user, schedule, mentions=turn.mentions, recorded=turn)
 
     # Feeding
 
@@ -257,6 +252,21 @@ class TurnView:
         )
 
     # Private
+
+    def _show_recorded(self, turn: Turn) -> None:
+        """Show a recorded turn whole, finished: its reasoning, text runs, cards and ending."""
+        if turn.reasoning:
+            self._show_reasoning(turn.reasoning, expanded=False)
+        for segment in turn.segments():
+            if isinstance(segment, str):
+                run = self._open_run()
+                run.parts.append(segment)
+                self._close_run()
+            else:
+                self.cards.show(segment)
+        if turn.error is not None:
+            self._show_error(f"{turn.error.code}: {turn.error.message}")
+        self._end(turn)
 
     def _summary(self) -> Turn:
         """The turn without its messages: how it ended and its text, at no cost per token."""

@@ -49,6 +49,7 @@ from typing import Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
+from ..attachments import Attachment, describe
 from ..exceptions import ProtocolError, TranscriptError
 from ..parsing import parse_client_message, parse_server_message
 from ..protocol import CancelRequest, ServerMessage, UserMessage
@@ -56,6 +57,7 @@ from ..redact import redact_text
 
 __all__ = [
     "FORMAT_KEY",
+    "MAX_RECORDED_IMAGE",
     "TRANSCRIPT_VERSION",
     "Direction",
     "Header",
@@ -70,6 +72,7 @@ __all__ = [
     "parse_header",
     "parse_header_data",
     "parse_lines",
+    "recorded_attachment",
 ]
 
 TRANSCRIPT_VERSION = 1
@@ -244,3 +247,17 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+MAX_RECORDED_IMAGE = 64 * 1024
+"""Bytes of an attached image a transcript keeps; a larger one is recorded by name and size."""
+
+
+def recorded_attachment(attachment: Attachment) -> Attachment:
+    """An attachment as a transcript keeps it: text redacted, a large image left out."""
+    if attachment.text is not None:
+        return attachment.model_copy(update={"text": redact_text(attachment.text)})
+    if attachment.size <= MAX_RECORDED_IMAGE:
+        return attachment
+    note = f"(not recorded: {describe(attachment)}, over the transcript's 64 KB for images)"
+    return Attachment(name=attachment.name, mime=attachment.mime, text=note)

@@ -45,7 +45,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from ..attachments import Attachment, describe
 from ..exceptions import NbchatError, TranscriptError
 from ..policy import Disconnect
 from ..protocol import (
@@ -61,7 +60,7 @@ from ..protocol import (
     utf8,
 )
 from ..redact import redact_call, redact_pieces, redact_text, redact_url, splits_cleanly
-from .format import Direction, event_line, header_line, now_iso, parse_header
+from .format import Direction, event_line, header_line, now_iso, parse_header, recorded_attachment
 
 __all__ = ["FLUSH_CHARS", "MAX_HELD_CHARS", "EventSource", "Recorder"]
 
@@ -190,7 +189,7 @@ class Recorder:
                 update = {"message": text, "context": context or message.context}
                 message = message.model_copy(update=update)
             if message.attachments:
-                kept = [_recorded(attachment) for attachment in message.attachments]
+                kept = [recorded_attachment(attachment) for attachment in message.attachments]
                 message = message.model_copy(update={"attachments": kept})
         self._write("out", dump(message))
 
@@ -218,12 +217,15 @@ class Recorder:
     def restarted(self, message_id: str) -> None:
         """Record that the server had lost the reply to ``message_id`` and begins it again."""
         self._write_held(message_id)
-        self._write("client", _compact({"event": "restart", "reply_to": message_id}))
+        self.client_event({"event": "restart", "reply_to": message_id})
 
     def failed(self, message_id: str, error: BaseException | str) -> None:
         """Record that the reply to ``message_id`` will never be complete, and why."""
         self._write_held(message_id)
-        data = {"event": "failed", "reply_to": message_id, "message": str(error)}
+        self.client_event({"event": "failed", "reply_to": message_id, "message": str(error)})
+
+    def client_event(self, data: dict[str, Any]) -> None:
+        """Record an event of the client's own, a JSON object (a restart, an MCP tool list)."""
         self._write("client", _compact(data))
 
     def flush(self) -> None:
@@ -418,20 +420,6 @@ class _Held:
         self.size -= sum(len(message.response) for _, message in taken)
         self.next_check = max(self.size, 0) + FLUSH_CHARS
         return taken
-
-
-MAX_RECORDED_IMAGE = 64 * 1024
-"""Bytes of an attached image a transcript keeps; a larger one is recorded by name and size."""
-
-
-def _recorded(attachment: Attachment) -> Attachment:
-    """An attachment as a transcript keeps it: text redacted, a large image left out."""
-    if attachment.text is not None:
-        return attachment.model_copy(update={"text": redact_text(attachment.text)})
-    if attachment.size <= MAX_RECORDED_IMAGE:
-        return attachment
-    note = f"(not recorded: {describe(attachment)}, over the transcript's 64 KB for images)"
-    return Attachment(name=attachment.name, mime=attachment.mime, text=note)
 
 
 def _compact(data: dict[str, Any]) -> str:

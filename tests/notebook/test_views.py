@@ -230,3 +230,15 @@ def test_a_recorded_turn_shows_its_thinking_collapsed(comms: list[RecordingComm]
     view = TurnView.of_turn(turn, Throttle(30.0))
     assert view._reasoning is not None and " open" not in view._reasoning.value
     assert view.box.children.index(view._reasoning) == 1
+
+
+def test_a_recorded_turn_shows_its_attachments_and_mentions_as_chips() -> None:
+    """A history panel's turn keeps the chips of what its message attached and mentioned."""
+    turn = Turn(
+        "look at @df", assistant="ok", attached=["a.png (image/png, 1 KB)"], mentions=("df",)
+    )
+    view = TurnView.of_turn(turn, Throttle(30.0))
+    bubble = view.box.children[0].value
+    assert '<span class="nbchat-attachment">a.png (image/png, 1 KB)</span>' in bubble
+    assert '<span class="nbchat-mention">@df</span>' in bubble
+    assert view.turn is turn and view.done
