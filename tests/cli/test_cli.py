@@ -33,7 +33,7 @@ from nbchat.protocol import (
 from nbchat.server import DEFAULT_OPTIONS, serve_demo
 from nbchat.server.app import DEFAULT_HOST
 from nbchat.transcript import Recorder, Transcript
-from tests.helpers import TIMEOUT, free_port
+from tests.helpers import TIMEOUT, alive, free_port
 from tests.openai_upstream import Reply, Upstream, text_chunks, tool_chunks
 
 pytestmark = pytest.mark.loopback
@@ -63,15 +63,6 @@ async def nbchat(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Pro
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 async def listening_url(process: asyncio.subprocess.Process) -> str:
@@ -264,11 +255,11 @@ async def test_serve_mcp_offers_its_tools_runs_them_and_ends_the_server_on_exit(
                     frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
             (result,) = [f for f in frames if f["type"] == "tool_result"]
             pid = result["tool_calls"][0]["result"]["result"]
-            assert _alive(pid)
+            assert alive(pid)
             process.send_signal(signal.SIGTERM)
             code, _, err = await finish(process)
     assert (code, err) == (0, "")
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.mark.parametrize(

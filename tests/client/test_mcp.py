@@ -13,7 +13,7 @@ import pytest
 from nbchat import ChatClient, ConfigError, ToolCall, ToolError
 from nbchat.server import DemoServer
 from nbchat.tools import execute
-from tests.helpers import FAST, TIMEOUT
+from tests.helpers import FAST, TIMEOUT, alive
 
 pytestmark = pytest.mark.loopback
 
@@ -32,15 +32,6 @@ async def client(demo: DemoServer) -> AsyncIterator[ChatClient]:
 async def _call(chat: ChatClient, name: str, arguments: dict[str, object]) -> object:
     specs = {tool: chat.tools[tool].spec for tool in chat.tools}
     return await execute(specs, name, arguments)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 @pytest.mark.timeout(60)
@@ -133,9 +124,9 @@ async def test_the_server_process_ends_with_the_client() -> None:
     chat = ChatClient(url="ws://127.0.0.1:1/ws", **FAST)
     await chat.mcp(SERVER)
     pid = (await _call(chat, "pid", {})).result["result"]
-    assert _alive(pid)
+    assert alive(pid)
     await chat.disconnect()
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.mark.timeout(60)

@@ -8,19 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import alive
 from tests.integration.test_kernel import KERNEL_TIMEOUT, run_notebook, text_of
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(2 * KERNEL_TIMEOUT)]
 
 SERVER = str(Path(__file__).parents[1] / "client" / "mcp_server.py")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 def test_chat_mcp_in_a_cell_offers_the_tools_and_the_server_ends_with_the_kernel() -> None:
@@ -44,6 +37,6 @@ def test_chat_mcp_in_a_cell_offers_the_tools_and_the_server_ends_with_the_kernel
     assert text_of(cells[3]).strip() == "gone"
     pid = int(text_of(cells[4]).strip())
     deadline = time.monotonic() + 15  # the kernel has shut down: the server sees its stdin close
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid), f"MCP server {pid} outlived its kernel ({sys.platform})"
+    assert not alive(pid), f"MCP server {pid} outlived its kernel ({sys.platform})"

@@ -13,7 +13,7 @@ import pytest
 from nbchat import ChatClient, ToolError
 from nbchat.server import ChatServer
 from nbchat.server.openai.bridge import OpenAIAgent
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, alive
 from tests.openai_upstream import Reply, Upstream, text_chunks, tool_chunks
 
 pytestmark = pytest.mark.loopback
@@ -36,15 +36,6 @@ async def agent(upstream: Upstream) -> AsyncIterator[OpenAIAgent]:
     bridge = OpenAIAgent(base_url=upstream.base_url, model="scripted")
     yield bridge
     await bridge.aclose()
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 @pytest.mark.timeout(60)
@@ -120,9 +111,9 @@ async def test_the_mcp_server_ends_with_the_bridge(upstream: Upstream) -> None:
     bridge = OpenAIAgent(base_url=upstream.base_url, model="scripted")
     await bridge.mcp(OWN)
     pid = (await bridge.tools["pid"].function())["result"]
-    assert _alive(pid)
+    assert alive(pid)
     await bridge.aclose()
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.mark.timeout(60)

@@ -12,20 +12,12 @@ from nbchat import ToolError
 from nbchat.mcpspec import parse_target
 from nbchat.tools import execute
 from nbchat.tools.mcp import MAX_RESTARTS, McpServer
+from tests.helpers import alive
 
 pytestmark = pytest.mark.loopback
 
 OWN = [sys.executable, str(Path(__file__).parents[1] / "client" / "mcp_server.py")]
 TIME = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
 
 
 @pytest.fixture
@@ -57,9 +49,9 @@ async def test_specs_keep_the_servers_schema_and_annotations(own: McpServer) -> 
 async def test_close_ends_the_process_and_a_call_starts_it_again(own: McpServer) -> None:
     """close() ends the stdio process; the next call starts a new one (a restart counted)."""
     first = (await own.call("pid", {}))["result"]
-    assert _alive(first)
+    assert alive(first)
     await own.close()
-    assert not own.running and not _alive(first)
+    assert not own.running and not alive(first)
     second = (await own.call("pid", {}))["result"]
     assert second != first and own.restarts == 1
 
