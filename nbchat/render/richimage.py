@@ -87,11 +87,9 @@ def image_rich(data: bytes | bytearray | memoryview, what: str | None = None) ->
     if size is None:
         return refused(name, f"its {kind} header gives no size")
     width, height = size
-    if width * height > MAX_IMAGE_PIXELS:
-        return refused(
-            f"{name} of {width * height:,} pixels ({width}{TIMES}{height})",
-            f"above the limit of {MAX_IMAGE_PIXELS:,} pixels",
-        )
+    too_large = _too_many_pixels(name, width, height)
+    if too_large is not None:
+        return too_large
     described = f"{name}, {width}{TIMES}{height}" + ("" if what is None else f" ({kind})")
     encoded = base64.b64encode(raw).decode("ascii")
     markup = (
@@ -109,11 +107,9 @@ def figure_rich(figure: Any) -> Rich:
     dpi = float(figure.dpi)
     width, height = round(width_in * dpi), round(height_in * dpi)
     name = "a matplotlib figure" + _titles(figure)
-    if width * height > MAX_IMAGE_PIXELS:
-        return refused(
-            f"{name} of {width * height:,} pixels ({width}{TIMES}{height})",
-            f"above the limit of {MAX_IMAGE_PIXELS:,} pixels; not drawn",
-        )
+    too_large = _too_many_pixels(name, width, height, "; not drawn")
+    if too_large is not None:
+        return too_large
     buffer = io.BytesIO()
     try:
         figure.savefig(buffer, format="png", pil_kwargs=_PNG_OPTIONS, metadata=_NO_SOFTWARE)
@@ -128,11 +124,9 @@ def pil_rich(image: Any) -> Rich:
     """A PIL image encoded as a PNG, its pixels counted before it is encoded."""
     width, height = (int(x) for x in image.size)
     name = "a PIL image"
-    if width * height > MAX_IMAGE_PIXELS:
-        return refused(
-            f"{name} of {width * height:,} pixels ({width}{TIMES}{height})",
-            f"above the limit of {MAX_IMAGE_PIXELS:,} pixels; not encoded",
-        )
+    too_large = _too_many_pixels(name, width, height, "; not encoded")
+    if too_large is not None:
+        return too_large
     buffer = io.BytesIO()
     try:
         image.save(buffer, format="PNG")
@@ -168,6 +162,16 @@ def repr_image_rich(data: Any, method: str) -> Rich | None:
 
 
 # Private helpers
+
+
+def _too_many_pixels(name: str, width: int, height: int, then: str = "") -> Rich | None:
+    """The refusal of an image over :data:`MAX_IMAGE_PIXELS` (counted before any work)."""
+    if width * height <= MAX_IMAGE_PIXELS:
+        return None
+    return refused(
+        f"{name} of {width * height:,} pixels ({width}{TIMES}{height})",
+        f"above the limit of {MAX_IMAGE_PIXELS:,} pixels{then}",
+    )
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
