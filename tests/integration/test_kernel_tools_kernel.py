@@ -24,15 +24,9 @@ OPENAI_API_KEY = "{KEY}"
 """
 
 RUN_CODE = """\
-asked = asyncio.Event()
-approve = chat.client.approver
-async def spy(call):
-    asked.set()
-    return await approve(call)
-chat.client.approver = spy
 code = "ran = 5\\\\nprint(df.shape)\\\\nran * 2"
 task = asyncio.ensure_future(chat.ask('call run_code {"code": "' + code + '"}'))
-await asyncio.wait_for(asked.wait(), 30)
+await chat.next_pending(30)  # the call waits on its card
 print("before approval:", "ran" in globals(), [p.tool for p in chat.pending])
 chat.approve()
 reply = await task
@@ -89,12 +83,6 @@ def test_the_model_reads_the_kernel_and_runs_code_only_after_approval() -> None:
 
 
 SHOWING = """\
-asked = asyncio.Event()
-approve = chat.client.approver
-async def spy(call):
-    asked.set()
-    return await approve(call)
-chat.client.approver = spy
 code = (
     "from IPython.display import display\\\\n"
     "display(pd.DataFrame({'key': [OPENAI_API_KEY], 'n': [7]}))\\\\n"
@@ -103,7 +91,7 @@ code = (
     "print('drawn')"
 )
 task = asyncio.ensure_future(chat.ask('call run_code {"code": "' + code + '"}'))
-await asyncio.wait_for(asked.wait(), 30)
+await chat.next_pending(30)  # the call waits on its card
 chat.approve()
 reply = await task
 print(reply.tool_calls[0].result)
