@@ -33,6 +33,7 @@ __all__ = [
     "bounded",
     "checked",
     "describe",
+    "oversized",
 ]
 
 MAX_ATTACHMENTS = 8
@@ -114,12 +115,17 @@ def checked(attachment: Attachment) -> Attachment:
         except (binascii.Error, ValueError):
             raise AttachmentError(f"{attachment.name}: its data is not base64") from None
     if attachment.size > MAX_ATTACHMENT_BYTES:
-        raise AttachmentError(
-            f"{attachment.name} is {_kb(attachment.size)}, over the "
-            f"{_kb(MAX_ATTACHMENT_BYTES)} an attachment may be: downscale it "
-            "(savefig(dpi=...)) or attach part of it"
-        )
+        raise oversized(attachment.name, attachment.size)
     return attachment
+
+
+def oversized(name: str, size: int) -> AttachmentError:
+    """The one line for content over :data:`MAX_ATTACHMENT_BYTES` (a file is measured before
+    it is read, with this same line)."""
+    return AttachmentError(
+        f"{name} is {_kb(size)}, over the {_kb(MAX_ATTACHMENT_BYTES)} an attachment may be: "
+        "downscale it (savefig(dpi=...)) or attach part of it"
+    )
 
 
 def _kb(size: int) -> str:

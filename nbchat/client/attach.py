@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..attachments import MAX_ATTACHMENT_BYTES, Attachment, bounded
+from ..attachments import MAX_ATTACHMENT_BYTES, Attachment, bounded, oversized
 from ..exceptions import AttachmentError
 from ..protocol import ATTACHMENTS_FEATURE, UserMessage
 from ..render.attachable import attachment_of
@@ -83,10 +83,7 @@ def _read(path: Path) -> Attachment:
     try:
         size = path.stat().st_size
         if size > MAX_ATTACHMENT_BYTES:
-            raise AttachmentError(
-                f"{path.name} is {size // 1024:,} KB, over the {MAX_ATTACHMENT_BYTES // 1024} KB "
-                "an attachment may be: attach part of it"
-            )
+            raise oversized(path.name, size)
         data = path.read_bytes()
     except OSError as exc:
         raise AttachmentError(f"cannot read {path}: {exc.strerror or exc}") from None

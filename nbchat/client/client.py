@@ -188,7 +188,7 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
                 "send() delivers in the background and no event loop is running: "
                 "in a script, use ask_sync(), or call send() inside asyncio.run()"
             )
-        return self._submit(message, attach=attach).id
+        return self._submit(message, attachments=read_attachments(attach)).id
 
     async def ask(
         self,
@@ -301,8 +301,6 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
         message: SendArg,
         conversation_id: str | None = None,
         attachments: list[Attachment] | None = None,
-        *,
-        attach: Iterable[Attachable] = (),
     ) -> Pending:
         if self.closed_by_user:
             raise ClientClosed("client is disconnected: call connect() before sending")
@@ -313,9 +311,8 @@ class ChatClient(ClientStatus, Listening, ToolOffering, Recording):
         if conversation_id is not None and user.conversation_id != conversation_id:
             user = user.model_copy(update={"conversation_id": conversation_id})
         user = with_mentions(user, self.kernel)  # @df: its description, as context
-        attachments = read_attachments(attach) if attachments is None else attachments
         features = self.features if self.is_connected else None
-        user = attach_to(user, attachments, features, self.safe_url)
+        user = attach_to(user, attachments or [], features, self.safe_url)
         self._ensure_running()
         pending, new = self._session.submit(user)
         if new:
