@@ -91,9 +91,10 @@ CANCEL_FEATURE = "cancel"
 against any other, Stop and a caller giving up stop the reply locally and send nothing."""
 
 ATTACHMENTS_FEATURE = "attachments"
-"""The feature naming a user message's ``attachments`` (:mod:`nbchat.attachments`): a
-client attaches nothing for a server that does not announce it, and says so in one
-line, instead of sending what would be dropped."""
+"""The feature naming ``attachments`` (:mod:`nbchat.attachments`) on a user message and on
+a ``tool_response`` (the images a tool's value showed): a client attaches nothing for a
+server that does not announce it, and says so in one line for a message (a tool's
+images are left out silently: its result describes them)."""
 
 REASONING_FEATURE = "reasoning"
 """The feature naming ``reasoning`` messages (a model's thinking, apart from its answer) and
@@ -202,6 +203,9 @@ class ToolResponse(WireModel):
     status: Literal["done", "error"] = "done"
     result: Any = None
     """The function's return value as JSON (bounded), or the one-line error."""
+    attachments: list[Attachment] | None = None
+    """The images the result showed (a figure), bounded as a message's are; written only to
+    a server that announced :data:`ATTACHMENTS_FEATURE`."""
 
 
 _ClientMessage: TypeAlias = UserMessage | CancelRequest | ToolsDeclaration | ToolResponse

@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from .attachments import Attachment
 from .exceptions import NbchatError, ToolArgumentsError, ToolSpecError
 from .toolresult import MAX_RESULT_CHARS, ToolResult, serialize_result
 
@@ -289,6 +290,9 @@ class ToolOutcome:
     html: str | None = None
     """How the card shows a rich result (a table, an image: :mod:`nbchat.render.rich`'s
     sanitized fragment), when it has one; ``result`` is then the text the model reads."""
+    images: tuple[Attachment, ...] = ()
+    """The images the result showed (a figure, what code displayed), bounded as a message's
+    attachments are: for a model that reads images, beside the text that describes them."""
 
     @classmethod
     def done(cls, value: Any) -> ToolOutcome:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 from ..config import replay_instead
 from ..exceptions import NbchatError, ToolError
 from ..mcpspec import Target, mcp_line, parse_target
-from ..protocol import ToolResponse, dump
+from ..protocol import ATTACHMENTS_FEATURE, ToolResponse, dump
 from ..schematool import Tool
 from ..session import Session
 from ..tools.mcp import START_SECONDS, McpServer
@@ -52,6 +52,11 @@ class ToolOffering:
 
     def _wake(self) -> None:
         """Wake the writer: the session has a frame to write (the client defines it)."""
+        raise NotImplementedError
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The extensions the server announced (the client defines it)."""
         raise NotImplementedError
 
     @property
@@ -290,5 +295,7 @@ class ToolOffering:
         self._wake()
 
     def _send_tool_response(self, response: ToolResponse) -> None:
+        if response.attachments and ATTACHMENTS_FEATURE not in self.features:
+            response = response.model_copy(update={"attachments": None})
         self._session.tool_result(response.id, dump(response))
         self._wake()

@@ -37,11 +37,12 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from ..attachments import Attachment
 from ..exceptions import ConfigError
 from ..protocol import ClientToolInfo, ToolCall, ToolRequest, ToolResponse, ToolsDeclaration
 from ..schematool import schema_spec
 from ..tools import execute, still_running
-from ..toolspec import Spec, error_text, tool_spec
+from ..toolspec import Spec, ToolOutcome, error_text, tool_spec
 
 __all__ = [
     "MAX_KEPT_ID_CHARS",
@@ -262,10 +263,12 @@ class ToolRunner:
         # Bound before anything can raise: the finally answers the server whatever happened.
         status: _Status = "error"
         result: Any = "the call ended unexpectedly"
+        images: list[Attachment] | None = None
         try:
-            status, result, html = await self._outcome(request)
-            if html is not None:
-                self._show(key, html)
+            outcome = await self._outcome(request)
+            status, result, images = outcome.status, outcome.result, list(outcome.images) or None
+            if outcome.html is not None:
+                self._show(key, outcome.html)
         except asyncio.CancelledError as exc:
             note = still_running(exc)
             result = STOPPED if note is None else f"{STOPPED}; {note}"
@@ -277,7 +280,7 @@ class ToolRunner:
                 raise
         finally:
             del self._running[key]
-            response = ToolResponse(id=request.id, status=status, result=result)
+            response = ToolResponse(id=request.id, status=status, result=result, attachments=images)
             self._results[key] = response
             while len(self._results) > MAX_KEPT_RESULTS:
                 self._results.popitem(last=False)
@@ -300,18 +303,17 @@ class ToolRunner:
         while self._ran_chars > MAX_KEPT_ID_CHARS:
             self._ran_chars -= self._ran.popitem(last=False)[1]
 
-    async def _outcome(self, request: ToolRequest) -> tuple[_Status, Any, str | None]:
-        """Run one call: ("done", JSON result, its view or None) or ("error", reason, None)."""
+    async def _outcome(self, request: ToolRequest) -> ToolOutcome:
+        """Run one call: its result, and the card's view and images when it has them."""
         tool = self._tools.get(request.name)
         if tool is not None and request.reply_to is None:
-            return "error", ABANDONED, None
+            return ToolOutcome.failed(ABANDONED)
 
         async def approve(spec: Spec) -> str | None:
             return await self._confirm(request) if tool is not None and tool.confirm else None
 
         specs = {name: tool.spec for name, tool in self._tools.items()}
-        outcome = await execute(specs, request.name, request.arguments, approve=approve, rich=True)
-        return outcome.status, outcome.result, outcome.html
+        return await execute(specs, request.name, request.arguments, approve=approve, rich=True)
 
     async def _confirm(self, request: ToolRequest) -> str | None:
         """None when the person says run; else why the call does not run."""

@@ -136,7 +136,8 @@ def _output(output: Output) -> Rich | None:
         '<div class="nbchat-rich nbchat-rich-output">'
         f'<pre class="nbchat-rich-text"><code>{text}</code></pre>{parts}</div>'
     )
-    return Rich("output", scrub(read), markup)
+    images = tuple(image for view in views for image in view.images)
+    return Rich("output", scrub(read), markup, displayed=images)
 
 
 def _library(value: Any) -> tuple[str, str]:

@@ -38,6 +38,14 @@ class Rich:
     a model (:mod:`nbchat.render.attachable`)."""
     reason: str = ""
     """Why a refused value is not shown, in one line."""
+    displayed: tuple[tuple[str, str], ...] = ()
+    """The images among the values code displayed (an ``output``), as ``image`` holds one."""
+
+    @property
+    def images(self) -> tuple[tuple[str, str], ...]:
+        """Every image it shows, as MIME type and base64: what a model that reads images is
+        given besides the text (:func:`nbchat.render.attachable.tool_images`)."""
+        return ((self.image,) if self.image is not None else ()) + self.displayed
 
 
 MAX_OUTPUT_PARTS = 8

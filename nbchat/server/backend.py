@@ -50,8 +50,8 @@ __all__ = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--openai``, ``--model``, ``--api-key-env``, ``--system``, ``--temperature``,
-    ``--max-tokens``, ``--no-tools``, ``--tool-choice``, ``--extra-body``, ``--mcp`` and
-    ``--mcp-allow-writes`` to ``nbchat serve``."""
+    ``--max-tokens``, ``--no-tools``, ``--vision``, ``--tool-choice``, ``--extra-body``,
+    ``--mcp`` and ``--mcp-allow-writes`` to ``nbchat serve``."""
     group = parser.add_argument_group(
         "model", "answer with a model behind an OpenAI-compatible API instead of the demo agent"
     )
@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="offer the model none of the server's built-in tools (small local models answer "
         "better without); --mcp tools are still offered",
+    )
+    group.add_argument(
+        "--vision",
+        action="store_true",
+        help="the model reads images: show it the figures and images client tools return "
+        "(an image the user attaches is sent either way)",
     )
     group.add_argument(
         "--mcp",
@@ -175,6 +181,7 @@ def agent_from_arguments(args: argparse.Namespace) -> OpenAIAgent | None:
         tools=() if getattr(args, "no_tools", False) else SERVER_TOOLS,
         tool_choice=getattr(args, "tool_choice", None),
         extra_body=getattr(args, "extra_body", None),
+        vision=getattr(args, "vision", False),
     )
 
 

@@ -197,6 +197,12 @@ class FrameHandler:
         if isinstance(message, ToolsDeclaration):
             self.sessions.declare_tools(client, message.tools)
             return
+        if message.attachments:
+            try:  # a tool's images over the bounds are left out; its result describes them
+                bounded(message.attachments)
+            except AttachmentError as exc:
+                logger.info("a tool response's images were left out: %s", exc)
+                message = message.model_copy(update={"attachments": None})
         if not self.sessions.tool_response(client, message):
             logger.debug("a tool response nobody waits for (answered already, or cancelled)")
         await connection.send(dump(ToolAck(id=message.id)))

@@ -163,6 +163,11 @@ class ClientTools:
             runs_in="client",
         )
 
+    def images(self, call_id: str) -> tuple[Attachment, ...]:
+        """The images the result of call ``call_id`` showed (a figure), each given once: for
+        a model that reads images, beside the result's text, which describes them."""
+        return ()
+
 
 NO_CLIENT_TOOLS = ClientTools()
 

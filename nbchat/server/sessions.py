@@ -243,6 +243,7 @@ class _LiveClientTools(ClientTools):
         self._calls = calls
         self._client = client
         self._log = log
+        self._images: dict[str, tuple[Attachment, ...]] = {}
 
     @property
     def available(self) -> Mapping[str, ClientToolInfo]:
@@ -267,4 +268,9 @@ class _LiveClientTools(ClientTools):
         finally:
             del calls[client, call.id]
             registry.end_call(client, call.id)
+        if response.attachments:
+            self._images[call.id] = tuple(response.attachments)
         return call.model_copy(update={"status": response.status, "result": response.result})
+
+    def images(self, call_id: str) -> tuple[Attachment, ...]:
+        return self._images.pop(call_id, ())

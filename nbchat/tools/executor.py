@@ -27,7 +27,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeAlias, TypeVar
 
+from ..attachments import Attachment
 from ..exceptions import ToolArgumentsError
+from ..render.attachable import tool_images
 from ..render.rich import rich_result
 from ..render.richtypes import Output
 from ..toolresult import ToolResult, serialize_result
@@ -106,14 +108,14 @@ async def run(
         return _failed(spec.name, exc, timeout)
     try:
         what = f"the result of {spec.name}"
-        result, html = await _in_thread(
-            threads, what, lambda: _read(value, rich), SERIALIZE_SECONDS
+        result, html, images = await _in_thread(
+            threads, what, lambda: _read(spec.name, value, rich), SERIALIZE_SECONDS
         )
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
         return _failed(f"the result of {spec.name}", exc, SERIALIZE_SECONDS)
-    return ToolOutcome("done", result.value, result.text, html)
+    return ToolOutcome("done", result.value, result.text, html, images)
 
 
 def still_running(cancelled: asyncio.CancelledError) -> str | None:
@@ -125,12 +127,14 @@ def still_running(cancelled: asyncio.CancelledError) -> str | None:
 # Private helpers
 
 
-def _read(value: Any, rich: bool) -> tuple[ToolResult, str | None]:
-    """The result as the model reads it, and its card's view when it has one."""
+def _read(
+    name: str, value: Any, rich: bool
+) -> tuple[ToolResult, str | None, tuple[Attachment, ...]]:
+    """The result as the model reads it, and its card's view and images when it has them."""
     shown = rich_result(value) if rich else None
     if shown is None:  # code's output that showed nothing: its text, as any string
-        return serialize_result(value.text if isinstance(value, Output) else value), None
-    return serialize_result(shown.text), shown.html
+        return serialize_result(value.text if isinstance(value, Output) else value), None, ()
+    return serialize_result(shown.text), shown.html, tool_images(name, shown)
 
 
 async def _guarded(coroutine: Coroutine[Any, Any, T]) -> T:

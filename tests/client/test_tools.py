@@ -767,3 +767,95 @@ async def test_a_result_of_several_lines_is_quoted_as_a_block(client: ChatClient
     client.tool(summary)
     reply = await client.ask("call summary", timeout=TIMEOUT)
     assert reply.text == "summary returned:\n\n```\nshape: 2 x 1\n,x\n0,1\n```\n"
+
+
+# A tool's images, for a model that reads them
+
+
+@pytest.mark.parametrize("vision", [True, False])
+async def test_a_vision_bridge_shows_the_model_the_image_a_client_tool_returned(
+    vision: bool,
+) -> None:
+    """With vision, a tool's PNG follows its tool message as an image part, for that reply
+    only; without, the model reads the description alone."""
+    import base64
+
+    from nbchat.server import ChatServer, OpenAIAgent
+    from tests.helpers import png
+    from tests.openai_upstream import Reply, Upstream, text_chunks, tool_chunks
+
+    image = png(3, 2)
+
+    def plot() -> bytes:
+        """Draw the notebook's plot."""
+        return image
+
+    async with Upstream() as upstream:
+        upstream.script.extend(
+            [
+                Reply(tool_chunks(("call_p", "plot", "{}"))),
+                Reply(text_chunks("A gray image.")),
+                Reply(text_chunks("Still gray.")),
+            ]
+        )
+        agent = OpenAIAgent(
+            base_url=upstream.base_url, model="scripted", api_key="sk-test", vision=vision
+        )
+        async with ChatServer(agent) as server, ChatClient(url=server.url, tools=[plot]) as chat:
+            reply = await chat.ask("what does the plot show?", timeout=TIMEOUT)
+            await chat.ask("and now?", timeout=TIMEOUT)
+        _, second, third = upstream.completion_requests()
+    assert reply.text == "A gray image."
+    tool_message = next(m for m in second["messages"] if m["role"] == "tool")
+    assert "a PNG image, 3\u00d72" in tool_message["content"]
+    after = second["messages"][second["messages"].index(tool_message) + 1 :]
+    url = f"data:image/png;base64,{base64.b64encode(image).decode()}"
+    if vision:
+        (shown,) = after
+        assert shown["role"] == "user"
+        line, part = shown["content"]
+        assert line == {"type": "text", "text": "plot.png, shown by plot (call call_p):"}
+        assert part == {"type": "image_url", "image_url": {"url": url}}
+    else:
+        assert after == []
+    assert url not in json.dumps(third["messages"])  # the history keeps the description
+
+
+async def test_a_tools_image_goes_only_to_a_server_that_announced_attachments() -> None:
+    """A server announcing client tools but not attachments gets the tool's result text alone."""
+    from websockets.asyncio.server import serve
+    from websockets.http11 import Request, Response
+
+    from tests.helpers import png
+
+    responses: list[dict[str, object]] = []
+
+    def announce(ws: ServerConnection, request: Request, response: Response) -> Response:
+        response.headers["Nbchat-Features"] = "client-tools"
+        return response
+
+    async def handler(ws: ServerConnection) -> None:
+        async for frame in ws:
+            data = json.loads(frame)
+            if data["type"] == "message":
+                tag = {"conversation_id": data["conversation_id"], "reply_to": data["id"]}
+                await ws.send(json.dumps({"type": "ack", "id": data["id"], **tag}))
+                request = {"type": "tool_request", "id": "t1", "name": "plot", **tag}
+                await ws.send(json.dumps(request))
+            elif data["type"] == "tool_response":
+                responses.append(data)
+                await ws.send(json.dumps({"type": "tool_ack", "id": "t1"}))
+                await ws.send(json.dumps({"type": "done", **tag}))
+
+    def plot() -> bytes:
+        """Draw the plot."""
+        return png()
+
+    async with serve(handler, "127.0.0.1", 0, process_response=announce) as server:
+        port = server.sockets[0].getsockname()[1]
+        chat = ChatClient(url=f"ws://127.0.0.1:{port}/ws", tools=[plot])
+        await chat.ask("plot", timeout=TIMEOUT)
+        await chat.disconnect()
+    (response,) = responses
+    assert "attachments" not in response
+    assert str(response["result"]).startswith("a PNG image, 2\u00d72")

@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
+from nbchat.attachments import MAX_ATTACHMENTS
 from nbchat.exceptions import AttachmentError
-from nbchat.render.attachable import attachment_of
+from nbchat.render.attachable import attachment_of, tool_images
+from nbchat.render.rich import Output, Rich, rich_result
 from tests.helpers import png
 
 pytestmark = pytest.mark.unit
@@ -90,3 +92,36 @@ def test_what_cannot_be_shown_cannot_be_attached() -> None:
     ):
         with pytest.raises(AttachmentError, match=words):
             attachment_of(value)
+
+
+def test_a_tools_image_is_one_attachment_named_after_the_tool() -> None:
+    """A PNG result gives one attachment, tool.png, holding the same bytes."""
+    image = png(4, 3)
+    shown = rich_result(image)
+    assert shown is not None
+    (attached,) = tool_images("plot", shown)
+    assert attached.name == "plot.png" and base64.b64decode(attached.data or "") == image
+
+
+def test_code_that_displayed_several_images_gives_each_within_the_bounds() -> None:
+    """run_code's figures are numbered; past the count bound or an image's byte bound they
+    are left to the text, which describes every one."""
+    shown = rich_result(Output("", (png(2, 1), "text", png(2, 2))))
+    assert shown is not None and shown.text.count("displayed: a PNG image") == 2
+    assert [image.name for image in tool_images("run_code", shown)] == [
+        "run_code-1.png",
+        "run_code-2.png",
+    ]
+    encoded = base64.b64encode(png()).decode()
+    many = Rich("output", "", "", displayed=(("image/png", encoded),) * (MAX_ATTACHMENTS + 2))
+    assert len(tool_images("run_code", many)) == MAX_ATTACHMENTS
+    big = rich_result(png(2, 2, padding=600 * 1024))
+    assert big is not None and big.image is not None and tool_images("plot", big) == ()
+
+
+def test_a_table_gives_no_images() -> None:
+    """A result without an image (a string, a table) gives nothing to attach."""
+    import pandas as pd
+
+    shown = rich_result(pd.DataFrame({"x": [1]}))
+    assert shown is not None and tool_images("table", shown) == ()

@@ -67,6 +67,18 @@ def test_no_tools_offers_the_model_none(monkeypatch: pytest.MonkeyPatch) -> None
     assert bare.tools == {} and "calculator" in full.tools
 
 
+def test_vision_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--vision makes an agent that shows the model tools' images; without it, it does not."""
+    monkeypatch.delenv("NBCHAT_MODEL", raising=False)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--openai", "http://127.0.0.1:9/v1", "--model", "m"]
+    seeing = agent_from_arguments(parser.parse_args([*base, "--vision"]))
+    plain = agent_from_arguments(parser.parse_args(base))
+    assert seeing is not None and plain is not None
+    assert seeing.vision and not plain.vision
+
+
 MODEL_ENVIRON = {"NBCHAT_OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "NBCHAT_MODEL": "env-model"}
 
 

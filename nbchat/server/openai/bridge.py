@@ -64,7 +64,7 @@ from ..responder import (
 )
 from .calls import Finished, run_calls
 from .completion import Deadline, Retries, Round, stream_round
-from .history import Histories, tool_round_messages, user_message
+from .history import Histories, tool_images_message, tool_round_messages, user_message
 from .upstream import UpstreamErrors, error
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ class OpenAIAgent:
         tool_choice: str | dict[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        vision: bool = False,
     ) -> None:
         try:
             import openai
@@ -179,6 +180,10 @@ class OpenAIAgent:
         round only, then ``auto``: else the model could only ever call tools."""
         self.parallel_tool_calls = parallel_tool_calls
         """Whether the model may call several tools at once (None: the server's default)."""
+        self.vision = vision
+        """Whether the model reads images: then the images a tool's result showed (a figure)
+        are shown to it after the round's tool messages, for that reply (the history keeps
+        their description). An image the user attached is sent whatever this says."""
         self.extra_body = dict(extra_body or {})
         """Fields added to every request as they are (a provider's own options); the
         bridge's own fields (model, messages, stream, tools and the options above) win."""
@@ -251,6 +256,8 @@ class OpenAIAgent:
         used_ids: set[str] = set()
         partial: list[str] = []
         """Text of the current round, streamed but not yet part of ``turn``."""
+        for_this_reply: list[dict[str, Any]] = []
+        """The tools' images shown to the model: part of ``turn``, never of the history."""
         failed = False
         deadline = Deadline(self.reply_timeout)
         usage = Usage()
@@ -308,12 +315,17 @@ class OpenAIAgent:
                     async for message in results:
                         yield message
                 turn.extend(tool_round_messages(content, ((f.call, f.content) for f in finished)))
+                if self.vision:
+                    shown = tool_images_message((f.call, f.images) for f in finished)
+                    turn.extend(shown)
+                    for_this_reply.extend(shown)
                 partial.clear()
         finally:
             if not failed:  # a cancelled turn keeps what the user saw
                 if partial:
                     turn.append({"role": "assistant", "content": "".join(partial)})
-                self._histories.commit(conversation_id, turn)
+                kept = [m for m in turn if not any(m is shown for shown in for_this_reply)]
+                self._histories.commit(conversation_id, kept)
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """A copy of a conversation's messages as sent upstream (system prompt excluded)."""

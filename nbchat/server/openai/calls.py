@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
+from ...attachments import Attachment
 from ...exceptions import ToolArgumentsError
 from ...protocol import ToolCall, ToolCallMessage, ToolResultMessage
 from ...tools import execute
@@ -36,6 +37,8 @@ class Finished:
     call: ToolCall
     content: str
     """The ``role: "tool"`` message content given back to the model."""
+    images: tuple[Attachment, ...] = ()
+    """The images its result showed (a client tool's figure), for a model that reads images."""
 
 
 async def run_calls(
@@ -105,10 +108,11 @@ async def _in_client(call: ToolCall, streamed: StreamedCall, client: ClientTools
     answered = await client.call(call.name, arguments, call_id=call.id)
     answered = answered.model_copy(update={"arguments": call.arguments})
     if answered.status == "done":
-        return Finished(answered, ToolOutcome.done(answered.result).text)
+        text = ToolOutcome.done(answered.result).text
+        return Finished(answered, text, client.images(call.id))
     return Finished(answered, ToolOutcome.failed(str(answered.result)).text)
 
 
 def _ended(call: ToolCall, outcome: ToolOutcome) -> Finished:
     card = call.model_copy(update={"status": outcome.status, "result": outcome.result})
-    return Finished(card, outcome.text)
+    return Finished(card, outcome.text, outcome.images)

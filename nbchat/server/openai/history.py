@@ -12,14 +12,14 @@ message and all that answered it), never the latest one. Pure: no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ...attachments import Attachment, describe
+from ...attachments import MAX_ATTACHMENTS, Attachment, describe
 from ...protocol import ContextItem, ToolCall
 from ..responder import Conversations
 
-__all__ = ["Histories", "tool_round_messages", "user_message"]
+__all__ = ["Histories", "tool_images_message", "tool_round_messages", "user_message"]
 
 Message = dict[str, Any]
 
@@ -115,6 +115,31 @@ def tool_round_messages(content: str, finished: Iterable[tuple[ToolCall, str]]) 
         ],
     }
     return [assistant, *({"role": "tool", "tool_call_id": c.id, "content": t} for c, t in done)]
+
+
+def tool_images_message(finished: Iterable[tuple[ToolCall, Sequence[Attachment]]]) -> list[Message]:
+    """The images a round's tools showed, as one user message after its tool messages.
+
+    A ``role: "tool"`` message holds text only (Chat Completions), so a model
+    that reads images is shown them next, each after a line naming its call;
+    at most :data:`MAX_ATTACHMENTS` in all, the rest counted. None shown: no message.
+    """
+    parts: list[dict[str, Any]] = []
+    shown = left = 0
+    for call, images in finished:
+        for image in images:
+            if shown == MAX_ATTACHMENTS:
+                left += 1
+                continue
+            shown += 1
+            line = f"{image.name}, shown by {call.name} (call {call.id}):"
+            parts.append({"type": "text", "text": line})
+            parts.append({"type": "image_url", "image_url": {"url": image.data_url()}})
+    if not parts:
+        return []
+    if left:
+        parts.append({"type": "text", "text": f"({left} more images not shown)"})
+    return [{"role": "user", "content": parts}]
 
 
 # Private helpers
