@@ -82,6 +82,9 @@ class Turn:
     attached: list[str] = field(default_factory=list)
     """What the user attached, a line each (``plot.png (image/png, 12 KB)``): the content
     went to the model; the conversation shows what it was."""
+    attached_digest: str = ""
+    """What a replay matches the attachments on, read from a transcript; "" for none
+    (:func:`nbchat.transcript.format.attachments_digest`)."""
     shown: dict[str, str] = field(default_factory=dict)
     """Rich results of the client's own tools as their cards show them, by call id
     (sanitized HTML from :mod:`nbchat.render.rich`): made in this kernel, shown in the

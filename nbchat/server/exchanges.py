@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from ..protocol import (
     DoneMessage,
@@ -25,14 +26,25 @@ from ..redact import redact_text
 from ..turn import Turn
 from .responder import ResponderMessage
 
-__all__ = ["Cursor", "Exchange", "Recorded", "exchange", "normalize"]
+__all__ = ["Cursor", "Exchange", "Key", "Recorded", "exchange", "key_of", "normalize"]
 
 _REPLAYED = (TokenMessage, ReasoningMessage, ToolCallMessage, ToolResultMessage, ErrorMessage)
+
+
+Key: TypeAlias = tuple[str, str]
+r"""What a message is matched on: its :func:`normalize`\ d text and its attachments' digest."""
 
 
 def normalize(text: str) -> str:
     """The form messages are compared in: redacted, NFC, whitespace collapsed, ends stripped."""
     return " ".join(unicodedata.normalize("NFC", redact_text(text)).split())
+
+
+def key_of(text: str, attached_digest: str = "") -> Key:
+    """A message's :data:`Key`: its text, and what it attached
+    (:func:`~nbchat.transcript.format.attachments_digest`: names, types and texts, never
+    an image's bytes)."""
+    return normalize(text), attached_digest
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class Exchange:
     """Seconds after the user message at which each message arrived (non-decreasing)."""
     end: float
     """Seconds after the user message at which the reply ended."""
+    attached: tuple[str, ...] = ()
+    """What the recorded message attached, a line each, for an error naming it."""
 
 
 @dataclass(eq=False)
@@ -55,7 +69,7 @@ class Recorded:
 
     conversation_id: str
     exchanges: list[Exchange] = field(default_factory=list)
-    by_text: dict[str, list[int]] = field(default_factory=dict)
+    by_text: dict[Key, list[int]] = field(default_factory=dict)
     followers: int = 0
     """How many live conversations have a cursor on it."""
 
@@ -67,7 +81,7 @@ class Cursor:
     recorded: Recorded
     used: set[int] = field(default_factory=set)
 
-    def find(self, key: str) -> int | None:
+    def find(self, key: Key) -> int | None:
         """The first unused exchange with this text, or None."""
         for index in self.recorded.by_text.get(key, ()):
             if index not in self.used:
@@ -105,4 +119,11 @@ def exchange(order: int, turn: Turn) -> Exchange:
     for t in times:
         last = max(last, t - turn.t)  # clocks step back; a reply never does
         offsets.append(last)
-    return Exchange(order, turn.user, tuple(messages), tuple(offsets), max(last, end - turn.t))
+    return Exchange(
+        order,
+        turn.user,
+        tuple(messages),
+        tuple(offsets),
+        max(last, end - turn.t),
+        tuple(turn.attached),
+    )

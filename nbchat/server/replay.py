@@ -5,8 +5,8 @@ deterministically, in CI or anywhere without a model.
 
 Matching. A re-executed notebook gets fresh random conversation ids, so the
 live conversation id rarely equals a recorded one: messages are matched by
-their text and their order, and conversation ids only keep several recorded
-conversations apart.
+their text (with their attachments' digest, :func:`key_of`) and their order,
+and conversation ids only keep several recorded conversations apart.
 
 * Texts are compared after the redaction a transcript applies
   (:func:`nbchat.redact.redact_text`: what was recorded is redacted, so the live
@@ -67,6 +67,7 @@ from typing_extensions import Unpack
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from ..attachments import Attachment, describe
 from ..mcpspec import MCP_TOOLS_PATH, recorded_mcp_tools
 from ..protocol import (
     ErrorInfo,
@@ -77,10 +78,11 @@ from ..protocol import (
 )
 from ..redact import redact_text
 from ..transcript import Transcript
+from ..transcript.format import attachments_digest
 from .app import DEFAULT_HOST, ChatServer, ServerOptions
-from .exchanges import Cursor, Exchange, Recorded, exchange, normalize
+from .exchanges import Cursor, Exchange, Key, Recorded, exchange, key_of
 from .replaytools import live_result, outcome_text, recorded_mcp_names, run_client_calls
-from .responder import ResponderMessage, current_client_tools
+from .responder import ResponderMessage, current_attachments, current_client_tools
 
 __all__ = [
     "NOT_IN_TRANSCRIPT",
@@ -132,11 +134,12 @@ class ReplayResponder:
         self.max_conversations = max_conversations
         self._recorded: dict[str, Recorded] = {}
         for order, turn in enumerate(transcript.turns):
-            key = turn.conversation_id or ""  # the server passes "" for "no conversation"
-            recorded = self._recorded.setdefault(key, Recorded(key))
+            conversation = turn.conversation_id or ""  # "" is the server's "no conversation"
+            recorded = self._recorded.setdefault(conversation, Recorded(conversation))
             index = len(recorded.exchanges)
             recorded.exchanges.append(exchange(order, turn))
-            recorded.by_text.setdefault(normalize(turn.user), []).append(index)
+            said = key_of(turn.user, turn.attached_digest)
+            recorded.by_text.setdefault(said, []).append(index)
         self._live: OrderedDict[str, list[Cursor]] = OrderedDict()
         self.mcp_tools = recorded_mcp_names(transcript)
         """The MCP tools the recording used: answered from it unless the client declares them."""
@@ -161,13 +164,11 @@ class ReplayResponder:
 
     async def respond(self, conversation_id: str, text: str) -> AsyncIterator[ResponderMessage]:
         """Stream the recorded answer to ``text``, or a ``not_in_transcript`` error."""
-        exchange = self._match(conversation_id, text)
+        attached = current_attachments()
+        exchange = self._match(conversation_id, key_of(text, attachments_digest(attached)))
         if exchange is None:
-            yield ErrorMessage(
-                error=ErrorInfo(
-                    code=NOT_IN_TRANSCRIPT, message=self._not_found(conversation_id, text)
-                )
-            )
+            found = self._not_found(conversation_id, text, attached)
+            yield ErrorMessage(error=ErrorInfo(code=NOT_IN_TRANSCRIPT, message=found))
             return
         pace = self.speed is not None and 0 < self.speed < math.inf
         loop = asyncio.get_running_loop()
@@ -214,9 +215,9 @@ class ReplayResponder:
 
     # Private methods
 
-    def _match(self, conversation_id: str, text: str) -> Exchange | None:
-        """The exchange answering ``text`` in a live conversation, now marked used; or None."""
-        key = normalize(text)
+    def _match(self, conversation_id: str, key: Key) -> Exchange | None:
+        """The exchange answering a message (its ``key``) in a live conversation, now marked
+        used; or None."""
         cursors = self._cursors(conversation_id)
         for cursor in cursors:
             index = cursor.find(key)
@@ -281,9 +282,25 @@ class ReplayResponder:
             self._live.move_to_end(conversation_id)
         return cursors
 
-    def _not_found(self, conversation_id: str, text: str) -> str:
+    def _not_found(
+        self, conversation_id: str, text: str, attached: tuple[Attachment, ...] = ()
+    ) -> str:
         if not self._recorded:
             return f"the transcript holds no messages, so none answers {_quote(text)}"
+        key = key_of(text, attachments_digest(attached))
+        same_text = [
+            recorded.exchanges[indices[0]]
+            for recorded in self._recorded.values()
+            for (said, _), indices in recorded.by_text.items()
+            if said == key[0]
+        ]
+        if same_text and not any(key in r.by_text for r in self._recorded.values()):
+            sent = ", ".join(describe(a) for a in attached) or "none"
+            kept = ", ".join(same_text[0].attached) or "none"
+            return (
+                f"the transcript holds {_quote(text)} with other attachments (recorded: "
+                f"{kept}; sent: {sent}): attach what was recorded, or record again"
+            )
         expected = self.expected(conversation_id)
         if not expected:
             return (

@@ -40,16 +40,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
-from ..attachments import Attachment, describe
+from ..attachments import IMAGE_TYPES, Attachment, describe
 from ..exceptions import ProtocolError, TranscriptError
 from ..parsing import parse_client_message, parse_server_message
 from ..protocol import CancelRequest, ServerMessage, UserMessage
@@ -63,6 +64,7 @@ __all__ = [
     "Header",
     "TranscriptLine",
     "TranscriptWarning",
+    "attachments_digest",
     "event_line",
     "first_problem",
     "gc_paused",
@@ -261,3 +263,20 @@ def recorded_attachment(attachment: Attachment) -> Attachment:
         return attachment
     note = f"(not recorded: {describe(attachment)}, over the transcript's 64 KB for images)"
     return Attachment(name=attachment.name, mime=attachment.mime, text=note)
+
+
+def attachments_digest(attachments: Iterable[Attachment]) -> str:
+    """What a replay matches a message's attachments on: "" for none, else a hash of each
+    one's name and type and of a text's content, redacted as :func:`recorded_attachment`
+    keeps it, so the live message and its recording agree.
+
+    An image's bytes are left out: the same figure drawn by another matplotlib, or on
+    another machine, is other bytes, and a transcript keeps a large image by name only.
+    """
+    seen = [
+        (a.name, a.mime, None if a.mime in IMAGE_TYPES else redact_text(a.text or ""))
+        for a in attachments
+    ]
+    if not seen:
+        return ""
+    return hashlib.sha256(json.dumps(seen).encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -29,7 +29,7 @@ from ..protocol import CancelRequest, UnknownMessage, UserMessage
 from ..redact import redact_turn
 from ..reply import ReplyBuilder
 from ..turn import Turn
-from .format import TranscriptLine, gc_paused
+from .format import TranscriptLine, attachments_digest, gc_paused
 
 __all__ = ["build_turns"]
 
@@ -46,6 +46,7 @@ class _Open:
     builder: ReplyBuilder
     times: list[float] = field(default_factory=list)
     attached: list[str] = field(default_factory=list)
+    attached_digest: str = ""
     mentions: tuple[str, ...] = ()
 
 
@@ -86,7 +87,12 @@ def build_turns(lines: Iterable[TranscriptLine]) -> list[Turn]:
                 attached = [describe(attachment) for attachment in sent.attachments or ()]
                 builder = ReplyBuilder(sent.id, sent.conversation_id)
                 turn = _Open(
-                    line.t, sent.message, builder, attached=attached, mentions=sent.mentions
+                    line.t,
+                    sent.message,
+                    builder,
+                    attached=attached,
+                    attached_digest=attachments_digest(sent.attachments or ()),
+                    mentions=sent.mentions,
                 )
                 turns.append(turn)
                 if sent.id is not None:
@@ -125,6 +131,7 @@ def _frozen(turn: _Open) -> Turn:
             usage=reply.usage,
             truncated=reply.truncated,
             attached=turn.attached,
+            attached_digest=turn.attached_digest,
             mentions=turn.mentions,
         )
     )

@@ -389,3 +389,26 @@ async def test_a_client_tool_returning_a_credential_url_replays(tmp_path: Path) 
     async with ReplayServer(path) as server, ChatClient(url=server.url, tools=[link]) as chat:
         again = await chat.ask('call link {"x": 4}', timeout=TIMEOUT)
     assert again.error is None and again.tool_calls[0].status == "done"
+
+
+async def test_a_message_matches_on_its_attachments_names_and_texts_not_image_bytes(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    """The same text with another drawing of the figure replays; with another note attached
+    (a secret in it redacted alike) it is not_in_transcript, naming both sets."""
+    from tests.helpers import png
+
+    path = tmp_path / "chat.jsonl"
+    note = "rows 1-3, key sk-proj-" + "Zx9_" * 10
+    async with ChatClient(url=demo.url, record=path) as client:
+        live = await client.ask("look", attach=[png(2, 2), note], timeout=TIMEOUT)
+    async with serve_replay(path) as server, ChatClient(url=server.url) as client:
+        again = await client.ask("look", attach=[png(5, 4), note], timeout=TIMEOUT)
+        with pytest.raises(ServerError) as error:
+            await client.ask("look", attach=[png(2, 2), "rows 4-6"], timeout=TIMEOUT)
+    assert again.text == redact_text(live.text)
+    assert error.value.code == NOT_IN_TRANSCRIPT
+    assert "holds 'look' with other attachments (recorded: image.png (image/png" in (
+        error.value.message
+    )
+    assert "sent: image.png (image/png, 71 B), note.txt (text/plain, 8 B)" in error.value.message
