@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -192,14 +193,19 @@ def turn_costs(turns: int, paged: bool) -> list[int]:
     return costs
 
 
-def saved_copy_costs(at: list[int], repeat: int) -> dict[int, tuple[float, float, int]]:
-    """The kernel's cost of the saved copy's update after reply ``n`` (for each n in ``at``):
-    seconds with finished turns rendered once, seconds re-rendering every turn (what the
-    panel did before), and the bytes of the update (the whole copy: a display update
-    replaces its output). An update is the bundle plus its JSON, as the kernel sends it."""
+def saved_copy_costs(at: list[int], repeat: int) -> dict[int, tuple[float, float, float, int, int]]:
+    """The kernel's cost of the saved copy's update after reply ``n`` (for each n in ``at``).
+
+    Seconds as the panel does it now (the copy split over outputs, only the changed
+    ones sent: ``StaticConversation.changed``), seconds as one output holding the
+    whole copy with finished turns kept (the design before), seconds re-rendering
+    every turn (the design before that), then the bytes sent now and as one output.
+    An update is the bundles plus their JSON, as the kernel sends them.
+    """
     views: list[TurnView] = []
     throttle = Throttle(30.0)
     static = StaticConversation()
+    static.changed([], everything=True)  # the panel displayed: every output made
     costs = {}
     with recording_comms():
         for i in range(max(at) + 1):
@@ -210,30 +216,48 @@ def saved_copy_costs(at: list[int], repeat: int) -> dict[int, tuple[float, float
                 reply.feed(message)
                 view.feed(message, reply)
             views.append(view)
-            static.bundle(views[:-1])  # the update after the previous reply
             if i not in at:
+                static.changed(views)  # the update after this reply
                 continue
+            before = (
+                dict(static._finished),
+                [list(s) for s in static._slots],
+                static._sent[:],
+                static._placed[:],
+            )
 
-            def cached(upto: int = i + 1) -> float:
-                kept = dict(static._finished)  # each run adds turn i anew
-                static._finished = {v: p for v, p in kept.items() if v is not views[upto - 1]}
+            def restore(kept: Any = before) -> None:
+                """The copy as it was after the previous reply's update."""
+                static._finished, static._sent = dict(kept[0]), list(kept[2])
+                static._slots = [list(slot) for slot in kept[1]]
+                static._placed = list(kept[3])
+
+            def split() -> float:
+                restore()
                 started = time.perf_counter()
-                sent_bytes = json.dumps(static.bundle(views[:upto]))
+                sent = [json.dumps(bundle) for _, bundle in static.changed(views)]
                 elapsed = time.perf_counter() - started
-                assert sent_bytes
+                assert sent
                 return elapsed
 
-            def uncached(upto: int = i + 1) -> float:
+            def whole() -> float:
+                restore()  # turn i is rendered anew each run
                 started = time.perf_counter()
-                json.dumps(static_bundle(view.turn for view in views[:upto]))
+                json.dumps(static.bundle(views))
                 return time.perf_counter() - started
 
-            size = len(json.dumps(static.bundle(views)).encode())
-            costs[i] = (
-                min(cached() for _ in range(repeat)),
-                min(uncached() for _ in range(repeat)),
-                size,
-            )
+            def uncached() -> float:
+                started = time.perf_counter()
+                json.dumps(static_bundle(view.turn for view in views))
+                return time.perf_counter() - started
+
+            split_seconds = min(split() for _ in range(repeat))
+            whole_seconds = min(whole() for _ in range(repeat))
+            uncached_seconds = min(uncached() for _ in range(repeat))
+            restore()
+            sent_now = sum(len(json.dumps(b).encode()) for _, b in static.changed(views))
+            sent_whole = len(json.dumps(static.bundle(views)).encode())
+            costs[i] = (split_seconds, whole_seconds, uncached_seconds, sent_now, sent_whole)
     return costs
 
 
@@ -301,15 +325,16 @@ def main() -> None:
 
     print("the saved copy's update after one more reply (kernel time, best of 5):")
     copies = saved_copy_costs([10, 300], 5)
-    for n, (cached, uncached, size) in copies.items():
+    for n, (split, whole, uncached, sent, sent_whole) in copies.items():
         print(
-            f"turn {n:<9}{cached * 1e3:>8.2f} ms  (every turn re-rendered: {uncached * 1e3:.2f} ms)"
-            f"  {size:>9,} B sent"
+            f"turn {n:<5}{split * 1e3:>7.2f} ms {sent:>9,} B sent   (one output: "
+            f"{whole * 1e3:.2f} ms, {sent_whole:,} B; every turn re-rendered: "
+            f"{uncached * 1e3:.2f} ms)"
         )
-    ratio = copies[300][0] / copies[10][0]
     print(
-        f"update cost at turn 300 / turn 10: {ratio:.2f}x (before: "
-        f"{copies[300][1] / copies[10][1]:.2f}x)"
+        f"update cost at turn 300 / turn 10: {copies[300][0] / copies[10][0]:.2f}x "
+        f"(one output: {copies[300][1] / copies[10][1]:.2f}x; every turn re-rendered: "
+        f"{copies[300][2] / copies[10][2]:.2f}x)"
     )
 
 

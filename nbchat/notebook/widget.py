@@ -49,7 +49,7 @@ __all__ = ["ChatWidget", "current_widget"]
 
 MAX_FPS = 30.0
 PANEL_TEXT = "nbchat ChatWidget (live while its kernel runs; the conversation follows)"
-"""The panel's own plain fallback: the static output after it holds the conversation."""
+"""The panel's own plain fallback: the static outputs after it hold the conversation."""
 
 
 _by_cell: dict[str, weakref.ref[ChatWidget]] = {}
@@ -79,8 +79,8 @@ class ChatWidget(EventRendering, FrontendActions, widgets.VBox):
     completes the kernel's variable names, and ``@df`` in a message carries df's
     description to the backend (:mod:`nbchat.mentions`).
 
-    Displayed, the panel's cell gets a second output: the conversation as
-    static HTML, kept current after each reply, so a saved notebook shows it
+    Displayed, the panel's cell gets more outputs: the conversation as
+    static HTML, split over them and kept current after each reply, so a saved notebook shows it
     where no kernel runs (:mod:`nbchat.static_view`).
     """
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from nbchat.notebook.static_view import SLOTS
 from tests.helpers import TIMEOUT
 
 from .lab import JupyterLab
@@ -58,9 +59,9 @@ def test_a_saved_conversation_shows_without_a_kernel_offline_and_validates(
     notebook.run_all()
     panel = notebook.panel()
     panel.wait_finished_replies(2)
-    static = page.locator(".nbchat-static")
-    expect(static).to_have_count(1)
-    expect(static).to_be_hidden()  # the live panel is on the page: no second copy shown
+    expect(page.locator(".nbchat-static")).to_have_count(SLOTS)  # the copy's outputs
+    # the live panel is on the page: no second copy shown, nor the blank outputs' room
+    expect(page.locator(".jp-OutputArea-child:has(.nbchat-static):visible")).to_have_count(0)
     save(page)
     saved = json.loads((lab.root / "saved.ipynb").read_text(encoding="utf-8"))
     outputs = saved["cells"][0]["outputs"]
@@ -73,7 +74,7 @@ def test_a_saved_conversation_shows_without_a_kernel_offline_and_validates(
     # JupyterLab, before running anything: the widgets are gone, the conversation is not.
     lab.shutdown_kernels()
     Notebook.open(page, lab, copy.name)
-    static = page.locator(".nbchat-static")
+    static = page.locator(".nbchat-static").first  # a short conversation: the first output
     expect(static).to_be_visible()
     expect(static).to_contain_text("What is 6*7?")
     expect(static).to_contain_text("6*7 = 42.")
@@ -94,7 +95,7 @@ def test_a_saved_conversation_shows_without_a_kernel_offline_and_validates(
     try:
         view = offline.new_page()
         view.goto(html.as_uri())
-        static = view.locator(".nbchat-static")
+        static = view.locator(".nbchat-static").first
         expect(static).to_be_visible(timeout=TIMEOUT_MS)
         expect(static).to_contain_text("6*7 = 42.")
         expect(static.locator(".nbchat-tool")).to_contain_text("calculator")
@@ -149,7 +150,7 @@ def test_the_live_panel_keeps_focus_typed_text_and_scroll_when_a_reply_completes
     log = panel.log.element_handle()
     page.evaluate("(log) => { log.scrollTop = 0; log.dispatchEvent(new Event('scroll')); }", log)
     panel.wait_finished_replies(4)
-    expect(page.locator(".nbchat-static")).to_contain_text("600")  # the copy was updated
+    expect(page.locator(".nbchat-static").first).to_contain_text("600")  # the copy was updated
     expect(panel.input).to_be_focused()
     assert panel.input.input_value() == "a draft"
     assert page.evaluate("(log) => log.scrollTop", log) == 0

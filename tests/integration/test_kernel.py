@@ -14,6 +14,7 @@ from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
 from nbchat.config import URL_ENV
+from nbchat.notebook.static_view import SLOTS
 from nbchat.notebook.widget import PANEL_TEXT
 from tests.helpers import TIMEOUT
 
@@ -100,9 +101,11 @@ def test_the_panel_cell_saves_the_conversation_as_it_ended() -> None:
         "%%chat\ncount to 3",
         "chat",
     )
-    panel, static = nb.cells[0].outputs
+    panel, static, *blank = nb.cells[0].outputs
     assert panel.data["text/plain"] == PANEL_TEXT
     assert static.metadata == {"nbchat": {"static": True}}
+    assert len(blank) == SLOTS - 1  # room for a longer conversation, blank meanwhile
+    assert all(b.metadata == static.metadata and b.data["text/plain"] == "" for b in blank)
     assert "6*7 = 42." in static.data["text/plain"] and "1 2 3" in static.data["text/plain"]
     assert "<script" not in static.data["text/html"]
     assert text_of(nb.cells[1]) == "<Reply '6*7 = 42.' tool_calls=[calculator: done]>"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbchat import ChatClient, Transcript
-from nbchat.notebook.static_view import EMPTY_TEXT, StaticConversation, static_bundle
+from nbchat.notebook.static_view import EMPTY_TEXT, SLOTS, StaticConversation, static_bundle
 from nbchat.notebook.widget import ChatWidget
 from nbchat.protocol import DoneMessage, TokenMessage, ToolCall, ToolResultMessage
 from nbchat.server import DemoServer
@@ -91,13 +91,14 @@ def test_an_update_renders_only_the_turns_still_open() -> None:
     finished = [Counted(turn_saying(f"turn {n}", n), done=True) for n in range(5)]
     streaming = Counted(Turn(user="still going", assistant="partly", complete=False), done=False)
     static = StaticConversation()
+    assert len(static.changed([], everything=True)) == SLOTS  # as the panel is displayed
     for _ in range(3):
-        bundle = static.bundle([*finished, streaming])
-    assert [view.reads for view in finished] == [1] * 5 and streaming.reads == 3
+        ((number, bundle),) = static.changed([*finished, streaming])
+    assert number == 0 and [view.reads for view in finished] == [1] * 5 and streaming.reads == 3
     assert bundle == static_bundle(view._turn for view in [*finished, streaming])
     streaming.done = True
-    static.bundle([*finished, streaming])
-    static.bundle([*finished, streaming])
+    assert len(static.changed([*finished, streaming])) == 1  # its last change
+    assert static.changed([*finished, streaming]) == []  # nothing changed: nothing sent
     assert streaming.reads == 4  # rendered once more, finished, then kept
 
 
@@ -105,10 +106,34 @@ def test_a_cleared_turn_is_forgotten_by_the_saved_copy() -> None:
     """A turn no longer shown leaves the copy (and its cache): nothing stale comes back."""
     first, second = (Counted(turn_saying(text, n), done=True) for n, text in enumerate("ab"))
     static = StaticConversation()
-    static.bundle([first, second])
-    assert static.bundle([second]) == static_bundle([second._turn])
-    assert static.bundle([first, second]) == static_bundle([first._turn, second._turn])
+    static.changed([first, second], everything=True)
+    assert dict(static.changed([second]))[0] == static_bundle([second._turn])
+    assert dict(static.changed([first, second]))[0] == static_bundle([first._turn, second._turn])
     assert first.reads == 2  # forgotten when cleared, so rendered again
+
+
+def test_a_long_conversation_is_split_and_an_update_sends_only_its_last_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outputs fill in order and close at SLOT_CHARS; a reply re-sends one output, whatever
+    the length; together they show every turn, the stylesheet once; the last takes the rest."""
+    from nbchat.notebook import static_view
+
+    one = len(static_view.saved_turn_html(turn_saying("turn 00", 0)))
+    monkeypatch.setattr(static_view, "SLOT_CHARS", 3 * one)  # three turns an output
+    monkeypatch.setattr(static_view, "SLOTS", 4)
+    views = [Counted(turn_saying(f"turn {n:02}", n), done=True) for n in range(20)]
+    static = StaticConversation()
+    first = static.changed(views[:1], everything=True)
+    assert [number for number, _ in first] == [0, 1, 2, 3]
+    assert first[3][1]["text/plain"] == "" and "turn" not in first[3][1]["text/html"]
+    sent = [[number for number, _ in static.changed(views[:n])] for n in range(2, 8)]
+    assert sent == [[0], [0], [1], [1], [1], [2]]  # the output a new turn lands in, alone
+    everything = dict(static.changed(views, everything=True))
+    html = "".join(bundle["text/html"] for bundle in everything.values())
+    assert html.count("<style>") == 1 and all(f"turn {n:02}" in html for n in range(20))
+    assert "turn 19" in everything[3]["text/plain"] and "turn 08" in everything[2]["text/plain"]
+    assert [view.reads for view in views] == [1] * 20
 
 
 async def test_a_panel_opened_on_history_shows_it_and_goes_on_in_its_conversation(

@@ -209,10 +209,10 @@ def test_the_question_says_where_the_call_runs() -> None:
 def test_styles_are_scoped() -> None:
     """Every rule applies only inside the ``.nbchat`` panel, but the one hiding the static copy.
 
-    That rule reaches the output after a live panel, and only one holding ``.nbchat-static``.
+    That rule reaches the outputs after a live panel, and only those holding ``.nbchat-static``.
     """
     hide = re.compile(
-        r"\.jp-OutputArea-child:has\(\.nbchat\.widget-box\)\s*\+\s*"
+        r"\.jp-OutputArea-child:has\(\.nbchat\.widget-box\)\s*~\s*"
         r"\.jp-OutputArea-child:has\(\.nbchat-static\)\s*\{\s*display:\s*none;\s*\}"
     )
     assert len(hide.findall(stylesheet())) == 1
