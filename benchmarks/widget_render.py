@@ -116,6 +116,7 @@ def cold(run: Callable[[], Result]) -> Result:
     """``run`` with the highlighting and MathML caches emptied, as for a new reply."""
     highlight_module._highlighted.cache_clear()
     math_module.latex_to_mathml.cache_clear()
+    markdown_module._clean_piece.cache_clear()
     return run()
 
 
