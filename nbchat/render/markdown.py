@@ -336,8 +336,8 @@ class StreamingMarkdown:
             self._fence = None
             return None
         fence.checked = content.rfind("\n") + 1  # the last line may still become a closing one
-        if content[fence.checked :].isspace():
-            return None  # markdown-it drops a last line of blanks: leave that to the parse
+        if not content[fence.checked :].strip(" \t"):
+            content = content[: fence.checked]  # markdown-it drops a last line of blanks
         return fence.head + self._open_fence.render(content, fence.language) + fence.tail
 
 

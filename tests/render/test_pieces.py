@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,26 @@ def test_a_finished_block_is_not_rendered_or_sanitized_again() -> None:
     assert highlight_module._highlighted.cache_info().misses == highlighted.misses == 20
     cold_caches()
     assert final == markdown_to_html(document) == whole(document)
+
+
+@pytest.mark.parametrize("last", [" ", "    ", "\t", " \t ", "\u3000", "\x0c", "  x"])
+def test_an_open_fence_ending_in_a_line_of_blanks_skips_the_parse(
+    last: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A last line of spaces (a new line's indent) renders as the full parse does, unparsed."""
+    stream = StreamingMarkdown()
+    text = "Intro\n\n```python\ndef f():\n"
+    stream.render(text)
+    stream.render(text + "    return 1\n")
+    parsed = markdown_module._md.parse
+    calls: list[str] = []
+
+    def counting(src: str, env: Any = None) -> Any:
+        calls.append(src)
+        return parsed(src, env)
+
+    monkeypatch.setattr(markdown_module._md, "parse", counting)
+    out = stream.render(text + "    return 1\n" + last)
+    monkeypatch.undo()
+    assert out == markdown_to_html(text + "    return 1\n" + last)
+    assert calls == []
