@@ -192,10 +192,19 @@ def _clean(markup: str) -> str:
     return _cleaner.clean(markup).replace(_CODE_BOX, _CODE_BOX + _COPY_BUTTON)
 
 
-@functools.lru_cache(maxsize=1024)
-def _clean_piece(markup: str) -> str:
+_MAX_KEPT = 20_000
+"""A piece longer than this many characters is cleaned each time, never kept: the cache
+holds at most 1024 of them (about 40 MB), a reply of 20k tokens about 600."""
+
+
+def _cleaned(markup: str) -> str:
     """A piece sanitized alone: balanced markup of ours (a code box, MathML, a math
     error's ``<code>``) that cleans the same alone as in its place."""
+    return _clean_piece(markup) if len(markup) <= _MAX_KEPT else _cleaner.clean(markup)
+
+
+@functools.lru_cache(maxsize=1024)
+def _clean_piece(markup: str) -> str:
     return _cleaner.clean(markup)
 
 
@@ -217,7 +226,7 @@ def _html(tokens: Sequence[Token], env: dict[str, Any]) -> str:
     if pieces and markup.count(_PIECE_OPEN) == len(pieces):
         parts = _PIECE_REF.split(_cleaner.clean(markup))
         if parts[1::2] == [str(index) for index in range(len(pieces))]:
-            parts[1::2] = map(_clean_piece, pieces)
+            parts[1::2] = map(_cleaned, pieces)
             return "".join(parts).replace(_CODE_BOX, _CODE_BOX + _COPY_BUTTON)
     if pieces:
         markup = _md.renderer.render(tokens, _md.options, env)  # the pieces in their places

@@ -107,3 +107,11 @@ def test_an_open_fence_ending_in_a_line_of_blanks_skips_the_parse(
     monkeypatch.undo()
     assert out == markdown_to_html(text + "    return 1\n" + last)
     assert calls == []
+
+
+def test_a_long_piece_is_cleaned_each_time_and_not_kept() -> None:
+    """A code block over the kept size is cleaned anew, so the cache stays bounded."""
+    cold_caches()
+    document = "```python\n" + "x = 1\n" * 5_000 + "```\n"
+    assert markdown_to_html(document) == whole(document)
+    assert markdown_module._clean_piece.cache_info().currsize == 0
