@@ -117,17 +117,24 @@ def cold(run: Callable[[], Result]) -> Result:
     """``run`` with the highlighting and MathML caches emptied, as for a new reply."""
     highlight_module._highlighted.cache_clear()
     math_module.latex_to_mathml.cache_clear()
+    markdown_module._clean_piece.cache_clear()
     return run()
 
 
 def plain_markdown(run: Callable[[], Result]) -> Result:
-    """``run`` with the renderer of plain CommonMark (no highlighting, no math)."""
-    saved = markdown_module._md
+    """``run`` with the renderer of plain CommonMark (no highlighting, no math).
+
+    The open fence of a stream is highlighted by ``OpenFence``, not by the
+    renderer, so no lexer is found for it either (before, the plain baseline
+    highlighted a code block while it streamed in).
+    """
+    saved, lexer = markdown_module._md, highlight_module._lexer
     markdown_module._md = markdown_module._markdown_it(rich=False)
+    highlight_module._lexer = lambda language: None  # type: ignore[assignment]
     try:
         return run()
     finally:
-        markdown_module._md = saved
+        markdown_module._md, highlight_module._lexer = saved, lexer
 
 
 def sent(log: list[RecordingComm]) -> tuple[int, int]:

@@ -21,11 +21,15 @@ would navigate the JupyterLab page away.
 Cost: one render is linear in the text. While a reply streams in, the widget
 re-renders it many times, which would make a long reply quadratic;
 :class:`StreamingMarkdown` keeps the HTML of the top-level blocks that can no
-longer change and re-parses only the unfinished end.
+longer change and re-parses only the unfinished end. Highlighted code and
+MathML cost the sanitizer about 20 times what prose does, so each code block
+and formula is sanitized alone, once, and kept (:func:`_html`): the stream's
+later renders and the reply's final render reuse it.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Sequence
@@ -73,11 +77,9 @@ def _render_fence(
     token = tokens[idx]
     language = _fence_language(token)
     open_fence = env.get(_OPEN_FENCE) if idx == len(tokens) - 1 else None
-    if isinstance(open_fence, OpenFence):
-        body = open_fence.render(token.content, language)
-    else:
-        body = highlight(token.content, language)
-    return _fence_box(language, body)
+    if isinstance(open_fence, OpenFence):  # still growing: not worth keeping
+        return _fence_box(language, open_fence.render(token.content, language))
+    return _piece(env, _fence_box(language, highlight(token.content, language)))
 
 
 def _fence_box(language: str, body: str) -> str:
@@ -89,6 +91,26 @@ def _fence_box(language: str, body: str) -> str:
 _ALIGNMENTS = frozenset({"left", "center", "right"})
 _OPEN_FENCE = "nbchat_open_fence"
 """The env key under which StreamingMarkdown hands the fence still open at its end."""
+_PIECES = "nbchat_pieces"
+"""The env key of the list in which a render collects its code blocks' and formulas' markup."""
+_PIECE_OPEN, _PIECE_CLOSE = "\ue001", "\ue002"
+_PIECE_REF = re.compile(f"{_PIECE_OPEN}([0-9]+){_PIECE_CLOSE}")
+"""A piece's stand-in in the rest of the markup: private-use characters around its index."""
+
+
+def _piece(env: EnvType, markup: str) -> str:
+    """A stand-in for ``markup`` (a code block, a formula), which is sanitized on its own.
+
+    Sanitizing highlighted code and MathML costs about 20 times what the same
+    length of prose does; a finished block's markup is sanitized once
+    (:func:`_clean_piece`) and reused by every later render of the reply,
+    the final one included. Outside :func:`_html` it is the markup itself.
+    """
+    pieces = env.get(_PIECES)
+    if not isinstance(pieces, list):
+        return markup
+    pieces.append(markup)
+    return f"{_PIECE_OPEN}{len(pieces) - 1}{_PIECE_CLOSE}"
 
 
 def _markdown_it(rich: bool = True) -> MarkdownIt:
@@ -100,7 +122,7 @@ def _markdown_it(rich: bool = True) -> MarkdownIt:
     md.add_render_rule("td_open", _render_cell_open)
     if rich:
         md.add_render_rule("fence", _render_fence)
-        math_plugin(md)
+        math_plugin(md, _piece)
     return md
 
 
@@ -170,6 +192,47 @@ def _clean(markup: str) -> str:
     return _cleaner.clean(markup).replace(_CODE_BOX, _CODE_BOX + _COPY_BUTTON)
 
 
+_MAX_KEPT = 20_000
+"""A piece longer than this many characters is cleaned each time, never kept: the cache
+holds at most 1024 of them (about 40 MB), a reply of 20k tokens about 600."""
+
+
+def _cleaned(markup: str) -> str:
+    """A piece sanitized alone: balanced markup of ours (a code box, MathML, a math
+    error's ``<code>``) that cleans the same alone as in its place."""
+    return _clean_piece(markup) if len(markup) <= _MAX_KEPT else _cleaner.clean(markup)
+
+
+@functools.lru_cache(maxsize=1024)
+def _clean_piece(markup: str) -> str:
+    return _cleaner.clean(markup)
+
+
+def _html(tokens: Sequence[Token], env: dict[str, Any]) -> str:
+    """The sanitized HTML of ``tokens``, each code block and formula sanitized once.
+
+    The markup around the pieces is sanitized with stand-ins in their place, then
+    each stand-in becomes its piece sanitized alone: the same HTML as cleaning the
+    whole, since a piece is a balanced element that html5ever parses the same
+    anywhere markdown-it puts one. When the text itself holds a stand-in
+    character, or a stand-in did not come through in order, it is the whole.
+    """
+    pieces: list[str] = []
+    env[_PIECES] = pieces
+    try:
+        markup = _md.renderer.render(tokens, _md.options, env)
+    finally:
+        del env[_PIECES]
+    if pieces and markup.count(_PIECE_OPEN) == len(pieces):
+        parts = _PIECE_REF.split(_cleaner.clean(markup))
+        if parts[1::2] == [str(index) for index in range(len(pieces))]:
+            parts[1::2] = map(_cleaned, pieces)
+            return "".join(parts).replace(_CODE_BOX, _CODE_BOX + _COPY_BUTTON)
+    if pieces:
+        markup = _md.renderer.render(tokens, _md.options, env)  # the pieces in their places
+    return _clean(markup)
+
+
 def sanitize_html(markup: str) -> str:
     """Untrusted HTML (a tool result's ``_repr_html_``) through the allow-list model text gets.
 
@@ -180,7 +243,8 @@ def sanitize_html(markup: str) -> str:
 
 def markdown_to_html(text: str) -> str:
     """Render untrusted Markdown to sanitized HTML: no raw HTML, only http(s)/mailto links."""
-    return _clean(_md.render(text))
+    env: dict[str, Any] = {}
+    return _html(_md.parse(text, env), env)
 
 
 _NEWLINE = re.compile(r"\r\n?")
@@ -236,17 +300,17 @@ class StreamingMarkdown:
         split, offset = _final_boundary(tail, tokens)
         if split:
             stable = tail[:offset]
-            self._stable_html += _clean(_md.render(stable, self._env))
+            self._stable_html += _html(_md.parse(stable, self._env), self._env)
             self._stable_text += stable
             tokens = tokens[split:]
             tail = tail[offset:]
         self._fence = None
         last = tokens[-1] if tokens else None
         if last is None or last.type != "fence" or _closed_fence(tail, last):
-            return self._stable_html + _clean(_md.renderer.render(tokens, _md.options, env))
+            return self._stable_html + _html(tokens, env)
         env[_OPEN_FENCE] = self._open_fence
-        head = self._stable_html + _clean(_md.renderer.render(tokens[:-1], _md.options, env))
-        fence = _clean(_md.renderer.render(tokens[-1:], _md.options, env))
+        head = self._stable_html + _html(tokens[:-1], env)
+        fence = _html(tokens[-1:], env)
         self._remember_fence(tail, last, head, env)
         return head + fence
 
@@ -281,8 +345,8 @@ class StreamingMarkdown:
             self._fence = None
             return None
         fence.checked = content.rfind("\n") + 1  # the last line may still become a closing one
-        if content[fence.checked :].isspace():
-            return None  # markdown-it drops a last line of blanks: leave that to the parse
+        if not content[fence.checked :].strip(" \t"):
+            content = content[: fence.checked]  # markdown-it drops a last line of blanks
         return fence.head + self._open_fence.render(content, fence.language) + fence.tail
 
 

@@ -75,22 +75,33 @@ def latex_to_mathml(latex: str, display: bool) -> str:
         return fallback
 
 
-def _render_inline(
-    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-) -> str:
-    return latex_to_mathml(tokens[idx].content, False)
+Rule = Callable[[RendererHTML, Sequence[Token], int, OptionsDict, EnvType], str]
+"""A markdown-it render rule."""
 
 
-def _render_display(
-    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-) -> str:
-    return latex_to_mathml(tokens[idx].content, True)
+def _rules(piece: Callable[[EnvType, str], str]) -> tuple[Rule, Rule, Rule]:
+    """The render rules of inline, display and block math, each formula handed to ``piece``."""
+
+    def inline(
+        self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return piece(env, latex_to_mathml(tokens[idx].content, False))
+
+    def display(
+        self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return piece(env, latex_to_mathml(tokens[idx].content, True))
+
+    def block(
+        self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return f"<p>{piece(env, latex_to_mathml(tokens[idx].content, True))}</p>\n"
+
+    return inline, display, block
 
 
-def _render_block(
-    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-) -> str:
-    return f"<p>{latex_to_mathml(tokens[idx].content, True)}</p>\n"
+def _as_is(env: EnvType, markup: str) -> str:
+    return markup
 
 
 _LAST_CLOSE = -0x4E42
@@ -142,8 +153,12 @@ def _at_start_too(rule: Callable[[StateInline, bool], bool]) -> Callable[[StateI
     return wrapped
 
 
-def math_plugin(md: MarkdownIt) -> None:
-    """Math in ``md``: dollars (set for currency) and brackets, rendered to MathML."""
+def math_plugin(md: MarkdownIt, piece: Callable[[EnvType, str], str] = _as_is) -> None:
+    """Math in ``md``: dollars (set for currency) and brackets, rendered to MathML.
+
+    Each formula's markup goes through ``piece`` (with the render's env), which
+    returns what to put in the HTML in its place: by default the markup itself.
+    """
     dollarmath_plugin(
         md,
         allow_labels=False,
@@ -155,6 +170,7 @@ def math_plugin(md: MarkdownIt) -> None:
     md.inline.ruler.at("math_inline", _at_start_too(math_inline_dollar(False, False, True)))
     md.inline.ruler.before("escape", "math_paren", _brackets("\\(", "\\)", "math_inline"))
     md.inline.ruler.before("escape", "math_bracket", _brackets("\\[", "\\]", "math_inline_double"))
-    md.add_render_rule("math_inline", _render_inline)
-    md.add_render_rule("math_inline_double", _render_display)
-    md.add_render_rule("math_block", _render_block)
+    inline, display, block = _rules(piece)
+    md.add_render_rule("math_inline", inline)
+    md.add_render_rule("math_inline_double", display)
+    md.add_render_rule("math_block", block)
