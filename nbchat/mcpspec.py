@@ -11,9 +11,11 @@ calls them.
   ``readOnlyHint``, or is ``destructiveHint``, waits for approval, unless
   ``confirm`` says otherwise for every tool.
 * :func:`mcp_result`: a ``CallToolResult`` as the tool's value: structured
-  content when there is some, else the text (one block) or the blocks (images
-  kept as MCP gives them, up to :data:`MAX_IMAGE_CHARS`); an error result is a
-  :class:`~nbchat.ToolError` with the server's message.
+  content when there is some; with PNG or JPEG images, an
+  :class:`~nbchat.render.richtypes.Output` of the text and the images, shown in
+  the card as any tool's figure is (and given to a model that reads images),
+  never as base64 text; else the text (one block) or the blocks; an error
+  result is a :class:`~nbchat.ToolError` with the server's message.
 * Replay: when ``client.mcp(...)`` starts a server while the client records,
   the tools it added are written as one ``client`` line (:func:`mcp_line`,
   ``event: "mcp_tools"``). A replay server reads them (:func:`recorded_mcp_tools`)
@@ -25,6 +27,7 @@ calls them.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shlex
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import ToolError
+from .render.richtypes import Output
 from .toolspec import NAME_PATTERN
 
 __all__ = [
@@ -52,8 +56,10 @@ MCP_EVENT = "mcp_tools"
 """The ``event`` of the transcript line recording an MCP server's tools."""
 MCP_TOOLS_PATH = "/nbchat-replay/mcp"
 """Where a replay server gives the recorded MCP tool lists (JSON), beside its WebSocket."""
-MAX_IMAGE_CHARS = 12_000
-"""An image (base64) longer than this is described, not passed on."""
+MAX_IMAGE_CHARS = 2_700_000
+"""An image (base64) longer than this is described, not decoded (the bound of a tool's
+image, :data:`nbchat.render.richimage.MAX_IMAGE_BYTES`, in base64)."""
+_SHOWN_IMAGES = frozenset({"image/png", "image/jpeg"})
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,10 @@ def mcp_result(result: Any) -> Any:
         raise ToolError(" ".join(text.split()) or "the MCP server reported an error")
     if result.structured_content is not None:
         return result.structured_content
+    images = [_image(block) for block in result.content or ()]
+    if any(image is not None for image in images):
+        lines = [_line(block) for block, image in zip(blocks, images, strict=True) if not image]
+        return Output("\n".join(lines), tuple(image for image in images if image))
     if len(blocks) == 1 and blocks[0].get("type") == "text":
         return blocks[0]["text"]
     return blocks
@@ -159,15 +169,37 @@ def tool_name(name: str) -> str:
     return fixed
 
 
+def _image(block: Any) -> bytes | None:
+    """A PNG or JPEG block's bytes, within the bound; None for any other block."""
+    if getattr(block, "type", None) != "image" or block.mime_type not in _SHOWN_IMAGES:
+        return None
+    data = block.data
+    if isinstance(data, str):
+        if len(data) > MAX_IMAGE_CHARS:
+            return None
+        try:
+            return base64.b64decode(data, validate=True)
+        except ValueError:  # binascii.Error is one
+            return None
+    return bytes(data) if len(data) * 4 // 3 <= MAX_IMAGE_CHARS else None
+
+
+def _line(block: dict[str, Any]) -> str:
+    """A block beside images, as a line of the tool's text."""
+    if block.get("type") == "text":
+        return str(block["text"])
+    if "note" in block:
+        return f"[{block['type']}: {block['mimeType']}, {block['note']}]"
+    return json.dumps(block)
+
+
 def _block(block: Any) -> dict[str, Any]:
     kind = getattr(block, "type", None)
     if kind == "text":
         return {"type": "text", "text": block.text}
-    if kind in ("image", "audio"):
-        data = block.data if isinstance(block.data, str) else base64.b64encode(block.data).decode()
-        if len(data) <= MAX_IMAGE_CHARS:
-            return {"type": kind, "mimeType": block.mime_type, "data": data}
-        size = len(data) * 3 // 4
-        return {"type": kind, "mimeType": block.mime_type, "note": f"{size} bytes, not passed on"}
+    if kind in ("image", "audio"):  # described: base64 is no text for a model or a person
+        data = block.data
+        size = len(data) * 3 // 4 - data[-2:].count("=") if isinstance(data, str) else len(data)
+        return {"type": kind, "mimeType": block.mime_type, "note": f"{size:,} bytes, not shown"}
     dumped = block.model_dump(mode="json", by_alias=True, exclude_none=True)
     return dumped if isinstance(dumped, dict) else {"type": str(kind)}

@@ -130,8 +130,12 @@ def still_running(cancelled: asyncio.CancelledError) -> str | None:
 def _read(
     name: str, value: Any, rich: bool
 ) -> tuple[ToolResult, str | None, tuple[Attachment, ...]]:
-    """The result as the model reads it, and its card's view and images when it has them."""
-    shown = rich_result(value) if rich else None
+    """The result as the model reads it, and its card's view and images when it has them.
+
+    An :class:`Output` (code's, an MCP result's images) is always looked at: its text
+    says what it showed, and its images go to a model that reads them.
+    """
+    shown = rich_result(value) if rich or isinstance(value, Output) else None
     if shown is None:  # code's output that showed nothing: its text, as any string
         return serialize_result(value.text if isinstance(value, Output) else value), None, ()
     return serialize_result(shown.text), shown.html, tool_images(name, shown)

@@ -22,9 +22,10 @@ decides approval (:func:`nbchat.mcpspec.confirm_default`).
 A call: within :data:`CALL_SECONDS` (cancelling the caller cancels it: the
 tool is ``async``); an MCP error or an ``isError`` result is an error result
 with the server's message; structured content is the result when there is
-some, else the text (one block) or the blocks (text, and images kept as MCP
-gives them). A server that ended makes the call fail in one line; the next
-call starts it again, at most :data:`MAX_RESTARTS` times, then says so.
+some, else the text (one block) or the blocks; a PNG or JPEG image makes the
+result an ``Output`` of the text and the image (:func:`nbchat.mcpspec.mcp_result`).
+A server that ended makes the call fail in one line; the next call starts it
+again, at most :data:`MAX_RESTARTS` times, then says so.
 ``notifications/tools/list_changed`` lists the tools again and tells the
 owner (``on_change``). Starting: a command that does not exist or exits at
 once is a :class:`~nbchat.ToolError` naming the command and the last line of

@@ -74,12 +74,18 @@ async def test_arguments_outside_the_schema_never_reach_the_server(client: ChatC
 
 @pytest.mark.timeout(60)
 async def test_server_errors_and_images_come_back_as_results(client: ChatClient) -> None:
-    """An MCP error result carries the server's message; an image is kept as MCP gives it."""
+    """An MCP error result carries the server's message; an image is shown in the card and
+    goes with the result for a model that reads images, its text a description, no base64."""
     await client.mcp(SERVER)
     failed = await _call(client, "fail", {})
     assert failed.status == "error" and "Error executing tool fail" in failed.result
-    picture = await _call(client, "picture", {})
-    assert picture.status == "done" and picture.result[0]["mimeType"] == "image/png"
+    specs = {tool: client.tools[tool].spec for tool in client.tools}
+    picture = await execute(specs, "picture", {}, rich=True)
+    assert picture.status == "done" and "displayed: a PNG image, 1\u00d71" in picture.result
+    assert picture.html is not None and '<img src="data:image/png;base64,' in picture.html
+    (image,) = picture.images
+    assert image.mime == "image/png" and image.data is not None
+    assert image.data not in picture.text  # the model reads the description, not the bytes
 
 
 @pytest.mark.timeout(60)

@@ -61,6 +61,27 @@ async def test_the_model_calls_an_mcp_tool_that_runs_on_the_server(
 
 
 @pytest.mark.timeout(60)
+async def test_an_mcp_tools_image_reaches_a_vision_model_as_an_image(upstream: Upstream) -> None:
+    """A server-side MCP tool's PNG: the tool message describes it, and with vision the
+    image follows as an image_url part; never base64 in the text."""
+    bridge = OpenAIAgent(base_url=upstream.base_url, model="scripted", vision=True)
+    try:
+        await bridge.mcp(OWN)
+        upstream.script.append(Reply(tool_chunks(("call_p", "picture", "{}"))))
+        upstream.script.append(Reply(text_chunks("One pixel.")))
+        async with ChatServer(bridge) as server, ChatClient(url=server.url) as client:
+            reply = await asyncio.wait_for(client.ask("show me"), TIMEOUT)
+    finally:
+        await bridge.aclose()
+    (call,) = reply.tool_calls
+    assert call.status == "done" and "displayed: a PNG image, 1\u00d71" in call.result
+    second = upstream.completion_requests()[1]
+    tool_message, shown = second["messages"][-2:]
+    assert tool_message["role"] == "tool" and "base64" not in tool_message["content"]
+    assert shown["content"][1]["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
+
+
+@pytest.mark.timeout(60)
 async def test_arguments_outside_the_schema_never_reach_the_mcp_server(
     upstream: Upstream, agent: OpenAIAgent
 ) -> None:
