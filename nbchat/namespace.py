@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .redact import REDACTED, is_sensitive_name, looks_like_key, redact_text
+from .render.rich import rich_result
 
 __all__ = [
     "HIDDEN_NAMES",
@@ -169,8 +170,9 @@ def listing(namespace: Mapping[str, Any], *, include_code: bool = False, match: 
 def describe(
     namespace: Mapping[str, Any], name: str, bounded_repr: Callable[[Any], str] = safe_repr
 ) -> str:
-    """What ``name`` holds: a DataFrame's shape, columns, dtypes and first rows; an array's
-    shape and dtype; a dict's keys; else a bounded repr (``bounded_repr``, time-limited)."""
+    """What ``name`` holds: a DataFrame's shape, columns, dtypes and first rows, as a tool's
+    table is summarised (:func:`nbchat.render.rich.rich_result`); an array's shape and
+    dtype; a dict's keys; else a bounded repr (``bounded_repr``, time-limited)."""
     snapshot = dict(namespace)
     if name not in snapshot:
         close = [n for n in shared(snapshot, include_code=True) if n.lower() == name.lower()]
@@ -342,25 +344,15 @@ def _entry(name: str, value: Any) -> str:
 
 def _describe(name: str, value: Any, bounded_repr: Callable[[Any], str]) -> str:
     kind = _kind(value)
+    size = _size(value)
+    shown = rich_result(value) if kind in ("dataframe", "series") else None
+    if shown is not None:  # what a model reads of a table, decided where a tool's result is
+        return f"{name} ({_human(size)}) is {shown.text}" if size else f"{name} is {shown.text}"
     head = f"{name}: {type_name(value)}"
     shape = _shape(value)
-    size = _size(value)
     facts = ", ".join(p for p in (shape, _human(size) if size is not None else "") if p)
     lines = [f"{head}, {facts}" if facts else head]
-    if kind == "dataframe":
-        columns = list(value.columns[:50])
-        dtypes = value.dtypes
-        lines.append("columns (dtype):")
-        lines.extend(f"  {bounded(str(c), 100)}: {dtypes.iloc[i]}" for i, c in enumerate(columns))
-        if len(value.columns) > 50:
-            lines.append(f"  … and {len(value.columns) - 50:,} more columns")
-        lines.append("first rows:")
-        lines.append(value.head(5).to_string(max_cols=20, max_colwidth=50))
-    elif kind == "series":
-        lines.append(f"dtype: {value.dtype}, name: {bounded(str(value.name), 100)}")
-        lines.append("first rows:")
-        lines.append(value.head(5).to_string(max_rows=5))
-    elif kind == "ndarray":
+    if kind == "ndarray":
         lines.append(f"dtype: {value.dtype}")
         lines.append(bounded_repr(value))
     elif isinstance(value, Mapping):

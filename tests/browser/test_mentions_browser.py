@@ -83,7 +83,7 @@ def test_typing_at_lists_the_kernels_names_and_a_mention_is_a_chip(
     panel.wait_finished_replies(1)
     reply = panel.finished_replies.last
     expect(reply).to_contain_text("From your notebook:")
-    expect(reply).to_contain_text("df: pandas.DataFrame, shape 2 x 2")
+    expect(reply).to_contain_text("is a pandas DataFrame: 2 rows \u00d7 2 columns")
     expect(reply).to_contain_text("looks like a credential")
     assert "Zq9x" not in (panel.root.text_content() or "")
     found = page.evaluate(_AUDIT, [panel.root.element_handle(), INJECTED, ALLOWED])

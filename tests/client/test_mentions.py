@@ -59,7 +59,8 @@ async def test_a_mention_reaches_the_model_as_a_context_part(
     (request,) = upstream.completion_requests()
     content = request["messages"][-1]["content"]
     assert [part["type"] for part in content] == ["text", "text", "text"]
-    assert content[0]["text"].startswith("Context: the notebook variable df\ndf: pandas.DataFrame")
+    assert content[0]["text"].startswith("Context: the notebook variable df\ndf (")
+    assert "is a pandas DataFrame: 2 rows \u00d7 2 columns" in content[0]["text"]
     assert "city" in content[0]["text"] and "<" not in content[0]["text"]
     assert "credential" in content[1]["text"] and content[2]["text"] == text
     assert KEY not in json.dumps(request)
@@ -151,7 +152,7 @@ async def test_a_replay_matches_a_mentioning_message_on_its_text(tmp_path: Path)
         ChatClient(url=demo.url, kernel_tools=notebook(), record=record) as client,
     ):
         recorded = await client.ask("what columns does @df have?", timeout=TIMEOUT)
-    assert "- df: pandas.DataFrame, shape 2 x 2" in recorded.text
+    assert "B) is a pandas DataFrame: 2 rows \u00d7 2 columns" in recorded.text
     changed = Kernel(namespace=lambda: {"df": pd.DataFrame({"other": range(5)})})
     async with (
         ReplayServer(record) as replay,

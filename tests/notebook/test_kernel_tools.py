@@ -100,7 +100,7 @@ async def test_the_model_lists_and_describes_but_never_sees_the_key(demo: DemoSe
         cells = result(await chat.ask('call cell_history {"n": 2}', timeout=TIMEOUT))
     assert "df: pandas.DataFrame, shape 2 x 2" in listed and "n: int" in listed
     assert "OPENAI_API_KEY: str, len 45" in listed and "value withheld" in listed
-    assert "year: int64" in described and "Grace" in described
+    assert "year (int64)" in described and "Grace" in described
     assert result(key).endswith("looks like a credential: its value is not shared")
     assert last.startswith("ValueError: bad column 'x'") and "Traceback" in last
     assert "df.head()" in cells and "sk-" not in cells

@@ -104,10 +104,12 @@ def test_results_are_scrubbed_of_secret_values_and_key_shapes() -> None:
 
 
 def test_a_dataframe_is_described_by_its_shape_columns_dtypes_and_first_rows() -> None:
-    """describe_variable of a DataFrame: shape, each column's dtype, the first rows as text."""
+    """describe_variable of a DataFrame: its size, and the summary a tool's table gives the
+    model: shape, each column's dtype, the first rows as CSV."""
     text = describe(namespace(), "df")
-    assert text.startswith("df: pandas.DataFrame, shape 3 x 2")
-    assert "  city: " in text and "  temp: float64" in text
+    assert text.startswith("df (")
+    assert " B) is a pandas DataFrame: 3 rows \u00d7 2 columns\n" in text
+    assert "city (" in text and "temp (float64)" in text
     assert "Paris" in text and "9.25" in text
 
 
