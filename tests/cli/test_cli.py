@@ -66,9 +66,10 @@ async def nbchat(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Pro
 
 
 async def listening_url(process: asyncio.subprocess.Process) -> str:
-    """The URL from the one line ``nbchat serve`` prints once it listens."""
+    """The URL from the one line ``nbchat serve`` prints once it listens (a start-up, with
+    its imports and any ``--mcp`` server: three times the usual wait)."""
     assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode()
+    line = (await asyncio.wait_for(process.stdout.readline(), 3 * TIMEOUT)).decode()
     match = LISTENING.fullmatch(line)
     assert match, f"unexpected first line: {line!r}"
     return match.group(1)
