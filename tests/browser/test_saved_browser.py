@@ -76,6 +76,9 @@ def test_a_saved_conversation_shows_without_a_kernel_offline_and_validates(
     Notebook.open(page, lab, copy.name)
     static = page.locator(".nbchat-static").first  # a short conversation: the first output
     expect(static).to_be_visible()
+    blank = page.locator(".jp-OutputArea-child:has(.nbchat-static:empty)")
+    expect(blank).to_have_count(SLOTS - 1)
+    expect(page.locator(".jp-OutputArea-child:has(.nbchat-static:empty):visible")).to_have_count(0)
     expect(static).to_contain_text("What is 6*7?")
     expect(static).to_contain_text("6*7 = 42.")
     expect(static.locator(".nbchat-tool")).to_contain_text("calculator")

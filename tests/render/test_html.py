@@ -207,16 +207,20 @@ def test_the_question_says_where_the_call_runs() -> None:
 
 
 def test_styles_are_scoped() -> None:
-    """Every rule applies only inside the ``.nbchat`` panel, but the one hiding the static copy.
+    """Every rule applies only inside the ``.nbchat`` panel, but the two hiding static outputs.
 
-    That rule reaches the outputs after a live panel, and only those holding ``.nbchat-static``.
+    One reaches the outputs after a live panel, and only those holding ``.nbchat-static``;
+    the other only an output whose ``.nbchat-static`` is empty (not used yet).
     """
     hide = re.compile(
         r"\.jp-OutputArea-child:has\(\.nbchat\.widget-box\)\s*~\s*"
         r"\.jp-OutputArea-child:has\(\.nbchat-static\)\s*\{\s*display:\s*none;\s*\}"
     )
-    assert len(hide.findall(stylesheet())) == 1
-    css = re.sub(r"/\*.*?\*/", "", hide.sub("", stylesheet()), flags=re.S)
+    blank = re.compile(
+        r"\.jp-OutputArea-child:has\(\.nbchat-static:empty\)\s*\{\s*display:\s*none;\s*\}"
+    )
+    assert len(hide.findall(stylesheet())) == 1 and len(blank.findall(stylesheet())) == 1
+    css = re.sub(r"/\*.*?\*/", "", blank.sub("", hide.sub("", stylesheet())), flags=re.S)
     css = re.sub(r"@keyframes[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", css)
     css = re.sub(r"@media[^{]*\{", "", css)
     selectors = re.findall(r"([^{}]+)\{[^{}]*\}", css)
