@@ -262,14 +262,18 @@ def test_reply_streams_into_the_panel(page: Page, lab: JupyterLab, quickstart: P
     expect(streaming).to_contain_text("1 2 3")
     first = panel.reply_text(turn)
     page.wait_for_function(  # each update replaces the message's element: ask its turn
-        "([turn, seen]) => turn.querySelector('.nbchat-assistant').textContent.trim() !== seen",
+        """([turn, seen]) => {
+          const message = turn.querySelector('.nbchat-assistant');
+          return message.textContent.trim() !== seen
+            || !message.classList.contains('nbchat-streaming');
+        }""",
         arg=[turn.element_handle(), first],
     )
     second = panel.reply_text(turn)
-    assert second != first and second.startswith(first), (first, second)
-    expect(streaming).to_contain_text(" 80 ")  # a few lines in: a fuller picture
-    screenshot(panel.root, RESULTS / "widget-streaming.png")
-    expect(streaming).to_have_count(1)  # the picture was taken mid-stream
+    # It grew; unless it had ended already (a loaded machine's pacer catches up).
+    assert second.startswith(first) and (second != first or first == counting(300))
+    if streaming.count():  # mid-stream still: the picture of a reply being written
+        screenshot(panel.root, RESULTS / "widget-streaming.png")
     expect(turn.locator(".nbchat-assistant:not(.nbchat-streaming)")).to_have_count(
         1, timeout=6 * TIMEOUT_MS
     )

@@ -72,7 +72,7 @@ def test_the_model_reads_the_kernel_and_runs_code_only_after_approval() -> None:
     assert "df: pandas.DataFrame, shape 2 x 2" in listed
     assert "OPENAI_API_KEY: str" in listed and "value withheld" in listed
     assert "chat:" not in listed and "pd:" not in listed and "In:" not in listed
-    assert "temp: float64" in described and "Paris" in described
+    assert "temp (float64)" in described and "Paris" in described
     assert "looks like a credential: its value is not shared" in key
     assert error.startswith("ValueError: no column named temperature")
     assert "ChatWidget(delay=0" in history and "raise ValueError" in history
