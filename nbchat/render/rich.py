@@ -9,10 +9,13 @@ recognises them). In order:
 - a pandas ``DataFrame`` or ``Series``: a bounded table (:mod:`~nbchat.render.richtable`);
 - a matplotlib ``Figure`` (or ``Axes``, for its figure): drawn as a PNG;
 - a PIL image: encoded as a PNG (:mod:`~nbchat.render.richimage`, which bounds images);
-- an object with ``_repr_png_`` or ``_repr_jpeg_`` (``IPython.display.Image``): the image;
-- ``_repr_html_``: through the sanitizer model text goes through
-  (:func:`~nbchat.render.markdown.sanitize_html`); ``_repr_markdown_``: rendered as model text is;
-- ``_repr_svg_`` only: not shown (SVG can carry script), said in one line.
+- Jupyter's display protocol, each view from ``_repr_mimebundle_`` (altair, plotly) or else
+  the value's own method, in this order: ``_repr_png_`` or ``_repr_jpeg_``
+  (``IPython.display.Image``): the image; ``_repr_html_``: through the sanitizer model text
+  goes through (:func:`~nbchat.render.markdown.sanitize_html`), skipped when it shows nothing
+  (all script); ``_repr_markdown_``: rendered as model text is; ``_repr_latex_`` (sympy):
+  MathML, as model text's math is;
+- SVG only: not shown (SVG can carry script), said in one line.
 
 Anything else is not rich (None): its result goes the JSON way it always did
 (:mod:`nbchat.toolresult`). The model is given text only, never HTML: a
@@ -31,6 +34,7 @@ from typing import Any
 from ..redact import redact_text
 from ..toolspec import error_text
 from .markdown import markdown_to_html, sanitize_html
+from .math import latex_to_mathml
 from .richimage import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
@@ -92,26 +96,57 @@ def _represent(value: Any) -> Rich | None:
         return pil_rich(value)
     if _method(value, "_ipython_canary_method_should_not_exist_") is not None:
         return None  # answers every attribute (a proxy, a mock): its "reprs" mean nothing
-    for display in ("_repr_png_", "_repr_jpeg_"):
-        method = _method(value, display)
-        if method is not None:
-            shown = repr_image_rich(method(), display)
-            if shown is not None:
-                return shown
-    for display, kind_name in (("_repr_html_", "html"), ("_repr_markdown_", "markdown")):
-        method = _method(value, display)
-        if method is not None:
-            text = method()
-            if isinstance(text, tuple) and text:  # (data, metadata)
-                text = text[0]
-            if isinstance(text, str):
-                return _markup(text, "html" if kind_name == "html" else "markdown")
-    method = _method(value, "_repr_svg_")
-    if method is not None:
+    bundle = _bundle(value)
+    for mime, display in _VIEWS:
+        data = bundle.get(mime)
+        if data is None:
+            method = _method(value, display)
+            data = method() if method is not None else None
+        shown = _view(mime, data, display)
+        if shown is not None:
+            return shown
+    if "image/svg+xml" in bundle or _method(value, "_repr_svg_") is not None:
         return refused(
             f"an SVG image ({_name(value)})", "nbchat shows no SVG, which can carry script"
         )
     return None
+
+
+_VIEWS = (
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("text/latex", "_repr_latex_"),
+)
+"""The views nbchat can show, in the order it prefers them, each from the value's
+``_repr_mimebundle_`` or else its own method (IPython's display protocol); SVG never."""
+
+
+def _bundle(value: Any) -> dict[str, Any]:
+    """What ``_repr_mimebundle_`` gives (altair, plotly, IPython's ``Image``), or nothing."""
+    method = _method(value, "_repr_mimebundle_")
+    bundle = method() if method is not None else None
+    if isinstance(bundle, tuple) and bundle:  # (data, metadata)
+        bundle = bundle[0]
+    return bundle if isinstance(bundle, dict) else {}
+
+
+def _view(mime: str, data: Any, display: str) -> Rich | None:
+    """One view of a value, shown; None when it gave none or shows nothing (an HTML view that
+    is all script, as plotly's is: the next view, or the value's text, says more)."""
+    if data is None:
+        return None
+    if mime.startswith("image/"):
+        return repr_image_rich(data, display)
+    if isinstance(data, tuple) and data:  # (data, metadata)
+        data = data[0]
+    if not isinstance(data, str):
+        return None
+    if mime == "text/latex":
+        return _math(data)
+    shown = _markup(data, "html" if mime == "text/html" else "markdown")
+    return shown if shown.text or "<img" in shown.html else None
 
 
 def _output(output: Output) -> Rich | None:
@@ -166,13 +201,42 @@ def _markup(text: str, kind: RichKind) -> Rich:
         text = text[:MAX_REPR_CHARS]
     cleaned = redact_text(text)
     if kind == "html":
-        body, read = sanitize_html(cleaned), _text_of_html(text)
+        body = sanitize_html(cleaned)
+        read = _text_of_html(body)  # what the person sees, as text (redacted, as the card is)
     else:
         body, read = markdown_to_html(cleaned), text.strip()
     if len(read) > MAX_MODEL_CHARS:
         read = read[:MAX_MODEL_CHARS] + " … [cut]"
     line = f'<div class="nbchat-rich-note">{html.escape(note)}</div>' if note else ""
     return Rich(kind, read, f'<div class="nbchat-rich nbchat-rich-{kind}">{body}</div>{line}')
+
+
+_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+"""How a LaTeX view marks its formula (sympy gives ``$\\displaystyle x^{2}$``)."""
+
+
+def _math(latex: str) -> Rich:
+    """A LaTeX view (sympy, ``IPython.display.Math``) as MathML; the model reads the LaTeX.
+
+    One formula, delimited or bare (``\\begin{align}…``), is display math; text with
+    formulas in it (``Latex("where $x$ is…")``) renders as model text, math and all. LaTeX
+    that latex2mathml cannot read shows as its source, as in model text.
+    """
+    latex = latex.strip()[:MAX_REPR_CHARS]
+    formula: str | None = latex
+    for opening, closing in _DELIMITERS:
+        inner = latex[len(opening) : -len(closing)]
+        if latex.startswith(opening) and latex.endswith(closing) and inner:
+            formula = None if closing in inner or opening in inner else inner
+            break
+    else:
+        if any(mark in latex for mark in ("$", "\\(", "\\[")):
+            formula = None
+    if formula is None:
+        return _markup(latex, "markdown")
+    body = sanitize_html(latex_to_mathml(redact_text(formula), display=True))
+    read = latex if len(latex) <= MAX_MODEL_CHARS else latex[:MAX_MODEL_CHARS] + " … [cut]"
+    return Rich("math", read, f'<div class="nbchat-rich nbchat-rich-math">{body}</div>')
 
 
 class _Text(HTMLParser):

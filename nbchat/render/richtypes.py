@@ -15,7 +15,7 @@ from ..redact import redact_text
 
 __all__ = ["MAX_MODEL_CHARS", "MAX_OUTPUT_PARTS", "TIMES", "Output", "Rich", "RichKind", "refused"]
 
-RichKind: TypeAlias = Literal["table", "image", "html", "markdown", "refused", "output"]
+RichKind: TypeAlias = Literal["table", "image", "html", "markdown", "math", "refused", "output"]
 
 TIMES = "\u00d7"
 """The multiplication sign (U+00D7) of an image size and a table shape, as people write them."""

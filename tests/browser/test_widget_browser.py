@@ -72,7 +72,7 @@ ALLOWED = {
     "richClasses": [
         *(
             f"nbchat-rich nbchat-rich-{kind}"
-            for kind in ("table", "image", "html", "markdown", "output")
+            for kind in ("table", "image", "html", "markdown", "math", "output")
         ),
         "nbchat-rich nbchat-rich-refused",
         "nbchat-rich-caption",

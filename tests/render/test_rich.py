@@ -14,7 +14,7 @@ from typing import Any
 import matplotlib
 import pandas as pd
 import pytest
-from IPython.display import HTML, SVG, Image, Markdown
+from IPython.display import HTML, SVG, Image, Latex, Markdown, Math
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
@@ -280,6 +280,74 @@ def test_svg_is_never_shown_as_svg() -> None:
     shown = rich_result(SVG('<svg xmlns="http://www.w3.org/2000/svg"><script>1</script></svg>'))
     assert shown is not None and shown.kind == "refused"
     assert "<svg" not in shown.html and "nbchat shows no SVG" in shown.text
+
+
+def test_a_latex_repr_is_mathml_and_the_model_reads_the_latex() -> None:
+    """_repr_latex_ (sympy, IPython's Math and Latex) shows as display MathML, bare or
+    delimited; the model reads the LaTeX, and LaTeX latex2mathml cannot read shows as code."""
+    square = "<msup><mi>x</mi><mn>2</mn></msup>"
+    for value in (Math(r"x^2"), Latex(r"$$x^2$$"), Latex(r"\[x^2\]"), Latex(r"\(x^2\)")):
+        shown = rich_result(value)
+        assert shown is not None and shown.kind == "math", value.data
+        assert '<math display="block">' in shown.html and square in shown.html
+        assert shown.text == value._repr_latex_().strip() and problems(shown.html) == []
+    bad = rich_result(Latex(r"\frac{1}{"))
+    assert bad is not None and "nbchat-math-error" in bad.html and "<math" not in bad.html
+
+
+def test_latex_text_with_formulas_in_it_renders_as_model_text() -> None:
+    """Latex("where $x$ is $y$") is text with two inline formulas, not one formula."""
+    shown = rich_result(Latex("where $x$ is $y$"))
+    assert shown is not None and shown.kind == "markdown"
+    assert shown.html.count('<math display="inline">') == 2 and "where" in text_of(shown.html)
+
+
+class Bundle:
+    """A value that shows itself through ``_repr_mimebundle_`` only, as altair and plotly do."""
+
+    def __init__(self, bundle: object) -> None:
+        self.bundle = bundle
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> object:
+        return self.bundle
+
+
+def test_a_mime_bundle_is_shown_by_the_view_nbchat_prefers() -> None:
+    """A bundle's PNG (base64, as Jupyter sends it) comes before its HTML; HTML, Markdown and
+    LaTeX views show as their methods' would; (data, metadata) is read as data."""
+    encoded = base64.b64encode(png(6, 4)).decode()
+    shown = rich_result(Bundle({"image/png": encoded, "text/html": "<b>chart</b>"}))
+    assert shown is not None and shown.kind == "image" and shown_image(shown.html).size == (6, 4)
+    for bundle, kind in (
+        ({"text/html": "<b>chart</b>", "text/plain": "Chart()"}, "html"),
+        (({"text/markdown": "**chart**"}, {"text/markdown": {}}), "markdown"),
+        ({"text/latex": "$x^2$"}, "math"),
+    ):
+        shown = rich_result(Bundle(bundle))
+        assert shown is not None and shown.kind == kind
+        assert shown.text in ("chart", "**chart**", "$x^2$")
+
+
+def test_a_view_that_needs_script_gives_way_to_the_next_or_to_the_values_text() -> None:
+    """An HTML view that is all script (plotly's) is not shown blank: the bundle's next view is
+    taken, or else the value is not rich and its text goes as any value's does."""
+    script = '<div id="plot"></div><script>Plotly.newPlot("plot", [])</script>'
+    encoded = base64.b64encode(png(2, 2)).decode()
+    shown = rich_result(Bundle({"text/html": script, "image/jpeg": None, "text/latex": "$y$"}))
+    assert shown is not None and shown.kind == "math"
+    assert rich_result(Bundle({"text/html": script, "text/plain": "Figure()"})) is None
+    assert rich_result(HTML(script)) is None
+    shown = rich_result(Bundle({"text/html": script, "image/png": encoded}))
+    assert shown is not None and shown.kind == "image"
+
+
+def test_a_bundle_with_only_svg_or_unknown_views_is_refused_or_not_rich() -> None:
+    """SVG in a bundle is refused as _repr_svg_ is; a bundle of views nbchat cannot show
+    (Vega-Lite's JSON), or one that is not a dict, leaves the value to its text."""
+    shown = rich_result(Bundle({"image/svg+xml": "<svg onload=alert(1)></svg>"}))
+    assert shown is not None and shown.kind == "refused" and "<svg" not in shown.html
+    for bundle in ({"application/vnd.vegalite.v5+json": {}, "text/plain": "Chart"}, None, "x"):
+        assert rich_result(Bundle(bundle)) is None
 
 
 # What is not rich, and what fails

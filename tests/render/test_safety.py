@@ -18,6 +18,7 @@ from nbchat.render import (
     tool_call_html,
     user_message_html,
 )
+from nbchat.render.markdown import sanitize_html
 from nbchat.render.rich import rich_result
 from nbchat.turn import Turn
 from tests.payloads import PAYLOADS
@@ -229,6 +230,12 @@ class _Repr:
     def _repr_markdown_(self) -> object:
         return self.payload if self.kind == "markdown" else None
 
+    def _repr_latex_(self) -> object:
+        return self.payload if self.kind == "latex" else None
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> object:
+        return {"text/html": self.payload, "text/plain": "x"} if self.kind == "bundle" else None
+
 
 class _Svg:
     def _repr_svg_(self) -> str:
@@ -249,20 +256,35 @@ RICH_CORPUS = [
 ]
 """HTML, SVG and data URLs a tool's value could carry in its reprs."""
 
+LATEX_CORPUS = [
+    r"$\href{javascript:alert(1)}{x}$",
+    r"\style{background:url(javascript:alert(1))}{x}",
+    r"$$\text{<script>alert(1)</script>}$$",
+    r"\color{red}{x} \mathrm{<img src=x onerror=alert(1)>}",
+    r"where $\href{javascript:alert(1)}{x}$ is <b onclick=alert(1)>bold</b>",
+]
+"""LaTeX that latex2mathml turns into links, styles or raw markup."""
 
-@pytest.mark.parametrize("kind", ["html", "markdown"])
-@pytest.mark.parametrize("payload", RICH_CORPUS)
+
+@pytest.mark.parametrize("kind", ["html", "markdown", "latex", "bundle"])
+@pytest.mark.parametrize("payload", RICH_CORPUS + LATEX_CORPUS)
 def test_a_values_own_markup_stays_inert_in_its_card(kind: str, payload: str) -> None:
-    """An HTML or Markdown repr carrying script, handlers, SVG or data URLs shows nothing active,
-    in the card and in the saved copy, and the model's text is never HTML."""
+    """An HTML, Markdown, LaTeX or mime-bundle repr carrying script, handlers, SVG or data URLs
+    shows nothing active, in the card and in the saved copy, and the model's text is never
+    HTML; an HTML view that would show no text is not taken (the value's text goes instead)."""
     shown = rich_result(_Repr(kind, payload))
-    assert shown is not None
+    if shown is None:
+        assert kind in ("html", "bundle") and text_of(sanitize_html(payload)).strip() == ""
+        return
     card = tool_call_html(tool_call(status="done", result=shown.text), shown=shown.html)
     turn = Turn(user="u", tool_calls=[tool_call(status="done")], shown={"c1": shown.html})
     for markup in (card, conversation_html([turn], styles=False)):
         assert problems(markup) == [], markup
         assert "<img" not in markup
-    assert "<script" not in shown.text.lower() or kind == "markdown"
+    if kind in ("html", "bundle"):  # the model reads what the person sees, as text
+        assert "".join(shown.text.split()) == "".join(text_of(shown.html).split())
+    else:  # it reads the source, which is text to it
+        assert shown.text == payload.strip()
 
 
 def test_svg_and_svg_as_image_bytes_are_never_shown() -> None:
