@@ -126,7 +126,7 @@ _VIEWS = (
 def _bundle(value: Any) -> dict[str, Any]:
     """What ``_repr_mimebundle_`` gives (altair, plotly, IPython's ``Image``), or nothing."""
     method = _method(value, "_repr_mimebundle_")
-    bundle = method() if method is not None else None
+    bundle = method(include=None, exclude=None) if method is not None else None  # as IPython
     if isinstance(bundle, tuple) and bundle:  # (data, metadata)
         bundle = bundle[0]
     return bundle if isinstance(bundle, dict) else {}
