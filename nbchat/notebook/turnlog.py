@@ -23,43 +23,37 @@ class TurnLog:
         self.page_size = page_size
         self.box = widgets.VBox()
         self.box.add_class("nbchat-log")
-        self._page = self.box
+        self._pages: list[widgets.Box] = [self.box]
+        """Every page, first to last: each one after the first is its predecessor's last child."""
         self._count = 0
-        """Turns on the current page."""
+        """Turns on the last page."""
 
     def clear(self) -> None:
         """Remove every turn and banner shown, closing their widgets."""
         children, self.box.children = self.box.children, ()
         for child in children:
             close_tree(child)
-        self._page = self.box
+        self._pages = [self.box]
         self._count = 0
 
     def remove(self, child: widgets.Widget) -> None:
         """Take ``child`` (a banner that no longer holds) out of whichever page holds it."""
-        page: widgets.Box | None = self.box
-        while page is not None:
+        for page in self._pages:
             if child in page.children:
                 page.children = tuple(c for c in page.children if c is not child)
-                if page is self._page:
+                if page is self._pages[-1]:
                     self._count -= 1
                 close_tree(child)
                 return
-            last = page.children[-1] if page.children else None
-            page = (
-                last
-                if isinstance(last, widgets.Box) and "nbchat-page" in last._dom_classes
-                else None
-            )
 
     def append(self, child: widgets.Widget) -> None:
         """Add ``child`` (a turn or a banner) after everything shown."""
         if self._count == self.page_size:
             page = widgets.VBox([child])
             page.add_class("nbchat-page")
-            self._page.children += (page,)
-            self._page = page
+            self._pages[-1].children += (page,)
+            self._pages.append(page)
             self._count = 1
             return
-        self._page.children += (child,)
+        self._pages[-1].children += (child,)
         self._count += 1

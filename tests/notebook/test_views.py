@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import ipywidgets as widgets
 import pytest
 
 from nbchat.notebook.turnlog import TurnLog
@@ -147,6 +148,23 @@ async def test_a_new_turn_costs_the_same_however_many_came_before(
     costs = [cost_of_append() for _ in range(500)]
     early, late = max(costs[16:40]), max(costs[476:500])
     assert late <= early * 1.05, (early, late)
+
+
+def test_a_banner_on_a_later_page_is_removed_from_its_page(comms: list[RecordingComm]) -> None:
+    """A banner two pages deep leaves its page, and the next turn still fills that page."""
+    log = TurnLog(page_size=2)
+    turns = [widgets.HTML(f"turn {i}") for i in range(4)]
+    banner = widgets.HTML("reconnecting")
+    for turn in turns[:2]:
+        log.append(turn)
+    log.append(turns[2])
+    log.append(banner)  # the second page is full: turns[2] and the banner
+    log.remove(banner)
+    log.append(turns[3])
+    first = log.box.children
+    second = first[-1].children
+    assert first[:2] == tuple(turns[:2])
+    assert second == (turns[2], turns[3])
 
 
 async def test_a_stopped_reply_is_marked_stopped(comms: list[RecordingComm]) -> None:
