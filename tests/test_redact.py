@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import time
-
 import pytest
 
 from nbchat.redact import (
@@ -15,7 +12,7 @@ from nbchat.redact import (
     redact_url,
     splits_cleanly,
 )
-from tests.helpers import TIME_SCALE
+from tests.helpers import TIME_SCALE, best_cpu_times
 
 pytestmark = pytest.mark.unit
 
@@ -165,18 +162,8 @@ ADVERSARIAL = [
 def test_redaction_is_linear(text: str) -> None:
     """Twice the input costs about twice the time (quadratic would cost four times)."""
 
-    def cost(sample: str) -> float:
-        # CPU time of this process, best of 4: other jobs on a shared machine barely move it.
-        best = float("inf")
-        gc.collect()
-        for _ in range(4):
-            start = time.process_time()
-            redact_text(sample)
-            best = min(best, time.process_time() - start)
-        return best
-
     half = text[: len(text) // 2]
-    small, large = cost(half), cost(text)
+    small, large = best_cpu_times(lambda: redact_text(half), lambda: redact_text(text), rounds=4)
     # Linear gives 2; quadratic 4. Tiny timings are noise-dominated: an absolute floor too.
     assert large < 3.0 * small or large < 0.05 * TIME_SCALE, (small, large)
     assert large < 3.0 * TIME_SCALE
